@@ -1,0 +1,108 @@
+"""Shared fixtures: the real-world corpus, schema validation of every event, the real CLI."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from watcher.events import schema
+
+DATA = Path(__file__).parent / "data"
+CORPUS = DATA / "corpus"
+REPO = Path(__file__).parent.parent
+
+_VALIDATOR = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+
+
+def load_jsonl(name: str) -> list[dict[str, Any]]:
+    with (CORPUS / name).open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def validate_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Fail the test when an event does not match the shipped JSON Schema."""
+    errors = sorted(_VALIDATOR.iter_errors(event), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+    return event
+
+
+def parse_events(stdout: str) -> list[dict[str, Any]]:
+    """Every line of a command's stdout as a schema-valid event."""
+    return [validate_event(json.loads(line)) for line in stdout.splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def logs(self) -> list[dict[str, Any]]:
+        """The structlog JSON lines written to stderr."""
+        return [json.loads(line) for line in self.stderr.splitlines() if line.startswith("{")]
+
+
+def _drop_file_permission_override() -> None:
+    """In the child: give up root's power to read any file (CAP_DAC_OVERRIDE, _READ_SEARCH).
+
+    Removing them from the bounding set before exec means the command runs as root but is
+    refused by file permissions like any other user, so "unreadable file" tests are real.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+        if libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+_PR_CAPBSET_DROP = 24
+_CAP_DAC_OVERRIDE = 1
+_CAP_DAC_READ_SEARCH = 2
+
+
+def run_cli(
+    *args: str,
+    input_bytes: bytes | None = None,
+    env: dict[str, str] | None = None,
+    honour_file_permissions: bool = False,
+    timeout: float = 120,
+) -> Completed:
+    """Run the real command line in a subprocess, the way a person or systemd does."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "watcher", *args],
+        input=input_bytes,
+        capture_output=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+        preexec_fn=_drop_file_permission_override
+        if honour_file_permissions and os.geteuid() == 0
+        else None,
+        cwd=REPO,
+    )
+    return Completed(
+        proc.returncode,
+        proc.stdout.decode("utf-8"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_leaks() -> Iterator[None]:
+    """Fail a test that leaves a thread running (as watchdog's own suite does)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leaked, f"threads leaked: {leaked}"

@@ -1,0 +1,503 @@
+"""config: YAML -> frozen, typed configuration; every error names file:line and the key path.
+
+The shape is the whole of ``design.md`` section 4, built once; later stages read it. Unknown
+keys are errors with a "did you mean" hint. The YAML is parsed with ``yaml.safe_load``; the
+node tree (``yaml.compose`` with the safe loader, which constructs no objects) is read only
+to know which line each key sits on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from watcher.errors import ConfigError
+
+T = TypeVar("T")
+
+DEFAULT_STATE_DIR = "/var/lib/authz-watcher"
+DEFAULT_CLOUDTRAIL_ERROR_CODES = (
+    "AccessDenied*",
+    "*UnauthorizedOperation",
+    "*AccessDeniedException",
+)
+EVENT_TYPES = ("authz_denial", "authz_alert")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_NO_STRINGS: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileSource:
+    paths: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    start_at: Literal["end", "beginning"] = "end"
+    max_line_bytes: int = 1024 * 1024
+    aws_profile: str | None = None
+    poll_interval_seconds: float = 5.0
+    use_polling: bool = False
+    type: Literal["file"] = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class CloudTrailSource:
+    paths: tuple[str, ...]
+    error_codes: tuple[str, ...] = DEFAULT_CLOUDTRAIL_ERROR_CODES
+    aws_profile: str | None = None
+    poll_interval_seconds: float = 30.0
+    use_polling: bool = False
+    type: Literal["cloudtrail"] = "cloudtrail"
+
+
+Source = FileSource | CloudTrailSource
+
+
+@dataclass(frozen=True, slots=True)
+class AccountCredentials:
+    profile: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeSettings:
+    enabled: bool = True
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    accounts: Mapping[str, AccountCredentials] = field(default_factory=dict)
+    max_concurrency: int = 4
+    max_requests_per_second: float = 10.0
+    cache_ttl_seconds: float = 7 * 86400.0
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    name: str
+    group_by: tuple[str, ...] = ("principal_arn", "action")
+    threshold: int = 5
+    window_seconds: float = 600.0
+    cooldown_seconds: float = 1800.0
+    match: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    exclude: tuple[Mapping[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sink:
+    type: Literal["stdout", "file", "webhook", "sns"]
+    events: tuple[str, ...] = EVENT_TYPES
+    path: str | None = None
+    url: str | None = None
+    format: Literal["json", "slack"] = "json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 10.0
+    topic_arn: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    listen: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    state_dir: str = DEFAULT_STATE_DIR
+    sources: tuple[Source, ...] = ()
+    decode: DecodeSettings = field(default_factory=DecodeSettings)
+    alerts: tuple[AlertRule, ...] = ()
+    sinks: tuple[Sink, ...] = (Sink(type="stdout"),)
+    metrics: Metrics = field(default_factory=Metrics)
+    path: str | None = None  # the file it was loaded from
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a configuration file; raise ConfigError naming file, line and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {_os_reason(exc)}") from exc
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, filename: str = "<config>") -> Config:
+    try:
+        data = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}:" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{filename}:{line} invalid YAML: {problem}") from exc
+    reader = _Reader(filename, lines)
+    if data is None:
+        data = {}
+    return reader.config(data)
+
+
+def _key_lines(node: yaml.Node | None, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    """Map each key path (``("sources", "0", "paths")``) to its 1-based line number."""
+    lines: dict[tuple[str, ...], int] = {}
+    if node is None:
+        return lines
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key_path = (*path, str(key_node.value))
+            lines[key_path] = key_node.start_mark.line + 1
+            for sub_path, line in _key_lines(value_node, key_path).items():
+                lines.setdefault(sub_path, line)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_key_lines(item, (*path, str(index))))
+    return lines
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``90``, ``"30s"``, ``"10m"``, ``"1h"`` or ``"7d"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 10m, 1h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 30s, 10m, 1h or 7d, got {value!r}")
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+class _Reader:
+    """Walks the loaded YAML, building config objects and naming the place of every error."""
+
+    def __init__(self, filename: str, lines: dict[tuple[str, ...], int]) -> None:
+        self._filename = filename
+        self._lines = lines
+
+    def error(self, path: tuple[str, ...], message: str) -> ConfigError:
+        line = None
+        for depth in range(len(path), -1, -1):
+            line = self._lines.get(path[:depth])
+            if line is not None:
+                break
+        where = f"{self._filename}:{line}:" if line is not None else f"{self._filename}:"
+        key = ".".join(path) if path else "(top level)"
+        return ConfigError(f"{where} {key}: {message}")
+
+    def mapping(
+        self, value: object, path: tuple[str, ...], allowed: tuple[str, ...]
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping, got {_type_name(value)}")
+        for key in value:
+            if not isinstance(key, str) or key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise self.error((*path, str(key)), f"unknown key{suffix}")
+        return value
+
+    def get(
+        self,
+        data: Mapping[str, Any],
+        path: tuple[str, ...],
+        key: str,
+        convert: Callable[[Any], T],
+        default: T,
+    ) -> T:
+        if key not in data:
+            return default
+        try:
+            return convert(data[key])
+        except (TypeError, ValueError) as exc:
+            raise self.error((*path, key), str(exc)) from exc
+
+    def config(self, data: object) -> Config:
+        top = self.mapping(
+            data, (), ("state_dir", "sources", "decode", "alerts", "sinks", "metrics")
+        )
+        sources = self.sequence(top.get("sources", []), ("sources",), self.source)
+        sinks = (
+            self.sequence(top["sinks"], ("sinks",), self.sink) if "sinks" in top else Config().sinks
+        )
+        alerts = self.sequence(top.get("alerts", []), ("alerts",), self.alert)
+        names = [rule.name for rule in alerts]
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                raise self.error(("alerts", str(index), "name"), f"duplicate rule name {name!r}")
+        return Config(
+            state_dir=self.get(top, (), "state_dir", _string, DEFAULT_STATE_DIR),
+            sources=sources,
+            decode=self.decode(top.get("decode", {}), ("decode",)),
+            alerts=alerts,
+            sinks=sinks,
+            metrics=self.metrics(top.get("metrics", {}), ("metrics",)),
+            path=self._filename,
+        )
+
+    def sequence(
+        self, value: object, path: tuple[str, ...], build: Callable[[object, tuple[str, ...]], T]
+    ) -> tuple[T, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.error(path, f"expected a list, got {_type_name(value)}")
+        return tuple(build(item, (*path, str(index))) for index, item in enumerate(value))
+
+    def source(self, value: object, path: tuple[str, ...]) -> Source:
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping, got {_type_name(value)}")
+        kind = value.get("type")
+        common = ("type", "paths", "aws_profile", "poll_interval_seconds", "use_polling")
+        if kind == "file":
+            data = self.mapping(value, path, (*common, "exclude", "start_at", "max_line_bytes"))
+            return FileSource(
+                paths=self.require_list(data, path, "paths"),
+                exclude=self.get(data, path, "exclude", _string_list, ()),
+                start_at=self.get(data, path, "start_at", _start_at, "end"),
+                max_line_bytes=self.get(data, path, "max_line_bytes", _positive_int, 1024 * 1024),
+                aws_profile=self.get(data, path, "aws_profile", _optional_string, None),
+                poll_interval_seconds=self.get(
+                    data, path, "poll_interval_seconds", parse_duration, 5.0
+                ),
+                use_polling=self.get(data, path, "use_polling", _bool, False),
+            )
+        if kind == "cloudtrail":
+            data = self.mapping(value, path, (*common, "error_codes"))
+            return CloudTrailSource(
+                paths=self.require_list(data, path, "paths"),
+                error_codes=self.get(
+                    data, path, "error_codes", _string_list, DEFAULT_CLOUDTRAIL_ERROR_CODES
+                ),
+                aws_profile=self.get(data, path, "aws_profile", _optional_string, None),
+                poll_interval_seconds=self.get(
+                    data, path, "poll_interval_seconds", parse_duration, 30.0
+                ),
+                use_polling=self.get(data, path, "use_polling", _bool, False),
+            )
+        raise self.error((*path, "type"), f"expected 'file' or 'cloudtrail', got {kind!r}")
+
+    def require_list(
+        self, data: Mapping[str, Any], path: tuple[str, ...], key: str
+    ) -> tuple[str, ...]:
+        if key not in data:
+            raise self.error(path, f"missing required key {key!r}")
+        values = self.get(data, path, key, _string_list, _NO_STRINGS)
+        if not values:
+            raise self.error((*path, key), "must name at least one path")
+        return values
+
+    def decode(self, value: object, path: tuple[str, ...]) -> DecodeSettings:
+        data = self.mapping(
+            value,
+            path,
+            (
+                "enabled",
+                "profile",
+                "region",
+                "endpoint_url",
+                "accounts",
+                "max_concurrency",
+                "max_requests_per_second",
+                "cache_ttl",
+                "timeout_seconds",
+            ),
+        )
+        defaults = DecodeSettings()
+        return DecodeSettings(
+            enabled=self.get(data, path, "enabled", _bool, True),
+            profile=self.get(data, path, "profile", _optional_string, None),
+            region=self.get(data, path, "region", _optional_string, None),
+            endpoint_url=self.get(data, path, "endpoint_url", _optional_string, None),
+            accounts=self.accounts(data.get("accounts", {}), (*path, "accounts")),
+            max_concurrency=self.get(data, path, "max_concurrency", _positive_int, 4),
+            max_requests_per_second=self.get(
+                data, path, "max_requests_per_second", _positive_number, 10.0
+            ),
+            cache_ttl_seconds=self.get(
+                data, path, "cache_ttl", parse_duration, defaults.cache_ttl_seconds
+            ),
+            timeout_seconds=self.get(data, path, "timeout_seconds", parse_duration, 10.0),
+        )
+
+    def accounts(self, value: object, path: tuple[str, ...]) -> dict[str, AccountCredentials]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping, got {_type_name(value)}")
+        accounts = {}
+        for raw_account, entry in value.items():
+            account = str(raw_account)
+            entry_path = (*path, account)
+            if not _ACCOUNT_RE.match(account):
+                raise self.error(entry_path, "an account id is 12 digits (quote it in YAML)")
+            data = self.mapping(entry, entry_path, ("profile", "role_arn", "external_id"))
+            credentials = AccountCredentials(
+                profile=self.get(data, entry_path, "profile", _optional_string, None),
+                role_arn=self.get(data, entry_path, "role_arn", _optional_string, None),
+                external_id=self.get(data, entry_path, "external_id", _optional_string, None),
+            )
+            if (credentials.profile is None) == (credentials.role_arn is None):
+                raise self.error(entry_path, "give exactly one of 'profile' or 'role_arn'")
+            accounts[account] = credentials
+        return accounts
+
+    def alert(self, value: object, path: tuple[str, ...]) -> AlertRule:
+        data = self.mapping(
+            value,
+            path,
+            ("name", "group_by", "threshold", "window", "cooldown", "match", "exclude"),
+        )
+        if "name" not in data:
+            raise self.error(path, "missing required key 'name'")
+        return AlertRule(
+            name=self.get(data, path, "name", _string, ""),
+            group_by=self.get(data, path, "group_by", _string_list, ("principal_arn", "action")),
+            threshold=self.get(data, path, "threshold", _positive_int, 5),
+            window_seconds=self.get(data, path, "window", parse_duration, 600.0),
+            cooldown_seconds=self.get(data, path, "cooldown", parse_duration, 1800.0),
+            match=self.get(data, path, "match", _glob_map, {}),
+            exclude=self.get(data, path, "exclude", _exclude_list, ()),
+        )
+
+    def sink(self, value: object, path: tuple[str, ...]) -> Sink:
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping, got {_type_name(value)}")
+        kind = value.get("type")
+        allowed_by_kind: dict[str, tuple[str, ...]] = {
+            "stdout": (),
+            "file": ("path",),
+            "webhook": ("url", "format", "headers", "timeout_seconds"),
+            "sns": ("topic_arn", "region", "profile", "endpoint_url", "timeout_seconds"),
+        }
+        if kind not in allowed_by_kind:
+            raise self.error(
+                (*path, "type"), f"expected one of stdout, file, webhook, sns; got {kind!r}"
+            )
+        data = self.mapping(value, path, ("type", "events", *allowed_by_kind[kind]))
+        required = {"file": "path", "webhook": "url", "sns": "topic_arn"}.get(kind)
+        if required is not None and required not in data:
+            raise self.error(path, f"missing required key {required!r}")
+        return Sink(
+            type=kind,
+            events=self.get(data, path, "events", _event_types, EVENT_TYPES),
+            path=self.get(data, path, "path", _optional_string, None),
+            url=self.get(data, path, "url", _optional_string, None),
+            format=self.get(data, path, "format", _webhook_format, "json"),
+            headers=self.get(data, path, "headers", _string_map, {}),
+            timeout_seconds=self.get(data, path, "timeout_seconds", parse_duration, 10.0),
+            topic_arn=self.get(data, path, "topic_arn", _optional_string, None),
+            region=self.get(data, path, "region", _optional_string, None),
+            profile=self.get(data, path, "profile", _optional_string, None),
+            endpoint_url=self.get(data, path, "endpoint_url", _optional_string, None),
+        )
+
+    def metrics(self, value: object, path: tuple[str, ...]) -> Metrics:
+        data = self.mapping(value if value is not None else {}, path, ("listen",))
+        listen = self.get(data, path, "listen", _optional_string, None)
+        if listen is not None and not re.match(r"^[\w.:\[\]-]+:\d{1,5}$", listen):
+            raise self.error((*path, "listen"), "expected host:port, e.g. 127.0.0.1:9464")
+        return Metrics(listen=listen)
+
+
+def _type_name(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {_type_name(value)}")
+    return value
+
+
+def _optional_string(value: object) -> str | None:
+    return None if value is None else _string(value)
+
+
+def _string_list(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise TypeError("expected a list of strings")
+    return tuple(value)
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a whole number greater than zero, got {value!r}")
+    return value
+
+
+def _positive_number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"expected a number greater than zero, got {value!r}")
+    return float(value)
+
+
+def _start_at(value: object) -> Literal["end", "beginning"]:
+    if value == "end":
+        return "end"
+    if value == "beginning":
+        return "beginning"
+    raise ValueError(f"expected 'end' or 'beginning', got {value!r}")
+
+
+def _webhook_format(value: object) -> Literal["json", "slack"]:
+    if value == "json":
+        return "json"
+    if value == "slack":
+        return "slack"
+    raise ValueError(f"expected 'json' or 'slack', got {value!r}")
+
+
+def _event_types(value: object) -> tuple[str, ...]:
+    events = _string_list(value)
+    for event in events:
+        if event not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event!r}; expected authz_denial or authz_alert")
+    return events
+
+
+def _string_map(value: object) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("expected a mapping of strings to strings")
+    return dict(value)
+
+
+def _glob_map(value: object) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise TypeError("expected a mapping of field -> glob or list of globs")
+    return {str(key): _string_list(globs) for key, globs in value.items()}
+
+
+def _exclude_list(value: object) -> tuple[dict[str, str], ...]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list of {field: glob} mappings")
+    return tuple(_string_map(item) for item in value)
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)

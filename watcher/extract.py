@@ -1,0 +1,384 @@
+"""extract: text -> Findings. Pure functions, no I/O; the hot path of the pipeline.
+
+A denial is made of up to three parts, in this order when all are present:
+
+* the lead sentence ``You are not authorized to perform this operation.``;
+* the plain-text sentence ``User: ARN is not authorized to perform: ACTION [on resource: RES]
+  [because no TYPE policy allows ... | with an explicit deny in a TYPE policy[: ARN]]``;
+* the blob after ``Encoded authorization failure message:``.
+
+Parts that follow each other belong to one denial (one denial, one event); a part that
+repeats starts the next denial. Every regex here is anchored on a literal word and uses
+possessive or bounded repetition, so the time is linear in the text whatever it holds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from watcher.model import BlobState, Finding
+
+# Every part of every denial contains this, so a text without it holds no denial:
+# "Encoded authorization failure message", "not authorized", "UnauthorizedOperation".
+TRIGGER = "authoriz"
+TRIGGER_BYTES = TRIGGER.encode()
+
+MAX_BLOB_CHARS = 10_240
+# Real blobs are hundreds of characters. A shorter token is a fragment (cut by a person or a
+# tool) and is kept but never sent to STS; tokens shorter than this are placeholders.
+COMPLETE_BLOB_MIN_CHARS = 64
+FRAGMENT_MIN_CHARS = 16
+PLACEHOLDER_MAX_DISTINCT_CHARS = 4  # "xxxxxxxxxxxxxxxxxxxx", "--------------------"
+
+# How far back from "is not authorized" the principal may start, and how far the resource
+# and reason may run after the action.
+PRINCIPAL_LOOKBACK_CHARS = 2048
+RESOURCE_MAX_CHARS = 2048
+
+_LEAD_RE = re.compile(r"You\s++are\s++not\s++authorized\s++to\s++(perform\s++this\s++operation)?")
+_BLOB_RE = re.compile(
+    r"(?:Encoded\s++)?authorization\s++failure\s++message:\s{0,16}+"
+    r"(?P<token>[A-Za-z0-9_-]*+)(?P<ellipsis>\.\.\.|\u2026)?"
+)
+_PLAIN_RE = re.compile(
+    r"\bis\s++not\s++authorized\s++to\s++perform:\s*+(?P<action>[A-Za-z0-9-]++:[A-Za-z0-9*]++)"
+)
+_ON_RESOURCE_RE = re.compile(r"\s++on\s++(?:(?P<this>this\s++resource)|resource:\s*+)")
+_RESOURCE_END_RE = re.compile(
+    r"\s++(?:because\b|with\s++an\s++explicit\s++deny\b)|\s*+\((?:Service|SDK)\b"
+)
+_POLICY_TYPES = (
+    r"(?P<ptype>identity-based|resource-based|service\s++control|resource\s++control"
+    r"|permissions\s++boundary|sessions?+|VPC\s++endpoint|role\s++trust)"
+)
+_IMPLICIT_RE = re.compile(
+    r"\s*+because\s++(?P<clause>no\s++" + _POLICY_TYPES + r"(?:\s++polic(?:y|ies))?+"
+    r"\s++allows?+\s++the\s++[A-Za-z0-9-]++:[A-Za-z0-9*]++(?:\s++action\b)?+)",
+    re.IGNORECASE,
+)
+_EXPLICIT_RE = re.compile(
+    r"\s*+with\s++an\s++explicit\s++deny\s++in\s++(?:an?\s++|the\s++)?+"
+    + _POLICY_TYPES
+    + r"(?:\s++polic(?:y|ies))?+(?::\s*+(?P<policy_arn>arn:[^\s\"'\\]++))?+",
+    re.IGNORECASE,
+)
+
+_POLICY_TYPE_NAMES = {
+    "identity-based": "identity-based",
+    "resource-based": "resource-based",
+    "service control": "service control",
+    "resource control": "resource control",
+    "permissions boundary": "permissions boundary",
+    "session": "session",
+    "sessions": "session",
+    "vpc endpoint": "vpc endpoint",
+    "role trust": "role trust",
+}
+
+_ERROR_CODE_RES = (
+    re.compile(r"An\s++error\s++occurred\s++\((?P<code>[A-Za-z][\w.]{0,80}+)\)"),
+    re.compile(r"api\s++error\s++(?P<code>[A-Za-z][\w.]{0,80}+):"),
+    re.compile(r"Error\s++Code:\s*+(?P<code>[A-Za-z][\w.]{0,80}+)"),
+    re.compile(r"\"?errorCode\\?\"?\s*+[:=]\s*+\\?\"(?P<code>[A-Za-z][\w.]{0,80}+)"),
+    re.compile(r"\b(?P<code>[A-Z][A-Za-z]{2,60}+(?:\.[A-Z][A-Za-z]{2,60}+)?+):\s++(?:You|User:)"),
+)
+_OPERATION_RES = (
+    re.compile(r"when\s++calling\s++the\s++(?P<op>\w{1,100}+)\s++operation"),
+    re.compile(r"operation\s++error\s++(?P<service>[\w .-]{1,40}?):\s*+(?P<op>\w{1,100}+)"),
+    re.compile(r"\bAPI:\s*+(?P<service>[a-z0-9-]{1,40}+):(?P<op>\w{1,100}+)"),
+)
+_SERVICE_RE = re.compile(r"\(Service:\s*+(?P<service>[\w .-]{1,40}?)\s*+[;,)]")
+_REQUEST_ID_RE = re.compile(
+    r"(?i:request[ _-]?+id)\\?\"?\s*+[:=]\s*+\\?\"?(?P<rid>[0-9A-Za-z][0-9A-Za-z-]{7,80}+)"
+)
+
+_ISO_TS_RE = re.compile(
+    r"\[?(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[T ](?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
+    r"(?:[.,](?P<frac>\d{1,9}))?(?P<tz>Z|[+-]\d{2}:?\d{2})?"
+)
+_SLASH_TS_RE = re.compile(
+    r"\[?(?P<y>\d{4})/(?P<mo>\d{2})/(?P<d>\d{2})[ T](?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
+)
+_SYSLOG_TS_RE = re.compile(
+    r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(?P<d>\d{1,2}) "
+    r"(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})\b"
+)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True, slots=True)
+class _Blob:
+    token: str | None
+    state: BlobState
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    principal_arn: str | None
+    action: str
+    resource: str | None
+    policy_type: str | None
+    explicit_deny: bool
+    policy_arn: str | None
+    because: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    start: int
+    end: int
+    lead: bool = False
+    generic_lead: bool = False  # "You are not authorized to <something else>"
+    plain: _Plain | None = None
+    blob: _Blob | None = None
+
+
+@dataclass(slots=True)
+class _Group:
+    parts: list[_Part] = field(default_factory=list)
+
+    def accepts(self, part: _Part) -> bool:
+        if part.lead:
+            return False
+        if part.plain is not None:
+            return all(p.lead for p in self.parts)
+        return all(p.blob is None for p in self.parts)
+
+
+def might_contain_denial(text: str) -> bool:
+    """The cheap pre-filter: False means ``find_denials`` would certainly return nothing."""
+    return TRIGGER in text
+
+
+def find_denials(text: str, *, now: datetime | None = None) -> list[Finding]:
+    """Every denial in ``text`` (a log line, a record's message, or a pasted multi-line error).
+
+    ``now`` fixes the year of syslog-style timestamps that carry none.
+    """
+    if TRIGGER not in text:
+        return []
+    parts = sorted(_find_parts(text), key=lambda part: part.start)
+    groups: list[_Group] = []
+    for part in parts:
+        if not groups or not groups[-1].accepts(part):
+            groups.append(_Group())
+        groups[-1].parts.append(part)
+    groups = [g for g in groups if not all(p.generic_lead for p in g.parts)]
+    if not groups:
+        return []
+
+    timestamp = parse_leading_timestamp(text, now=now)
+    findings = []
+    for ordinal, group in enumerate(groups):
+        context_start = groups[ordinal - 1].parts[-1].end if ordinal > 0 else 0
+        context_end = groups[ordinal + 1].parts[0].start if ordinal + 1 < len(groups) else len(text)
+        finding = _finding_from_parts(ordinal, group.parts)
+        finding = _with_context(finding, text[context_start:context_end])
+        findings.append(replace(finding, timestamp=timestamp))
+    return findings
+
+
+def _find_parts(text: str) -> list[_Part]:
+    parts = [
+        _Part(m.start(), m.end(), lead=m.group(1) is not None, generic_lead=m.group(1) is None)
+        for m in _LEAD_RE.finditer(text)
+    ]
+    parts.extend(
+        _Part(m.start(), m.end(), blob=classify_blob(m.group("token"), bool(m.group("ellipsis"))))
+        for m in _BLOB_RE.finditer(text)
+    )
+    parts.extend(_parse_plain(text, m) for m in _PLAIN_RE.finditer(text))
+    return parts
+
+
+def classify_blob(token: str, followed_by_ellipsis: bool) -> _Blob:
+    """Tell a real blob from a placeholder, a fragment or a token too long to be one."""
+    length = len(token)
+    if (
+        length < FRAGMENT_MIN_CHARS
+        or length > MAX_BLOB_CHARS
+        or len(set(token)) <= PLACEHOLDER_MAX_DISTINCT_CHARS
+    ):
+        return _Blob(None, BlobState.ABSENT)
+    if followed_by_ellipsis or length < COMPLETE_BLOB_MIN_CHARS:
+        return _Blob(token, BlobState.TRUNCATED)
+    return _Blob(token, BlobState.COMPLETE)
+
+
+def _parse_plain(text: str, match: re.Match[str]) -> _Part:
+    principal, start = _principal_before(text, match.start())
+    pos = match.end()
+    resource: str | None = None
+    on = _ON_RESOURCE_RE.match(text, pos)
+    if on is not None:
+        if on.group("this") is not None:
+            pos = on.end()
+        else:
+            resource, pos = _resource_at(text, on.end())
+    policy_type: str | None = None
+    policy_arn: str | None = None
+    because: str | None = None
+    explicit = False
+    implicit_m = _IMPLICIT_RE.match(text, pos)
+    explicit_m = _EXPLICIT_RE.match(text, pos) if implicit_m is None else None
+    if implicit_m is not None:
+        policy_type = _policy_type_name(implicit_m.group("ptype"))
+        because = " ".join(implicit_m.group("clause").split())
+        pos = implicit_m.end()
+    elif explicit_m is not None:
+        explicit = True
+        policy_type = _policy_type_name(explicit_m.group("ptype"))
+        policy_arn = explicit_m.group("policy_arn")
+        if policy_arn is not None:
+            policy_arn = policy_arn.rstrip(".,;")
+        pos = explicit_m.end()
+    plain = _Plain(
+        principal_arn=principal,
+        action=match.group("action"),
+        resource=resource,
+        policy_type=policy_type,
+        explicit_deny=explicit,
+        policy_arn=policy_arn,
+        because=because,
+    )
+    return _Part(start, pos, plain=plain)
+
+
+def _principal_before(text: str, is_pos: int) -> tuple[str | None, int]:
+    """The token before ``is not authorized``: an ARN, ``anonymous``, or what follows ``User:``."""
+    window_start = max(0, is_pos - PRINCIPAL_LOOKBACK_CHARS)
+    head = text[window_start:is_pos].rstrip()
+    cut = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    token = head[cut + 1 :]
+    stripped = token.lstrip("\"'(\\")
+    if stripped.startswith("User:"):  # "User:arn:..." with no space
+        stripped = stripped[len("User:") :]
+    before = head[: cut + 1].rstrip()
+    has_user_label = before.endswith("User:")
+    start = window_start + cut + 1
+    if has_user_label:
+        start = window_start + len(before) - len("User:")
+    if not stripped or stripped == "User:":
+        return None, start
+    if stripped.startswith("arn:") or has_user_label or stripped == "anonymous":
+        return stripped, start
+    return None, window_start + cut + 1
+
+
+def _resource_at(text: str, pos: int) -> tuple[str | None, int]:
+    """The resource after ``on resource:``: quoted (S3), a bare ARN, or ``type name`` words."""
+    if text.startswith('\\"', pos) or text.startswith('"', pos):
+        open_len = 2 if text[pos] == "\\" else 1
+        close = text.find('"', pos + open_len, pos + open_len + RESOURCE_MAX_CHARS)
+        if close < 0:
+            return None, pos
+        value_end = close - 1 if text[close - 1] == "\\" else close
+        return text[pos + open_len : value_end] or None, close + 1
+    limit = min(len(text), pos + RESOURCE_MAX_CHARS)
+    end = limit
+    for stop in ("\n", '"', "\\"):
+        found = text.find(stop, pos, limit)
+        if found >= 0:
+            end = min(end, found)
+    boundary = _RESOURCE_END_RE.search(text, pos, end)
+    if boundary is not None:
+        end = boundary.start()
+    value = text[pos:end].strip()
+    if value.endswith((".", ",", ";")) and not value.endswith(".."):  # end of the sentence
+        value = value[:-1]
+    return value or None, end
+
+
+def _policy_type_name(raw: str) -> str:
+    return _POLICY_TYPE_NAMES[" ".join(raw.lower().split())]
+
+
+def _finding_from_parts(ordinal: int, parts: list[_Part]) -> Finding:
+    blob = next((p.blob for p in parts if p.blob is not None), None)
+    plain = next((p.plain for p in parts if p.plain is not None), None)
+    finding = Finding(ordinal=ordinal, start=parts[0].start, end=parts[-1].end)
+    if blob is not None:
+        finding = replace(finding, encoded_message=blob.token, blob_state=blob.state)
+    if plain is not None:
+        finding = replace(
+            finding,
+            principal_arn=plain.principal_arn,
+            action=plain.action,
+            resource=plain.resource,
+            policy_type=plain.policy_type,
+            explicit_deny=plain.explicit_deny,
+            policy_arn=plain.policy_arn,
+            because=plain.because,
+        )
+    return finding
+
+
+def _with_context(finding: Finding, context: str) -> Finding:
+    """Add the error code, API operation, service and request id found around the denial."""
+    error_code = _first_group(_ERROR_CODE_RES, context, "code")
+    operation: str | None = None
+    service: str | None = None
+    for regex in _OPERATION_RES:
+        m = regex.search(context)
+        if m is not None:
+            operation = m.group("op")
+            service = m.groupdict().get("service")
+            break
+    if service is None:
+        m = _SERVICE_RE.search(context)
+        service = m.group("service") if m is not None else None
+    rid = _REQUEST_ID_RE.search(context)
+    return replace(
+        finding,
+        error_code=error_code,
+        operation=operation,
+        service=service.strip() if service else None,
+        request_id=rid.group("rid") if rid is not None else None,
+    )
+
+
+def _first_group(regexes: tuple[re.Pattern[str], ...], text: str, name: str) -> str | None:
+    for regex in regexes:
+        m = regex.search(text)
+        if m is not None:
+            return m.group(name)
+    return None
+
+
+def parse_leading_timestamp(text: str, *, now: datetime | None = None) -> str | None:
+    """The ISO-8601 UTC time a log line starts with (ISO, ``YYYY/MM/DD`` or syslog), if any."""
+    head = text[:64].lstrip(" \t\ufeff>|\u2502")
+    m = _ISO_TS_RE.match(head) or _SLASH_TS_RE.match(head)
+    if m is not None:
+        fields = m.groupdict()
+        frac = (fields.get("frac") or "").ljust(6, "0")[:6]
+        tz = fields.get("tz") or "+00:00"
+        if tz == "Z":
+            tz = "+00:00"
+        elif ":" not in tz:  # "+0200" -> "+02:00"
+            tz = f"{tz[:3]}:{tz[3:]}"
+        return _utc_iso(
+            f"{fields['y']}-{fields['mo']}-{fields['d']}T{fields['h']}:{fields['mi']}:{fields['s']}"
+            f".{frac or '000000'}{tz}"
+        )
+    m = _SYSLOG_TS_RE.match(head)
+    if m is None:
+        return None
+    reference = now or datetime.now(UTC)
+    month = _MONTHS.index(m.group("mon")) + 1
+    # Syslog lines carry no year: a December line read in January belongs to last year.
+    year = reference.year - 1 if month > reference.month else reference.year
+    return _utc_iso(
+        f"{year:04d}-{month:02d}-{int(m.group('d')):02d}T{m.group('h')}:{m.group('mi')}:"
+        f"{m.group('s')}+00:00"
+    )
+
+
+def _utc_iso(local_iso: str) -> str | None:
+    try:
+        moment = datetime.fromisoformat(local_iso)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,171 @@
+"""scan: one pass over files, directories, ``.gz`` files and stdin -> denial events.
+
+The source stage of the ``scan`` command. Each input is read once, in order; an input that
+cannot be read completely is named on stderr with the reason, what could be read is still
+processed, and the other inputs continue. The caller learns from ``ScanResult`` whether every
+input was read (exit status 0) or not (1).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+import sys
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watcher.events import utc_now
+from watcher.log import Logger
+from watcher.model import Event, Origin
+from watcher.pipeline import DenialBuilder
+from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES, Readable, iter_candidates
+
+STDIN_NAME = "-"
+STDIN_PATH = "<stdin>"
+_GZIP_MAGIC = b"\x1f\x8b"
+_SNIFF_BYTES = 8192
+
+EventCallback = Callable[[Event], None]
+
+
+@dataclass(slots=True)
+class ScanResult:
+    inputs_read: int = 0
+    inputs_failed: int = 0
+    denials: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.inputs_failed == 0
+
+
+class Scanner:
+    """Reads inputs and hands every denial event to ``emit``."""
+
+    def __init__(
+        self,
+        builder: DenialBuilder,
+        emit: EventCallback,
+        log: Logger,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        self._builder = builder
+        self._emit = emit
+        self._log = log
+        self._max_line_bytes = max_line_bytes
+        self.result = ScanResult()
+
+    def scan(self, inputs: Iterable[str]) -> ScanResult:
+        for name in inputs:
+            if name == STDIN_NAME:
+                self._scan_stream(STDIN_PATH, sys.stdin.buffer)
+            else:
+                self._scan_path(Path(name))
+        return self.result
+
+    def _scan_path(self, path: Path) -> None:
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            self._failed(str(path), exc)
+            return
+        if stat.S_ISDIR(mode):
+            for file_path in self._walk(path):
+                self._scan_file(file_path)
+        elif stat.S_ISREG(mode):
+            self._scan_file(path)
+        else:
+            self._failed(str(path), "not a regular file or directory")
+
+    def _walk(self, directory: Path) -> Iterable[Path]:
+        def on_error(exc: OSError) -> None:
+            self._failed(exc.filename or str(directory), exc)
+
+        for root, dirs, files in os.walk(directory, onerror=on_error):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(root) / name
+                if path.is_file() and not path.is_symlink():
+                    yield path
+
+    def _scan_file(self, path: Path) -> None:
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(_SNIFF_BYTES)
+                handle.seek(0)
+                if head.startswith(_GZIP_MAGIC):
+                    with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
+                        self._scan_stream(str(path), unzipped)
+                    return
+                if b"\x00" in head:
+                    self._log.info(
+                        "source_binary",
+                        path=str(path),
+                        detail="file holds NUL bytes; searched as text anyway",
+                    )
+                self._scan_stream(str(path), handle)
+        except OSError as exc:
+            self._failed(str(path), exc)
+
+    def _scan_stream(self, path: str, stream: Readable) -> None:
+        def on_long_line(offset: int) -> None:
+            self._log.warning(
+                "line_too_long",
+                path=path,
+                offset=offset,
+                max_line_bytes=self._max_line_bytes,
+                detail="searched in windows around each match",
+            )
+
+        candidates = iter_candidates(
+            stream, max_line_bytes=self._max_line_bytes, on_long_line=on_long_line
+        )
+        while True:
+            # Only reading is guarded here: a failing sink is not this input's fault.
+            try:
+                candidate = next(candidates, None)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                self._failed(
+                    path,
+                    f"compressed data is truncated or corrupt ({exc}); "
+                    "denials before that point were written",
+                )
+                return
+            except OSError as exc:
+                self._failed(path, exc)
+                return
+            if candidate is None:
+                break
+            text = self._decode_text(path, candidate.text_offset, candidate.text)
+            origin = Origin(
+                source_kind="file",
+                source_path=path,
+                source_offset=candidate.line_offset,
+                text_offset=candidate.text_offset if candidate.windowed else None,
+            )
+            for event in self._builder.events(text, origin, utc_now()):
+                self.result.denials += 1
+                self._emit(event)
+        self.result.inputs_read += 1
+
+    def _decode_text(self, path: str, offset: int, data: bytes) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._log.warning(
+                "invalid_utf8",
+                path=path,
+                offset=offset + exc.start,
+                detail="invalid UTF-8 replaced with U+FFFD; the denial is still reported",
+            )
+            return data.decode("utf-8", "replace")
+
+    def _failed(self, path: str, reason: OSError | str) -> None:
+        if isinstance(reason, OSError):
+            reason = reason.strerror or str(reason)
+        self.result.inputs_failed += 1
+        self._log.error("source_error", stage="source", path=path, error=reason)
