@@ -11,16 +11,19 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from watcher import __version__
-from watcher.config import Config, load_config
 from watcher.errors import ConfigError, UsageError, WatcherError
 from watcher.log import configure_logging
 from watcher.model import Event
 from watcher.pipeline import DenialBuilder
 from watcher.scan import Scanner
 from watcher.sinks.stdout import StdoutSink
+from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES
+
+if TYPE_CHECKING:
+    from watcher.config import Config
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -113,12 +116,18 @@ def _config_path(explicit: str | None) -> str:
     return explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
 
 
+def _load_config(path: str) -> Config:
+    from watcher.config import load_config  # noqa: PLC0415 - yaml only when a config is named
+
+    return load_config(path)
+
+
 def _scan(args: argparse.Namespace) -> int:
-    config = load_config(args.config) if args.config else Config()
+    config = _load_config(args.config) if args.config else None
     log = configure_logging()
     max_line_bytes = args.max_line_bytes or _first_max_line_bytes(config)
     disabled_reason = "decoding disabled by --no-decode" if args.no_decode else DECODE_UNAVAILABLE
-    if not args.no_decode and not config.decode.enabled:
+    if not args.no_decode and config is not None and not config.decode.enabled:
         disabled_reason = "decoding disabled in the configuration (decode.enabled: false)"
     builder = DenialBuilder(disabled_reason=disabled_reason)
 
@@ -138,11 +147,11 @@ def _scan(args: argparse.Namespace) -> int:
     return EXIT_OK if result.complete else EXIT_FAILURE
 
 
-def _first_max_line_bytes(config: Config) -> int:
-    for source in config.sources:
+def _first_max_line_bytes(config: Config | None) -> int:
+    for source in config.sources if config is not None else ():
         if source.type == "file":
             return source.max_line_bytes
-    return 1024 * 1024
+    return DEFAULT_MAX_LINE_BYTES
 
 
 def _print_summary(counts: Counter[tuple[str, str]]) -> None:
@@ -156,7 +165,7 @@ def _print_summary(counts: Counter[tuple[str, str]]) -> None:
 
 def _check_config(args: argparse.Namespace) -> int:
     path = _config_path(args.config)
-    config = load_config(path)
+    config = _load_config(path)
     print(
         f"{path}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks, "
         f"{len(config.alerts)} alert rules)"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from watcher.explain import Explanation
@@ -29,7 +28,8 @@ _BEARER_RE = re.compile(r"\b(?P<scheme>Bearer|Basic|bearer)\s++[A-Za-z0-9._~+/=-
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of events, as shipped in the package."""
-    import json  # noqa: PLC0415 - only tests and docs tooling need it
+    import json  # noqa: PLC0415 - only tests and docs tooling need it, not start-up
+    from importlib import resources  # noqa: PLC0415 - same
 
     text = resources.files("watcher").joinpath("schema/event.schema.json").read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
@@ -69,8 +69,18 @@ def raw_excerpt(text: str, finding: Finding) -> str:
     return redact_secrets(text)
 
 
+# Cheap substring tests that must pass before the (slower) redaction regexes run.
+_SECRET_HINTS = (
+    "secret", "token", "password", "passwd", "api_key", "api-key", "apikey",
+    "authorization:", "authorization=", 'authorization"', "bearer", "basic",
+)  # fmt: skip
+
+
 def redact_secrets(text: str) -> str:
     """Mask ``password=...``-style values and bearer tokens; log lines leak them sometimes."""
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _SECRET_HINTS):
+        return text
     text = _BEARER_RE.sub(lambda m: m.group("scheme") + " [REDACTED]", text)
     return _SECRET_RE.sub(lambda m: m.group("key") + m.group("sep") + "[REDACTED]", text)
 

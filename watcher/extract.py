@@ -15,8 +15,8 @@ possessive or bounded repetition, so the time is linear in the text whatever it 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 
 from watcher.model import BlobState, Finding
 
@@ -39,7 +39,7 @@ RESOURCE_MAX_CHARS = 2048
 
 _LEAD_RE = re.compile(r"You\s++are\s++not\s++authorized\s++to\s++(perform\s++this\s++operation)?")
 _BLOB_RE = re.compile(
-    r"(?:Encoded\s++)?authorization\s++failure\s++message:\s{0,16}+"
+    r"authorization\s++failure\s++message:\s{0,16}+"
     r"(?P<token>[A-Za-z0-9_-]*+)(?P<ellipsis>\.\.\.|\u2026)?"
 )
 _PLAIN_RE = re.compile(
@@ -77,17 +77,29 @@ _POLICY_TYPE_NAMES = {
     "role trust": "role trust",
 }
 
+# (substring that must be present, regex): the regex runs only when the substring is there.
 _ERROR_CODE_RES = (
-    re.compile(r"An\s++error\s++occurred\s++\((?P<code>[A-Za-z][\w.]{0,80}+)\)"),
-    re.compile(r"api\s++error\s++(?P<code>[A-Za-z][\w.]{0,80}+):"),
-    re.compile(r"Error\s++Code:\s*+(?P<code>[A-Za-z][\w.]{0,80}+)"),
-    re.compile(r"\"?errorCode\\?\"?\s*+[:=]\s*+\\?\"(?P<code>[A-Za-z][\w.]{0,80}+)"),
-    re.compile(r"\b(?P<code>[A-Z][A-Za-z]{2,60}+(?:\.[A-Z][A-Za-z]{2,60}+)?+):\s++(?:You|User:)"),
+    (
+        "error occurred",
+        re.compile(r"An\s++error\s++occurred\s++\((?P<code>[A-Za-z][\w.]{0,80}+)\)"),
+    ),
+    ("api error", re.compile(r"api\s++error\s++(?P<code>[A-Za-z][\w.]{0,80}+):")),
+    ("Error Code", re.compile(r"Error\s++Code:\s*+(?P<code>[A-Za-z][\w.]{0,80}+)")),
+    ("errorCode", re.compile(r"errorCode\\?\"?\s*+[:=]\s*+\\?\"(?P<code>[A-Za-z][\w.]{0,80}+)")),
+    (
+        ": ",
+        re.compile(
+            r"(?P<code>\b[A-Z][A-Za-z]{2,60}+(?:\.[A-Z][A-Za-z]{2,60}+)?+):\s++(?:You|User:)"
+        ),
+    ),
 )
 _OPERATION_RES = (
-    re.compile(r"when\s++calling\s++the\s++(?P<op>\w{1,100}+)\s++operation"),
-    re.compile(r"operation\s++error\s++(?P<service>[\w .-]{1,40}?):\s*+(?P<op>\w{1,100}+)"),
-    re.compile(r"\bAPI:\s*+(?P<service>[a-z0-9-]{1,40}+):(?P<op>\w{1,100}+)"),
+    ("operation", re.compile(r"when\s++calling\s++the\s++(?P<op>\w{1,100}+)\s++operation")),
+    (
+        "operation error",
+        re.compile(r"operation\s++error\s++(?P<service>[\w .-]{1,40}?):\s*+(?P<op>\w{1,100}+)"),
+    ),
+    ("API:", re.compile(r"API:\s*+(?P<service>[a-z0-9-]{1,40}+):(?P<op>\w{1,100}+)")),
 )
 _SERVICE_RE = re.compile(r"\(Service:\s*+(?P<service>[\w .-]{1,40}?)\s*+[;,)]")
 _REQUEST_ID_RE = re.compile(
@@ -112,6 +124,9 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 class _Blob:
     token: str | None
     state: BlobState
+
+
+_NO_BLOB = _Blob(None, BlobState.ABSENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +163,17 @@ class _Group:
 
 
 def might_contain_denial(text: str) -> bool:
-    """The cheap pre-filter: False means ``find_denials`` would certainly return nothing."""
-    return TRIGGER in text
+    """The cheap pre-filter: False means ``find_denials`` would certainly return nothing.
+
+    Every denial has the trigger and either ``perform`` (the plain-text sentence, the EC2 lead
+    sentence) or ``message:`` (the blob prefix); "Unauthorized" or "authorized" alone is not one.
+    """
+    return TRIGGER in text and ("perform" in text or "message:" in text)
+
+
+def might_contain_denial_bytes(data: bytes) -> bool:
+    """``might_contain_denial`` for raw bytes, before decoding them."""
+    return TRIGGER_BYTES in data and (b"perform" in data or b"message:" in data)
 
 
 def find_denials(text: str, *, now: datetime | None = None) -> list[Finding]:
@@ -157,7 +181,7 @@ def find_denials(text: str, *, now: datetime | None = None) -> list[Finding]:
 
     ``now`` fixes the year of syslog-style timestamps that carry none.
     """
-    if TRIGGER not in text:
+    if not might_contain_denial(text):
         return []
     parts = sorted(_find_parts(text), key=lambda part: part.start)
     groups: list[_Group] = []
@@ -174,22 +198,28 @@ def find_denials(text: str, *, now: datetime | None = None) -> list[Finding]:
     for ordinal, group in enumerate(groups):
         context_start = groups[ordinal - 1].parts[-1].end if ordinal > 0 else 0
         context_end = groups[ordinal + 1].parts[0].start if ordinal + 1 < len(groups) else len(text)
-        finding = _finding_from_parts(ordinal, group.parts)
-        finding = _with_context(finding, text[context_start:context_end])
-        findings.append(replace(finding, timestamp=timestamp))
+        context = _context(text[context_start:context_end])
+        findings.append(_finding(ordinal, group.parts, context, timestamp))
     return findings
 
 
 def _find_parts(text: str) -> list[_Part]:
-    parts = [
-        _Part(m.start(), m.end(), lead=m.group(1) is not None, generic_lead=m.group(1) is None)
-        for m in _LEAD_RE.finditer(text)
-    ]
-    parts.extend(
-        _Part(m.start(), m.end(), blob=classify_blob(m.group("token"), bool(m.group("ellipsis"))))
-        for m in _BLOB_RE.finditer(text)
-    )
-    parts.extend(_parse_plain(text, m) for m in _PLAIN_RE.finditer(text))
+    # Each regex runs only when a plain substring test (C speed) says it can match.
+    parts: list[_Part] = []
+    if "authorized" in text:
+        parts.extend(
+            _Part(m.start(), m.end(), lead=m.group(1) is not None, generic_lead=m.group(1) is None)
+            for m in _LEAD_RE.finditer(text)
+        )
+    if "message:" in text:
+        parts.extend(
+            _Part(
+                m.start(), m.end(), blob=classify_blob(m.group("token"), bool(m.group("ellipsis")))
+            )
+            for m in _BLOB_RE.finditer(text)
+        )
+    if "perform:" in text:
+        parts.extend(_parse_plain(text, m) for m in _PLAIN_RE.finditer(text))
     return parts
 
 
@@ -199,9 +229,10 @@ def classify_blob(token: str, followed_by_ellipsis: bool) -> _Blob:
     if (
         length < FRAGMENT_MIN_CHARS
         or length > MAX_BLOB_CHARS
-        or len(set(token)) <= PLACEHOLDER_MAX_DISTINCT_CHARS
+        # A real blob varies from its first characters on: "xxxx…", "----…" are filler.
+        or len(set(token[:COMPLETE_BLOB_MIN_CHARS])) <= PLACEHOLDER_MAX_DISTINCT_CHARS
     ):
-        return _Blob(None, BlobState.ABSENT)
+        return _NO_BLOB
     if followed_by_ellipsis or length < COMPLETE_BLOB_MIN_CHARS:
         return _Blob(token, BlobState.TRUNCATED)
     return _Blob(token, BlobState.COMPLETE)
@@ -295,43 +326,54 @@ def _policy_type_name(raw: str) -> str:
     return _POLICY_TYPE_NAMES[" ".join(raw.lower().split())]
 
 
-def _finding_from_parts(ordinal: int, parts: list[_Part]) -> Finding:
-    blob = next((p.blob for p in parts if p.blob is not None), None)
+@dataclass(frozen=True, slots=True)
+class _Context:
+    error_code: str | None
+    operation: str | None
+    service: str | None
+    request_id: str | None
+
+
+def _finding(ordinal: int, parts: list[_Part], context: _Context, timestamp: str | None) -> Finding:
+    blob = next((p.blob for p in parts if p.blob is not None), _NO_BLOB)
     plain = next((p.plain for p in parts if p.plain is not None), None)
-    finding = Finding(ordinal=ordinal, start=parts[0].start, end=parts[-1].end)
-    if blob is not None:
-        finding = replace(finding, encoded_message=blob.token, blob_state=blob.state)
-    if plain is not None:
-        finding = replace(
-            finding,
-            principal_arn=plain.principal_arn,
-            action=plain.action,
-            resource=plain.resource,
-            policy_type=plain.policy_type,
-            explicit_deny=plain.explicit_deny,
-            policy_arn=plain.policy_arn,
-            because=plain.because,
-        )
-    return finding
+    return Finding(
+        ordinal=ordinal,
+        start=parts[0].start,
+        end=parts[-1].end,
+        encoded_message=blob.token,
+        blob_state=blob.state,
+        principal_arn=plain.principal_arn if plain else None,
+        action=plain.action if plain else None,
+        resource=plain.resource if plain else None,
+        policy_type=plain.policy_type if plain else None,
+        explicit_deny=plain.explicit_deny if plain else None,
+        policy_arn=plain.policy_arn if plain else None,
+        because=plain.because if plain else None,
+        error_code=context.error_code,
+        operation=context.operation,
+        service=context.service,
+        request_id=context.request_id,
+        timestamp=timestamp,
+    )
 
 
-def _with_context(finding: Finding, context: str) -> Finding:
-    """Add the error code, API operation, service and request id found around the denial."""
+def _context(context: str) -> _Context:
+    """The error code, API operation, service and request id found around a denial."""
     error_code = _first_group(_ERROR_CODE_RES, context, "code")
     operation: str | None = None
     service: str | None = None
-    for regex in _OPERATION_RES:
-        m = regex.search(context)
+    for needle, regex in _OPERATION_RES:
+        m = regex.search(context) if needle in context else None
         if m is not None:
             operation = m.group("op")
             service = m.groupdict().get("service")
             break
-    if service is None:
+    if service is None and "Service:" in context:
         m = _SERVICE_RE.search(context)
         service = m.group("service") if m is not None else None
-    rid = _REQUEST_ID_RE.search(context)
-    return replace(
-        finding,
+    rid = _REQUEST_ID_RE.search(context) if "equest" in context else None
+    return _Context(
         error_code=error_code,
         operation=operation,
         service=service.strip() if service else None,
@@ -339,9 +381,11 @@ def _with_context(finding: Finding, context: str) -> Finding:
     )
 
 
-def _first_group(regexes: tuple[re.Pattern[str], ...], text: str, name: str) -> str | None:
-    for regex in regexes:
-        m = regex.search(text)
+def _first_group(
+    regexes: tuple[tuple[str, re.Pattern[str]], ...], text: str, name: str
+) -> str | None:
+    for needle, regex in regexes:
+        m = regex.search(text) if needle in text else None
         if m is not None:
             return m.group(name)
     return None
@@ -353,32 +397,31 @@ def parse_leading_timestamp(text: str, *, now: datetime | None = None) -> str | 
     m = _ISO_TS_RE.match(head) or _SLASH_TS_RE.match(head)
     if m is not None:
         fields = m.groupdict()
-        frac = (fields.get("frac") or "").ljust(6, "0")[:6]
-        tz = fields.get("tz") or "+00:00"
-        if tz == "Z":
-            tz = "+00:00"
-        elif ":" not in tz:  # "+0200" -> "+02:00"
-            tz = f"{tz[:3]}:{tz[3:]}"
-        return _utc_iso(
-            f"{fields['y']}-{fields['mo']}-{fields['d']}T{fields['h']}:{fields['mi']}:{fields['s']}"
-            f".{frac or '000000'}{tz}"
-        )
-    m = _SYSLOG_TS_RE.match(head)
-    if m is None:
-        return None
-    reference = now or datetime.now(UTC)
-    month = _MONTHS.index(m.group("mon")) + 1
-    # Syslog lines carry no year: a December line read in January belongs to last year.
-    year = reference.year - 1 if month > reference.month else reference.year
-    return _utc_iso(
-        f"{year:04d}-{month:02d}-{int(m.group('d')):02d}T{m.group('h')}:{m.group('mi')}:"
-        f"{m.group('s')}+00:00"
-    )
-
-
-def _utc_iso(local_iso: str) -> str | None:
+        micro = int((fields.get("frac") or "0").ljust(6, "0")[:6])
+        offset = _utc_offset(fields.get("tz"))
+        year, month, day = int(m.group("y")), int(m.group("mo")), int(m.group("d"))
+    else:
+        m = _SYSLOG_TS_RE.match(head)
+        if m is None:
+            return None
+        reference = now or datetime.now(UTC)
+        month = _MONTHS.index(m.group("mon")) + 1
+        # Syslog lines carry no year: a December line read in January belongs to last year.
+        year = reference.year - 1 if month > reference.month else reference.year
+        day, micro, offset = int(m.group("d")), 0, UTC
     try:
-        moment = datetime.fromisoformat(local_iso)
-    except ValueError:
+        moment = datetime(
+            year, month, day, int(m.group("h")), int(m.group("mi")), int(m.group("s")), micro,
+            tzinfo=offset,
+        )  # fmt: skip
+    except ValueError:  # "2024-13-45": not a time after all
         return None
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _utc_offset(tz: str | None) -> timezone:
+    if tz is None or tz == "Z":
+        return UTC
+    sign = -1 if tz[0] == "-" else 1
+    digits = tz[1:].replace(":", "")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))

@@ -9,6 +9,7 @@ input was read (exit status 0) or not (1).
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import stat
 import sys
@@ -16,8 +17,10 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from watcher.events import utc_now
+from watcher.extract import might_contain_denial_bytes
 from watcher.log import Logger
 from watcher.model import Event, Origin
 from watcher.pipeline import DenialBuilder
@@ -40,6 +43,14 @@ class ScanResult:
     @property
     def complete(self) -> bool:
         return self.inputs_failed == 0
+
+
+def _sniff(raw: io.FileIO) -> tuple[BinaryIO, bytes]:
+    """The first bytes of a file without consuming them; pipes get a buffer to peek into."""
+    if raw.seekable():
+        return raw, os.pread(raw.fileno(), _SNIFF_BYTES, 0)
+    buffered = io.BufferedReader(raw)
+    return buffered, buffered.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
 
 
 class Scanner:
@@ -76,10 +87,10 @@ class Scanner:
         if stat.S_ISDIR(mode):
             for file_path in self._walk(path):
                 self._scan_file(file_path)
-        elif stat.S_ISREG(mode):
+        elif stat.S_ISSOCK(mode):
+            self._failed(str(path), "a socket cannot be scanned")
+        else:  # regular files, and pipes such as `scan <(zcat old.log.gz)`
             self._scan_file(path)
-        else:
-            self._failed(str(path), "not a regular file or directory")
 
     def _walk(self, directory: Path) -> Iterable[Path]:
         def on_error(exc: OSError) -> None:
@@ -94,9 +105,9 @@ class Scanner:
 
     def _scan_file(self, path: Path) -> None:
         try:
-            with path.open("rb") as handle:
-                head = handle.read(_SNIFF_BYTES)
-                handle.seek(0)
+            # Unbuffered: the reader reads large chunks straight into its own buffer.
+            with path.open("rb", buffering=0) as raw:
+                handle, head = _sniff(raw)
                 if head.startswith(_GZIP_MAGIC):
                     with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
                         self._scan_stream(str(path), unzipped)
@@ -140,6 +151,8 @@ class Scanner:
                 return
             if candidate is None:
                 break
+            if not might_contain_denial_bytes(candidate.text):
+                continue
             text = self._decode_text(path, candidate.text_offset, candidate.text)
             origin = Origin(
                 source_kind="file",
