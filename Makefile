@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/authz-watcher scan examples/logs
+	$(BIN)/authz-watcher scan --no-decode examples/logs
 
 lint: $(STAMP)
 	$(BIN)/ruff check watcher tests benchmarks

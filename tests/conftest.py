@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import random
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from tests.sts_server import StsServer
 from watcher.events import schema
 
 DATA = Path(__file__).parent / "data"
@@ -70,6 +72,26 @@ _CAP_DAC_OVERRIDE = 1
 _CAP_DAC_READ_SEARCH = 2
 
 
+# The AWS settings every test runs with: no real credentials, no shared config from the
+# developer's home, and no instance-metadata lookups (169.254.169.254 is not ours to call).
+ISOLATED_AWS_ENV = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/authz-watcher-tests/config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/authz-watcher-tests/credentials",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strip the AWS environment so no test can reach real AWS with real credentials."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in ISOLATED_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
 def run_cli(
     *args: str,
     input_bytes: bytes | None = None,
@@ -79,6 +101,7 @@ def run_cli(
 ) -> Completed:
     """Run the real command line in a subprocess, the way a person or systemd does."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    full_env.update(ISOLATED_AWS_ENV)
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "watcher", *args],
@@ -97,6 +120,37 @@ def run_cli(
         proc.stdout.decode("utf-8"),
         proc.stderr.decode("utf-8", "replace"),
     )
+
+
+@pytest.fixture
+def sts() -> Iterator[StsServer]:
+    """A running local STS endpoint that knows the corpus' decoded messages (see BLOBS)."""
+    with StsServer() as server:
+        server.behaviour.messages.update(BLOBS)
+        yield server
+
+
+def aws_env(sts: StsServer, **extra: str) -> dict[str, str]:
+    """Environment for a subprocess that talks to the local STS with test credentials."""
+    return {
+        "AWS_ENDPOINT_URL_STS": sts.url,
+        "AWS_ACCESS_KEY_ID": "AKIADEFAULTTESTKEY00",
+        "AWS_SECRET_ACCESS_KEY": "test-secret-not-real",
+        **extra,
+    }
+
+
+def fake_blob(seed: int, length: int = 600) -> str:
+    """A blob-shaped token (the corpus has decoded messages but not their blobs)."""
+    rng = random.Random(seed)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+DECODED = {sample["id"]: sample for sample in load_jsonl("decoded_messages.jsonl")}
+# One stand-in blob per real decoded message: what the local STS decodes it to.
+BLOBS = {fake_blob(index): sample["decoded"] for index, sample in enumerate(DECODED.values())}
+BLOB_OF = {sample_id: fake_blob(index) for index, sample_id in enumerate(DECODED)}
 
 
 @pytest.fixture(autouse=True)

@@ -32,12 +32,24 @@ def write_log(path: Path, *lines: str) -> Path:
 class TestScan:
     def test_bundled_example_prints_denials(self):
         """What `make demo` shows: one schema-valid event per denial in examples/logs."""
-        result = run_cli("scan", "examples/logs")
+        result = run_cli("scan", "--no-decode", "examples/logs")
         events = parse_events(result.stdout)
         assert 0 == result.returncode
         assert 10 == len(events)
         assert {"authz_denial"} == {e["event"] for e in events}
         assert {"disabled", "not_needed"} == {e["decode_status"] for e in events}
+
+    def test_without_credentials_blobs_are_reported_with_the_reason(self):
+        """No credentials anywhere: every denial is still emitted, and one warning says why."""
+        result = run_cli("scan", "examples/logs")
+        events = parse_events(result.stdout)
+        assert (0, 10) == (result.returncode, len(events))
+        with_blob = [e for e in events if e["encoded_message"]]
+        assert {("failed", "no AWS credentials found")} == {
+            (e["decode_status"], e["decode_error"]) for e in with_blob
+        }
+        warnings = [e for e in result.logs() if e["event"] == "decode_no_credentials"]
+        assert 1 == len(warnings)
 
     def test_directories_are_read_recursively_including_gzip(self, tmp_path):
         write_log(tmp_path / "a.log", "noise", CLI_LINE)

@@ -1,4 +1,4 @@
-"""The command line: ``scan`` and ``check-config``. Exit status 0 ok, 1 runtime failure, 2 usage.
+"""The command line: ``scan``, ``decode``, ``check-config``. Exit 0 ok, 1 failure, 2 usage.
 
 No traceback reaches a user: every known failure is a WatcherError with a message, and an
 unexpected one is reported in one line with exit status 1.
@@ -7,30 +7,38 @@ unexpected one is reported in one line with exit status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
+import re
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from watcher import __version__
 from watcher.errors import ConfigError, UsageError, WatcherError
+from watcher.events import utc_now
+from watcher.extract import find_denials
 from watcher.log import configure_logging
-from watcher.model import Event
-from watcher.pipeline import DenialBuilder
+from watcher.model import Event, Origin
+from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
+from watcher.report import summary, use_colour
 from watcher.scan import Scanner
-from watcher.sinks.stdout import StdoutSink
+from watcher.sinks.stdout import StdoutSink, render
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES
 
 if TYPE_CHECKING:
-    from watcher.config import Config
+    from watcher.config import Config, DecodeSettings
+    from watcher.log import Logger
 
+_BARE_BLOB_RE = re.compile(r"[A-Za-z0-9_-]{16,10240}")
+_DECODE_OK = frozenset({"decoded", "cached", "not_needed"})
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 DEFAULT_CONFIG_PATH = "/etc/authz-watcher/authz-watcher.yaml"
 CONFIG_ENV = "AUTHZ_WATCHER_CONFIG"
-DECODE_UNAVAILABLE = "decoding through STS is not available in this version"
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -76,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("paths", nargs="+", metavar="PATH")
 
+    decode = commands.add_parser(
+        "decode",
+        help="decode and explain one encoded message, or a whole pasted error",
+        description="Decode an 'Encoded authorization failure message' with STS and explain "
+        "it. INPUT is the blob, a whole pasted error (quote it), or - to read standard input.",
+    )
+    decode.add_argument("input", nargs="?", default="-", metavar="BLOB|LINE|-")
+    decode.add_argument("--json", action="store_true", help="print the event JSON")
+    decode.add_argument("--profile", help="AWS profile for the STS call")
+    decode.add_argument("--region", help="AWS region for the STS call")
+    decode.add_argument("-c", "--config", help="configuration file (accounts, cache)")
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument(
         "-c",
@@ -93,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scan(args)
         if args.command == "check-config":
             return _check_config(args)
+        if args.command == "decode":
+            return _decode(args)
     except ConfigError as exc:
         print(f"authz-watcher: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -108,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`scan ... | head`): stop quietly, as other filters do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback
+        print(f"authz-watcher: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover - argparse stops it
 
@@ -126,11 +151,7 @@ def _scan(args: argparse.Namespace) -> int:
     config = _load_config(args.config) if args.config else None
     log = configure_logging()
     max_line_bytes = args.max_line_bytes or _first_max_line_bytes(config)
-    disabled_reason = "decoding disabled by --no-decode" if args.no_decode else DECODE_UNAVAILABLE
-    if not args.no_decode and config is not None and not config.decode.enabled:
-        disabled_reason = "decoding disabled in the configuration (decode.enabled: false)"
-    builder = DenialBuilder(disabled_reason=disabled_reason)
-
+    settings = config.decode if config is not None else None
     counts: Counter[tuple[str, str]] = Counter()
     sink = StdoutSink()
 
@@ -140,11 +161,86 @@ def _scan(args: argparse.Namespace) -> int:
         else:
             sink.write(event)
 
-    result = Scanner(builder, emit, log, max_line_bytes=max_line_bytes).scan(args.paths)
+    with _decoding(settings, config, log, off=args.no_decode) as (builder, concurrency):
+        emitter = OrderedDecodingEmitter(builder, emit, max_concurrency=concurrency)
+        try:
+            scanner = Scanner(emitter, log, max_line_bytes=max_line_bytes)
+            result = scanner.scan(args.paths)
+        finally:
+            emitter.close()
     if args.summary:
         _print_summary(counts)
     sink.flush()
     return EXIT_OK if result.complete else EXIT_FAILURE
+
+
+@contextlib.contextmanager
+def _decoding(
+    settings: DecodeSettings | None, config: Config | None, log: Logger, *, off: bool
+) -> Iterator[tuple[DenialBuilder, int]]:
+    """The builder for a command: with an STS decoder (and the state's cache) unless off.
+
+    boto3 is imported here and only here, so ``--no-decode`` starts fast.
+    """
+    if off:
+        yield DenialBuilder(disabled_reason="decoding disabled by --no-decode"), 1
+        return
+    if settings is not None and not settings.enabled:
+        reason = "decoding disabled in the configuration (decode.enabled: false)"
+        yield DenialBuilder(disabled_reason=reason), 1
+        return
+    from watcher.config import DecodeSettings  # noqa: PLC0415 - see the docstring
+    from watcher.decode import DecodeCache, StsDecoder  # noqa: PLC0415
+    from watcher.state import StateError, StateStore  # noqa: PLC0415
+
+    settings = settings or DecodeSettings()
+    store = None
+    if config is not None:
+        try:
+            store = StateStore(config.state_dir, log)
+        except StateError as exc:
+            log.warning("state_unavailable", error=str(exc), detail="decode cache kept in memory")
+    try:
+        decoder = StsDecoder(settings, log, DecodeCache(settings.cache_ttl_seconds, store))
+        yield DenialBuilder(decoder=decoder), settings.max_concurrency
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from watcher.config import DecodeSettings  # noqa: PLC0415 - keep start-up of scan fast
+
+    if args.input == "-":
+        if sys.stdin.isatty():
+            raise UsageError("give a blob or a pasted error as an argument, or pipe it into -")
+        text, source = sys.stdin.read(), "<stdin>"
+    else:
+        text, source = args.input, "<argument>"
+    bare = text.strip()
+    if _BARE_BLOB_RE.fullmatch(bare):
+        text = f"Encoded authorization failure message: {bare}"
+    if not find_denials(text):
+        raise UsageError("no encoded authorization message or denial found in the input")
+    config = _load_config(args.config) if args.config else None
+    settings = config.decode if config is not None else DecodeSettings()
+    settings = dataclasses.replace(
+        settings,
+        enabled=True,
+        profile=args.profile or settings.profile,
+        region=args.region or settings.region,
+    )
+    log = configure_logging()
+    with _decoding(settings, config, log, off=False) as (builder, _):
+        events = builder.events(text, Origin("file", source), utc_now())
+    if args.json or not sys.stdout.isatty():
+        for event in events:
+            print(render(event))
+    else:
+        colour = use_colour(sys.stdout)
+        print("\n\n".join(summary(event, colour=colour) for event in events))
+    failed = [e for e in events if e["decode_status"] not in _DECODE_OK]
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def _first_max_line_bytes(config: Config | None) -> int:

@@ -8,13 +8,15 @@ policy document that would have allowed the request.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from watcher.model import Finding
 
 _ARN_ACCOUNT_RE = re.compile(r"^arn:[^:]*+:[^:]*+:[^:]*+:(?P<account>\d{12}):")
 _ARN_REGION_RE = re.compile(r"^arn:[^:]*+:[^:]*+:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
 _EC2_ERROR_CODES = frozenset({"UnauthorizedOperation", "Client.UnauthorizedOperation"})
 
 # Service names as SDKs print them ("AmazonEC2", "Amazon S3", "EC2") whose IAM prefix is not
@@ -50,30 +52,156 @@ _POLICY_NOUN = {
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
+    """Everything the event says about the denial beyond where it was found."""
+
     action: str | None
+    resource: str | None
+    principal_arn: str | None
     account_id: str | None
     region: str | None
+    explicit_deny: bool | None
+    policy_type: str | None
+    policy_arn: str | None
     reason: str | None
-    suggested_policy: dict[str, Any] | None
+    conditions: dict[str, list[str]] = field(default_factory=dict)
+    matched_statements: list[Any] = field(default_factory=list)
+    suggested_policy: dict[str, Any] | None = None
 
 
-def explain(finding: Finding) -> Explanation:
-    """Explain a denial from what its text said (no AWS call)."""
-    action = normalise_action(finding)
-    resource = finding.resource
+def explain(finding: Finding, decoded: Mapping[str, Any] | None = None) -> Explanation:
+    """Explain a denial from its text and, when there is one, its decoded message.
+
+    The decoded message is AWS's own account of the request, so its action, resource and
+    principal win over what the text said; the text still gives the policy type and ARN.
+    """
+    if decoded is None:
+        action = normalise_action(finding)
+        return _explanation(
+            finding,
+            action=action,
+            resource=finding.resource,
+            principal=finding.principal_arn,
+            explicit=finding.explicit_deny,
+            conditions={},
+            statements=[],
+        )
+    context = _mapping(decoded.get("context"))
+    conditions = decoded_conditions(context)
+    resource = _string(context.get("resource")) or finding.resource
+    principal = _string(_mapping(context.get("principal")).get("arn")) or finding.principal_arn
+    action = _decoded_action(context.get("action"), conditions, resource) or normalise_action(
+        finding
+    )
+    statements = list(_mapping(decoded.get("matchedStatements")).get("items") or [])
+    return _explanation(
+        finding,
+        action=action,
+        resource=resource,
+        principal=principal,
+        explicit=bool(decoded.get("explicitDeny")),
+        conditions=conditions,
+        statements=statements,
+        allowed=decoded.get("allowed") is True,
+    )
+
+
+def _explanation(
+    finding: Finding,
+    *,
+    action: str | None,
+    resource: str | None,
+    principal: str | None,
+    explicit: bool | None,
+    conditions: dict[str, list[str]],
+    statements: list[Any],
+    allowed: bool = False,
+) -> Explanation:
+    deny_sids = [
+        str(_mapping(statement).get("statementId") or "")
+        for statement in statements
+        if str(_mapping(statement).get("effect", "")).upper() == "DENY"
+    ]
+    if allowed:
+        reason: str | None = (
+            f"STS reports {action or 'the request'} as allowed now: the policy changed since "
+            "the denial, or the denial came from a policy STS does not evaluate."
+        )
+    else:
+        reason = _reason(
+            finding, action, resource, principal, explicit=explicit, deny_sids=deny_sids,
+            decoded=bool(statements) or bool(conditions) or explicit is not None,
+        )  # fmt: skip
     return Explanation(
         action=action,
-        account_id=account_of(finding.principal_arn) or account_of(resource),
-        region=region_of(resource),
-        reason=_reason(finding, action),
-        suggested_policy=suggested_policy(
-            action,
-            resource,
-            finding.principal_arn,
-            finding.policy_type,
-            explicit_deny=finding.explicit_deny,
+        resource=resource,
+        principal_arn=principal,
+        account_id=_first(conditions.get("aws:Account"))
+        if _first(conditions.get("aws:Account"), pattern=_ACCOUNT_RE)
+        else account_of(principal) or account_of(resource),
+        region=_first(conditions.get("aws:Region")) or region_of(resource),
+        explicit_deny=explicit,
+        policy_type=finding.policy_type,
+        policy_arn=finding.policy_arn,
+        reason=reason,
+        conditions=conditions,
+        matched_statements=statements,
+        suggested_policy=None
+        if allowed
+        else suggested_policy(
+            action, resource, principal, finding.policy_type, explicit_deny=explicit
         ),
     )
+
+
+def decoded_conditions(context: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``{"items": [{"key": k, "values": {"items": [{"value": v}]}}]}`` -> ``{k: [v]}``."""
+    conditions: dict[str, list[str]] = {}
+    for item in _mapping(context.get("conditions")).get("items") or []:
+        entry = _mapping(item)
+        key = _string(entry.get("key"))
+        if key is None:
+            continue
+        values = _mapping(entry.get("values")).get("items") or []
+        conditions.setdefault(key, []).extend(
+            str(_mapping(value).get("value")) for value in values if _mapping(value)
+        )
+    return conditions
+
+
+def _decoded_action(
+    raw: object, conditions: Mapping[str, list[str]], resource: str | None
+) -> str | None:
+    """The decoded ``context.action`` as ``service:Action``; bare names get their prefix from
+    the ``aws:Service`` condition or the resource ARN."""
+    action = _string(raw)
+    if action is None:
+        return None
+    if ":" in action:
+        prefix, _, name = action.partition(":")
+        return f"{prefix.lower()}:{name}"
+    service = _first(conditions.get("aws:Service")) or _arn_service(resource)
+    return f"{service.lower()}:{action}" if service else None
+
+
+def _arn_service(arn: str | None) -> str | None:
+    parts = arn.split(":", 3) if arn else []
+    return parts[2] if len(parts) > 2 and parts[0] == "arn" and parts[2] else None
+
+
+def _first(values: list[str] | None, pattern: re.Pattern[str] | None = None) -> str | None:
+    if not values:
+        return None
+    if pattern is not None and not pattern.match(values[0]):
+        return None
+    return values[0]
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def normalise_action(finding: Finding) -> str | None:
@@ -117,27 +245,59 @@ def region_of(arn: str | None) -> str | None:
     return m.group("region") if m is not None else None
 
 
-def _reason(finding: Finding, action: str | None) -> str | None:
-    what = action or "the request"
-    on = f" on {finding.resource}" if finding.resource else ""
+def _reason(
+    finding: Finding,
+    action: str | None,
+    resource: str | None,
+    principal: str | None,
+    *,
+    explicit: bool | None,
+    deny_sids: list[str],
+    decoded: bool,
+) -> str | None:
+    what = (action or "the request") + (f" on {resource}" if resource else "")
     policy_type = finding.policy_type
-    if finding.explicit_deny and policy_type is not None:
-        noun = _POLICY_NOUN.get(policy_type, f"{policy_type} policy")
-        by = f"{_article(noun)} {noun}" + (f": {finding.policy_arn}" if finding.policy_arn else "")
+    if explicit:
+        named = [sid for sid in deny_sids if sid]
+        parts = []
+        if named:
+            plural = "s" if len(named) > 1 else ""
+            parts.append(f"statement{plural} " + ", ".join(f"'{sid}'" for sid in named))
+        if policy_type is not None:
+            noun = _POLICY_NOUN.get(policy_type, f"{policy_type} policy")
+            parts.append(("in " if named else "") + f"{_article(noun)} {noun}")
+        by = " ".join(parts) or "a Deny statement"
+        if finding.policy_arn:
+            by += f": {finding.policy_arn}"
         return (
             f"Explicitly denied by {by}; an Allow cannot override an explicit deny, "
-            f"so {what}{on} needs that deny changed."
+            f"so {what} needs that deny changed."
         )
-    if finding.because is not None and policy_type is not None:
+    if policy_type is not None and (finding.because is not None or decoded):
         target = _FIX_TARGET.get(policy_type, "the policy AWS names")
         noun = _POLICY_NOUN.get(policy_type, f"{policy_type} policy")
-        return f"No {noun} allows {what}{on}; add an Allow for it to {target}."
+        return f"No {noun} allows {what}; add an Allow for it to {target}."
+    if decoded:
+        return f"No policy allows {what}; add an Allow for it to {_owner_policy(principal)}."
     if finding.action is not None:
         return (
-            f"{what}{on} was denied and AWS did not say by which policy; "
+            f"{what} was denied and AWS did not say by which policy; "
             f"start with the principal's identity-based policies."
         )
     return None
+
+
+def _owner_policy(principal: str | None) -> str:
+    """Whose identity-based policy needs the Allow: ``the role NAME's`` rather than a vague
+    "the principal's"."""
+    resource = principal.split(":", 5)[5] if principal and principal.count(":") >= 5 else ""
+    kind, _, rest = resource.partition("/")
+    name = rest.split("/", 1)[0]
+    if kind == "assumed-role" and name:
+        return f"an identity-based policy of the role {name}"
+    if kind in ("user", "role") and name:
+        return f"an identity-based policy of the {kind} {rest.rsplit('/', 1)[-1]}"
+    return "an identity-based policy of the principal"
 
 
 def _article(noun: str) -> str:

@@ -36,6 +36,15 @@ class DecodeStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class DecodeResult:
+    """What the decode stage made of one finding: the decoded message, or why there is none."""
+
+    status: DecodeStatus
+    message: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One denial found in a piece of text, with everything the text itself gives away.
 

@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -22,16 +22,14 @@ from typing import BinaryIO
 from watcher.events import utc_now
 from watcher.extract import might_contain_denial_bytes
 from watcher.log import Logger
-from watcher.model import Event, Origin
-from watcher.pipeline import DenialBuilder
+from watcher.model import Origin
+from watcher.pipeline import OrderedDecodingEmitter
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES, Readable, iter_candidates
 
 STDIN_NAME = "-"
 STDIN_PATH = "<stdin>"
 _GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF_BYTES = 8192
-
-EventCallback = Callable[[Event], None]
 
 
 @dataclass(slots=True)
@@ -54,18 +52,16 @@ def _sniff(raw: io.FileIO) -> tuple[BinaryIO, bytes]:
 
 
 class Scanner:
-    """Reads inputs and hands every denial event to ``emit``."""
+    """Reads inputs and hands every candidate line to the pipeline's ``denials`` stage."""
 
     def __init__(
         self,
-        builder: DenialBuilder,
-        emit: EventCallback,
+        denials: OrderedDecodingEmitter,
         log: Logger,
         *,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
-        self._builder = builder
-        self._emit = emit
+        self._denials = denials
         self._log = log
         self._max_line_bytes = max_line_bytes
         self.result = ScanResult()
@@ -160,9 +156,7 @@ class Scanner:
                 source_offset=candidate.line_offset,
                 text_offset=candidate.text_offset if candidate.windowed else None,
             )
-            for event in self._builder.events(text, origin, utc_now()):
-                self.result.denials += 1
-                self._emit(event)
+            self.result.denials += self._denials.add(text, origin, utc_now())
         self.result.inputs_read += 1
 
     def _decode_text(self, path: str, offset: int, data: bytes) -> str:

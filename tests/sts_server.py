@@ -1,0 +1,197 @@
+"""A local STS-compatible endpoint for tests: real HTTP, the AWS Query protocol, real boto3.
+
+It answers ``DecodeAuthorizationMessage`` from a table of known blobs (the corpus' decoded
+messages), ``AssumeRole`` with fresh credentials, and ``GetCallerIdentity``; and it can be
+told to misbehave: latency, throttling, 5xx, AccessDenied, invalid messages. It records every
+call (action, the access key that signed it, the blob) and the most calls it had in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
+
+# fault name -> (HTTP status, error code, message)
+FAULTS = {
+    "throttle": (400, "Throttling", "Rate exceeded"),
+    "500": (500, "InternalFailure", "An internal error occurred"),
+    "503": (503, "ServiceUnavailable", "Service unavailable"),
+    "access_denied": (
+        403,
+        "AccessDenied",
+        "User: arn:aws:iam::111122223333:user/watcher is not authorized to perform: "
+        "sts:DecodeAuthorizationMessage because no identity-based policy allows the "
+        "sts:DecodeAuthorizationMessage action",
+    ),
+    "invalid": (400, "InvalidAuthorizationMessageException", "Invalid authorization message"),
+}
+
+
+@dataclass
+class Call:
+    action: str
+    access_key: str | None
+    blob: str | None
+    external_id: str | None = None
+
+
+@dataclass
+class StsBehaviour:
+    """What the endpoint knows and how it misbehaves; change it between calls."""
+
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: deque[str] = field(default_factory=deque)  # consumed one per request
+    always: str | None = None  # a fault for every request
+    latency_seconds: float = 0.0
+    denied_access_keys: set[str] = field(default_factory=set)
+
+
+class StsServer:
+    """Start with ``with StsServer() as sts:``; ``sts.url`` is the endpoint for boto3."""
+
+    def __init__(self) -> None:
+        self.behaviour = StsBehaviour()
+        self.calls: list[Call] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = False
+        self._server.block_on_close = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sts-server")
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def decode_calls(self) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.action == "DecodeAuthorizationMessage"]
+
+    def __enter__(self) -> StsServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()  # cut injected latency short so handler threads end now
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                del format, args  # quiet: pytest shows stderr of failing tests
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                form = parse_qs(self.rfile.read(length).decode())
+                status, body = server._answer(form, self.headers.get("Authorization", ""))
+                payload = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler
+
+    def _answer(self, form: dict[str, list[str]], authorization: str) -> tuple[int, str]:
+        action = form.get("Action", [""])[0]
+        blob = form.get("EncodedMessage", [None])[0]
+        access_key = _access_key(authorization)
+        with self._lock:
+            self.calls.append(Call(action, access_key, blob, form.get("ExternalId", [None])[0]))
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            fault = self.behaviour.faults.popleft() if self.behaviour.faults else None
+            fault = fault or self.behaviour.always
+            latency = self.behaviour.latency_seconds
+        try:
+            if fault == "timeout":
+                self._stopping.wait(30)
+            elif latency:
+                self._stopping.wait(latency)
+            if fault in FAULTS:
+                return _error(*FAULTS[fault])
+            if access_key in self.behaviour.denied_access_keys:
+                return _error(*FAULTS["access_denied"])
+            if action == "DecodeAuthorizationMessage":
+                return self._decode(blob)
+            if action == "AssumeRole":
+                return _assume_role(form)
+            if action == "GetCallerIdentity":
+                return 200, _response(
+                    "GetCallerIdentity",
+                    "<Arn>arn:aws:iam::111122223333:user/watcher</Arn>"
+                    "<UserId>AIDAEXAMPLE</UserId><Account>111122223333</Account>",
+                )
+            return _error(400, "InvalidAction", f"Could not find operation {action}")
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _decode(self, blob: str | None) -> tuple[int, str]:
+        message = self.behaviour.messages.get(blob or "")
+        if message is None:
+            return _error(*FAULTS["invalid"])
+        return 200, _response(
+            "DecodeAuthorizationMessage",
+            f"<DecodedMessage>{escape(json.dumps(message))}</DecodedMessage>",
+        )
+
+
+def _access_key(authorization: str) -> str | None:
+    marker = "Credential="
+    start = authorization.find(marker)
+    if start < 0:
+        return None
+    return authorization[start + len(marker) :].split("/", 1)[0]
+
+
+def _assume_role(form: dict[str, list[str]]) -> tuple[int, str]:
+    role_arn = form.get("RoleArn", [""])[0]
+    account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else "000000000000"
+    role_name = role_arn.rsplit("/", 1)[-1]
+    expiration = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    key = "ASIA" + role_name.upper().replace("-", "")[:12].ljust(12, "X")
+    return 200, _response(
+        "AssumeRole",
+        f"<Credentials><AccessKeyId>{key}</AccessKeyId>"
+        f"<SecretAccessKey>secret-{uuid.uuid4().hex}</SecretAccessKey>"
+        f"<SessionToken>token-{uuid.uuid4().hex}</SessionToken>"
+        f"<Expiration>{expiration}</Expiration></Credentials>"
+        f"<AssumedRoleUser><Arn>arn:aws:sts::{account}:assumed-role/{role_name}/authz-watcher"
+        f"</Arn><AssumedRoleId>AROAEXAMPLE:authz-watcher</AssumedRoleId></AssumedRoleUser>",
+    )
+
+
+def _response(action: str, result: str) -> str:
+    return (
+        f'<{action}Response xmlns="{NAMESPACE}"><{action}Result>{result}</{action}Result>'
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        f"</{action}Response>"
+    )
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, str]:
+    kind = "Receiver" if status >= 500 else "Sender"
+    return status, (
+        f'<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{kind}</Type><Code>{code}</Code>'
+        f"<Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
+        f"</ErrorResponse>"
+    )

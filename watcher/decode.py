@@ -1,0 +1,358 @@
+"""decode: an encoded authorization message -> the decoded JSON, through STS and boto3.
+
+Sits between extract and explain. ``StsDecoder.decode`` is synchronous and thread-safe: the
+caller runs it on a bounded pool (``max_concurrency``) and this module adds the rest of the
+contract: a token bucket (``max_requests_per_second``), a cache (in memory, and in the state
+database when one is given) keyed by the blob's SHA-256, per-account credentials (a blob
+decodes only in the account where the request failed), botocore's standard retries for
+throttling and 5xx, bounded connect/read timeouts, and one clear operator warning for the
+failures an operator must fix (no credentials, AccessDenied on the decode call itself).
+Every outcome is a ``DecodeResult``; nothing here raises for a bad blob or a bad endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config as BotocoreConfig
+from botocore.credentials import (
+    CredentialProvider,
+    CredentialResolver,
+    DeferredRefreshableCredentials,
+    create_assume_role_refresher,
+)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+from botocore.session import Session as BotocoreSession
+
+from watcher.config import AccountCredentials, DecodeSettings
+from watcher.log import Logger
+from watcher.model import DecodeResult, DecodeStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_sts import STSClient
+
+    from watcher.state import StateStore
+
+MAX_ATTEMPTS = 3  # in all, with botocore "standard" retries for throttling, 5xx, connections
+MEMORY_CACHE_ENTRIES = 4096
+DEFAULT_REGION = "us-east-1"  # STS answers in every region; one is needed to build a client
+ROLE_SESSION_NAME = "authz-watcher"
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+REQUIRED_STATEMENT = {
+    "Effect": "Allow",
+    "Action": "sts:DecodeAuthorizationMessage",
+    "Resource": "*",
+}
+
+
+def blob_key(blob: str) -> str:
+    return hashlib.sha256(blob.encode("ascii", "replace")).hexdigest()
+
+
+class TokenBucket:
+    """At most ``rate`` acquisitions per second on average, bursts up to ``rate``."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._rate = rate
+        self._capacity = max(1.0, rate)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Take one token, waiting for it if the bucket is empty."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            self._tokens -= 1.0
+            wait = -self._tokens / self._rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)  # this is the rate limit itself, not synchronisation
+
+
+class DecodeCache:
+    """An in-memory LRU in front of the state database's decode cache (if there is one)."""
+
+    def __init__(
+        self,
+        ttl_seconds: float,
+        store: StateStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._store = store
+        self._clock = clock
+        self._memory: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        now = self._clock()
+        with self._lock:
+            entry = self._memory.get(key)
+            if entry is not None:
+                expires_at, message = entry
+                if expires_at > now:
+                    self._memory.move_to_end(key)
+                    return message
+                del self._memory[key]
+        if self._store is None:
+            return None
+        stored = self._store.cached_decode(key, now)
+        if stored is None:
+            return None
+        decoded: dict[str, Any] = json.loads(stored)
+        self._remember(key, decoded, now)
+        return decoded
+
+    def put(self, key: str, message: dict[str, Any]) -> None:
+        now = self._clock()
+        self._remember(key, message, now)
+        if self._store is not None:
+            self._store.store_decode(key, json.dumps(message), now, self._ttl)
+
+    def _remember(self, key: str, message: dict[str, Any], now: float) -> None:
+        with self._lock:
+            self._memory[key] = (now + self._ttl, message)
+            self._memory.move_to_end(key)
+            while len(self._memory) > MEMORY_CACHE_ENTRIES:
+                self._memory.popitem(last=False)
+
+
+class _AssumeRoleProvider(CredentialProvider):
+    """Credentials of an assumed role, refreshed by botocore before they expire."""
+
+    METHOD = "authz-watcher-assume-role"
+    CANONICAL_NAME = "AuthzWatcherAssumeRole"
+
+    def __init__(self, refresh: Callable[[], dict[str, Any]]) -> None:
+        super().__init__()
+        self._refresh = refresh
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return DeferredRefreshableCredentials(refresh_using=self._refresh, method=self.METHOD)
+
+
+class StsDecoder:
+    """Decodes blobs with ``sts:DecodeAuthorizationMessage``; safe to call from many threads."""
+
+    def __init__(
+        self,
+        settings: DecodeSettings,
+        log: Logger,
+        cache: DecodeCache | None = None,
+        *,
+        rate_limiter: TokenBucket | None = None,
+    ) -> None:
+        self._settings = settings
+        self._log = log
+        self._cache = cache or DecodeCache(settings.cache_ttl_seconds)
+        self._bucket = rate_limiter or TokenBucket(settings.max_requests_per_second)
+        self._clients: dict[tuple[str, str], STSClient | None] = {}
+        self._client_errors: dict[tuple[str, str], str] = {}
+        self._clients_lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._warned_lock = threading.Lock()
+        self._botocore_config = BotocoreConfig(
+            connect_timeout=settings.timeout_seconds,
+            read_timeout=settings.timeout_seconds,
+            retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+            user_agent_extra="authz-watcher",
+        )
+        self.calls = 0  # STS calls made, for STATUS= and the benchmark
+
+    def decode(
+        self, blob: str, *, account_id: str | None = None, profile: str | None = None
+    ) -> DecodeResult:
+        """Decode one blob, from the cache when possible. Never raises for AWS-side failures."""
+        key = blob_key(blob)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return DecodeResult(DecodeStatus.CACHED, cached)
+        client, client_error = self._client_for(account_id, profile)
+        if client is None:
+            return DecodeResult(DecodeStatus.FAILED, error=client_error)
+        self._bucket.acquire()
+        try:
+            with self._clients_lock:
+                self.calls += 1
+            response = client.decode_authorization_message(EncodedMessage=blob)
+        except NoCredentialsError:
+            return self._failed_without_credentials()
+        except ClientError as exc:
+            return self._failed_call(exc, account_id)
+        except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as exc:
+            return DecodeResult(
+                DecodeStatus.FAILED,
+                error=f"STS endpoint unreachable after {MAX_ATTEMPTS} attempts: {exc}",
+            )
+        except ReadTimeoutError as exc:
+            return DecodeResult(
+                DecodeStatus.FAILED,
+                error=f"STS did not answer within {self._settings.timeout_seconds:g} s "
+                f"({MAX_ATTEMPTS} attempts): {exc}",
+            )
+        except BotoCoreError as exc:
+            return DecodeResult(DecodeStatus.FAILED, error=f"STS call failed: {exc}")
+        try:
+            message = json.loads(response["DecodedMessage"])
+        except (KeyError, TypeError, ValueError) as exc:
+            return DecodeResult(
+                DecodeStatus.FAILED, error=f"STS returned a message that is not JSON: {exc}"
+            )
+        if not isinstance(message, dict):
+            return DecodeResult(
+                DecodeStatus.FAILED, error="STS returned JSON that is not an object"
+            )
+        self._cache.put(key, message)
+        return DecodeResult(DecodeStatus.DECODED, message)
+
+    # -- credentials -------------------------------------------------------------------------
+
+    def _client_for(
+        self, account_id: str | None, source_profile: str | None
+    ) -> tuple[STSClient | None, str | None]:
+        account = self._settings.accounts.get(account_id) if account_id else None
+        if account is not None and account_id is not None:
+            key = ("account", account_id)
+        elif source_profile is not None:
+            key = ("profile", source_profile)
+        else:
+            key = ("default", self._settings.profile or "")
+        with self._clients_lock:
+            if key not in self._clients:
+                self._clients[key] = self._build_client(key, account, source_profile)
+            return self._clients[key], self._client_errors.get(key)
+
+    def _build_client(
+        self, key: tuple[str, str], account: AccountCredentials | None, source_profile: str | None
+    ) -> STSClient | None:
+        profile = source_profile or self._settings.profile
+        if account is not None and account.profile is not None:
+            profile = account.profile
+        try:
+            session = boto3.Session(profile_name=profile, region_name=self._settings.region)
+            if account is not None and account.role_arn is not None:
+                session = self._assumed_role_session(session, account)
+            elif session.get_credentials() is None:
+                self._client_errors[key] = self._failed_without_credentials().error or ""
+                return None
+            return session.client(
+                "sts",
+                region_name=session.region_name or DEFAULT_REGION,
+                endpoint_url=self._settings.endpoint_url,
+                config=self._botocore_config,
+            )
+        except ProfileNotFound as exc:
+            self._client_errors[key] = f"AWS profile not found: {exc}"
+        except (NoRegionError, BotoCoreError, ValueError) as exc:
+            self._client_errors[key] = f"cannot set up an STS client: {exc}"
+        self._warn_once(
+            f"client:{key}", "decode_setup_failed", error=self._client_errors[key], profile=profile
+        )
+        return None
+
+    def _assumed_role_session(
+        self, source: boto3.Session, account: AccountCredentials
+    ) -> boto3.Session:
+        source_client = source.client(
+            "sts",
+            region_name=source.region_name or DEFAULT_REGION,
+            endpoint_url=self._settings.endpoint_url,
+            config=self._botocore_config,
+        )
+        params: dict[str, Any] = {"RoleArn": account.role_arn, "RoleSessionName": ROLE_SESSION_NAME}
+        if account.external_id is not None:
+            params["ExternalId"] = account.external_id
+        botocore_session = BotocoreSession()
+        botocore_session.register_component(
+            "credential_provider",
+            CredentialResolver(
+                providers=[_AssumeRoleProvider(create_assume_role_refresher(source_client, params))]
+            ),
+        )
+        return boto3.Session(
+            botocore_session=botocore_session,
+            region_name=source.region_name or self._settings.region or DEFAULT_REGION,
+        )
+
+    # -- failures ----------------------------------------------------------------------------
+
+    def _failed_without_credentials(self) -> DecodeResult:
+        self._warn_once(
+            "no-credentials",
+            "decode_no_credentials",
+            detail="no AWS credentials found: blobs are reported undecoded. Give the watcher "
+            "credentials through the standard chain (instance role, AWS_PROFILE, "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or decode.profile in the configuration.",
+        )
+        return DecodeResult(DecodeStatus.FAILED, error="no AWS credentials found")
+
+    def _failed_call(self, exc: ClientError, account_id: str | None) -> DecodeResult:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", "")).strip()
+        if code in ACCESS_DENIED_CODES:
+            self._warn_once(
+                f"denied:{account_id}",
+                "decode_access_denied",
+                account_id=account_id,
+                error=message,
+                detail="the watcher's credentials may not call sts:DecodeAuthorizationMessage; "
+                "add this statement to their identity-based policy",
+                statement=REQUIRED_STATEMENT,
+            )
+            return DecodeResult(
+                DecodeStatus.FAILED,
+                error=f"{code}: the watcher's credentials are not allowed "
+                f"sts:DecodeAuthorizationMessage ({message})",
+            )
+        if code == "InvalidAuthorizationMessageException":
+            return DecodeResult(
+                DecodeStatus.FAILED,
+                error=f"{code}: the message is invalid, expired, or from another account "
+                f"({message})",
+            )
+        if code in THROTTLING_CODES:
+            return DecodeResult(
+                DecodeStatus.FAILED,
+                error=f"{code}: STS kept throttling after {MAX_ATTEMPTS} attempts ({message})",
+            )
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return DecodeResult(
+            DecodeStatus.FAILED, error=f"{code} (HTTP {status}) from STS: {message}".strip()
+        )
+
+    def _warn_once(self, key: str, event: str, **fields: object) -> None:
+        with self._warned_lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        self._log.warning(event, stage="decode", **fields)

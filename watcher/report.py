@@ -1,0 +1,79 @@
+"""report: a denial event -> the short summary a person reads in a terminal (``decode``).
+
+The JSON event stays the contract for machines; this is the view for someone who just pasted
+an error: what was denied, to whom, why, and the statement to paste into a policy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TextIO
+
+from watcher.model import Event
+
+# Context keys every decoded message carries and that say nothing the summary does not already.
+_OBVIOUS_CONDITIONS = frozenset(
+    {"aws:Resource", "aws:Type", "aws:ARN", "aws:Account", "aws:ID", "aws:Service"}
+)
+MAX_CONDITIONS_SHOWN = 6
+
+_RED = "\033[31m"
+_BOLD = "\033[1m"
+_DIM = "\033[2m"
+_GREEN = "\033[32m"
+_RESET = "\033[0m"
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour on a terminal unless NO_COLOR is set (https://no-color.org) or TERM=dumb."""
+    return (
+        stream.isatty()
+        and "NO_COLOR" not in os.environ
+        and os.environ.get("TERM", "") not in ("", "dumb")
+    )
+
+
+def summary(event: Event, *, colour: bool) -> str:
+    """A few lines: the denied action, principal, resource, reason, conditions, the fix."""
+
+    def paint(code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if colour else text
+
+    action = event["action"] or event["operation"] or "(action unknown)"
+    lines = [paint(_BOLD + _RED, "Denied: ") + paint(_BOLD, action)]
+    rows = [
+        ("principal", event["principal_arn"]),
+        ("resource", event["resource"]),
+        ("why", event["reason"]),
+        ("conditions", _conditions(event["conditions"])),
+        ("error", event["error_code"]),
+        ("decoding", _decoding(event)),
+    ]
+    lines.extend(f"  {paint(_DIM, f'{label:<10}')} {value}" for label, value in rows if value)
+    policy = event["suggested_policy"]
+    if policy is not None:
+        lines.append("")
+        lines.append(paint(_GREEN, "  Add this to the policy named above:"))
+        lines.extend(f"  {line}" for line in json.dumps(policy, indent=2).splitlines())
+    return "\n".join(lines)
+
+
+def _conditions(conditions: dict[str, list[str]]) -> str | None:
+    shown = [
+        f"{key}={','.join(values)}"
+        for key, values in sorted(conditions.items(), key=lambda item: item[0].startswith("aws:"))
+        if key not in _OBVIOUS_CONDITIONS
+    ]
+    if not shown:
+        return None
+    more = len(shown) - MAX_CONDITIONS_SHOWN
+    text = "  ".join(shown[:MAX_CONDITIONS_SHOWN])
+    return text + (f"  (+{more} more)" if more > 0 else "")
+
+
+def _decoding(event: Event) -> str | None:
+    status = event["decode_status"]
+    if status in ("decoded", "cached", "not_needed"):
+        return None
+    return f"{status}: {event['decode_error']}" if event["decode_error"] else status

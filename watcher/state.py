@@ -1,0 +1,112 @@
+"""state: the one SQLite database in ``state_dir`` (WAL, mode 0600).
+
+Holds what must survive a restart: the decode cache now; file offsets and processed CloudTrail
+files join it with the daemon. Every write is a transaction, so a ``kill -9`` leaves either the
+old or the new row. A database that cannot be opened or is corrupt is reported and replaced
+by a fresh one (the old file is kept beside it), never a crash loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from watcher.errors import WatcherError
+from watcher.log import Logger
+
+DATABASE_NAME = "state.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decode_cache (
+    blob_sha256 TEXT PRIMARY KEY,
+    decoded_json TEXT NOT NULL,
+    stored_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decode_cache_expiry ON decode_cache (expires_at);
+"""
+
+
+class StateError(WatcherError):
+    """The state directory or database cannot be used."""
+
+
+class StateStore:
+    """Thread-safe access to the state database (one connection, one lock)."""
+
+    def __init__(self, state_dir: str | Path, log: Logger) -> None:
+        self.path = Path(state_dir) / DATABASE_NAME
+        self._lock = threading.Lock()
+        self._connection = self._open(log)
+
+    def _open(self, log: Logger) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private(self.path)
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            broken = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            log.error(  # noqa: TRY400 - the reason is in `error`; a traceback would not help
+                "state_corrupt",
+                path=str(self.path),
+                error=str(exc),
+                moved_to=str(broken),
+                detail="starting with an empty state",
+            )
+            self.path.replace(broken)
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{self.path}{suffix}").unlink()
+            _create_private(self.path)
+            return self._connect()
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot open the state database: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.executescript(_SCHEMA)
+        connection.execute("PRAGMA quick_check").fetchone()
+        return connection
+
+    def cached_decode(self, blob_sha256: str, now: float) -> str | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT decoded_json FROM decode_cache WHERE blob_sha256 = ? AND expires_at > ?",
+                (blob_sha256, now),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def store_decode(self, blob_sha256: str, decoded_json: str, now: float, ttl: float) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO decode_cache VALUES (?, ?, ?, ?)",
+                (blob_sha256, decoded_json, now, now + ttl),
+            )
+
+    def expire_decodes(self, now: float) -> int:
+        with self._lock:
+            cursor = self._connection.execute(
+                "DELETE FROM decode_cache WHERE expires_at <= ?", (now,)
+            )
+        return cursor.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file (and fix an existing one) with mode 0600 before SQLite opens it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").chmod(0o600)
