@@ -58,7 +58,7 @@ class TestExplanation:
         assert (
             "No identity-based policy allows iam:PassRole on "
             "arn:aws:iam::527623259369:role/BURoleForPositivoMercantil; add an Allow for it to "
-            "an identity-based policy of the principal." == result.reason
+            "an identity-based policy of the user BUUserForDevSecOpsPiaaS." == result.reason
         )
         assert {
             "Version": "2012-10-17",

@@ -205,3 +205,25 @@ class TestBadInput:
         assert "line_too_long" in proc.stderr
         maxrss_kib = int(proc.stderr.split("maxrss_kib")[1].split()[0])
         assert maxrss_kib < 64 * 1024, "the reader held the whole 64 MiB line in memory"
+
+
+class TestOutput:
+    def test_reader_going_away_stops_quietly(self, tmp_path):
+        """`scan ... | head -1`: no traceback and no input blamed for the closed pipe."""
+        log = write_log(tmp_path / "many.log", *([CLI_LINE] * 300))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "scan", "--no-decode", str(log)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        proc.stderr.close()
+        proc.wait(timeout=60)
+        assert first.startswith(b'{"event":"authz_denial"')
+        assert "Traceback" not in stderr
+        assert "source_error" not in stderr

@@ -274,7 +274,11 @@ def _reason(
             f"so {what} needs that deny changed."
         )
     if policy_type is not None and (finding.because is not None or decoded):
-        target = _FIX_TARGET.get(policy_type, "the policy AWS names")
+        target = (
+            _owner_policy(principal)
+            if policy_type == "identity-based"
+            else _FIX_TARGET.get(policy_type, "the policy AWS names")
+        )
         noun = _POLICY_NOUN.get(policy_type, f"{policy_type} policy")
         return f"No {noun} allows {what}; add an Allow for it to {target}."
     if decoded:

@@ -54,7 +54,7 @@ def summary(event: Event, *, colour: bool) -> str:
     policy = event["suggested_policy"]
     if policy is not None:
         lines.append("")
-        lines.append(paint(_GREEN, "  Add this to the policy named above:"))
+        lines.append(paint(_GREEN, "  Policy that would allow it (see 'why' for where it goes):"))
         lines.extend(f"  {line}" for line in json.dumps(policy, indent=2).splitlines())
     return "\n".join(lines)
 

@@ -100,23 +100,31 @@ class Scanner:
                     yield path
 
     def _scan_file(self, path: Path) -> None:
+        # Only opening and sniffing are guarded here; read errors are the reader's to report,
+        # and a failing sink (a closed pipe) is not this file's fault.
         try:
             # Unbuffered: the reader reads large chunks straight into its own buffer.
-            with path.open("rb", buffering=0) as raw:
-                handle, head = _sniff(raw)
-                if head.startswith(_GZIP_MAGIC):
-                    with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
-                        self._scan_stream(str(path), unzipped)
-                    return
-                if b"\x00" in head:
-                    self._log.info(
-                        "source_binary",
-                        path=str(path),
-                        detail="file holds NUL bytes; searched as text anyway",
-                    )
-                self._scan_stream(str(path), handle)
+            raw = path.open("rb", buffering=0)
         except OSError as exc:
             self._failed(str(path), exc)
+            return
+        with raw:
+            try:
+                handle, head = _sniff(raw)
+            except OSError as exc:
+                self._failed(str(path), exc)
+                return
+            if head.startswith(_GZIP_MAGIC):
+                with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
+                    self._scan_stream(str(path), unzipped)
+                return
+            if b"\x00" in head:
+                self._log.info(
+                    "source_binary",
+                    path=str(path),
+                    detail="file holds NUL bytes; searched as text anyway",
+                )
+            self._scan_stream(str(path), handle)
 
     def _scan_stream(self, path: str, stream: Readable) -> None:
         def on_long_line(offset: int) -> None:
