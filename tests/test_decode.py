@@ -247,6 +247,13 @@ class TestDecodedEvents:
         assert action == event["action"]
         assert (event["suggested_policy"] is None) == expected["explicit_deny"]
 
+    def test_truncated_blob_makes_no_call(self, sts):
+        builder = DenialBuilder(decoder=decoder_for(sts))
+        text = f'"errorMessage": "{PREFIX}{BLOB_OF["d003"][:900]}...",'
+        (event,) = builder.events(text, Origin("file", "x"), datetime.now(UTC))
+        assert "truncated" == event["decode_status"]
+        assert [] == sts.decode_calls()
+
     def test_statement_id_and_conditions_reach_the_event(self, sts):
         builder = DenialBuilder(decoder=decoder_for(sts))
         (event,) = builder.events(
