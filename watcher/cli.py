@@ -1,4 +1,4 @@
-"""The command line: ``scan``, ``decode``, ``check-config``. Exit 0 ok, 1 failure, 2 usage.
+"""The command line: ``run``, ``scan``, ``decode``, ``check-config``. Exit 0 ok, 1, 2 usage.
 
 No traceback reaches a user: every known failure is a WatcherError with a message, and an
 unexpected one is reported in one line with exit status 1.
@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--region", help="AWS region for the STS call")
     decode.add_argument("-c", "--config", help="configuration file (accounts, cache)")
 
+    run = commands.add_parser("run", help="the daemon: follow the configured sources")
+    run.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help=f"configuration file (default ${CONFIG_ENV} or {DEFAULT_CONFIG_PATH})",
+    )
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument(
         "-c",
@@ -115,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args)
         if args.command == "decode":
             return _decode(args)
+        if args.command == "run":
+            return _run(args)
     except ConfigError as exc:
         print(f"authz-watcher: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -206,6 +216,12 @@ def _decoding(
     finally:
         if store is not None:
             store.close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from watcher.daemon import Daemon  # noqa: PLC0415 - boto3 and watchdog only for the daemon
+
+    return Daemon(_config_path(args.config), configure_logging()).run()
 
 
 def _decode(args: argparse.Namespace) -> int:

@@ -1,9 +1,10 @@
 """state: the one SQLite database in ``state_dir`` (WAL, mode 0600).
 
-Holds what must survive a restart: the decode cache now; file offsets and processed CloudTrail
-files join it with the daemon. Every write is a transaction, so a ``kill -9`` leaves either the
-old or the new row. A database that cannot be opened or is corrupt is reported and replaced
-by a fresh one (the old file is kept beside it), never a crash loop.
+Holds what must survive a restart: file checkpoints (identity and committed offset) and the
+decode cache; processed CloudTrail files join it later. Every write is a transaction, so a
+``kill -9`` leaves either the old or the new row. A database that cannot be opened or is
+corrupt is reported and replaced by a fresh one (the old file is kept beside it), never a
+crash loop.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from watcher.errors import WatcherError
@@ -27,7 +29,29 @@ CREATE TABLE IF NOT EXISTS decode_cache (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decode_cache_expiry ON decode_cache (expires_at);
+CREATE TABLE IF NOT EXISTS file_offsets (
+    path TEXT PRIMARY KEY,
+    device INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    fingerprint_bytes INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheckpoint:
+    """Where reading of one file stopped: its identity and the offset after the last line
+    whose events every sink has written."""
+
+    path: str
+    device: int
+    inode: int
+    fingerprint: str
+    fingerprint_bytes: int
+    offset: int
 
 
 class StateError(WatcherError):
@@ -39,6 +63,7 @@ class StateStore:
 
     def __init__(self, state_dir: str | Path, log: Logger) -> None:
         self.path = Path(state_dir) / DATABASE_NAME
+        self.is_new = not self.path.exists()
         self._lock = threading.Lock()
         self._connection = self._open(log)
 
@@ -94,6 +119,30 @@ class StateStore:
                 "DELETE FROM decode_cache WHERE expires_at <= ?", (now,)
             )
         return cursor.rowcount
+
+    def checkpoint(self, path: str) -> FileCheckpoint | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT path, device, inode, fingerprint, fingerprint_bytes, offset "
+                "FROM file_offsets WHERE path = ?",
+                (path,),
+            ).fetchone()
+        return None if row is None else FileCheckpoint(*row)
+
+    def save_checkpoint(self, checkpoint: FileCheckpoint) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO file_offsets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    checkpoint.path,
+                    checkpoint.device,
+                    checkpoint.inode,
+                    checkpoint.fingerprint,
+                    checkpoint.fingerprint_bytes,
+                    checkpoint.offset,
+                    time.time(),
+                ),
+            )
 
     def close(self) -> None:
         with self._lock:

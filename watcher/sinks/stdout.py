@@ -31,3 +31,9 @@ class StdoutSink:
 
     def flush(self) -> None:
         self._stream.flush()
+
+    def reopen(self) -> None:
+        """Nothing to reopen: journald or the shell owns standard output."""
+
+    def close(self) -> None:
+        self.flush()

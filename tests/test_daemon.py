@@ -1,0 +1,215 @@
+"""The daemon as systemd runs it: a real process, real files, real signals, waits with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ISOLATED_AWS_ENV, REPO, _drop_file_permission_override, validate_event
+
+DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
+DEADLINE_SECONDS = 30
+
+
+def wait_for(
+    condition: Callable[[], object], what: str, deadline: float = DEADLINE_SECONDS
+) -> None:
+    """Poll ``condition`` until it is true; fail with ``what`` after ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.02)  # polling interval of the check, not a synchronisation guess
+    pytest.fail(f"timed out after {deadline} s waiting for {what}")
+
+
+class Watcher:
+    """One `authz-watcher run` process over a temporary directory."""
+
+    def __init__(self, root: Path, *, extra_config: str = "", drop_caps: bool = False) -> None:
+        self.root = root
+        self.logs = root / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self.events_path = root / "out" / "events.jsonl"
+        self.config = root / "config.yaml"
+        self.stderr_path = root / "stderr.log"
+        self.write_config(extra_config)
+        self.drop_caps = drop_caps
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self, extra: str = "", paths: tuple[str, ...] = ("*.log",)) -> None:
+        patterns = ", ".join(json.dumps(str(self.logs / p)) for p in paths)
+        self.config.write_text(
+            f"state_dir: {self.root / 'state'}\n"
+            "sources:\n"
+            f"  - type: file\n    paths: [{patterns}]\n    start_at: beginning\n"
+            "    poll_interval_seconds: 0.5\n"
+            "decode:\n  enabled: false\n"
+            f"sinks:\n  - type: file\n    path: {self.events_path}\n" + extra
+        )
+
+    def start(self) -> Watcher:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(ISOLATED_AWS_ENV)
+        with self.stderr_path.open("ab") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "watcher", "run", "-c", str(self.config)],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=env,
+                cwd=REPO,
+                preexec_fn=_drop_file_permission_override  # noqa: PLW1509 - see conftest
+                if self.drop_caps and os.geteuid() == 0
+                else None,
+            )
+        wait_for(lambda: "daemon_started" in self.stderr(), "the daemon to start")
+        return self
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def wait(self) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=DEADLINE_SECONDS)
+
+    def stop(self) -> int:
+        self.signal(signal.SIGTERM)
+        return self.wait()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
+
+    def log_events(self) -> list[dict]:
+        return [json.loads(line) for line in self.stderr().splitlines() if line.startswith("{")]
+
+    def events(self) -> list[dict]:
+        if not self.events_path.exists():
+            return []
+        return [
+            validate_event(json.loads(line))
+            for line in self.events_path.read_text().splitlines()
+            if line.endswith("}")
+        ]
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=DEADLINE_SECONDS)
+
+
+@pytest.fixture
+def watcher(tmp_path) -> Iterator[Watcher]:
+    w = Watcher(tmp_path)
+    yield w
+    w.kill()
+
+
+def append(path: Path, *lines: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("".join(f"{line}\n" for line in lines))
+        handle.flush()
+
+
+class TestDaemon:
+    def test_appended_denials_reach_the_file_sink(self, watcher):
+        watcher.start()
+        append(watcher.logs / "app.log", "noise", f"{DENIAL} 1", f"{DENIAL} 2")
+        wait_for(lambda: len(watcher.events()) == 2, "two events")
+        assert 0 == watcher.stop()
+        assert [6, 6 + len(DENIAL) + 3] == [e["source_offset"] for e in watcher.events()]
+        assert {str(watcher.logs / "app.log")} == {e["source_path"] for e in watcher.events()}
+
+    def test_sigterm_drains_and_a_restart_emits_nothing_twice(self, watcher):
+        watcher.start()
+        append(watcher.logs / "app.log", *(f"{DENIAL} {i}" for i in range(50)))
+        wait_for(lambda: len(watcher.events()) == 50, "50 events")
+        assert 0 == watcher.stop()
+        watcher.start()
+        append(watcher.logs / "app.log", f"{DENIAL} after restart")
+        wait_for(lambda: len(watcher.events()) == 51, "the 51st event")
+        assert 0 == watcher.stop()
+        ids = [e["event_id"] for e in watcher.events()]
+        assert len(ids) == len(set(ids))
+
+    def test_kill_9_while_writing_loses_nothing(self, watcher):
+        watcher.start()
+        log = watcher.logs / "app.log"
+        total = 400
+        for i in range(total):
+            append(log, f"{DENIAL} {i}")
+            if i == total // 2:
+                wait_for(lambda: len(watcher.events()) > 10, "some events before the kill")
+                watcher.kill()  # SIGKILL: no drain, no commit
+        watcher.start()
+        wait_for(
+            lambda: {e["source_offset"] for e in watcher.events()} >= set(line_offsets(log)),
+            "every line's event after the restart",
+        )
+        assert 0 == watcher.stop()
+        by_offset: dict[int, set[str]] = {}
+        for event in watcher.events():
+            by_offset.setdefault(event["source_offset"], set()).add(event["event_id"])
+        assert all(len(ids) == 1 for ids in by_offset.values()), "duplicates share their id"
+
+    def test_sighup_applies_a_new_config_and_rejects_a_broken_one(self, watcher):
+        watcher.start()
+        watcher.write_config(paths=("*.log", "*.txt"))
+        watcher.signal(signal.SIGHUP)
+        wait_for(
+            lambda: any(e["event"] == "config_reloaded" for e in watcher.log_events()), "reload"
+        )
+        append(watcher.logs / "new.txt", f"{DENIAL} txt")
+        wait_for(lambda: len(watcher.events()) == 1, "an event from the newly configured glob")
+        watcher.config.write_text("sources: [\n")
+        watcher.signal(signal.SIGHUP)
+        wait_for(
+            lambda: any(e["event"] == "config_reload_failed" for e in watcher.log_events()),
+            "the rejected reload",
+        )
+        append(watcher.logs / "new.txt", f"{DENIAL} still running")
+        wait_for(lambda: len(watcher.events()) == 2, "events under the old config")
+        assert 0 == watcher.stop()
+
+    def test_unreadable_file_is_reported_once_and_others_continue(self, tmp_path):
+        w = Watcher(tmp_path, drop_caps=True)
+        secret = w.logs / "secret.log"
+        append(secret, f"{DENIAL} secret")
+        secret.chmod(0o000)
+        try:
+            w.start()
+            append(w.logs / "open.log", f"{DENIAL} open")
+            wait_for(lambda: len(w.events()) == 1, "the readable file's event")
+            wait_for(lambda: any(e["event"] == "source_error" for e in w.log_events()), "the error")
+            errors = [e for e in w.log_events() if e["event"] == "source_error"]
+            assert [(str(secret), "Permission denied")] == [(e["path"], e["error"]) for e in errors]
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+
+    def test_torn_last_line_of_the_event_file_is_repaired(self, watcher):
+        watcher.events_path.parent.mkdir(parents=True)
+        watcher.events_path.write_text('{"event":"authz_denial","half a line')
+        watcher.start()
+        append(watcher.logs / "app.log", f"{DENIAL} 1")
+        wait_for(lambda: len(watcher.events()) == 1, "one event")
+        assert 0 == watcher.stop()
+        lines = watcher.events_path.read_text().splitlines()
+        assert 1 == len(lines)
+        json.loads(lines[0])
+
+
+def line_offsets(path: Path) -> list[int]:
+    offsets, position = [], 0
+    for line in path.read_bytes().splitlines(keepends=True):
+        offsets.append(position)
+        position += len(line)
+    return offsets

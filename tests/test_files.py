@@ -1,0 +1,204 @@
+"""sources.files: following real files through appends, rotation, truncation and worse."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from watcher.config import FileSource
+from watcher.log import configure_logging
+from watcher.sources.files import FileSources, FileTailer
+from watcher.sources.lines import Candidate
+from watcher.state import StateStore
+
+DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
+
+
+class Harness:
+    """A FileSources over a temporary directory, recording lines and commits."""
+
+    def __init__(self, root: Path, *, start_at: str = "beginning", state: str = "state") -> None:
+        self.root = root
+        self.logs = io.StringIO()
+        self.store = StateStore(root / state, configure_logging(self.logs))
+        self.source = FileSource(paths=(str(root / "logs" / "*.log"),), start_at=start_at)  # type: ignore[arg-type]
+        self.sources = FileSources(
+            (self.source,), self.store, configure_logging(self.logs), first_start=self.store.is_new
+        )
+        self.lines: list[tuple[str, int, str]] = []
+        self.commits: list[tuple[str, int]] = []
+
+    def handle(self, candidate: Candidate, path: str, source: FileSource) -> None:
+        assert source is self.source
+        self.lines.append((os.path.basename(path), candidate.line_offset, candidate.text.decode()))
+
+    def commit(self, tailer: FileTailer) -> None:
+        checkpoint = tailer.checkpoint()
+        assert checkpoint is not None
+        self.store.save_checkpoint(checkpoint)
+        self.commits.append((os.path.basename(tailer.path), tailer.offset))
+
+    def poll(self) -> list[str]:
+        """Reconcile and poll every tailer once; return the texts of the new lines."""
+        before = len(self.lines)
+        self.sources.reconcile()
+        for tailer in list(self.sources.tailers.values()):
+            tailer.poll(self.handle, self.commit)
+        return [text for _, _, text in self.lines[before:]]
+
+    def events(self) -> list[str]:
+        return [json.loads(line)["event"] for line in self.logs.getvalue().splitlines()]
+
+    def close(self) -> None:
+        self.sources.close()
+        self.store.close()
+
+
+@pytest.fixture
+def harness(tmp_path):
+    (tmp_path / "logs").mkdir()
+    h = Harness(tmp_path)
+    yield h
+    h.close()
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+class TestFollowing:
+    def test_appends_are_read_once(self, harness):
+        log = harness.root / "logs" / "app.log"
+        append(log, f"noise\n{DENIAL} 1\n")
+        assert [f"{DENIAL} 1"] == harness.poll()
+        assert [] == harness.poll()
+        append(log, f"{DENIAL} 2\nnoise\n")
+        assert [f"{DENIAL} 2"] == harness.poll()
+        assert ("app.log", 6) == harness.lines[0][:2]
+
+    def test_partial_line_waits_for_its_newline(self, harness):
+        log = harness.root / "logs" / "app.log"
+        append(log, f"{DENIAL} par")
+        assert [] == harness.poll()
+        append(log, "tial\n")
+        assert [f"{DENIAL} partial"] == harness.poll()
+
+    def test_rename_rotation_reads_the_old_file_to_its_end_then_the_new(self, harness):
+        log = harness.root / "logs" / "app.log"
+        append(log, f"{DENIAL} 1\n")
+        harness.poll()
+        append(log, f"{DENIAL} 2 written just before rotation\n")
+        log.rename(harness.root / "logs" / "app.log.1")
+        append(log, f"{DENIAL} 3 in the new file\n")
+        assert [
+            f"{DENIAL} 2 written just before rotation",
+            f"{DENIAL} 3 in the new file",
+        ] == harness.poll()
+        assert "source_rotated" in harness.events()
+
+    def test_copy_truncate_restarts_at_zero(self, harness):
+        log = harness.root / "logs" / "app.log"
+        append(log, f"{DENIAL} 1\n{DENIAL} 2\n")
+        harness.poll()
+        with log.open("r+") as handle:
+            handle.truncate(0)
+        append(log, f"{DENIAL} 3\n")
+        assert [f"{DENIAL} 3"] == harness.poll()
+        assert "source_truncated" in harness.events()
+
+    def test_rewritten_in_place_past_the_offset_is_caught_by_the_fingerprint(self, harness):
+        """Same inode, new content longer than the old offset: size alone cannot tell."""
+        log = harness.root / "logs" / "app.log"
+        append(log, f"first generation {DENIAL}\n")
+        harness.poll()
+        with log.open("r+") as handle:
+            handle.truncate(0)
+            handle.write(f"second generation, longer than before {DENIAL}\n" * 3)
+        assert 3 == len(harness.poll())
+        assert "source_truncated" in harness.events()
+
+    def test_delete_and_recreate(self, harness):
+        log = harness.root / "logs" / "app.log"
+        append(log, f"{DENIAL} 1\n")
+        harness.poll()
+        log.unlink()
+        assert [] == harness.poll()
+        append(log, f"{DENIAL} 2\n")
+        assert [f"{DENIAL} 2"] == harness.poll()
+
+    def test_late_file_matching_the_glob_starts_at_zero(self, tmp_path):
+        (tmp_path / "logs").mkdir()
+        existing = tmp_path / "logs" / "old.log"
+        append(existing, f"{DENIAL} before start\n")
+        h = Harness(tmp_path, start_at="end")
+        try:
+            assert [] == h.poll()  # files found at first start begin at their end
+            append(tmp_path / "logs" / "new.log", f"{DENIAL} late\n")
+            append(existing, f"{DENIAL} appended\n")
+            assert {f"{DENIAL} late", f"{DENIAL} appended"} == set(h.poll())
+        finally:
+            h.close()
+
+    def test_late_directory(self, tmp_path):
+        h = Harness(tmp_path)
+        try:
+            assert [] == h.poll()
+            (tmp_path / "logs").mkdir()
+            append(tmp_path / "logs" / "app.log", f"{DENIAL}\n")
+            assert [DENIAL] == h.poll()
+        finally:
+            h.close()
+
+    def test_restart_resumes_at_the_committed_offset(self, tmp_path):
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        first = Harness(tmp_path)
+        append(log, f"{DENIAL} 1\n")
+        first.poll()
+        first.close()
+        append(log, f"{DENIAL} 2\n")
+        second = Harness(tmp_path)
+        try:
+            assert [f"{DENIAL} 2"] == second.poll()
+        finally:
+            second.close()
+
+    def test_file_replaced_while_stopped_is_read_from_zero(self, tmp_path):
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        first = Harness(tmp_path)
+        append(log, f"{DENIAL} 1\n" * 5)
+        first.poll()
+        first.close()
+        log.unlink()
+        append(log, f"{DENIAL} new file\n")
+        second = Harness(tmp_path)
+        try:
+            assert [f"{DENIAL} new file"] == second.poll()
+        finally:
+            second.close()
+
+    def test_excluded_files_are_not_followed(self, tmp_path):
+        (tmp_path / "logs").mkdir()
+        store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+        source = FileSource(paths=(str(tmp_path / "logs" / "*"),), exclude=("*.gz",))
+        sources = FileSources((source,), store, configure_logging(io.StringIO()), first_start=True)
+        append(tmp_path / "logs" / "a.log", "x\n")
+        append(tmp_path / "logs" / "a.log.1.gz", "x\n")
+        sources.reconcile()
+        assert [str(tmp_path / "logs" / "a.log")] == list(sources.tailers)
+        sources.close()
+        store.close()
+
+    def test_huge_line_is_searched_in_bounded_windows(self, harness):
+        log = harness.root / "logs" / "app.log"
+        with log.open("w") as handle:
+            handle.write("x" * (3 * 1024 * 1024) + f" {DENIAL}\n")
+        (line,) = harness.poll()
+        assert line.endswith(DENIAL)
+        assert "line_too_long" in harness.events()

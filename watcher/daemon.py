@@ -1,0 +1,271 @@
+"""daemon: ``authz-watcher run`` — the pipeline kept running over followed files.
+
+    start: config -> state -> sinks -> decoding -> sources -> observer
+    loop:  signals (TERM/INT: stop, HUP: reload) -> changed files -> poll tailers -> commit
+    stop:  observer -> drain decodes -> flush sinks -> commit -> close (reverse of start)
+
+Signal handlers only record the signal and wake the loop. A tailer's offset is committed only
+after every event read before it has been written and flushed by every sink (at-least-once);
+SIGTERM drains and commits, so a stop/start emits nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import signal
+import time
+from dataclasses import asdict, dataclass
+from queue import Empty, SimpleQueue
+from types import FrameType
+
+from watcher.config import Config, FileSource, load_config
+from watcher.decode import DecodeCache, StsDecoder
+from watcher.errors import ConfigError
+from watcher.events import utc_now
+from watcher.extract import might_contain_denial_bytes
+from watcher.log import Logger
+from watcher.model import Origin
+from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
+from watcher.sinks import Sink, Sinks
+from watcher.sinks.file import FileSink
+from watcher.sinks.stdout import StdoutSink
+from watcher.sources.files import FileSources, FileTailer
+from watcher.sources.lines import Candidate
+from watcher.sources.watch import ChangedPaths, DirectoryWatcher
+from watcher.state import StateStore
+
+DEFAULT_POLL_SECONDS = 5.0
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(slots=True)
+class Counters:
+    """What STATUS= and the logs report."""
+
+    lines_matched: int = 0  # lines holding the trigger word
+    denials: int = 0
+    commits: int = 0
+
+
+class Daemon:
+    """Runs until SIGTERM/SIGINT; ``run`` returns the exit status."""
+
+    def __init__(self, config_path: str, log: Logger) -> None:
+        self._config_path = config_path
+        self._log = log
+        self._signals: SimpleQueue[int] = SimpleQueue()
+        self._changes = ChangedPaths()
+        self._missing_directories: set[str] = set()
+        self.counters = Counters()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        config = load_config(self._config_path)
+        _raise_open_file_limit()
+        self._warn_unsupported(config)
+        store = StateStore(config.state_dir, self._log)
+        try:
+            return self._run_with(config, store)
+        finally:
+            store.close()
+
+    def _run_with(self, config: Config, store: StateStore) -> int:
+        self._store = store
+        self._config = config
+        self._sinks = _build_sinks(config)
+        self._emitter = self._build_emitter(config)
+        self._sources = FileSources(
+            _file_sources(config), store, self._log, first_start=store.is_new
+        )
+        self._watcher = self._build_watcher(config)
+        self._install_signal_handlers()
+        self._watcher.start()
+        self._log.info("daemon_started", config=self._config_path, state=str(store.path))
+        try:
+            self._loop()
+        finally:
+            self._watcher.stop()
+            self._emitter.close()
+            self._sinks.close()
+            self._sources.close()
+            self._log.info("daemon_stopped", **asdict(self.counters))
+        return 0
+
+    def _install_signal_handlers(self) -> None:
+        for signum in (*_STOP_SIGNALS, signal.SIGHUP):
+            signal.signal(signum, self._record_signal)
+
+    def _record_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        self._signals.put_nowait(signum)
+        self._changes.wake()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        next_reconcile = 0.0
+        while True:
+            if self._handle_signals():
+                return
+            now = time.monotonic()
+            changed = self._changes.take()
+            if now >= next_reconcile:
+                self._reconcile()
+                due = list(self._sources.tailers.values())
+                next_reconcile = now + self._poll_seconds()
+            else:
+                due = self._due_tailers(changed)
+            for tailer in due:
+                if not self._signals.empty():
+                    break
+                tailer.poll(self._handle_line, self._commit)
+            if any(t.more_pending for t in self._sources.tailers.values()):
+                continue
+            self._changes.wait(max(0.0, min(next_reconcile - time.monotonic(), 1.0)))
+
+    def _due_tailers(self, changed: set[str]) -> list[FileTailer]:
+        tailers = self._sources.tailers
+        if any(path not in tailers and self._sources.matches(path) for path in changed) or any(
+            path in self._missing_directories for path in changed
+        ):
+            self._reconcile()
+        return [
+            tailer
+            for path, tailer in tailers.items()
+            if path in changed or tailer.more_pending or not tailer.is_open
+        ]
+
+    def _reconcile(self) -> None:
+        self._sources.reconcile()
+        missing = self._watcher.watch(set(self._sources.directories()))
+        self._missing_directories = set(missing)
+
+    def _poll_seconds(self) -> float:
+        intervals = [s.poll_interval_seconds for s in _file_sources(self._config)]
+        return min(intervals, default=DEFAULT_POLL_SECONDS)
+
+    def _handle_line(self, candidate: Candidate, path: str, source: FileSource) -> None:
+        self.counters.lines_matched += 1
+        if not might_contain_denial_bytes(candidate.text):
+            return
+        text = candidate.text.decode("utf-8", "replace")
+        origin = Origin(
+            source_kind="file",
+            source_path=path,
+            source_offset=candidate.line_offset,
+            text_offset=candidate.text_offset if candidate.windowed else None,
+        )
+        self.counters.denials += self._emitter.add(
+            text, origin, utc_now(), profile=source.aws_profile
+        )
+
+    def _commit(self, tailer: FileTailer) -> None:
+        """Every event read so far is written and flushed; then the offset is saved."""
+        self._emitter.flush()
+        self._sinks.flush()
+        checkpoint = tailer.checkpoint()
+        if checkpoint is not None:
+            self._store.save_checkpoint(checkpoint)
+            self.counters.commits += 1
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _handle_signals(self) -> bool:
+        """Act on recorded signals; True when the daemon should stop."""
+        while True:
+            try:
+                signum = self._signals.get_nowait()
+            except Empty:
+                return False
+            if signum in _STOP_SIGNALS:
+                self._log.info("daemon_stopping", signal=signal.Signals(signum).name)
+                return True
+            if signum == signal.SIGHUP:
+                self._reload()
+
+    def _reload(self) -> None:
+        try:
+            config = load_config(self._config_path)
+        except ConfigError as exc:
+            self._log.error("config_reload_failed", error=str(exc), detail="old config kept")
+            return
+        self._warn_unsupported(config)
+        self._emitter.close()
+        if config.sinks != self._config.sinks:
+            self._sinks.close()
+            self._sinks = _build_sinks(config)
+        else:
+            self._sinks.reopen()
+        self._emitter = self._build_emitter(config)
+        self._config = config
+        self._sources.replace_sources(_file_sources(config))
+        self._reconcile()
+        self._log.info("config_reloaded", config=self._config_path)
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _build_emitter(self, config: Config) -> OrderedDecodingEmitter:
+        if config.decode.enabled:
+            cache = DecodeCache(config.decode.cache_ttl_seconds, self._store)
+            builder = DenialBuilder(decoder=StsDecoder(config.decode, self._log, cache))
+        else:
+            builder = DenialBuilder(
+                disabled_reason="decoding disabled in the configuration (decode.enabled: false)"
+            )
+        return OrderedDecodingEmitter(
+            builder, self._sinks.write, max_concurrency=config.decode.max_concurrency
+        )
+
+    def _build_watcher(self, config: Config) -> DirectoryWatcher:
+        sources = _file_sources(config)
+        return DirectoryWatcher(
+            self._changes,
+            polling=any(s.use_polling for s in sources),
+            poll_seconds=min((s.poll_interval_seconds for s in sources), default=1.0),
+        )
+
+    def _warn_unsupported(self, config: Config) -> None:
+        for index, source in enumerate(config.sources):
+            if source.type != "file":
+                self._log.warning(
+                    "source_unsupported",
+                    source=index,
+                    type=source.type,
+                    detail="run does not follow this source type yet; use scan for it",
+                )
+        for index, sink in enumerate(config.sinks):
+            if sink.type not in ("stdout", "file"):
+                self._log.warning(
+                    "sink_unsupported",
+                    sink=index,
+                    type=sink.type,
+                    detail="events are not sent to this sink type yet",
+                )
+        if config.alerts:
+            self._log.warning(
+                "alerts_unsupported", rules=len(config.alerts), detail="alert rules not applied"
+            )
+
+
+def _raise_open_file_limit() -> None:
+    """One descriptor per followed file: lift the soft limit (often 1024) to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _file_sources(config: Config) -> tuple[FileSource, ...]:
+    return tuple(s for s in config.sources if isinstance(s, FileSource))
+
+
+def _build_sinks(config: Config) -> Sinks:
+    sinks: list[Sink] = []
+    for sink in config.sinks:
+        if sink.type == "stdout":
+            sinks.append(StdoutSink(events=sink.events))
+        elif sink.type == "file" and sink.path is not None:
+            sinks.append(FileSink(sink.path, events=sink.events))
+    return Sinks(sinks)
