@@ -26,6 +26,9 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scan_throughput.py
 	$(BIN)/python benchmarks/decode_throughput.py
+	$(BIN)/python benchmarks/tail_latency.py
+	$(BIN)/python benchmarks/tail_throughput.py
+	$(BIN)/python benchmarks/tail_rss.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
