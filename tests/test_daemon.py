@@ -179,6 +179,41 @@ class TestDaemon:
         wait_for(lambda: len(watcher.events()) == 2, "events under the old config")
         assert 0 == watcher.stop()
 
+    def test_sighup_reopens_the_event_file_for_logrotate(self, watcher):
+        watcher.start()
+        append(watcher.logs / "app.log", f"{DENIAL} before rotation")
+        wait_for(lambda: len(watcher.events()) == 1, "the first event")
+        rotated = watcher.events_path.with_name("events.jsonl.1")
+        watcher.events_path.rename(rotated)
+        watcher.signal(signal.SIGHUP)
+        wait_for(
+            lambda: any(e["event"] == "config_reloaded" for e in watcher.log_events()), "reload"
+        )
+        append(watcher.logs / "app.log", f"{DENIAL} after rotation")
+        wait_for(lambda: len(watcher.events()) == 1, "the event in the new file")
+        assert 0 == watcher.stop()
+        assert watcher.events()[0]["raw"].endswith("after rotation")
+        assert 1 == len(rotated.read_text().splitlines())
+
+    def test_source_removed_and_added_again_resumes_at_its_offset(self, watcher):
+        watcher.write_config(paths=("*.log", "*.txt"))
+        watcher.start()
+        append(watcher.logs / "b.txt", f"{DENIAL} 1")
+        wait_for(lambda: len(watcher.events()) == 1, "the first event")
+        watcher.write_config(paths=("*.log",))
+        watcher.signal(signal.SIGHUP)
+        wait_for(
+            lambda: sum(e["event"] == "config_reloaded" for e in watcher.log_events()) == 1,
+            "the first reload",
+        )
+        append(watcher.logs / "b.txt", f"{DENIAL} 2 while not configured")
+        watcher.write_config(paths=("*.log", "*.txt"))
+        watcher.signal(signal.SIGHUP)
+        wait_for(lambda: len(watcher.events()) == 2, "the line written while not configured")
+        assert 0 == watcher.stop()
+        raws = [e["raw"] for e in watcher.events()]
+        assert [f"{DENIAL} 1", f"{DENIAL} 2 while not configured"] == raws
+
     def test_unreadable_file_is_reported_once_and_others_continue(self, tmp_path):
         w = Watcher(tmp_path, drop_caps=True)
         secret = w.logs / "secret.log"

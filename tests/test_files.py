@@ -195,10 +195,13 @@ class TestFollowing:
         sources.close()
         store.close()
 
-    def test_huge_line_is_searched_in_bounded_windows(self, harness):
+    def test_64_mib_line_is_searched_in_bounded_windows(self, harness):
         log = harness.root / "logs" / "app.log"
         with log.open("w") as handle:
-            handle.write("x" * (3 * 1024 * 1024) + f" {DENIAL}\n")
+            block = "x" * (1024 * 1024)
+            for _ in range(64):
+                handle.write(block)
+            handle.write(f" {DENIAL}\n")
         (line,) = harness.poll()
         assert line.endswith(DENIAL)
         assert "line_too_long" in harness.events()

@@ -185,12 +185,18 @@ class FileTailer:
             self.offset = 0
         if self._fingerprint_bytes < min(size, FINGERPRINT_BYTES):
             self._take_fingerprint(size)
-        end = min(size, self.offset + MAX_BYTES_PER_POLL)
+        # A rotated-away file is read to its very end at once; a live one in slices, so the
+        # loop sees signals between them.
+        capped = not final and size > self.offset + MAX_BYTES_PER_POLL
+        end = size if final else min(size, self.offset + MAX_BYTES_PER_POLL)
         if not final:
-            end = _after_last_newline(fd, self.offset, end)
+            cut = _after_last_newline(fd, self.offset, end)
+            if cut == self.offset and capped:  # one line longer than a whole poll's worth
+                cut = _after_next_newline(fd, end, size, default=self.offset)
+            end = cut
         if end <= self.offset:
             return 0
-        self.more_pending = end < size and end - self.offset >= MAX_BYTES_PER_POLL // 2
+        self.more_pending = capped and end < size
         start = self.offset
         reader = _RangeReader(fd, start, end)
         for candidate in iter_candidates(
@@ -265,6 +271,20 @@ def _shifted(candidate: Candidate, start: int) -> Candidate:
 
 def _fingerprint(fd: int, length: int) -> str:
     return hashlib.sha256(os.pread(fd, length, 0)).hexdigest() if length else ""
+
+
+def _after_next_newline(fd: int, start: int, end: int, *, default: int) -> int:
+    """The offset after the first newline in ``[start, end)``, or ``default`` if there is none."""
+    position = start
+    while position < end:
+        data = os.pread(fd, min(1 << 20, end - position), position)
+        if not data:
+            break
+        newline = data.find(b"\n")
+        if newline >= 0:
+            return position + newline + 1
+        position += len(data)
+    return default
 
 
 def _after_last_newline(fd: int, start: int, end: int) -> int:
