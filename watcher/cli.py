@@ -21,7 +21,7 @@ from watcher.errors import ConfigError, UsageError, WatcherError
 from watcher.events import utc_now
 from watcher.extract import find_denials
 from watcher.log import configure_logging
-from watcher.model import Event, Origin
+from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
 from watcher.report import summary, use_colour
 from watcher.scan import Scanner
@@ -174,7 +174,12 @@ def _scan(args: argparse.Namespace) -> int:
     with _decoding(settings, config, log, off=args.no_decode) as (builder, concurrency):
         emitter = OrderedDecodingEmitter(builder, emit, max_concurrency=concurrency)
         try:
-            scanner = Scanner(emitter, log, max_line_bytes=max_line_bytes)
+            scanner = Scanner(
+                emitter,
+                log,
+                max_line_bytes=max_line_bytes,
+                error_codes=_cloudtrail_error_codes(config),
+            )
             result = scanner.scan(args.paths)
         finally:
             emitter.close()
@@ -257,6 +262,13 @@ def _decode(args: argparse.Namespace) -> int:
         print("\n\n".join(summary(event, colour=colour) for event in events))
     failed = [e for e in events if e["decode_status"] not in _DECODE_OK]
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _cloudtrail_error_codes(config: Config | None) -> tuple[str, ...]:
+    for source in config.sources if config is not None else ():
+        if source.type == "cloudtrail":
+            return source.error_codes
+    return DEFAULT_CLOUDTRAIL_ERROR_CODES
 
 
 def _first_max_line_bytes(config: Config | None) -> int:

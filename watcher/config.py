@@ -18,15 +18,11 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from watcher.errors import ConfigError
+from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES
 
 T = TypeVar("T")
 
 DEFAULT_STATE_DIR = "/var/lib/authz-watcher"
-DEFAULT_CLOUDTRAIL_ERROR_CODES = (
-    "AccessDenied*",
-    "*UnauthorizedOperation",
-    "*AccessDeniedException",
-)
 EVENT_TYPES = ("authz_denial", "authz_alert")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

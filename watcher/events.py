@@ -126,4 +126,7 @@ def denial_event(
         "decode_status": decode_status.value,
         "decode_error": decode_error,
         "raw": raw,
+        "source_ip": None,
+        "user_agent": None,
+        "invoked_by": None,
     }

@@ -84,6 +84,7 @@ def explain(finding: Finding, decoded: Mapping[str, Any] | None = None) -> Expla
             explicit=finding.explicit_deny,
             conditions={},
             statements=[],
+            decoded=False,
         )
     context = _mapping(decoded.get("context"))
     conditions = decoded_conditions(context)
@@ -101,6 +102,7 @@ def explain(finding: Finding, decoded: Mapping[str, Any] | None = None) -> Expla
         explicit=bool(decoded.get("explicitDeny")),
         conditions=conditions,
         statements=statements,
+        decoded=True,
         allowed=decoded.get("allowed") is True,
     )
 
@@ -114,6 +116,7 @@ def _explanation(
     explicit: bool | None,
     conditions: dict[str, list[str]],
     statements: list[Any],
+    decoded: bool,
     allowed: bool = False,
 ) -> Explanation:
     deny_sids = [
@@ -129,7 +132,7 @@ def _explanation(
     else:
         reason = _reason(
             finding, action, resource, principal, explicit=explicit, deny_sids=deny_sids,
-            decoded=bool(statements) or bool(conditions) or explicit is not None,
+            decoded=decoded,
         )  # fmt: skip
     return Explanation(
         action=action,

@@ -15,6 +15,13 @@ Event = dict[str, Any]
 
 SourceKind = Literal["file", "cloudtrail"]
 
+# CloudTrail errorCodes that are authorization failures (globs); throttling and not-found are not.
+DEFAULT_CLOUDTRAIL_ERROR_CODES = (
+    "AccessDenied*",
+    "*UnauthorizedOperation",
+    "*AccessDeniedException",
+)
+
 
 class BlobState(StrEnum):
     """What the extractor saw after ``Encoded authorization failure message:``."""

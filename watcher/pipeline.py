@@ -9,9 +9,9 @@ and extracting go on, and still hands the events to the sinks in the order they 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -35,65 +35,81 @@ class BlobDecoder(Protocol):
     ) -> DecodeResult: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """One finding with what its decode and its event need."""
+
+    finding: Finding
+    text: str  # the line, or the record's JSON, it came from
+    origin: Origin
+    observed_at: datetime
+    profile: str | None = None  # AWS profile of the source, for decoding
+    account_id: str | None = None  # the account whose credentials decode it (default: ARNs)
+    extra: Mapping[str, object] = field(default_factory=dict)  # fields the source knows best
+
+
 class DenialBuilder:
-    """Turns text into denial events. Without a decoder, blobs are reported as ``disabled``."""
+    """Turns denials into events. Without a decoder, blobs are reported as ``disabled``."""
 
     def __init__(self, *, decoder: BlobDecoder | None = None, disabled_reason: str = "") -> None:
         self._decoder = decoder
         self._disabled_reason = disabled_reason
-
-    @property
-    def decodes(self) -> bool:
-        return self._decoder is not None
 
     def events(
         self, text: str, origin: Origin, observed_at: datetime, profile: str | None = None
     ) -> list[Event]:
         """Every denial in ``text`` as an event, decoding blobs inline (one at a time)."""
         return [
-            self.event(finding, text, origin, observed_at, self.decode(finding, profile))
-            for finding in find_denials(text, now=observed_at)
+            self.event(denial, self.decode(denial))
+            for denial in denials_in(text, origin, observed_at, profile)
         ]
 
-    def needs_call(self, finding: Finding) -> bool:
-        return self._decoder is not None and finding.blob_state is BlobState.COMPLETE
+    def needs_call(self, denial: Denial) -> bool:
+        return self._decoder is not None and denial.finding.blob_state is BlobState.COMPLETE
 
-    def decode(self, finding: Finding, profile: str | None = None) -> DecodeResult:
-        """The decode stage for one finding; calls STS only for a complete blob."""
+    def decode(self, denial: Denial) -> DecodeResult:
+        """The decode stage for one denial; calls STS only for a complete blob."""
+        finding = denial.finding
         if finding.blob_state is BlobState.ABSENT:
             return DecodeResult(DecodeStatus.NOT_NEEDED)
         if finding.blob_state is BlobState.TRUNCATED:
             return DecodeResult(DecodeStatus.TRUNCATED, error=TRUNCATED_BLOB_ERROR)
         if self._decoder is None or finding.encoded_message is None:
             return DecodeResult(DecodeStatus.DISABLED, error=self._disabled_reason)
-        account = account_of(finding.principal_arn) or account_of(finding.resource)
-        return self._decoder.decode(finding.encoded_message, account_id=account, profile=profile)
+        account = (
+            denial.account_id or account_of(finding.principal_arn) or account_of(finding.resource)
+        )
+        return self._decoder.decode(
+            finding.encoded_message, account_id=account, profile=denial.profile
+        )
 
-    def event(
-        self,
-        finding: Finding,
-        text: str,
-        origin: Origin,
-        observed_at: datetime,
-        outcome: DecodeResult,
-    ) -> Event:
-        return denial_event(
-            finding,
-            origin,
-            explain(finding, outcome.message),
-            raw=raw_excerpt(text, finding),
+    def event(self, denial: Denial, outcome: DecodeResult) -> Event:
+        event = denial_event(
+            denial.finding,
+            denial.origin,
+            explain(denial.finding, outcome.message),
+            raw=raw_excerpt(denial.text, denial.finding),
             decode_status=outcome.status,
             decode_error=outcome.error,
-            observed_at=observed_at,
+            observed_at=denial.observed_at,
         )
+        event.update(denial.extra)
+        return event
+
+
+def denials_in(
+    text: str, origin: Origin, observed_at: datetime, profile: str | None = None
+) -> list[Denial]:
+    """The denials of one line (or pasted text), ready for the decode stage."""
+    return [
+        Denial(finding, text, origin, observed_at, profile)
+        for finding in find_denials(text, now=observed_at)
+    ]
 
 
 @dataclass(slots=True)
 class _Pending:
-    finding: Finding
-    text: str
-    origin: Origin
-    observed_at: datetime
+    denial: Denial
     outcome: Future[DecodeResult] | DecodeResult
 
 
@@ -122,18 +138,23 @@ class OrderedDecodingEmitter:
         self, text: str, origin: Origin, observed_at: datetime, profile: str | None = None
     ) -> int:
         """Queue every denial of ``text``; emit those whose turn has come. Returns the count."""
-        findings = find_denials(text, now=observed_at)
-        for finding in findings:
+        return self.add_denials(denials_in(text, origin, observed_at, profile))
+
+    def add_denials(self, denials: Iterable[Denial]) -> int:
+        """Queue denials (decoding starts at once); emit those whose turn has come."""
+        count = 0
+        for denial in denials:
             outcome: Future[DecodeResult] | DecodeResult
-            if self._builder.needs_call(finding):
-                outcome = self._pool.submit(self._builder.decode, finding, profile)
+            if self._builder.needs_call(denial):
+                outcome = self._pool.submit(self._builder.decode, denial)
             else:
-                outcome = self._builder.decode(finding, profile)
-            self._pending.append(_Pending(finding, text, origin, observed_at, outcome))
+                outcome = self._builder.decode(denial)
+            self._pending.append(_Pending(denial, outcome))
+            count += 1
+            while len(self._pending) > self._max_pending:
+                self._emit_head()
         self._emit_ready(wait=False)
-        while len(self._pending) > self._max_pending:
-            self._emit_head()
-        return len(findings)
+        return count
 
     def flush(self) -> None:
         """Wait for every queued denial and emit it."""
@@ -156,6 +177,4 @@ class OrderedDecodingEmitter:
     def _emit_head(self) -> None:
         item = self._pending.popleft()
         outcome = item.outcome.result() if isinstance(item.outcome, Future) else item.outcome
-        self._emit(
-            self._builder.event(item.finding, item.text, item.origin, item.observed_at, outcome)
-        )
+        self._emit(self._builder.event(item.denial, outcome))

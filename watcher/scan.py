@@ -22,8 +22,15 @@ from typing import BinaryIO
 from watcher.events import utc_now
 from watcher.extract import might_contain_denial_bytes
 from watcher.log import Logger
-from watcher.model import Origin
+from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Origin
 from watcher.pipeline import OrderedDecodingEmitter
+from watcher.sources.cloudtrail import (
+    SKIPPED_DIRECTORIES,
+    CloudTrailFormatError,
+    iter_records,
+    looks_like_cloudtrail,
+    record_denials,
+)
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES, Readable, iter_candidates
 
 STDIN_NAME = "-"
@@ -60,7 +67,9 @@ class Scanner:
         log: Logger,
         *,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        error_codes: tuple[str, ...] = DEFAULT_CLOUDTRAIL_ERROR_CODES,
     ) -> None:
+        self._error_codes = error_codes
         self._denials = denials
         self._log = log
         self._max_line_bytes = max_line_bytes
@@ -93,7 +102,7 @@ class Scanner:
             self._failed(exc.filename or str(directory), exc)
 
         for root, dirs, files in os.walk(directory, onerror=on_error):
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRECTORIES)
             for name in sorted(files):
                 path = Path(root) / name
                 if path.is_file() and not path.is_symlink():
@@ -116,7 +125,18 @@ class Scanner:
                 return
             if head.startswith(_GZIP_MAGIC):
                 with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
-                    self._scan_stream(str(path), unzipped)
+                    try:
+                        inner_head = unzipped.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
+                    except (EOFError, OSError, zlib.error) as exc:
+                        self._failed(str(path), f"compressed data is truncated or corrupt ({exc})")
+                        return
+                    if looks_like_cloudtrail(inner_head):
+                        self._scan_cloudtrail(str(path), unzipped)
+                    else:
+                        self._scan_stream(str(path), unzipped)
+                return
+            if looks_like_cloudtrail(head):
+                self._scan_cloudtrail(str(path), handle)
                 return
             if b"\x00" in head:
                 self._log.info(
@@ -165,6 +185,25 @@ class Scanner:
                 text_offset=candidate.text_offset if candidate.windowed else None,
             )
             self.result.denials += self._denials.add(text, origin, utc_now())
+        self.result.inputs_read += 1
+
+    def _scan_cloudtrail(self, path: str, stream: Readable) -> None:
+        """A CloudTrail export: its denial records become events, with the record's context."""
+        denials = record_denials(
+            iter_records(stream), path, utc_now(), self._error_codes, profile=None
+        )
+        while True:
+            try:  # as for logs, only reading is this input's fault
+                denial = next(denials, None)
+            except (CloudTrailFormatError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                self._failed(path, f"not a complete CloudTrail export: {exc}")
+                return
+            except OSError as exc:
+                self._failed(path, exc)
+                return
+            if denial is None:
+                break
+            self.result.denials += self._denials.add_denials([denial])
         self.result.inputs_read += 1
 
     def _decode_text(self, path: str, offset: int, data: bytes) -> str:

@@ -1,0 +1,307 @@
+"""sources: CloudTrail exports -> records -> the denials among them.
+
+Reads every shape an export takes, by content rather than by name: the S3 delivery
+``{"Records": [...]}`` (plain or gzip; streamed record by record with the C JSON decoder, so a
+multi-GB file is never held in memory), ``aws cloudtrail lookup-events`` output
+(``{"Events": [{"CloudTrailEvent": "<JSON>"}]}``), JSON lines (CloudWatch Logs exports, where a
+timestamp may come first), a single record, and an EventBridge event whose ``detail`` is one.
+
+A record is a denial when its ``errorCode`` matches the source's globs. Its ``errorMessage``
+goes through the plain-text grammar (action, resource, policy type and ARN are more precise
+there), and a blob in it is decoded with the recipient account's credentials.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any
+
+from watcher.events import redact_secrets
+from watcher.extract import find_denials, parse_leading_timestamp
+from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Finding, Origin
+from watcher.pipeline import Denial
+from watcher.sources.lines import Readable
+
+READ_BYTES = 1 << 20
+MAX_RECORD_BYTES = 64 * 1024 * 1024  # a "record" larger than this is a malformed file
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # non-streamable shapes are read whole, up to this
+SKIPPED_DIRECTORIES = ("CloudTrail-Digest", "CloudTrail-Insight")
+RAW_MAX_CHARS = 4000
+
+_RECORDS_PREFIX = re.compile(r'\s*\{\s*"Records"\s*:\s*\[')
+_LEADING_TOKEN = re.compile(r"^\S+\s+(?=\{)")
+_WHITESPACE_AND_COMMAS = re.compile(r"[\s,]*")
+
+# Endpoint names (eventSource) whose IAM action prefix differs.
+_IAM_PREFIX_OF_SOURCE = {
+    "monitoring": "cloudwatch",
+    "email": "ses",
+    "elasticmapreduce": "elasticmapreduce",
+    "es": "es",
+    "streams.dynamodb": "dynamodb",
+    "api.ecr": "ecr",
+    "ecr-public": "ecr-public",
+    "api.sagemaker": "sagemaker",
+    "runtime.sagemaker": "sagemaker",
+    "bedrock-runtime": "bedrock",
+    "execute-api": "execute-api",
+    "apigateway": "apigateway",
+    "signin": "signin",
+}
+
+
+class CloudTrailFormatError(ValueError):
+    """The file is not (or not yet) a complete CloudTrail export."""
+
+
+def looks_like_cloudtrail(head: bytes) -> bool:
+    """Sniff the first KiB: JSON that names CloudTrail record fields."""
+    text = head.lstrip()
+    text = _LEADING_TOKEN.sub("", text.decode("utf-8", "replace"), count=1).encode()
+    if not text.startswith(b"{"):
+        return False
+    return any(key in head for key in (b'"Records"', b'"eventVersion"', b'"CloudTrailEvent"'))
+
+
+def is_skipped_path(path: str) -> bool:
+    return any(f"/{name}/" in path or path.startswith(f"{name}/") for name in SKIPPED_DIRECTORIES)
+
+
+def iter_records(stream: Readable) -> Iterator[dict[str, Any]]:
+    """Every record in an export, in order; CloudTrailFormatError when it is incomplete."""
+    reader = _TextReader(stream)
+    head = reader.peek(4096)
+    if _RECORDS_PREFIX.match(head):
+        yield from _stream_records_array(reader)
+        return
+    first_line = head.split("\n", 1)[0]
+    if _single_json_object(_LEADING_TOKEN.sub("", first_line.strip(), count=1)):
+        yield from _json_lines(reader)
+        return
+    document = reader.read_all(MAX_DOCUMENT_BYTES)
+    try:
+        value = json.loads(document)
+    except ValueError as exc:
+        raise CloudTrailFormatError(f"not valid JSON: {exc}") from exc
+    yield from _unwrap(value)
+
+
+def _single_json_object(text: str) -> bool:
+    if not text.startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+class _TextReader:
+    """Incremental UTF-8 text over a byte stream, with a look-ahead buffer."""
+
+    def __init__(self, stream: Readable) -> None:
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.buffer = ""
+        self.eof = False
+
+    def more(self) -> bool:
+        if self.eof:
+            return False
+        data = self._stream.read(READ_BYTES)
+        if not data:
+            self.buffer += self._decoder.decode(b"", final=True)
+            self.eof = True
+            return False
+        self.buffer += self._decoder.decode(data)
+        return True
+
+    def peek(self, size: int) -> str:
+        while len(self.buffer) < size and self.more():
+            pass
+        return self.buffer[:size]
+
+    def read_all(self, limit: int) -> str:
+        while self.more():
+            if len(self.buffer) > limit:
+                raise CloudTrailFormatError(f"larger than {limit} bytes and not streamable")
+        return self.buffer
+
+    def lines(self) -> Iterator[str]:
+        while True:
+            newline = self.buffer.find("\n")
+            if newline >= 0:
+                line, self.buffer = self.buffer[:newline], self.buffer[newline + 1 :]
+                yield line
+            elif not self.more():
+                if self.buffer:
+                    line, self.buffer = self.buffer, ""
+                    yield line
+                return
+
+
+def _stream_records_array(reader: _TextReader) -> Iterator[dict[str, Any]]:
+    decoder = json.JSONDecoder()
+    match = _RECORDS_PREFIX.match(reader.buffer)
+    if match is None:  # pragma: no cover - checked by the caller
+        raise CloudTrailFormatError("no Records array")
+    position = match.end()
+    while True:
+        position = _WHITESPACE_AND_COMMAS.match(reader.buffer, position).end()  # type: ignore[union-attr]
+        if position >= len(reader.buffer):
+            if not reader.more():
+                raise CloudTrailFormatError("the Records array is not closed (file incomplete?)")
+            continue
+        if reader.buffer[position] == "]":
+            rest = reader.buffer[position + 1 :]
+            while reader.more():
+                rest = reader.buffer[position + 1 :]
+            if rest.strip() not in ("}", ""):
+                raise CloudTrailFormatError("unexpected content after the Records array")
+            return
+        try:
+            record, end = decoder.raw_decode(reader.buffer, position)
+        except ValueError as exc:
+            if reader.more():  # the record continues in the next read
+                if len(reader.buffer) - position > MAX_RECORD_BYTES:
+                    raise CloudTrailFormatError(f"malformed record: {exc}") from exc
+                continue
+            raise CloudTrailFormatError(f"malformed or incomplete record: {exc}") from exc
+        if isinstance(record, dict):
+            yield record
+        position = end
+        if position > READ_BYTES:  # drop what was decoded, now and then rather than per record
+            reader.buffer = reader.buffer[position:]
+            position = 0
+
+
+def _json_lines(reader: _TextReader) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(reader.lines(), start=1):
+        text = _LEADING_TOKEN.sub("", line.strip(), count=1)
+        if not text:
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise CloudTrailFormatError(f"line {number}: not valid JSON: {exc}") from exc
+        yield from _unwrap(value)
+
+
+def _unwrap(value: object) -> Iterator[dict[str, Any]]:
+    """Records from any of the shapes an export or an event stream takes."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _unwrap(item)
+        return
+    if not isinstance(value, dict):
+        return
+    if isinstance(value.get("Records"), list):
+        yield from (r for r in value["Records"] if isinstance(r, dict))
+    elif isinstance(value.get("Events"), list):
+        for event in value["Events"]:
+            embedded = event.get("CloudTrailEvent") if isinstance(event, dict) else None
+            if isinstance(embedded, str):
+                yield from _unwrap(json.loads(embedded))
+            elif isinstance(embedded, dict):
+                yield embedded
+    elif isinstance(value.get("detail"), dict) and "eventName" in value["detail"]:
+        yield value["detail"]
+    elif "eventName" in value or "eventVersion" in value:
+        yield value
+
+
+# -- records -> denials -------------------------------------------------------------------------
+
+
+def is_denial(record: Mapping[str, Any], error_codes: tuple[str, ...]) -> bool:
+    code = record.get("errorCode")
+    return isinstance(code, str) and any(fnmatchcase(code, glob) for glob in error_codes)
+
+
+def record_denials(
+    records: Iterator[dict[str, Any]],
+    path: str,
+    observed_at: datetime,
+    error_codes: tuple[str, ...] = DEFAULT_CLOUDTRAIL_ERROR_CODES,
+    profile: str | None = None,
+) -> Iterator[Denial]:
+    """The denials among ``records``, each with the record's context."""
+    for index, record in enumerate(records):
+        if is_denial(record, error_codes):
+            yield record_denial(record, index, path, observed_at, profile)
+
+
+def record_denial(
+    record: Mapping[str, Any],
+    index: int,
+    path: str,
+    observed_at: datetime,
+    profile: str | None = None,
+) -> Denial:
+    message = _text(record.get("errorMessage")) or ""
+    user_identity = record.get("userIdentity")
+    identity: Mapping[str, Any] = user_identity if isinstance(user_identity, dict) else {}
+    found = find_denials(message, now=observed_at)
+    finding = found[0] if found else Finding(ordinal=0, start=0, end=len(message))
+    finding = replace(
+        finding,
+        ordinal=0,
+        principal_arn=finding.principal_arn or _principal(identity),
+        action=finding.action or _action(record),
+        error_code=_text(record.get("errorCode")),
+        operation=_text(record.get("eventName")),
+        request_id=_text(record.get("requestID")) or _text(record.get("requestId")),
+        timestamp=parse_leading_timestamp(_text(record.get("eventTime")) or "") or None,
+    )
+    raw = redact_secrets(json.dumps(record, separators=(",", ":"))[:RAW_MAX_CHARS])
+    account = _text(record.get("recipientAccountId"))
+    event_id = _text(record.get("eventID"))
+    extra: dict[str, object] = {
+        "source_ip": _text(record.get("sourceIPAddress")),
+        "user_agent": _text(record.get("userAgent")),
+        "invoked_by": _text(identity.get("invokedBy")),
+    }
+    # The record is authoritative on where the call landed; the ARNs are only a fallback.
+    located = {"account_id": account, "region": _text(record.get("awsRegion"))}
+    extra.update({key: value for key, value in located.items() if value is not None})
+    if event_id is not None:
+        # CloudTrail may deliver an event twice; the same eventID gives the same event_id.
+        extra["event_id"] = hashlib.sha256(f"cloudtrail\x1f{event_id}".encode()).hexdigest()[:32]
+    return Denial(
+        finding=finding,
+        text=raw,
+        origin=Origin(source_kind="cloudtrail", source_path=path, record_index=index),
+        observed_at=observed_at,
+        profile=profile,
+        account_id=account,
+        extra=extra,
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _action(record: Mapping[str, Any]) -> str | None:
+    source = _text(record.get("eventSource"))
+    name = _text(record.get("eventName"))
+    if source is None or name is None:
+        return None
+    endpoint = source.removesuffix(".amazonaws.com")
+    prefix = _IAM_PREFIX_OF_SOURCE.get(endpoint, endpoint.rsplit(".", 1)[-1])
+    return f"{prefix}:{name}"
+
+
+def _principal(identity: Mapping[str, Any]) -> str | None:
+    """The best name a record has for who made the call."""
+    for key in ("arn", "invokedBy", "principalId", "userName"):
+        value = _text(identity.get(key))
+        if value is not None:
+            return value
+    return _text(identity.get("type"))
