@@ -37,7 +37,6 @@ RAW_MAX_CHARS = 4000
 
 _RECORDS_PREFIX = re.compile(r'\s*\{\s*"Records"\s*:\s*\[')
 _LEADING_TOKEN = re.compile(r"^\S+\s+(?=\{)")
-_WHITESPACE_AND_COMMAS = re.compile(r"[\s,]*")
 
 # Endpoint names (eventSource) whose IAM action prefix differs.
 _IAM_PREFIX_OF_SOURCE = {
@@ -147,38 +146,59 @@ class _TextReader:
 
 
 def _stream_records_array(reader: _TextReader) -> Iterator[dict[str, Any]]:
+    """Decode ``{"Records": [ r, r, ... ]}`` one record at a time, strictly (no stray commas)."""
     decoder = json.JSONDecoder()
     match = _RECORDS_PREFIX.match(reader.buffer)
     if match is None:  # pragma: no cover - checked by the caller
         raise CloudTrailFormatError("no Records array")
     position = match.end()
+    first = True
     while True:
-        position = _WHITESPACE_AND_COMMAS.match(reader.buffer, position).end()  # type: ignore[union-attr]
-        if position >= len(reader.buffer):
-            if not reader.more():
-                raise CloudTrailFormatError("the Records array is not closed (file incomplete?)")
-            continue
-        if reader.buffer[position] == "]":
-            rest = reader.buffer[position + 1 :]
-            while reader.more():
-                rest = reader.buffer[position + 1 :]
-            if rest.strip() not in ("}", ""):
-                raise CloudTrailFormatError("unexpected content after the Records array")
-            return
-        try:
-            record, end = decoder.raw_decode(reader.buffer, position)
-        except ValueError as exc:
-            if reader.more():  # the record continues in the next read
-                if len(reader.buffer) - position > MAX_RECORD_BYTES:
-                    raise CloudTrailFormatError(f"malformed record: {exc}") from exc
-                continue
-            raise CloudTrailFormatError(f"malformed or incomplete record: {exc}") from exc
-        if isinstance(record, dict):
-            yield record
+        position = _skip_whitespace(reader, position)
+        if reader.buffer[position] == "]" and first:
+            break
+        if not first:  # after a record: "," then the next one, or "]"
+            if reader.buffer[position] == "]":
+                break
+            if reader.buffer[position] != ",":
+                raise CloudTrailFormatError(f"expected ',' or ']' between records, at {position}")
+            position = _skip_whitespace(reader, position + 1)
+        record, end = _decode_at(decoder, reader, position)
+        if not isinstance(record, dict):
+            raise CloudTrailFormatError("a record that is not a JSON object")
+        yield record
+        first = False
         position = end
         if position > READ_BYTES:  # drop what was decoded, now and then rather than per record
             reader.buffer = reader.buffer[position:]
             position = 0
+    rest = reader.buffer[position + 1 :]
+    while reader.more():
+        rest = reader.buffer[position + 1 :]
+    if rest.strip() != "}":
+        raise CloudTrailFormatError("unexpected content after the Records array")
+
+
+def _decode_at(decoder: json.JSONDecoder, reader: _TextReader, position: int) -> tuple[Any, int]:
+    """The JSON value at ``position``, reading more while it is cut by the end of the buffer."""
+    while True:
+        try:
+            return decoder.raw_decode(reader.buffer, position)
+        except ValueError as exc:
+            if len(reader.buffer) - position <= MAX_RECORD_BYTES and reader.more():
+                continue  # the record goes on in the next read: decode it again, whole
+            raise CloudTrailFormatError(f"malformed or incomplete record: {exc}") from exc
+
+
+def _skip_whitespace(reader: _TextReader, position: int) -> int:
+    """The next non-space position, reading more as needed; incomplete file if there is none."""
+    while True:
+        while position < len(reader.buffer) and reader.buffer[position].isspace():
+            position += 1
+        if position < len(reader.buffer):
+            return position
+        if not reader.more():
+            raise CloudTrailFormatError("the Records array is not closed (file incomplete?)")
 
 
 def _json_lines(reader: _TextReader) -> Iterator[dict[str, Any]]:
