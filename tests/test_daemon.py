@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -13,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ISOLATED_AWS_ENV, REPO, _drop_file_permission_override, validate_event
+from tests.conftest import (
+    DATA,
+    ISOLATED_AWS_ENV,
+    REPO,
+    _drop_file_permission_override,
+    validate_event,
+)
 
 DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
 DEADLINE_SECONDS = 30
@@ -248,3 +255,67 @@ def line_offsets(path: Path) -> list[int]:
         offsets.append(position)
         position += len(line)
     return offsets
+
+
+class TestCloudTrailInTheDaemon:
+    def config(self, w: Watcher) -> None:
+        w.config.write_text(
+            f"state_dir: {w.root / 'state'}\n"
+            "sources:\n"
+            f"  - type: cloudtrail\n    paths: [{json.dumps(str(w.root / 'AWSLogs'))}]\n"
+            "    poll_interval_seconds: 0.5\n"
+            "decode:\n  enabled: false\n"
+            f"sinks:\n  - type: file\n    path: {w.events_path}\n"
+        )
+
+    def test_export_appearing_later_is_emitted_once_even_across_restarts(self, tmp_path):
+        w = Watcher(tmp_path)
+        self.config(w)
+        day = tmp_path / "AWSLogs" / "123837392027" / "CloudTrail" / "us-east-1" / "2023" / "07"
+        day.mkdir(parents=True)
+        try:
+            w.start()
+            trail = TRAIL_FILE.read_bytes()
+            (day / "export.json.gz").write_bytes(gzip.compress(trail))
+            wait_for(lambda: len(w.events()) == TRAIL_FILE_DENIALS, "the export's denials")
+            assert 0 == w.stop()
+            w.start()
+            os.utime(day / "export.json.gz")  # touched, not changed: nothing new
+            wait_for(
+                lambda: sum(e["event"] == "daemon_started" for e in w.log_events()) == 2,
+                "the restart",
+            )
+            assert 0 == w.stop()
+            assert TRAIL_FILE_DENIALS == len(w.events())
+        finally:
+            w.kill()
+
+    def test_export_still_being_written_is_emitted_once_complete(self, tmp_path):
+        w = Watcher(tmp_path)
+        self.config(w)
+        (tmp_path / "AWSLogs").mkdir()
+        target = tmp_path / "AWSLogs" / "export.json.gz"
+        data = gzip.compress(TRAIL_FILE.read_bytes())
+        try:
+            w.start()
+            target.write_bytes(data[: len(data) // 2])
+            wait_for(
+                lambda: any(
+                    e["event"] == "source_error" and e["path"] == str(target)
+                    for e in w.log_events()
+                ),
+                "the incomplete file's report",
+            )
+            assert [] == w.events()
+            target.write_bytes(data)
+            wait_for(lambda: len(w.events()) == TRAIL_FILE_DENIALS, "the complete file's events")
+            assert 0 == w.stop()
+            assert TRAIL_FILE_DENIALS == len({e["event_id"] for e in w.events()})
+        finally:
+            w.kill()
+
+
+TRAIL_FILE = (
+    DATA / "cloudtrail" / "218007301253_CloudTrail_us-east-1_20230710T1200Z_iLj9fb7yyUG9X4Bf.json"
+)
+TRAIL_FILE_DENIALS = 27  # 3 AccessDenied + 24 Client.UnauthorizedOperation (SOURCES.txt)

@@ -12,14 +12,16 @@ SIGTERM drains and commits, so a stop/start emits nothing twice.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from queue import Empty, SimpleQueue
 from types import FrameType
 
-from watcher.config import Config, FileSource, load_config
+from watcher.config import CloudTrailSource, Config, FileSource, load_config
 from watcher.decode import DecodeCache, StsDecoder
 from watcher.errors import ConfigError
 from watcher.events import utc_now
@@ -30,6 +32,7 @@ from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
 from watcher.sinks import Sink, Sinks
 from watcher.sinks.file import FileSink
 from watcher.sinks.stdout import StdoutSink
+from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources, FileTailer
 from watcher.sources.lines import Candidate
 from watcher.sources.watch import ChangedPaths, DirectoryWatcher
@@ -79,6 +82,7 @@ class Daemon:
         self._sources = FileSources(
             _file_sources(config), store, self._log, first_start=store.is_new
         )
+        self._exports = CloudTrailExports(_cloudtrail_sources(config), store, self._log)
         self._watcher = self._build_watcher(config)
         self._install_signal_handlers()
         self._watcher.start()
@@ -114,9 +118,11 @@ class Daemon:
             if now >= next_reconcile:
                 self._reconcile()
                 due = list(self._sources.tailers.values())
+                self._process_exports(self._exports.all_files())
                 next_reconcile = now + self._poll_seconds()
             else:
                 due = self._due_tailers(changed)
+                self._process_exports(self._changed_exports(changed))
             for tailer in due:
                 if not self._signals.empty():
                     break
@@ -139,12 +145,29 @@ class Daemon:
 
     def _reconcile(self) -> None:
         self._sources.reconcile()
-        missing = self._watcher.watch(set(self._sources.directories()))
-        self._missing_directories = set(missing)
+        wanted = set(self._sources.directories()) | set(self._exports.directories())
+        self._missing_directories = set(self._watcher.watch(wanted))
 
     def _poll_seconds(self) -> float:
-        intervals = [s.poll_interval_seconds for s in _file_sources(self._config)]
+        intervals = [s.poll_interval_seconds for s in self._config.sources]
         return min(intervals, default=DEFAULT_POLL_SECONDS)
+
+    def _changed_exports(self, changed: set[str]) -> list[tuple[str, CloudTrailSource]]:
+        found = []
+        for path in sorted(changed):
+            source = self._exports.owner(path)
+            if source is not None and os.path.isfile(path):
+                found.append((path, source))
+        return found
+
+    def _process_exports(self, files: Iterable[tuple[str, CloudTrailSource]]) -> None:
+        self.counters.denials += self._exports.process(
+            files, utc_now, self._emitter.add_denials, self._flush_sinks
+        )
+
+    def _flush_sinks(self) -> None:
+        self._emitter.flush()
+        self._sinks.flush()
 
     def _handle_line(self, candidate: Candidate, path: str, source: FileSource) -> None:
         self.counters.lines_matched += 1
@@ -163,8 +186,7 @@ class Daemon:
 
     def _commit(self, tailer: FileTailer) -> None:
         """Every event read so far is written and flushed; then the offset is saved."""
-        self._emitter.flush()
-        self._sinks.flush()
+        self._flush_sinks()
         checkpoint = tailer.checkpoint()
         if checkpoint is not None:
             self._store.save_checkpoint(checkpoint)
@@ -201,6 +223,7 @@ class Daemon:
         self._emitter = self._build_emitter(config)
         self._config = config
         self._sources.replace_sources(_file_sources(config))
+        self._exports = CloudTrailExports(_cloudtrail_sources(config), self._store, self._log)
         self._reconcile()
         self._log.info("config_reloaded", config=self._config_path)
 
@@ -219,7 +242,7 @@ class Daemon:
         )
 
     def _build_watcher(self, config: Config) -> DirectoryWatcher:
-        sources = _file_sources(config)
+        sources = config.sources
         return DirectoryWatcher(
             self._changes,
             polling=any(s.use_polling for s in sources),
@@ -227,14 +250,6 @@ class Daemon:
         )
 
     def _warn_unsupported(self, config: Config) -> None:
-        for index, source in enumerate(config.sources):
-            if source.type != "file":
-                self._log.warning(
-                    "source_unsupported",
-                    source=index,
-                    type=source.type,
-                    detail="run does not follow this source type yet; use scan for it",
-                )
         for index, sink in enumerate(config.sinks):
             if sink.type not in ("stdout", "file"):
                 self._log.warning(
@@ -259,6 +274,10 @@ def _raise_open_file_limit() -> None:
 
 def _file_sources(config: Config) -> tuple[FileSource, ...]:
     return tuple(s for s in config.sources if isinstance(s, FileSource))
+
+
+def _cloudtrail_sources(config: Config) -> tuple[CloudTrailSource, ...]:
+    return tuple(s for s in config.sources if isinstance(s, CloudTrailSource))
 
 
 def _build_sinks(config: Config) -> Sinks:

@@ -69,20 +69,32 @@ def raw_excerpt(text: str, finding: Finding) -> str:
     return redact_secrets(text)
 
 
-# Cheap substring tests that must pass before the (slower) redaction regexes run.
-_SECRET_HINTS = (
-    "secret", "token", "password", "passwd", "api_key", "api-key", "apikey",
-    "authorization:", "authorization=", 'authorization"', "bearer", "basic",
+_SECRET_KEYS = (
+    "aws_secret_access_key", "aws_session_token", "x-amz-security-token", "secret_key",
+    "secret-key", "secretkey", "password", "passwd", "api_key", "api-key", "apikey",
+    "authorization",
 )  # fmt: skip
+_SECRET_VALUE_RE = re.compile(r"(?P<sep>\"?\s*+[=:]\s*+\"?)(?P<value>[^\s\"',;&]++)")
 
 
 def redact_secrets(text: str) -> str:
     """Mask ``password=...``-style values and bearer tokens; log lines leak them sometimes."""
+    if "earer" in text or "Basic" in text:
+        text = _BEARER_RE.sub(lambda m: m.group("scheme") + " [REDACTED]", text)
+    if not text.isascii():  # lower() keeps positions only for ASCII
+        return _SECRET_RE.sub(lambda m: m.group("key") + m.group("sep") + "[REDACTED]", text)
     lowered = text.lower()
-    if not any(hint in lowered for hint in _SECRET_HINTS):
-        return text
-    text = _BEARER_RE.sub(lambda m: m.group("scheme") + " [REDACTED]", text)
-    return _SECRET_RE.sub(lambda m: m.group("key") + m.group("sep") + "[REDACTED]", text)
+    spans = []
+    for key in _SECRET_KEYS:
+        start = lowered.find(key)
+        while start >= 0:
+            value = _SECRET_VALUE_RE.match(text, start + len(key))
+            if value is not None and not value.group("value").startswith("[REDACTED]"):
+                spans.append(value.span("value"))
+            start = lowered.find(key, start + len(key))
+    for begin, end in sorted(set(spans), reverse=True):
+        text = text[:begin] + "[REDACTED]" + text[end:]
+    return text
 
 
 def denial_event(

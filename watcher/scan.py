@@ -190,7 +190,7 @@ class Scanner:
     def _scan_cloudtrail(self, path: str, stream: Readable) -> None:
         """A CloudTrail export: its denial records become events, with the record's context."""
         denials = record_denials(
-            iter_records(stream), path, utc_now(), self._error_codes, profile=None
+            iter_records(stream, only_errors=True), path, utc_now(), self._error_codes
         )
         while True:
             try:  # as for logs, only reading is this input's fault

@@ -29,6 +29,14 @@ CREATE TABLE IF NOT EXISTS decode_cache (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decode_cache_expiry ON decode_cache (expires_at);
+CREATE TABLE IF NOT EXISTS cloudtrail_files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT,
+    status TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS file_offsets (
     path TEXT PRIMARY KEY,
     device INTEGER NOT NULL,
@@ -52,6 +60,16 @@ class FileCheckpoint:
     fingerprint: str
     fingerprint_bytes: int
     offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportState:
+    """What became of one CloudTrail file at a given size and mtime."""
+
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    status: str  # "done", "failed" (retried when it changes) or "ignored" (not CloudTrail)
 
 
 class StateError(WatcherError):
@@ -142,6 +160,21 @@ class StateStore:
                     checkpoint.offset,
                     time.time(),
                 ),
+            )
+
+    def export_state(self, path: str) -> ExportState | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT size, mtime_ns, sha256, status FROM cloudtrail_files WHERE path = ?",
+                (path,),
+            ).fetchone()
+        return None if row is None else ExportState(*row)
+
+    def save_export_state(self, path: str, state: ExportState) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO cloudtrail_files VALUES (?, ?, ?, ?, ?, ?)",
+                (path, state.size, state.mtime_ns, state.sha256, state.status, time.time()),
             )
 
     def close(self) -> None:
