@@ -33,3 +33,29 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Install as a systemd service (root). Idempotent: run it again to upgrade in place.
+PREFIX ?= /opt/authz-watcher
+SYSTEMD_DIR ?= /etc/systemd/system
+CONFIG_DIR ?= /etc/authz-watcher
+.PHONY: install uninstall
+
+install:
+	$(PYTHON) -m venv $(DESTDIR)$(PREFIX)/venv
+	$(DESTDIR)$(PREFIX)/venv/bin/python -m pip install --quiet --upgrade pip
+	$(DESTDIR)$(PREFIX)/venv/bin/python -m pip install --quiet --upgrade .
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/README.md
+	install -D -m 0644 systemd/authz-watcher.service $(DESTDIR)$(SYSTEMD_DIR)/authz-watcher.service
+	install -d -m 0755 $(DESTDIR)$(CONFIG_DIR)
+	test -e $(DESTDIR)$(CONFIG_DIR)/authz-watcher.yaml || \
+		install -m 0644 config/authz-watcher.yaml $(DESTDIR)$(CONFIG_DIR)/authz-watcher.yaml
+	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then systemctl daemon-reload; fi
+	@echo "Edit $(CONFIG_DIR)/authz-watcher.yaml, then: systemctl enable --now authz-watcher"
+
+uninstall:
+	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then \
+		systemctl disable --now authz-watcher 2>/dev/null || true; fi
+	rm -f $(DESTDIR)$(SYSTEMD_DIR)/authz-watcher.service
+	rm -rf $(DESTDIR)$(PREFIX)
+	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then systemctl daemon-reload; fi
+	@echo "Kept $(CONFIG_DIR) and /var/lib/authz-watcher (remove them by hand if wanted)."

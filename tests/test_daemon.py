@@ -41,7 +41,14 @@ def wait_for(
 class Watcher:
     """One `authz-watcher run` process over a temporary directory."""
 
-    def __init__(self, root: Path, *, extra_config: str = "", drop_caps: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        extra_config: str = "",
+        drop_caps: bool = False,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
         self.root = root
         self.logs = root / "logs"
         self.logs.mkdir(exist_ok=True)
@@ -49,7 +56,9 @@ class Watcher:
         self.config = root / "config.yaml"
         self.stderr_path = root / "stderr.log"
         self.write_config(extra_config)
-        self.drop_caps = drop_caps
+        self.preexec = preexec
+        if drop_caps and os.geteuid() == 0:
+            self.preexec = _drop_file_permission_override
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self, extra: str = "", paths: tuple[str, ...] = ("*.log",)) -> None:
@@ -73,9 +82,7 @@ class Watcher:
                 stderr=stderr,
                 env=env,
                 cwd=REPO,
-                preexec_fn=_drop_file_permission_override  # noqa: PLW1509 - see conftest
-                if self.drop_caps and os.geteuid() == 0
-                else None,
+                preexec_fn=self.preexec,  # noqa: PLW1509 - set before any thread starts
             )
         wait_for(lambda: "daemon_started" in self.stderr(), "the daemon to start")
         return self

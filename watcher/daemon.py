@@ -27,7 +27,8 @@ from watcher.errors import ConfigError
 from watcher.events import utc_now
 from watcher.extract import might_contain_denial_bytes
 from watcher.log import Logger
-from watcher.model import Origin
+from watcher.metrics import Metrics
+from watcher.model import Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
 from watcher.sinks import Sink, Sinks
 from watcher.sinks.file import FileSink
@@ -37,8 +38,10 @@ from watcher.sources.files import FileSources, FileTailer
 from watcher.sources.lines import Candidate
 from watcher.sources.watch import ChangedPaths, DirectoryWatcher
 from watcher.state import StateStore
+from watcher.systemd import Notifier
 
 DEFAULT_POLL_SECONDS = 5.0
+STATUS_INTERVAL_SECONDS = 5.0
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -48,6 +51,8 @@ class Counters:
 
     lines_matched: int = 0  # lines holding the trigger word
     denials: int = 0
+    decoded: int = 0
+    alerts: int = 0
     commits: int = 0
 
 
@@ -61,6 +66,9 @@ class Daemon:
         self._changes = ChangedPaths()
         self._missing_directories: set[str] = set()
         self.counters = Counters()
+        self.metrics = Metrics()
+        self._notifier = Notifier(log)
+        self._next_status = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -86,10 +94,16 @@ class Daemon:
         self._watcher = self._build_watcher(config)
         self._install_signal_handlers()
         self._watcher.start()
+        stop_metrics = self.metrics.serve(config.metrics.listen) if config.metrics.listen else None
+        self._reconcile()
         self._log.info("daemon_started", config=self._config_path, state=str(store.path))
+        self._notifier.ready(self._status())
         try:
             self._loop()
         finally:
+            self._notifier.stopping()
+            if stop_metrics is not None:
+                stop_metrics()
             self._watcher.stop()
             self._emitter.close()
             self._sinks.close()
@@ -114,6 +128,10 @@ class Daemon:
             if self._handle_signals():
                 return
             now = time.monotonic()
+            self._notifier.ping_if_due(now)  # from this loop only: a wedged loop stops pinging
+            if now >= self._next_status:
+                self._notifier.status(self._status())
+                self._next_status = now + STATUS_INTERVAL_SECONDS
             changed = self._changes.take()
             if now >= next_reconcile:
                 self._reconcile()
@@ -126,7 +144,7 @@ class Daemon:
             for tailer in due:
                 if not self._signals.empty():
                     break
-                tailer.poll(self._handle_line, self._commit)
+                self.metrics.bytes_read.inc(tailer.poll(self._handle_line, self._commit))
             if any(t.more_pending for t in self._sources.tailers.values()):
                 continue
             self._changes.wait(max(0.0, min(next_reconcile - time.monotonic(), 1.0)))
@@ -169,8 +187,26 @@ class Daemon:
         self._emitter.flush()
         self._sinks.flush()
 
+    def _status(self) -> str:
+        """One line for `systemctl status`; also refreshes the gauges."""
+        behind = sum(t.bytes_behind() for t in self._sources.tailers.values())
+        self.metrics.files_watched.set(len(self._sources.tailers))
+        self.metrics.bytes_behind.set(behind)
+        c = self.counters
+        return (
+            f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
+            f"{len(self._sources.tailers)} files, {behind} bytes behind"
+        )
+
+    def _emit_event(self, event: Event) -> None:
+        self.metrics.count_event(event)
+        if event.get("decode_status") in ("decoded", "cached"):
+            self.counters.decoded += 1
+        self._sinks.write(event)
+
     def _handle_line(self, candidate: Candidate, path: str, source: FileSource) -> None:
         self.counters.lines_matched += 1
+        self.metrics.lines_matched.inc()
         if not might_contain_denial_bytes(candidate.text):
             return
         text = candidate.text.decode("utf-8", "replace")
@@ -203,9 +239,11 @@ class Daemon:
                 return False
             if signum in _STOP_SIGNALS:
                 self._log.info("daemon_stopping", signal=signal.Signals(signum).name)
-                return True
+                return True  # STOPPING=1 goes out as the shutdown starts, in run()
             if signum == signal.SIGHUP:
+                self._notifier.reloading()
                 self._reload()
+                self._notifier.ready(self._status())
 
     def _reload(self) -> None:
         try:
@@ -232,13 +270,16 @@ class Daemon:
     def _build_emitter(self, config: Config) -> OrderedDecodingEmitter:
         if config.decode.enabled:
             cache = DecodeCache(config.decode.cache_ttl_seconds, self._store)
-            builder = DenialBuilder(decoder=StsDecoder(config.decode, self._log, cache))
+            decoder = StsDecoder(
+                config.decode, self._log, cache, on_call=self.metrics.observe_decode_call
+            )
+            builder = DenialBuilder(decoder=decoder)
         else:
             builder = DenialBuilder(
                 disabled_reason="decoding disabled in the configuration (decode.enabled: false)"
             )
         return OrderedDecodingEmitter(
-            builder, self._sinks.write, max_concurrency=config.decode.max_concurrency
+            builder, self._emit_event, max_concurrency=config.decode.max_concurrency
         )
 
     def _build_watcher(self, config: Config) -> DirectoryWatcher:

@@ -170,8 +170,10 @@ class StsDecoder:
         cache: DecodeCache | None = None,
         *,
         rate_limiter: TokenBucket | None = None,
+        on_call: Callable[[str, float], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._on_call = on_call  # (result, seconds) of every STS call, for the metrics
         self._log = log
         self._cache = cache or DecodeCache(settings.cache_ttl_seconds)
         self._bucket = rate_limiter or TokenBucket(settings.max_requests_per_second)
@@ -200,6 +202,13 @@ class StsDecoder:
         if client is None:
             return DecodeResult(DecodeStatus.FAILED, error=client_error)
         self._bucket.acquire()
+        started = time.monotonic()
+        result = self._call(client, blob, account_id)
+        if self._on_call is not None:
+            self._on_call(result.status.value, time.monotonic() - started)
+        return result
+
+    def _call(self, client: STSClient, blob: str, account_id: str | None) -> DecodeResult:
         try:
             with self._clients_lock:
                 self.calls += 1
@@ -231,7 +240,7 @@ class StsDecoder:
             return DecodeResult(
                 DecodeStatus.FAILED, error="STS returned JSON that is not an object"
             )
-        self._cache.put(key, message)
+        self._cache.put(blob_key(blob), message)
         return DecodeResult(DecodeStatus.DECODED, message)
 
     # -- credentials -------------------------------------------------------------------------

@@ -247,6 +247,15 @@ class FileTailer:
             consumed += self._read_new(handle, commit, final=False)
         return consumed
 
+    def bytes_behind(self) -> int:
+        """Bytes appended to the open file and not read yet (0 when not open)."""
+        if self._fd is None:
+            return 0
+        try:
+            return max(0, os.fstat(self._fd).st_size - self.offset)
+        except OSError:
+            return 0
+
     def checkpoint(self) -> FileCheckpoint | None:
         if self._identity is None:
             return None
