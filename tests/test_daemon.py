@@ -21,6 +21,7 @@ from tests.conftest import (
     _drop_file_permission_override,
     validate_event,
 )
+from tests.receiver import Receiver
 
 DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
 DEADLINE_SECONDS = 30
@@ -326,3 +327,37 @@ TRAIL_FILE = (
     DATA / "cloudtrail" / "218007301253_CloudTrail_us-east-1_20230710T1200Z_iLj9fb7yyUG9X4Bf.json"
 )
 TRAIL_FILE_DENIALS = 27  # 3 AccessDenied + 24 Client.UnauthorizedOperation (SOURCES.txt)
+
+
+class TestAlertsInTheDaemon:
+    def test_alert_raised_before_a_crash_is_delivered_after_restart(self, tmp_path):
+        with Receiver() as probe:
+            url = probe.url  # a port that nobody listens on once the probe is closed
+        extra = (
+            f"  - type: webhook\n    url: {url}\n    events: [authz_alert]\n"
+            "alerts:\n  - name: repeated-denials\n    threshold: 3\n    window: 10m\n"
+            "    cooldown: 30m\n"
+        )
+        w = Watcher(tmp_path, extra_config=extra)
+        try:
+            w.start()
+            append(w.logs / "app.log", *(f"{DENIAL} {i}" for i in range(3)))
+            wait_for(
+                lambda: [e["event"] for e in w.events()] == ["authz_denial"] * 3 + ["authz_alert"],
+                "three denials, then the alert in the event file",
+            )
+            wait_for(
+                lambda: any(e["event"] == "sink_retry" for e in w.log_events()),
+                "a failed delivery attempt",
+            )
+            w.kill()  # the alert is raised, not delivered: it must survive in the outbox
+            port = int(url.split(":")[2].split("/")[0])
+            with Receiver(port=port) as receiver:
+                w.start()
+                wait_for(lambda: receiver.received, "the alert after the restart", deadline=60)
+                assert 0 == w.stop()
+            (alert,) = receiver.received
+            validate_event(alert)
+            assert ("repeated-denials", 3) == (alert["rule"], alert["count"])
+        finally:
+            w.kill()

@@ -29,6 +29,7 @@ from watcher.sinks.stdout import StdoutSink, render
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES
 
 if TYPE_CHECKING:
+    from watcher.alerts import AlertEngine
     from watcher.config import Config, DecodeSettings
     from watcher.log import Logger
 
@@ -164,12 +165,21 @@ def _scan(args: argparse.Namespace) -> int:
     settings = config.decode if config is not None else None
     counts: Counter[tuple[str, str]] = Counter()
     sink = StdoutSink()
+    alerts = _alert_engine(config)
+    raised: list[Event] = []
 
     def emit(event: Event) -> None:
         if args.summary:
             counts[(event["principal_arn"] or "(unknown)", event["action"] or "(unknown)")] += 1
         else:
             sink.write(event)
+        if alerts is not None:  # replaying history: the windows run on the denials' own times
+            from watcher.alerts import event_time  # noqa: PLC0415 - only with alert rules
+
+            for alert in alerts.observe(event, event_time(event)):
+                raised.append(alert)
+                if not args.summary:
+                    sink.write(alert)
 
     with _decoding(settings, config, log, off=args.no_decode) as (builder, concurrency):
         emitter = OrderedDecodingEmitter(builder, emit, max_concurrency=concurrency)
@@ -185,8 +195,18 @@ def _scan(args: argparse.Namespace) -> int:
             emitter.close()
     if args.summary:
         _print_summary(counts)
+        if raised:
+            print(f"{len(raised):>7}  alerts ({', '.join(sorted({a['rule'] for a in raised}))})")
     sink.flush()
     return EXIT_OK if result.complete else EXIT_FAILURE
+
+
+def _alert_engine(config: Config | None) -> AlertEngine | None:
+    if config is None or not config.alerts:
+        return None
+    from watcher.alerts import AlertEngine  # noqa: PLC0415 - only with alert rules
+
+    return AlertEngine(config.alerts)
 
 
 @contextlib.contextmanager
@@ -287,9 +307,19 @@ def _print_summary(counts: Counter[tuple[str, str]]) -> None:
     print(f"{sum(counts.values()):>7}  denials in total")
 
 
+def _check_environment(config: Config) -> None:
+    """The ${VAR}s the sinks will need must be set (the values are not printed)."""
+    from watcher.sinks.webhook import expand_environment  # noqa: PLC0415
+
+    for index, sink in enumerate(config.sinks):
+        for text in (sink.url or "", *sink.headers.values()):
+            expand_environment(text, f"{config.path}: sinks.{index}")
+
+
 def _check_config(args: argparse.Namespace) -> int:
     path = _config_path(args.config)
     config = _load_config(path)
+    _check_environment(config)
     print(
         f"{path}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks, "
         f"{len(config.alerts)} alert rules)"

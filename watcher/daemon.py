@@ -12,6 +12,7 @@ SIGTERM drains and commits, so a stop/start emits nothing twice.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import resource
 import signal
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass
 from queue import Empty, SimpleQueue
 from types import FrameType
 
+from watcher.alerts import AlertEngine
 from watcher.config import CloudTrailSource, Config, FileSource, load_config
 from watcher.decode import DecodeCache, StsDecoder
 from watcher.errors import ConfigError
@@ -31,8 +33,10 @@ from watcher.metrics import Metrics
 from watcher.model import Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
 from watcher.sinks import Sink, Sinks
+from watcher.sinks.delivery import DeliveringSink
 from watcher.sinks.file import FileSink
 from watcher.sinks.stdout import StdoutSink
+from watcher.sinks.webhook import WebhookDelivery
 from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources, FileTailer
 from watcher.sources.lines import Candidate
@@ -75,7 +79,6 @@ class Daemon:
     def run(self) -> int:
         config = load_config(self._config_path)
         _raise_open_file_limit()
-        self._warn_unsupported(config)
         store = StateStore(config.state_dir, self._log)
         try:
             return self._run_with(config, store)
@@ -85,7 +88,8 @@ class Daemon:
     def _run_with(self, config: Config, store: StateStore) -> int:
         self._store = store
         self._config = config
-        self._sinks = _build_sinks(config)
+        self._sinks = _build_sinks(config, store, self._log)
+        self._alerts = AlertEngine(config.alerts)
         self._emitter = self._build_emitter(config)
         self._sources = FileSources(
             _file_sources(config), store, self._log, first_start=store.is_new
@@ -203,6 +207,10 @@ class Daemon:
         if event.get("decode_status") in ("decoded", "cached"):
             self.counters.decoded += 1
         self._sinks.write(event)
+        for alert in self._alerts.observe(event, time.time()):
+            self.counters.alerts += 1
+            self.metrics.alerts.labels(alert["rule"]).inc()
+            self._sinks.write(alert)
 
     def _handle_line(self, candidate: Candidate, path: str, source: FileSource) -> None:
         self.counters.lines_matched += 1
@@ -248,16 +256,21 @@ class Daemon:
     def _reload(self) -> None:
         try:
             config = load_config(self._config_path)
+            sinks = (
+                _build_sinks(config, self._store, self._log)
+                if config.sinks != self._config.sinks
+                else None
+            )
         except ConfigError as exc:
             self._log.error("config_reload_failed", error=str(exc), detail="old config kept")
             return
-        self._warn_unsupported(config)
         self._emitter.close()
-        if config.sinks != self._config.sinks:
+        if sinks is not None:
             self._sinks.close()
-            self._sinks = _build_sinks(config)
+            self._sinks = sinks
         else:
             self._sinks.reopen()
+        self._alerts.update_rules(config.alerts)
         self._emitter = self._build_emitter(config)
         self._config = config
         self._sources.replace_sources(_file_sources(config))
@@ -290,20 +303,6 @@ class Daemon:
             poll_seconds=min((s.poll_interval_seconds for s in sources), default=1.0),
         )
 
-    def _warn_unsupported(self, config: Config) -> None:
-        for index, sink in enumerate(config.sinks):
-            if sink.type not in ("stdout", "file"):
-                self._log.warning(
-                    "sink_unsupported",
-                    sink=index,
-                    type=sink.type,
-                    detail="events are not sent to this sink type yet",
-                )
-        if config.alerts:
-            self._log.warning(
-                "alerts_unsupported", rules=len(config.alerts), detail="alert rules not applied"
-            )
-
 
 def _raise_open_file_limit() -> None:
     """One descriptor per followed file: lift the soft limit (often 1024) to the hard one."""
@@ -321,11 +320,35 @@ def _cloudtrail_sources(config: Config) -> tuple[CloudTrailSource, ...]:
     return tuple(s for s in config.sources if isinstance(s, CloudTrailSource))
 
 
-def _build_sinks(config: Config) -> Sinks:
+def _build_sinks(config: Config, store: StateStore, log: Logger) -> Sinks:
+    """The configured sinks; remote ones deliver from the outbox in the state database."""
     sinks: list[Sink] = []
     for sink in config.sinks:
         if sink.type == "stdout":
             sinks.append(StdoutSink(events=sink.events))
         elif sink.type == "file" and sink.path is not None:
             sinks.append(FileSink(sink.path, events=sink.events))
+        elif sink.type == "webhook" and sink.url is not None:
+            delivery = WebhookDelivery(
+                sink.url,
+                body_format=sink.format,
+                headers=dict(sink.headers),
+                timeout_seconds=sink.timeout_seconds,
+            )
+            # Named by a hash of the URL: stable across restarts, and the URL is often a secret.
+            name = "webhook:" + hashlib.sha256(sink.url.encode()).hexdigest()[:12]
+            sinks.append(DeliveringSink(name, delivery, store, log, events=sink.events))
+        elif sink.type == "sns" and sink.topic_arn is not None:
+            from watcher.sinks.sns import SnsDelivery  # noqa: PLC0415 - boto3 only when used
+
+            sns = SnsDelivery(
+                sink.topic_arn,
+                region=sink.region,
+                profile=sink.profile,
+                endpoint_url=sink.endpoint_url,
+                timeout_seconds=sink.timeout_seconds,
+            )
+            sinks.append(
+                DeliveringSink(f"sns:{sink.topic_arn}", sns, store, log, events=sink.events)
+            )
     return Sinks(sinks)

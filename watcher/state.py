@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS cloudtrail_files (
     status TEXT NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, next_attempt_at);
 CREATE TABLE IF NOT EXISTS file_offsets (
     path TEXT PRIMARY KEY,
     device INTEGER NOT NULL,
@@ -175,6 +184,42 @@ class StateStore:
             self._connection.execute(
                 "INSERT OR REPLACE INTO cloudtrail_files VALUES (?, ?, ?, ?, ?, ?)",
                 (path, state.size, state.mtime_ns, state.sha256, state.status, time.time()),
+            )
+
+    def enqueue(self, sink: str, payload: str, now: float) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT INTO outbox (sink, payload, next_attempt_at, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (sink, payload, now, now),
+            )
+
+    def due(self, sink: str, now: float, limit: int = 50) -> list[tuple[int, str, int]]:
+        """(id, payload, attempts) of the deliveries of ``sink`` whose time has come."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT id, payload, attempts FROM outbox WHERE sink = ? AND next_attempt_at <= ? "
+                "ORDER BY id LIMIT ?",
+                (sink, now, limit),
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def next_due_at(self, sink: str) -> float | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE sink = ?", (sink,)
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def delivered(self, delivery_id: int) -> None:
+        with self._lock:
+            self._connection.execute("DELETE FROM outbox WHERE id = ?", (delivery_id,))
+
+    def retry_later(self, delivery_id: int, attempts: int, at: float) -> None:
+        with self._lock:
+            self._connection.execute(
+                "UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
+                (attempts, at, delivery_id),
             )
 
     def close(self) -> None:
