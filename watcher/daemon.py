@@ -17,7 +17,7 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from queue import Empty, SimpleQueue
 from types import FrameType
@@ -88,7 +88,7 @@ class Daemon:
     def _run_with(self, config: Config, store: StateStore) -> int:
         self._store = store
         self._config = config
-        self._sinks = _build_sinks(config, store, self._log)
+        self._sinks = _build_sinks(config, store, self._log, self._count_sink_error)
         self._alerts = AlertEngine(config.alerts)
         self._emitter = self._build_emitter(config)
         self._sources = FileSources(
@@ -202,6 +202,9 @@ class Daemon:
             f"{len(self._sources.tailers)} files, {behind} bytes behind"
         )
 
+    def _count_sink_error(self, sink: str) -> None:
+        self.metrics.sink_errors.labels(sink).inc()
+
     def _emit_event(self, event: Event) -> None:
         self.metrics.count_event(event)
         if event.get("decode_status") in ("decoded", "cached"):
@@ -257,7 +260,7 @@ class Daemon:
         try:
             config = load_config(self._config_path)
             sinks = (
-                _build_sinks(config, self._store, self._log)
+                _build_sinks(config, self._store, self._log, self._count_sink_error)
                 if config.sinks != self._config.sinks
                 else None
             )
@@ -320,7 +323,9 @@ def _cloudtrail_sources(config: Config) -> tuple[CloudTrailSource, ...]:
     return tuple(s for s in config.sources if isinstance(s, CloudTrailSource))
 
 
-def _build_sinks(config: Config, store: StateStore, log: Logger) -> Sinks:
+def _build_sinks(
+    config: Config, store: StateStore, log: Logger, on_error: Callable[[str], None]
+) -> Sinks:
     """The configured sinks; remote ones deliver from the outbox in the state database."""
     sinks: list[Sink] = []
     for sink in config.sinks:
@@ -337,7 +342,9 @@ def _build_sinks(config: Config, store: StateStore, log: Logger) -> Sinks:
             )
             # Named by a hash of the URL: stable across restarts, and the URL is often a secret.
             name = "webhook:" + hashlib.sha256(sink.url.encode()).hexdigest()[:12]
-            sinks.append(DeliveringSink(name, delivery, store, log, events=sink.events))
+            sinks.append(
+                DeliveringSink(name, delivery, store, log, events=sink.events, on_error=on_error)
+            )
         elif sink.type == "sns" and sink.topic_arn is not None:
             from watcher.sinks.sns import SnsDelivery  # noqa: PLC0415 - boto3 only when used
 
@@ -349,6 +356,8 @@ def _build_sinks(config: Config, store: StateStore, log: Logger) -> Sinks:
                 timeout_seconds=sink.timeout_seconds,
             )
             sinks.append(
-                DeliveringSink(f"sns:{sink.topic_arn}", sns, store, log, events=sink.events)
+                DeliveringSink(
+                    f"sns:{sink.topic_arn}", sns, store, log, events=sink.events, on_error=on_error
+                )
             )
     return Sinks(sinks)

@@ -47,7 +47,9 @@ class DeliveringSink:
         *,
         events: tuple[str, ...],
         clock: Callable[[], float] = time.time,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
+        self._on_error = on_error  # called with the sink's name on every failed attempt
         self.name = name
         self._deliver = deliver
         self._store = store
@@ -94,6 +96,7 @@ class DeliveringSink:
         try:
             self._deliver(event)
         except RetryableDeliveryError as exc:
+            self._count_error()
             delay = min(BACKOFF_FIRST_SECONDS * 2**attempts, BACKOFF_MAX_SECONDS)
             self._store.retry_later(delivery_id, attempts + 1, self._clock() + delay)
             self._log.warning(
@@ -101,6 +104,7 @@ class DeliveringSink:
                 attempt=attempts + 1, retry_seconds=delay,
             )  # fmt: skip
         except PermanentDeliveryError as exc:
+            self._count_error()
             self._store.delivered(delivery_id)
             self.failed_count += 1
             self._log.error(
@@ -110,3 +114,7 @@ class DeliveringSink:
         else:
             self._store.delivered(delivery_id)
             self.delivered_count += 1
+
+    def _count_error(self) -> None:
+        if self._on_error is not None:
+            self._on_error(self.name)
