@@ -40,17 +40,23 @@ SYSTEMD_DIR ?= /etc/systemd/system
 CONFIG_DIR ?= /etc/authz-watcher
 .PHONY: install uninstall
 
-install:
+.PHONY: install-venv install-files
+
+install: install-venv install-files
+	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then systemctl daemon-reload; fi
+	@echo "Edit $(CONFIG_DIR)/authz-watcher.yaml, then: systemctl enable --now authz-watcher"
+
+install-venv:
 	$(PYTHON) -m venv $(DESTDIR)$(PREFIX)/venv
 	$(DESTDIR)$(PREFIX)/venv/bin/python -m pip install --quiet --upgrade pip
 	$(DESTDIR)$(PREFIX)/venv/bin/python -m pip install --quiet --upgrade .
+
+install-files:
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/README.md
 	install -D -m 0644 systemd/authz-watcher.service $(DESTDIR)$(SYSTEMD_DIR)/authz-watcher.service
 	install -d -m 0755 $(DESTDIR)$(CONFIG_DIR)
 	test -e $(DESTDIR)$(CONFIG_DIR)/authz-watcher.yaml || \
 		install -m 0644 config/authz-watcher.yaml $(DESTDIR)$(CONFIG_DIR)/authz-watcher.yaml
-	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then systemctl daemon-reload; fi
-	@echo "Edit $(CONFIG_DIR)/authz-watcher.yaml, then: systemctl enable --now authz-watcher"
 
 uninstall:
 	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then \

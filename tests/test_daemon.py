@@ -62,14 +62,15 @@ class Watcher:
             self.preexec = _drop_file_permission_override
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def write_config(self, extra: str = "", paths: tuple[str, ...] = ("*.log",)) -> None:
+    def write_config(
+        self, extra: str = "", paths: tuple[str, ...] = ("*.log",), source_options: str = ""
+    ) -> None:
         patterns = ", ".join(json.dumps(str(self.logs / p)) for p in paths)
         self.config.write_text(
             f"state_dir: {self.root / 'state'}\n"
             "sources:\n"
             f"  - type: file\n    paths: [{patterns}]\n    start_at: beginning\n"
-            "    poll_interval_seconds: 0.5\n"
-            "decode:\n  enabled: false\n"
+            "    poll_interval_seconds: 0.5\n" + source_options + "decode:\n  enabled: false\n"
             f"sinks:\n  - type: file\n    path: {self.events_path}\n" + extra
         )
 
@@ -245,6 +246,13 @@ class TestDaemon:
         finally:
             w.kill()
 
+    def test_polling_observer_for_filesystems_without_inotify(self, watcher):
+        watcher.write_config(source_options="    use_polling: true\n")
+        watcher.start()
+        append(watcher.logs / "app.log", f"{DENIAL} seen by polling")
+        wait_for(lambda: len(watcher.events()) == 1, "the event found by polling")
+        assert 0 == watcher.stop()
+
     def test_torn_last_line_of_the_event_file_is_repaired(self, watcher):
         watcher.events_path.parent.mkdir(parents=True)
         watcher.events_path.write_text('{"event":"authz_denial","half a line')
@@ -271,8 +279,7 @@ class TestCloudTrailInTheDaemon:
             f"state_dir: {w.root / 'state'}\n"
             "sources:\n"
             f"  - type: cloudtrail\n    paths: [{json.dumps(str(w.root / 'AWSLogs'))}]\n"
-            "    poll_interval_seconds: 0.5\n"
-            "decode:\n  enabled: false\n"
+            "    poll_interval_seconds: 0.5\n" + source_options + "decode:\n  enabled: false\n"
             f"sinks:\n  - type: file\n    path: {w.events_path}\n"
         )
 
