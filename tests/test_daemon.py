@@ -279,7 +279,8 @@ class TestCloudTrailInTheDaemon:
             f"state_dir: {w.root / 'state'}\n"
             "sources:\n"
             f"  - type: cloudtrail\n    paths: [{json.dumps(str(w.root / 'AWSLogs'))}]\n"
-            "    poll_interval_seconds: 0.5\n" + source_options + "decode:\n  enabled: false\n"
+            "    poll_interval_seconds: 0.5\n"
+            "decode:\n  enabled: false\n"
             f"sinks:\n  - type: file\n    path: {w.events_path}\n"
         )
 
