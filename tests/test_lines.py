@@ -55,6 +55,11 @@ class TestLines:
         (c,) = candidates(data, chunk_bytes=16)
         assert (0, data[:-1]) == (c.line_offset, c.text)
 
+    def test_lines_without_a_second_word_are_skipped_in_the_buffer(self):
+        data = b"request authorized\nnot authorized to perform: x\nUnauthorized 401\n"
+        found = candidates(data, also_one_of=(b"perform", b"message:"))
+        assert [b"not authorized to perform: x"] == [c.text for c in found]
+
     def test_empty_input(self):
         assert candidates(b"") == []
 

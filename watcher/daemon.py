@@ -53,7 +53,7 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class Counters:
     """What STATUS= and the logs report."""
 
-    lines_matched: int = 0  # lines holding the trigger word
+    lines_matched: int = 0  # lines that may hold a denial (trigger and second word)
     denials: int = 0
     decoded: int = 0
     alerts: int = 0

@@ -17,7 +17,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.lines_matched = Counter(
-            "authz_watcher_lines_matched", "Lines holding the trigger word", registry=self.registry
+            "authz_watcher_lines_matched", "Lines that may hold a denial", registry=self.registry
         )
         self.bytes_read = Counter(
             "authz_watcher_bytes_read", "Bytes read from followed files", registry=self.registry

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from watcher.events import denial_event, raw_excerpt
 from watcher.explain import account_of, explain
 from watcher.extract import find_denials
 from watcher.model import BlobState, DecodeResult, DecodeStatus, Event, Finding, Origin
+
+if TYPE_CHECKING:  # concurrent.futures costs start-up; it is imported when decoding starts
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 TRUNCATED_BLOB_ERROR = (
     "the encoded message was cut short (followed by '...' or far shorter than a real one); "
@@ -131,7 +133,8 @@ class OrderedDecodingEmitter:
         self._builder = builder
         self._emit = emit
         self._max_pending = max(max_pending, max_concurrency)
-        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="decode")
+        self._max_concurrency = max_concurrency
+        self._pool: ThreadPoolExecutor | None = None  # started on the first STS call
         self._pending: deque[_Pending] = deque()
 
     def add(
@@ -146,7 +149,7 @@ class OrderedDecodingEmitter:
         for denial in denials:
             outcome: Future[DecodeResult] | DecodeResult
             if self._builder.needs_call(denial):
-                outcome = self._pool.submit(self._builder.decode, denial)
+                outcome = self._started_pool().submit(self._builder.decode, denial)
             else:
                 outcome = self._builder.decode(denial)
             self._pending.append(_Pending(denial, outcome))
@@ -155,6 +158,13 @@ class OrderedDecodingEmitter:
                 self._emit_head()
         self._emit_ready(wait=False)
         return count
+
+    def _started_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - see __init__
+
+            self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="decode")
+        return self._pool
 
     def flush(self) -> None:
         """Wait for every queued denial and emit it."""
@@ -165,16 +175,17 @@ class OrderedDecodingEmitter:
         try:
             self.flush()
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _emit_ready(self, *, wait: bool) -> None:
         while self._pending:
             head = self._pending[0].outcome
-            if not wait and isinstance(head, Future) and not head.done():
+            if not wait and not isinstance(head, DecodeResult) and not head.done():
                 return
             self._emit_head()
 
     def _emit_head(self) -> None:
         item = self._pending.popleft()
-        outcome = item.outcome.result() if isinstance(item.outcome, Future) else item.outcome
+        outcome = item.outcome if isinstance(item.outcome, DecodeResult) else item.outcome.result()
         self._emit(self._builder.event(item.denial, outcome))

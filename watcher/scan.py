@@ -16,11 +16,10 @@ import sys
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from watcher.events import utc_now
-from watcher.extract import might_contain_denial_bytes
+from watcher.extract import SECOND_WORDS_BYTES, might_contain_denial_bytes
 from watcher.log import Logger
 from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Origin
 from watcher.pipeline import OrderedDecodingEmitter
@@ -80,71 +79,71 @@ class Scanner:
             if name == STDIN_NAME:
                 self._scan_stream(STDIN_PATH, sys.stdin.buffer)
             else:
-                self._scan_path(Path(name))
+                self._scan_path(name)
         return self.result
 
-    def _scan_path(self, path: Path) -> None:
+    def _scan_path(self, path: str) -> None:
         try:
-            mode = path.stat().st_mode
+            mode = os.stat(path).st_mode
         except OSError as exc:
-            self._failed(str(path), exc)
+            self._failed(path, exc)
             return
         if stat.S_ISDIR(mode):
             for file_path in self._walk(path):
                 self._scan_file(file_path)
         elif stat.S_ISSOCK(mode):
-            self._failed(str(path), "a socket cannot be scanned")
+            self._failed(path, "a socket cannot be scanned")
         else:  # regular files, and pipes such as `scan <(zcat old.log.gz)`
             self._scan_file(path)
 
-    def _walk(self, directory: Path) -> Iterable[Path]:
+    def _walk(self, directory: str) -> Iterable[str]:
         def on_error(exc: OSError) -> None:
-            self._failed(exc.filename or str(directory), exc)
+            self._failed(exc.filename or directory, exc)
 
         for root, dirs, files in os.walk(directory, onerror=on_error):
             dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRECTORIES)
             for name in sorted(files):
-                path = Path(root) / name
-                if path.is_file() and not path.is_symlink():
+                path = os.path.join(root, name)
+                if os.path.isfile(path) and not os.path.islink(path):
                     yield path
 
-    def _scan_file(self, path: Path) -> None:
+    def _scan_file(self, path: str) -> None:
         # Only opening and sniffing are guarded here; read errors are the reader's to report,
         # and a failing sink (a closed pipe) is not this file's fault.
         try:
             # Unbuffered: the reader reads large chunks straight into its own buffer.
-            raw = path.open("rb", buffering=0)
+            raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
         except OSError as exc:
-            self._failed(str(path), exc)
+            self._failed(path, exc)
             return
         with raw:
             try:
                 handle, head = _sniff(raw)
             except OSError as exc:
-                self._failed(str(path), exc)
+                self._failed(path, exc)
                 return
             if head.startswith(_GZIP_MAGIC):
                 with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
                     try:
                         inner_head = unzipped.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
                     except (EOFError, OSError, zlib.error) as exc:
-                        self._failed(str(path), f"compressed data is truncated or corrupt ({exc})")
+                        self._failed(path, f"compressed data is truncated or corrupt ({exc})")
                         return
                     if looks_like_cloudtrail(inner_head):
-                        self._scan_cloudtrail(str(path), unzipped)
+                        self._scan_cloudtrail(path, unzipped)
                     else:
-                        self._scan_stream(str(path), unzipped)
+                        self._scan_stream(path, unzipped)
                 return
             if looks_like_cloudtrail(head):
-                self._scan_cloudtrail(str(path), handle)
+                self._scan_cloudtrail(path, handle)
                 return
             if b"\x00" in head:
                 self._log.info(
                     "source_binary",
-                    path=str(path),
+                    path=path,
                     detail="file holds NUL bytes; searched as text anyway",
                 )
-            self._scan_stream(str(path), handle)
+            self._scan_stream(path, handle)
 
     def _scan_stream(self, path: str, stream: Readable) -> None:
         def on_long_line(offset: int) -> None:
@@ -157,7 +156,10 @@ class Scanner:
             )
 
         candidates = iter_candidates(
-            stream, max_line_bytes=self._max_line_bytes, on_long_line=on_long_line
+            stream,
+            max_line_bytes=self._max_line_bytes,
+            on_long_line=on_long_line,
+            also_one_of=SECOND_WORDS_BYTES,
         )
         while True:
             # Only reading is guarded here: a failing sink is not this input's fault.

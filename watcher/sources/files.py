@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 
 from watcher.config import FileSource
+from watcher.extract import SECOND_WORDS_BYTES
 from watcher.log import Logger
 from watcher.sources.lines import Candidate, iter_candidates
 from watcher.state import FileCheckpoint, StateStore
@@ -204,6 +205,7 @@ class FileTailer:
             max_line_bytes=self.source.max_line_bytes,
             chunk_bytes=READ_CHUNK_BYTES,
             on_long_line=self._report_long_line,
+            also_one_of=SECOND_WORDS_BYTES,
         ):
             handle(_shifted(candidate, start), self.path, self.source)
         self.offset = end

@@ -87,13 +87,16 @@ def iter_candidates(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     on_long_line: LongLineCallback | None = None,
     searcher: Searcher = DEFAULT_SEARCHER,
+    also_one_of: tuple[bytes, ...] = (),
 ) -> Iterator[Candidate]:
     """Yield every line of ``stream`` that contains the trigger, in order, exactly once.
 
     ``on_long_line(line_offset)`` is called once for each line longer than ``max_line_bytes``
-    that holds a hit (those lines are yielded as windows).
+    that holds a hit (those lines are yielded as windows). With ``also_one_of``, a line (not a
+    window) must also hold one of those byte strings: the check runs in the buffer, so lines
+    that merely say "authorized" cost no Python objects at all.
     """
-    scanner = _Scanner(max_line_bytes, chunk_bytes, on_long_line, searcher)
+    scanner = _Scanner(max_line_bytes, chunk_bytes, on_long_line, searcher, also_one_of)
     read_into = _reader(stream)
     while scanner.fill(read_into):
         yield from scanner.drain(eof=False)
@@ -127,7 +130,9 @@ class _Scanner:
         chunk_bytes: int,
         on_long_line: LongLineCallback | None,
         searcher: Searcher,
+        also_one_of: tuple[bytes, ...] = (),
     ) -> None:
+        self._also_one_of = also_one_of
         self._max_line_bytes = max_line_bytes
         self._chunk_bytes = chunk_bytes
         self._on_long_line = on_long_line
@@ -168,8 +173,9 @@ class _Scanner:
             line_complete = newline_after >= 0 or eof
             fits = line_end - line_start <= self._max_line_bytes and line_start >= base
             if fits and line_complete:
-                line = _strip_cr(bytes(buf[line_start - base : line_end - base]))
-                yield Candidate(line_start, line_start, line, windowed=False)
+                if self._wanted(hay, line_start - base, line_end - base):
+                    line = _strip_cr(bytes(buf[line_start - base : line_end - base]))
+                    yield Candidate(line_start, line_start, line, windowed=False)
                 self._search_from = line_end + 1
                 continue
             if fits:  # an incomplete line that may still turn out short: wait for its end
@@ -187,6 +193,11 @@ class _Scanner:
         if not eof:
             self._compact(keep_from, hay)
         del hay  # release the view on the buffer before the next fill may resize it
+
+    def _wanted(self, hay: Haystack, start: int, end: int) -> bool:
+        return not self._also_one_of or any(
+            hay.find(needle, start, end) >= 0 for needle in self._also_one_of
+        )
 
     def _window(
         self, *, hit: int, line_start: int, line_end: int, complete: bool
