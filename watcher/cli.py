@@ -97,21 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--region", help="AWS region for the STS call")
     decode.add_argument("-c", "--config", help="configuration file (accounts, cache)")
 
-    run = commands.add_parser("run", help="the daemon: follow the configured sources")
-    run.add_argument(
-        "-c",
-        "--config",
-        default=None,
-        help=f"configuration file (default ${CONFIG_ENV} or {DEFAULT_CONFIG_PATH})",
-    )
-
-    check = commands.add_parser("check-config", help="validate a configuration file")
-    check.add_argument(
-        "-c",
-        "--config",
-        default=None,
-        help=f"configuration file (default ${CONFIG_ENV} or {DEFAULT_CONFIG_PATH})",
-    )
+    for name, summary_text in (
+        ("run", "the daemon: follow the configured sources"),
+        ("check-config", "validate a configuration file"),
+    ):
+        command = commands.add_parser(name, help=summary_text)
+        command.add_argument(
+            "-c",
+            "--config",
+            default=None,
+            help=f"configuration file (default ${CONFIG_ENV} or {DEFAULT_CONFIG_PATH})",
+        )
     return parser
 
 
