@@ -22,6 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bytecode import compile_package
+
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "cloudtrail"
 RECORDS_PER_FILE = 2000
 TARGET_RATIO = 2.0
@@ -71,6 +75,7 @@ def main() -> int:
     for tool in ("zcat", "jq"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found (apt-get install {'gzip' if tool == 'zcat' else tool})")
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="authz-ct-") as tmp:
         root = Path(tmp)
         total, errors = write_export(root, args.records)

@@ -20,6 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bytecode import compile_package
+
 PREFIX = "Encoded authorization failure message: "
 TARGET_RATIO = 2.0
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -108,6 +112,7 @@ def main() -> int:
     grep = shutil.which("grep")
     if grep is None:
         sys.exit("grep not found")
+    compile_package()
     workdir = Path(tempfile.mkdtemp(prefix="authz-bench-"))
     log = workdir / "app.log"
     try:
