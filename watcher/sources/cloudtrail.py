@@ -18,12 +18,10 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from watcher.events import redact_secrets
 from watcher.extract import find_denials, parse_leading_timestamp
 from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Finding, Origin
 from watcher.pipeline import Denial
@@ -227,7 +225,7 @@ def _delivered_records(reader: _TextReader, position: int) -> Iterator[dict[str,
                 raise CloudTrailFormatError("the Records array is not closed (file incomplete?)")
             yield record
             return
-        if _ERROR_CODE_KEY in reader.buffer[position:following]:
+        if reader.buffer.find(_ERROR_CODE_KEY, position, following) >= 0:  # no slice copy
             record, end = _decode_at(decoder, reader, position)
             if reader.buffer[end:following].strip() != ",":
                 raise CloudTrailFormatError(f"malformed record before offset {following}")
@@ -310,18 +308,27 @@ def record_denial(
     user_identity = record.get("userIdentity")
     identity: Mapping[str, Any] = user_identity if isinstance(user_identity, dict) else {}
     found = find_denials(message, now=observed_at)
-    finding = found[0] if found else Finding(ordinal=0, start=0, end=len(message))
-    finding = replace(
-        finding,
+    text = found[0] if found else Finding(ordinal=0, start=0, end=len(message))
+    finding = Finding(  # the message's own findings, completed from the record
         ordinal=0,
-        principal_arn=finding.principal_arn or _principal(identity),
-        action=finding.action or _action(record),
+        start=text.start,
+        end=text.end,
+        encoded_message=text.encoded_message,
+        blob_state=text.blob_state,
+        principal_arn=text.principal_arn or _principal(identity),
+        action=text.action or _action(record),
+        resource=text.resource,
+        policy_type=text.policy_type,
+        explicit_deny=text.explicit_deny,
+        policy_arn=text.policy_arn,
+        because=text.because,
         error_code=_text(record.get("errorCode")),
         operation=_text(record.get("eventName")),
+        service=text.service,
         request_id=_text(record.get("requestID")) or _text(record.get("requestId")),
         timestamp=parse_leading_timestamp(_text(record.get("eventTime")) or "") or None,
     )
-    raw = redact_secrets(json.dumps(record, separators=(",", ":"))[:RAW_MAX_CHARS])
+    raw = json.dumps(record, separators=(",", ":"))[:RAW_MAX_CHARS]  # redacted with the event
     account = _text(record.get("recipientAccountId"))
     event_id = _text(record.get("eventID"))
     extra: dict[str, object] = {
