@@ -74,6 +74,19 @@ class TestDecode:
         for path in (tmp_path / "state").iterdir():
             assert 0o600 == stat.S_IMODE(path.stat().st_mode), path
 
+    def test_expired_cache_rows_are_removed(self, tmp_path):
+        store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+        try:
+            store.store_decode("old", "{}", 100.0, 60)
+            store.store_decode("fresh", "{}", 100.0, 6000)
+            assert 1 == store.expire_decodes(200.0)
+            assert (None, "{}") == (
+                store.cached_decode("old", 0.0),
+                store.cached_decode("fresh", 200.0),
+            )
+        finally:
+            store.close()
+
     def test_corrupt_state_is_set_aside_not_fatal(self, tmp_path):
         directory = tmp_path / "state"
         directory.mkdir()

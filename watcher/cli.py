@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from watcher import __version__
-from watcher.errors import ConfigError, UsageError, WatcherError
+from watcher.errors import ConfigError, StateError, UsageError, WatcherError
 from watcher.events import utc_now
 from watcher.extract import find_denials
 from watcher.log import configure_logging
@@ -222,7 +222,7 @@ def _decoding(
         return
     from watcher.config import DecodeSettings  # noqa: PLC0415 - see the docstring
     from watcher.decode import DecodeCache, StsDecoder  # noqa: PLC0415
-    from watcher.state import StateError, StateStore  # noqa: PLC0415
+    from watcher.state import StateStore  # noqa: PLC0415
 
     settings = settings or DecodeSettings()
     store = None

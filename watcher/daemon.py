@@ -45,6 +45,7 @@ from watcher.state import StateStore
 from watcher.systemd import Notifier
 
 DEFAULT_POLL_SECONDS = 5.0
+CACHE_EXPIRY_INTERVAL_SECONDS = 3600.0
 STATUS_INTERVAL_SECONDS = 5.0
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -128,6 +129,7 @@ class Daemon:
 
     def _loop(self) -> None:
         next_reconcile = 0.0
+        next_expiry = time.monotonic() + CACHE_EXPIRY_INTERVAL_SECONDS
         while True:
             if self._handle_signals():
                 return
@@ -137,6 +139,10 @@ class Daemon:
                 self._notifier.status(self._status())
                 self._next_status = now + STATUS_INTERVAL_SECONDS
             changed = self._changes.take()
+            if now >= next_expiry:  # expired decodes are never served; this keeps the file small
+                removed = self._store.expire_decodes(time.time())
+                self._log.info("decode_cache_expired", removed=removed)
+                next_expiry = now + CACHE_EXPIRY_INTERVAL_SECONDS
             if now >= next_reconcile:
                 self._reconcile()
                 due = list(self._sources.tailers.values())

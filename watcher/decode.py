@@ -188,7 +188,6 @@ class StsDecoder:
             retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
             user_agent_extra="authz-watcher",
         )
-        self.calls = 0  # STS calls made, for STATUS= and the benchmark
 
     def decode(
         self, blob: str, *, account_id: str | None = None, profile: str | None = None
@@ -210,8 +209,6 @@ class StsDecoder:
 
     def _call(self, client: STSClient, blob: str, account_id: str | None) -> DecodeResult:
         try:
-            with self._clients_lock:
-                self.calls += 1
             response = client.decode_authorization_message(EncodedMessage=blob)
         except NoCredentialsError:
             return self._failed_without_credentials()

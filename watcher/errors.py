@@ -3,8 +3,7 @@
 WatcherError                  base of everything below; never escapes the CLI as a traceback
 ├── ConfigError               the configuration file is unreadable or invalid (exit status 2)
 ├── UsageError                the command line is wrong (exit status 2)
-└── SourceError               one input could not be read (named, the others continue)
-    └── TruncatedInputError   a compressed input ended early; what was readable was processed
+└── StateError                the state directory or database cannot be used
 """
 
 from __future__ import annotations
@@ -22,14 +21,5 @@ class UsageError(WatcherError):
     """The command line cannot be carried out as given."""
 
 
-class SourceError(WatcherError):
-    """An input (file, directory, stream) could not be read completely."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
-class TruncatedInputError(SourceError):
-    """A compressed input ended before its end-of-stream marker."""
+class StateError(WatcherError):
+    """The state directory or database cannot be used."""

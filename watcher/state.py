@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from watcher.errors import WatcherError
+from watcher.errors import StateError
 from watcher.log import Logger
 
 DATABASE_NAME = "state.sqlite3"
@@ -79,10 +79,6 @@ class ExportState:
     mtime_ns: int
     sha256: str | None
     status: str  # "done", "failed" (retried when it changes) or "ignored" (not CloudTrail)
-
-
-class StateError(WatcherError):
-    """The state directory or database cannot be used."""
 
 
 class StateStore:

@@ -69,10 +69,6 @@ def looks_like_cloudtrail(head: bytes) -> bool:
     return any(key in head for key in (b'"Records"', b'"eventVersion"', b'"CloudTrailEvent"'))
 
 
-def is_skipped_path(path: str) -> bool:
-    return any(f"/{name}/" in path or path.startswith(f"{name}/") for name in SKIPPED_DIRECTORIES)
-
-
 def iter_records(stream: Readable, *, only_errors: bool = False) -> Iterator[dict[str, Any]]:
     """Every record in an export, in order; CloudTrailFormatError when it is incomplete.
 
