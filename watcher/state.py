@@ -1,7 +1,8 @@
 """state: the one SQLite database in ``state_dir`` (WAL, mode 0600).
 
-Holds what must survive a restart: file checkpoints (identity and committed offset) and the
-decode cache; processed CloudTrail files join it later. Every write is a transaction, so a
+Holds what must survive a restart: file checkpoints (identity and committed offset), the
+CloudTrail files already processed, the decode cache, and the outbox of deliveries to remote
+sinks. Every write is a transaction, so a
 ``kill -9`` leaves either the old or the new row. A database that cannot be opened or is
 corrupt is reported and replaced by a fresh one (the old file is kept beside it), never a
 crash loop.
