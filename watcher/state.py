@@ -2,10 +2,9 @@
 
 Holds what must survive a restart: file checkpoints (identity and committed offset), the
 CloudTrail files already processed, the decode cache, and the outbox of deliveries to remote
-sinks. Every write is a transaction, so a
-``kill -9`` leaves either the old or the new row. A database that cannot be opened or is
-corrupt is reported and replaced by a fresh one (the old file is kept beside it), never a
-crash loop.
+sinks. Every write is a transaction, so a ``kill -9`` leaves either the old or the new row. A
+database that cannot be opened or is corrupt is reported and replaced by a fresh one (the old
+file is kept beside it), never a crash loop.
 """
 
 from __future__ import annotations
