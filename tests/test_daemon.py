@@ -369,3 +369,25 @@ class TestAlertsInTheDaemon:
             assert ("repeated-denials", 3) == (alert["rule"], alert["count"])
         finally:
             w.kill()
+
+    def test_alert_counts_survive_a_reload(self, tmp_path):
+        extra = (
+            "alerts:\n  - name: repeated-denials\n    threshold: 3\n    window: 10m\n"
+            "    cooldown: 30m\n"
+        )
+        w = Watcher(tmp_path, extra_config=extra)
+        try:
+            w.start()
+            append(w.logs / "app.log", f"{DENIAL} 1", f"{DENIAL} 2")
+            wait_for(lambda: len(w.events()) == 2, "two denials")
+            w.signal(signal.SIGHUP)
+            wait_for(lambda: any(e["event"] == "config_reloaded" for e in w.log_events()), "reload")
+            append(w.logs / "app.log", f"{DENIAL} 3")
+            wait_for(
+                lambda: [e["event"] for e in w.events()][-1:] == ["authz_alert"],
+                "the alert counting denials from before the reload",
+            )
+            assert 0 == w.stop()
+            assert 3 == w.events()[-1]["count"]
+        finally:
+            w.kill()
