@@ -225,3 +225,13 @@ class TestBrokenExports:
         assert 60 == len(denials)
         for denial in denials:
             assert records[denial.origin.record_index]["errorCode"] == denial.finding.error_code
+
+
+class TestStdin:
+    def test_gzipped_export_on_standard_input(self):
+        data = gzip.compress(json.dumps({"Records": denial_records()[:3]}).encode())
+        result = run_cli("scan", "--no-decode", "-", input_bytes=data)
+        events = parse_events(result.stdout)
+        assert (0, 3) == (result.returncode, len(events))
+        assert {"<stdin>"} == {e["source_path"] for e in events}
+        assert {"cloudtrail"} == {e["source_kind"] for e in events}

@@ -77,7 +77,8 @@ class Scanner:
     def scan(self, inputs: Iterable[str]) -> ScanResult:
         for name in inputs:
             if name == STDIN_NAME:
-                self._scan_stream(STDIN_PATH, sys.stdin.buffer)
+                stdin = io.BufferedReader(io.FileIO(sys.stdin.fileno(), closefd=False))
+                self._scan_opened(STDIN_PATH, stdin, stdin.peek(_SNIFF_BYTES)[:_SNIFF_BYTES])
             else:
                 self._scan_path(name)
         return self.result
@@ -122,28 +123,32 @@ class Scanner:
             except OSError as exc:
                 self._failed(path, exc)
                 return
-            if head.startswith(_GZIP_MAGIC):
-                with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
-                    try:
-                        inner_head = unzipped.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
-                    except (EOFError, OSError, zlib.error) as exc:
-                        self._failed(path, f"compressed data is truncated or corrupt ({exc})")
-                        return
-                    if looks_like_cloudtrail(inner_head):
-                        self._scan_cloudtrail(path, unzipped)
-                    else:
-                        self._scan_stream(path, unzipped)
-                return
-            if looks_like_cloudtrail(head):
-                self._scan_cloudtrail(path, handle)
-                return
-            if b"\x00" in head:
-                self._log.info(
-                    "source_binary",
-                    path=path,
-                    detail="file holds NUL bytes; searched as text anyway",
-                )
-            self._scan_stream(path, handle)
+            self._scan_opened(path, handle, head)
+
+    def _scan_opened(self, path: str, handle: BinaryIO, head: bytes) -> None:
+        """Dispatch by content: gzip (then look inside), a CloudTrail export, or a log."""
+        if head.startswith(_GZIP_MAGIC):
+            with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
+                try:
+                    inner_head = unzipped.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
+                except (EOFError, OSError, zlib.error) as exc:
+                    self._failed(path, f"compressed data is truncated or corrupt ({exc})")
+                    return
+                if looks_like_cloudtrail(inner_head):
+                    self._scan_cloudtrail(path, unzipped)
+                else:
+                    self._scan_stream(path, unzipped)
+            return
+        if looks_like_cloudtrail(head):
+            self._scan_cloudtrail(path, handle)
+            return
+        if b"\x00" in head:
+            self._log.info(
+                "source_binary",
+                path=path,
+                detail="file holds NUL bytes; searched as text anyway",
+            )
+        self._scan_stream(path, handle)
 
     def _scan_stream(self, path: str, stream: Readable) -> None:
         def on_long_line(offset: int) -> None:
