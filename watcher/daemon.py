@@ -74,6 +74,7 @@ class Daemon:
         self.metrics = Metrics()
         self._notifier = Notifier(log)
         self._next_status = 0.0
+        self._next_expiry = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -129,20 +130,13 @@ class Daemon:
 
     def _loop(self) -> None:
         next_reconcile = 0.0
-        next_expiry = time.monotonic() + CACHE_EXPIRY_INTERVAL_SECONDS
+        self._next_expiry = time.monotonic() + CACHE_EXPIRY_INTERVAL_SECONDS
         while True:
             if self._handle_signals():
                 return
             now = time.monotonic()
-            self._notifier.ping_if_due(now)  # from this loop only: a wedged loop stops pinging
-            if now >= self._next_status:
-                self._notifier.status(self._status())
-                self._next_status = now + STATUS_INTERVAL_SECONDS
+            self._housekeeping(now)
             changed = self._changes.take()
-            if now >= next_expiry:  # expired decodes are never served; this keeps the file small
-                removed = self._store.expire_decodes(time.time())
-                self._log.info("decode_cache_expired", removed=removed)
-                next_expiry = now + CACHE_EXPIRY_INTERVAL_SECONDS
             if now >= next_reconcile:
                 self._reconcile()
                 due = list(self._sources.tailers.values())
@@ -158,6 +152,17 @@ class Daemon:
             if any(t.more_pending for t in self._sources.tailers.values()):
                 continue
             self._changes.wait(max(0.0, min(next_reconcile - time.monotonic(), 1.0)))
+
+    def _housekeeping(self, now: float) -> None:
+        """Watchdog ping, STATUS=, and the hourly cleanup of expired decodes."""
+        self._notifier.ping_if_due(now)  # from this loop only: a wedged loop stops pinging
+        if now >= self._next_status:
+            self._notifier.status(self._status())
+            self._next_status = now + STATUS_INTERVAL_SECONDS
+        if now >= self._next_expiry:  # expired decodes are never served; keep the file small
+            removed = self._store.expire_decodes(time.time())
+            self._log.info("decode_cache_expired", removed=removed)
+            self._next_expiry = now + CACHE_EXPIRY_INTERVAL_SECONDS
 
     def _due_tailers(self, changed: set[str]) -> list[FileTailer]:
         tailers = self._sources.tailers
