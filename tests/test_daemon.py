@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -242,6 +243,25 @@ class TestDaemon:
             wait_for(lambda: any(e["event"] == "source_error" for e in w.log_events()), "the error")
             errors = [e for e in w.log_events() if e["event"] == "source_error"]
             assert [(str(secret), "Permission denied")] == [(e["path"], e["error"]) for e in errors]
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+
+    def test_directory_that_appears_later_is_announced_then_followed(self, tmp_path):
+        w = Watcher(tmp_path)
+        shutil.rmtree(w.logs)
+        try:
+            w.start()
+            wait_for(
+                lambda: any(
+                    e["event"] == "source_directory_missing" and e["path"] == str(w.logs)
+                    for e in w.log_events()
+                ),
+                "the missing directory to be reported",
+            )
+            w.logs.mkdir()
+            append(w.logs / "app.log", f"{DENIAL} in a late directory")
+            wait_for(lambda: len(w.events()) == 1, "the event from the late directory")
             assert 0 == w.stop()
         finally:
             w.kill()

@@ -179,7 +179,14 @@ class Daemon:
     def _reconcile(self) -> None:
         self._sources.reconcile()
         wanted = set(self._sources.directories()) | set(self._exports.directories())
-        self._missing_directories = set(self._watcher.watch(wanted))
+        missing = set(self._watcher.watch(wanted))
+        for directory in sorted(missing - self._missing_directories):
+            self._log.info(
+                "source_directory_missing",
+                path=directory,
+                detail="checked again every poll interval; files there are read once it exists",
+            )
+        self._missing_directories = missing
 
     def _poll_seconds(self) -> float:
         intervals = [s.poll_interval_seconds for s in self._config.sources]
