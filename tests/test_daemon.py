@@ -64,13 +64,17 @@ class Watcher:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(
-        self, extra: str = "", paths: tuple[str, ...] = ("*.log",), source_options: str = ""
+        self,
+        extra: str = "",
+        paths: tuple[str, ...] = ("*.log",),
+        source_options: str = "",
+        start_at: str = "beginning",
     ) -> None:
         patterns = ", ".join(json.dumps(str(self.logs / p)) for p in paths)
         self.config.write_text(
             f"state_dir: {self.root / 'state'}\n"
             "sources:\n"
-            f"  - type: file\n    paths: [{patterns}]\n    start_at: beginning\n"
+            f"  - type: file\n    paths: [{patterns}]\n    start_at: {start_at}\n"
             "    poll_interval_seconds: 0.5\n" + source_options + "decode:\n  enabled: false\n"
             f"sinks:\n  - type: file\n    path: {self.events_path}\n" + extra
         )
@@ -265,6 +269,19 @@ class TestDaemon:
             assert 0 == w.stop()
         finally:
             w.kill()
+
+    def test_corrupt_state_means_a_clear_message_and_a_fresh_start(self, watcher):
+        watcher.write_config(start_at="end")
+        (watcher.root / "state").mkdir()
+        (watcher.root / "state" / "state.sqlite3").write_bytes(b"garbage" * 1000)
+        append(watcher.logs / "app.log", f"{DENIAL} before the start")
+        watcher.start()
+        wait_for(lambda: any(e["event"] == "source_opened" for e in watcher.log_events()), "opened")
+        append(watcher.logs / "app.log", f"{DENIAL} after the start")
+        wait_for(lambda: len(watcher.events()) == 1, "the appended line's event")
+        assert 0 == watcher.stop()
+        assert watcher.events()[0]["raw"].endswith("after the start")  # start_at: end applied
+        assert any(e["event"] == "state_corrupt" for e in watcher.log_events())
 
     def test_polling_observer_for_filesystems_without_inotify(self, watcher):
         watcher.write_config(source_options="    use_polling: true\n")

@@ -105,6 +105,7 @@ class StateStore:
                 detail="starting with an empty state",
             )
             self.path.replace(broken)
+            self.is_new = True  # a fresh start: files begin at start_at, as on the first one
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     Path(f"{self.path}{suffix}").unlink()
