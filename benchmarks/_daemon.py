@@ -19,6 +19,15 @@ ISOLATED_ENV = {
 }
 
 
+def follow_empty_log(root: Path) -> tuple[Path, RunningDaemon]:
+    """An empty ``logs/app.log`` under ``root`` and a daemon following ``logs/*.log``."""
+    logs = root / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    log.touch()
+    return log, RunningDaemon(root, [str(logs / "*.log")])
+
+
 class RunningDaemon:
     """The daemon with a stdout sink; ``arrivals`` holds (monotonic time, event) per line."""
 

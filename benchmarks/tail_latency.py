@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _daemon import RunningDaemon
+from _daemon import follow_empty_log
 
 TARGET_P99_MS = 50.0
 DENIAL = "User: arn:aws:iam::111122223333:user/bench is not authorized to perform: s3:GetObject"
@@ -29,17 +29,12 @@ def main() -> int:
     parser.add_argument("--denials", type=int, default=400)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="authz-latency-") as tmp:
-        root = Path(tmp)
-        logs = root / "logs"
-        logs.mkdir()
-        log = logs / "app.log"
-        log.touch()
-        daemon = RunningDaemon(root, [str(logs / "*.log")])
+        log, daemon = follow_empty_log(Path(tmp))
         appended: dict[str, float] = {}
         try:
             for i in range(args.denials):
                 if i == args.denials // 2:
-                    log.rename(logs / "app.log.1")  # rename rotation half-way
+                    log.rename(log.with_name("app.log.1"))  # rename rotation half-way
                 marker = f"bench-{i:06d}"
                 with log.open("a") as handle:
                     handle.write(f"{DENIAL} {marker}\n")

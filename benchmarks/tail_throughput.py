@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _daemon import RunningDaemon
+from _daemon import follow_empty_log
 from scan_throughput import DECOY_EVERY_LINES, DENIAL_EVERY_LINES, denial_line, noise_line
 
 PATTERN = "Encoded authorization failure message"
@@ -87,12 +87,7 @@ def main() -> int:
     blocks = max(1, args.size_mib * 1024 * 1024 // len(block))
     expected = blocks * denials_per_block
     with tempfile.TemporaryDirectory(prefix="authz-throughput-") as tmp:
-        root = Path(tmp)
-        logs = root / "logs"
-        logs.mkdir()
-        log = logs / "app.log"
-        log.touch()
-        daemon = RunningDaemon(root, [str(logs / "*.log")])
+        log, daemon = follow_empty_log(Path(tmp))
         tail = subprocess.Popen(
             ["tail", "-F", "-n", "+1", str(log)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )

@@ -58,9 +58,9 @@ class Receiver:
                 with receiver._lock:
                     receiver.attempts += 1
                     answer = receiver.answers.popleft() if receiver.answers else 200
-                if answer == "hang":
+                if answer == "hang":  # answer only after the client has given up
                     receiver._stopping.wait(5)
-                    answer = 200
+                    answer = 504
                 status = int(answer)
                 if status == 200:
                     with receiver._lock:

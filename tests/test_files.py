@@ -71,6 +71,25 @@ def append(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def follow_once_then_stop(root: Path, text: str) -> Path:
+    """A first run that reads ``text`` from logs/app.log and saves its checkpoint."""
+    (root / "logs").mkdir()
+    log = root / "logs" / "app.log"
+    first = Harness(root)
+    append(log, text)
+    first.poll()
+    first.close()
+    return log
+
+
+def poll_after_restart(root: Path) -> list[str]:
+    second = Harness(root)
+    try:
+        return second.poll()
+    finally:
+        second.close()
+
+
 class TestFollowing:
     def test_appends_are_read_once(self, harness):
         log = harness.root / "logs" / "app.log"
@@ -155,33 +174,15 @@ class TestFollowing:
             h.close()
 
     def test_restart_resumes_at_the_committed_offset(self, tmp_path):
-        (tmp_path / "logs").mkdir()
-        log = tmp_path / "logs" / "app.log"
-        first = Harness(tmp_path)
-        append(log, f"{DENIAL} 1\n")
-        first.poll()
-        first.close()
+        log = follow_once_then_stop(tmp_path, f"{DENIAL} 1\n")
         append(log, f"{DENIAL} 2\n")
-        second = Harness(tmp_path)
-        try:
-            assert [f"{DENIAL} 2"] == second.poll()
-        finally:
-            second.close()
+        assert [f"{DENIAL} 2"] == poll_after_restart(tmp_path)
 
     def test_file_replaced_while_stopped_is_read_from_zero(self, tmp_path):
-        (tmp_path / "logs").mkdir()
-        log = tmp_path / "logs" / "app.log"
-        first = Harness(tmp_path)
-        append(log, f"{DENIAL} 1\n" * 5)
-        first.poll()
-        first.close()
+        log = follow_once_then_stop(tmp_path, f"{DENIAL} 1\n" * 5)
         log.unlink()
         append(log, f"{DENIAL} new file\n")
-        second = Harness(tmp_path)
-        try:
-            assert [f"{DENIAL} new file"] == second.poll()
-        finally:
-            second.close()
+        assert [f"{DENIAL} new file"] == poll_after_restart(tmp_path)
 
     def test_excluded_files_are_not_followed(self, tmp_path):
         (tmp_path / "logs").mkdir()

@@ -113,17 +113,20 @@ class TestWebhook:
 
     def test_timeout_is_retried(self, store):
         clock = FastClock()
+        logs = io.StringIO()
         with Receiver() as receiver:
             receiver.answers.append("hang")
             sink = DeliveringSink("hook", webhook(receiver.url, timeout_seconds=0.3), store,
-                                  configure_logging(io.StringIO()), events=("authz_alert",),
+                                  configure_logging(logs), events=("authz_alert",),
                                   clock=clock)  # fmt: skip
             sink.write(ALERT)
-            wait_for(lambda: store.next_due_at("hook") not in (None,) and receiver.attempts, "x")
+            wait_for(lambda: "sink_retry" in logs.getvalue(), "the retry after the timeout")
             clock.skip = 10_000
             sink._wake.set()
             wait_for(lambda: receiver.received, "the delivery after the timeout")
             sink.close()
+        assert (2, [ALERT]) == (receiver.attempts, receiver.received)
+        assert "timed out" in logs.getvalue()
 
     def test_pending_delivery_survives_a_stop_and_is_made_after_restart(self, store):
         with Receiver() as receiver:

@@ -138,9 +138,9 @@ def _explanation(
         action=action,
         resource=resource,
         principal_arn=principal,
-        account_id=_first(conditions.get("aws:Account"))
-        if _first(conditions.get("aws:Account"), pattern=_ACCOUNT_RE)
-        else account_of(principal) or account_of(resource),
+        account_id=_first(conditions.get("aws:Account"), pattern=_ACCOUNT_RE)
+        or account_of(principal)
+        or account_of(resource),
         region=_first(conditions.get("aws:Region")) or region_of(resource),
         explicit_deny=explicit,
         policy_type=finding.policy_type,
