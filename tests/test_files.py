@@ -11,7 +11,7 @@ import pytest
 
 from watcher.config import FileSource
 from watcher.log import configure_logging
-from watcher.sources.files import FileSources, FileTailer
+from watcher.sources.files import FileSources, LineContext
 from watcher.sources.lines import Candidate
 from watcher.state import StateStore
 
@@ -30,31 +30,28 @@ class Harness:
             (self.source,), self.store, configure_logging(self.logs), first_start=self.store.is_new
         )
         self.lines: list[tuple[str, int, str]] = []
-        self.commits: list[tuple[str, int]] = []
+        self.commits = 0
 
-    def handle(self, candidate: Candidate, path: str, source: FileSource) -> None:
-        assert source is self.source
-        self.lines.append((os.path.basename(path), candidate.line_offset, candidate.text.decode()))
+    def handle(self, candidate: Candidate, file: LineContext) -> None:
+        assert file.source is self.source
+        line = (os.path.basename(file.path), candidate.line_offset, candidate.text.decode())
+        self.lines.append(line)
 
-    def commit(self, tailer: FileTailer) -> None:
-        checkpoint = tailer.checkpoint()
-        assert checkpoint is not None
-        self.store.save_checkpoint(checkpoint)
-        self.commits.append((os.path.basename(tailer.path), tailer.offset))
+    def commit(self) -> bool:
+        self.commits += 1
+        return True
 
     def poll(self) -> list[str]:
-        """Reconcile and poll every tailer once; return the texts of the new lines."""
+        """Check every file once; return the texts of the new lines."""
         before = len(self.lines)
-        self.sources.reconcile()
-        for tailer in list(self.sources.tailers.values()):
-            tailer.poll(self.handle, self.commit)
+        self.sources.poll(None, self.handle, self.commit)
         return [text for _, _, text in self.lines[before:]]
 
     def events(self) -> list[str]:
         return [json.loads(line)["event"] for line in self.logs.getvalue().splitlines()]
 
     def close(self) -> None:
-        self.sources.close()
+        self.sources.close(self.commit)
         self.store.close()
 
 
@@ -191,8 +188,8 @@ class TestFollowing:
         sources = FileSources((source,), store, configure_logging(io.StringIO()), first_start=True)
         append(tmp_path / "logs" / "a.log", "x\n")
         append(tmp_path / "logs" / "a.log.1.gz", "x\n")
-        sources.reconcile()
-        assert [str(tmp_path / "logs" / "a.log")] == list(sources.tailers)
+        sources.poll(None, lambda _candidate, _file: None, lambda: True)
+        assert [str(tmp_path / "logs" / "a.log")] == [f.path for f in sources.files.values()]
         sources.close()
         store.close()
 

@@ -39,6 +39,8 @@ class FileSource:
     aws_profile: str | None = None
     poll_interval_seconds: float = 5.0
     use_polling: bool = False
+    rotate_wait_seconds: float = 5.0  # a file that left its path is read until idle this long
+    rotated_paths: tuple[str, ...] = ()  # where rotation moves files, if not beside them
     type: Literal["file"] = "file"
 
 
@@ -257,7 +259,8 @@ class _Reader:
         kind = value.get("type")
         common = ("type", "paths", "aws_profile", "poll_interval_seconds", "use_polling")
         if kind == "file":
-            data = self.mapping(value, path, (*common, "exclude", "start_at", "max_line_bytes"))
+            file_keys = ("exclude", "start_at", "max_line_bytes", "rotate_wait_seconds")
+            data = self.mapping(value, path, (*common, *file_keys, "rotated_paths"))
             return FileSource(
                 paths=self.require_list(data, path, "paths"),
                 exclude=self.get(data, path, "exclude", _string_list, ()),
@@ -268,6 +271,10 @@ class _Reader:
                     data, path, "poll_interval_seconds", parse_duration, 5.0
                 ),
                 use_polling=self.get(data, path, "use_polling", _bool, False),
+                rotate_wait_seconds=self.get(
+                    data, path, "rotate_wait_seconds", parse_duration, 5.0
+                ),
+                rotated_paths=self.get(data, path, "rotated_paths", _string_list, ()),
             )
         if kind == "cloudtrail":
             data = self.mapping(value, path, (*common, "error_codes"))

@@ -1,10 +1,10 @@
 """daemon: ``authz-watcher run`` — the pipeline kept running over followed files.
 
     start: config -> state -> sinks -> decoding -> sources -> observer
-    loop:  signals (TERM/INT: stop, HUP: reload) -> changed files -> poll tailers -> commit
+    loop:  signals (TERM/INT: stop, HUP: reload) -> changed files -> poll sources -> commit
     stop:  observer -> drain decodes -> flush sinks -> commit -> close (reverse of start)
 
-Signal handlers only record the signal and wake the loop. A tailer's offset is committed only
+Signal handlers only record the signal and wake the loop. A file's offset is committed only
 after every event read before it has been written and flushed by every sink (at-least-once);
 SIGTERM drains and commits, so a stop/start emits nothing twice.
 """
@@ -38,7 +38,7 @@ from watcher.sinks.file import FileSink
 from watcher.sinks.stdout import StdoutSink
 from watcher.sinks.webhook import WebhookDelivery
 from watcher.sources.exports import CloudTrailExports
-from watcher.sources.files import FileSources, FileTailer
+from watcher.sources.files import FileSources, LineContext
 from watcher.sources.lines import Candidate
 from watcher.sources.watch import ChangedPaths, DirectoryWatcher
 from watcher.state import StateStore
@@ -101,7 +101,7 @@ class Daemon:
         self._install_signal_handlers()
         self._watcher.start()
         stop_metrics = self.metrics.serve(config.metrics.listen) if config.metrics.listen else None
-        self._reconcile()
+        self._watch_directories()  # the loop's first turn finds and reads every file
         self._log.info("daemon_started", config=self._config_path, state=str(store.path))
         self._notifier.ready(self._status())
         try:
@@ -112,8 +112,8 @@ class Daemon:
                 stop_metrics()
             self._watcher.stop()
             self._emitter.close()
+            self._sources.close(self._commit)
             self._sinks.close()
-            self._sources.close()
             self._log.info("daemon_stopped", **asdict(self.counters))
         return 0
 
@@ -137,19 +137,18 @@ class Daemon:
             now = time.monotonic()
             self._housekeeping(now)
             changed = self._changes.take()
-            if now >= next_reconcile:
-                self._reconcile()
-                due = list(self._sources.tailers.values())
+            check_all = now >= next_reconcile  # every file, every pattern expanded again
+            if check_all:
                 self._process_exports(self._exports.all_files())
                 next_reconcile = now + self._poll_seconds()
             else:
-                due = self._due_tailers(changed)
                 self._process_exports(self._changed_exports(changed))
-            for tailer in due:
-                if not self._signals.empty():
-                    break
-                self.metrics.bytes_read.inc(tailer.poll(self._handle_line, self._commit))
-            if any(t.more_pending for t in self._sources.tailers.values()):
+            consumed = self._sources.poll(
+                None if check_all else changed, self._handle_line, self._commit
+            )
+            self.metrics.bytes_read.inc(consumed)
+            self._watch_directories()
+            if self._sources.more_pending:
                 continue
             self._changes.wait(max(0.0, min(next_reconcile - time.monotonic(), 1.0)))
 
@@ -164,20 +163,11 @@ class Daemon:
             self._log.info("decode_cache_expired", removed=removed)
             self._next_expiry = now + CACHE_EXPIRY_INTERVAL_SECONDS
 
-    def _due_tailers(self, changed: set[str]) -> list[FileTailer]:
-        tailers = self._sources.tailers
-        if any(path not in tailers and self._sources.matches(path) for path in changed) or any(
-            path in self._missing_directories for path in changed
-        ):
-            self._reconcile()
-        return [
-            tailer
-            for path, tailer in tailers.items()
-            if path in changed or tailer.more_pending or not tailer.is_open
-        ]
-
     def _reconcile(self) -> None:
-        self._sources.reconcile()
+        self._sources.poll(None, self._handle_line, self._commit)
+        self._watch_directories()
+
+    def _watch_directories(self) -> None:
         wanted = set(self._sources.directories()) | set(self._exports.directories())
         missing = set(self._watcher.watch(wanted))
         for directory in sorted(missing - self._missing_directories):
@@ -211,13 +201,13 @@ class Daemon:
 
     def _status(self) -> str:
         """One line for `systemctl status`; also refreshes the gauges."""
-        behind = sum(t.bytes_behind() for t in self._sources.tailers.values())
-        self.metrics.files_watched.set(len(self._sources.tailers))
+        behind = self._sources.bytes_behind()
+        self.metrics.files_watched.set(len(self._sources.files))
         self.metrics.bytes_behind.set(behind)
         c = self.counters
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
-            f"{len(self._sources.tailers)} files, {behind} bytes behind"
+            f"{len(self._sources.files)} files, {behind} bytes behind"
         )
 
     def _count_sink_error(self, sink: str) -> None:
@@ -233,7 +223,7 @@ class Daemon:
             self.metrics.alerts.labels(alert["rule"]).inc()
             self._sinks.write(alert)
 
-    def _handle_line(self, candidate: Candidate, path: str, source: FileSource) -> None:
+    def _handle_line(self, candidate: Candidate, file: LineContext) -> None:
         self.counters.lines_matched += 1
         self.metrics.lines_matched.inc()
         if not might_contain_denial_bytes(candidate.text):
@@ -241,21 +231,20 @@ class Daemon:
         text = candidate.text.decode("utf-8", "replace")
         origin = Origin(
             source_kind="file",
-            source_path=path,
+            source_path=file.path,
             source_offset=candidate.line_offset,
             text_offset=candidate.text_offset if candidate.windowed else None,
+            file_key=file.file_key,
         )
         self.counters.denials += self._emitter.add(
-            text, origin, utc_now(), profile=source.aws_profile
+            text, origin, utc_now(), profile=file.source.aws_profile
         )
 
-    def _commit(self, tailer: FileTailer) -> None:
-        """Every event read so far is written and flushed; then the offset is saved."""
+    def _commit(self) -> bool:
+        """Every event read so far is written and flushed: the sources may save their offsets."""
         self._flush_sinks()
-        checkpoint = tailer.checkpoint()
-        if checkpoint is not None:
-            self._store.save_checkpoint(checkpoint)
-            self.counters.commits += 1
+        self.counters.commits += 1
+        return True
 
     # -- signals -----------------------------------------------------------------------------
 

@@ -45,10 +45,16 @@ def iso_utc(moment: datetime) -> str:
 
 
 def event_id(origin: Origin, finding: Finding) -> str:
-    """Deterministic: the same denial read again from the same place gets the same id."""
+    """Deterministic: the same denial read again from the same place gets the same id.
+
+    A followed file has a key of its own (saved before any of its lines is read, and carried
+    through renames): its lines are told apart by that key and their offsets, so two
+    generations of one path never share an id. Elsewhere the path stands in for the key.
+    """
+    place = origin.file_key or origin.source_path
     parts = (
         origin.source_kind,
-        origin.source_path,
+        place,
         str(origin.source_offset),
         str(origin.record_index),
         str(origin.text_offset),

@@ -87,3 +87,4 @@ class Origin:
     source_offset: int | None = None
     record_index: int | None = None
     text_offset: int | None = None  # start of the text when it is a window of a longer line
+    file_key: str | None = None  # the followed file's own key (daemon); see events.event_id

@@ -1,6 +1,6 @@
 """state: the one SQLite database in ``state_dir`` (WAL, mode 0600).
 
-Holds what must survive a restart: file checkpoints (identity and committed offset), the
+Holds what must survive a restart: file checkpoints (identity, committed offset, event-id key), the
 CloudTrail files already processed, the decode cache, and the outbox of deliveries to remote
 sinks. Every write is a transaction, so a ``kill -9`` leaves either the old or the new row. A
 database that cannot be opened or is corrupt is reported and replaced by a fresh one (the old
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -21,6 +22,10 @@ from watcher.errors import StateError
 from watcher.log import Logger
 
 DATABASE_NAME = "state.sqlite3"
+_SELECT_CHECKPOINTS = (
+    "SELECT device, inode, fingerprint, fingerprint_bytes, offset, path, file_key, mtime_ns "
+    "FROM followed_files"
+)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decode_cache (
     blob_sha256 TEXT PRIMARY KEY,
@@ -46,29 +51,34 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, next_attempt_at);
-CREATE TABLE IF NOT EXISTS file_offsets (
-    path TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS followed_files (
     device INTEGER NOT NULL,
     inode INTEGER NOT NULL,
     fingerprint TEXT NOT NULL,
     fingerprint_bytes INTEGER NOT NULL,
     offset INTEGER NOT NULL,
-    updated_at REAL NOT NULL
+    path TEXT NOT NULL,
+    file_key TEXT NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (device, inode)
 );
 """
 
 
 @dataclass(frozen=True, slots=True)
 class FileCheckpoint:
-    """Where reading of one file stopped: its identity and the offset after the last line
-    whose events every sink has written."""
+    """One followed file: its identity, the offset after the last line whose events every sink
+    has written, the configured path it was last seen at, and the key its event ids carry."""
 
-    path: str
     device: int
     inode: int
-    fingerprint: str
+    fingerprint: str  # sha256 of the first ``fingerprint_bytes`` bytes
     fingerprint_bytes: int
     offset: int
+    path: str
+    file_key: str
+    mtime_ns: int = 0  # the file's mtime when last read: a copy made later is newer
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +129,7 @@ class StateStore:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.executescript(_SCHEMA)
+        _migrate_path_offsets(connection)
         connection.execute("PRAGMA quick_check").fetchone()
         return connection
 
@@ -144,28 +155,34 @@ class StateStore:
             )
         return cursor.rowcount
 
-    def checkpoint(self, path: str) -> FileCheckpoint | None:
+    def checkpoint_of(self, device: int, inode: int) -> FileCheckpoint | None:
         with self._lock:
             row = self._connection.execute(
-                "SELECT path, device, inode, fingerprint, fingerprint_bytes, offset "
-                "FROM file_offsets WHERE path = ?",
-                (path,),
+                _SELECT_CHECKPOINTS + " WHERE device = ? AND inode = ?",
+                (device, inode),
             ).fetchone()
         return None if row is None else FileCheckpoint(*row)
 
+    def followed_files(self) -> list[FileCheckpoint]:
+        with self._lock:
+            rows = self._connection.execute(_SELECT_CHECKPOINTS + " ORDER BY updated_at").fetchall()
+        return [FileCheckpoint(*row) for row in rows]
+
     def save_checkpoint(self, checkpoint: FileCheckpoint) -> None:
+        c = checkpoint
         with self._lock:
             self._connection.execute(
-                "INSERT OR REPLACE INTO file_offsets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO followed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    checkpoint.path,
-                    checkpoint.device,
-                    checkpoint.inode,
-                    checkpoint.fingerprint,
-                    checkpoint.fingerprint_bytes,
-                    checkpoint.offset,
-                    time.time(),
+                    c.device, c.inode, c.fingerprint, c.fingerprint_bytes, c.offset, c.path,
+                    c.file_key, c.mtime_ns, time.time(),
                 ),
+            )  # fmt: skip
+
+    def forget_file(self, device: int, inode: int) -> None:
+        with self._lock:
+            self._connection.execute(
+                "DELETE FROM followed_files WHERE device = ? AND inode = ?", (device, inode)
             )
 
     def export_state(self, path: str) -> ExportState | None:
@@ -234,3 +251,22 @@ def _create_private(path: Path) -> None:
     for suffix in ("-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             Path(f"{path}{suffix}").chmod(0o600)
+
+
+def _migrate_path_offsets(connection: sqlite3.Connection) -> None:
+    """Checkpoints of 0.1 were keyed by path; carry them over, each with a key of its own."""
+    if not connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_offsets'"
+    ).fetchone():
+        return
+    connection.execute("BEGIN")
+    for path, device, inode, fingerprint, fingerprint_bytes, offset, _ in connection.execute(
+        "SELECT * FROM file_offsets"
+    ).fetchall():
+        connection.execute(
+            "INSERT OR IGNORE INTO followed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (device, inode, fingerprint, fingerprint_bytes, offset, path,
+             secrets.token_hex(8), 0, time.time()),
+        )  # fmt: skip
+    connection.execute("DROP TABLE file_offsets")
+    connection.execute("COMMIT")

@@ -1,24 +1,44 @@
-"""sources: log files followed like ``tail -F`` -> candidate lines with their offsets.
+"""sources: log files followed like ``tail -F``, by identity, each line handed on exactly once.
 
-A ``FileTailer`` owns one path: the open file, its identity ((device, inode) plus a hash of
-its first bytes, so inode reuse is caught) and the offset after the last complete line. Each
-``poll`` reads what was appended, hands complete lines on, and notices rename rotation (the
-old file is read to its end, then the new one from 0), copy-truncate (a size below the offset,
-or different first bytes: restart at 0), deletion and re-creation. A partial last line waits
-for its newline. ``FileSources`` expands the configured globs, creates tailers for files that
-appear, and commits each tailer's offset only after its events reached every sink.
+A file is known by its identity, (device, inode), confirmed by a fingerprint of its first bytes
+(a hash of the first ``min(size, 1 KiB)`` bytes, retaken as a small file grows, so inode reuse
+is caught). Paths are only how files are found: every configured pattern is expanded, each path
+is resolved (symlinks followed) to the file it names, and a file reached by several paths is
+followed once.
+
+- A file that leaves every configured path (renamed by rotation, deleted) is read to its end
+  and kept open while the writer may still append to it; it is closed, and its checkpoint
+  forgotten, once it has been idle for ``rotate_wait_seconds``.
+- A file found under another configured name (``app.log`` -> ``app.log.1`` with ``app.log*``)
+  simply continues at its offset.
+- Copy-truncate: when a file shrinks below the offset (or its first bytes change), the copy
+  that logrotate left beside it (a name starting with the file's name, or one in
+  ``rotated_paths``, with the same first bytes) is read from the offset to its end, then the
+  truncated file from 0. Only lines written between the copy and the truncation are lost.
+- At start, a checkpoint whose file is no longer at its path is looked for by identity beside
+  that path and in ``rotated_paths``, and finished from its offset.
+- Only regular files are opened (never blocking: O_NONBLOCK), and gzip files are skipped.
+
+Each file gets a random base key, saved with its first checkpoint before any of its lines is
+handed on; its ``file_key`` is derived from that base and the file's first line, and a truncated
+file's next life derives its own from the old key and its new first line. With the line's offset
+the key makes ``event_id``s unique across generations of a path, and stable when the same line
+is read again after a crash.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import glob
 import hashlib
 import os
+import re
+import secrets
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from fnmatch import fnmatch
 
 from watcher.config import FileSource
 from watcher.extract import SECOND_WORDS_BYTES
@@ -32,14 +52,692 @@ READ_CHUNK_BYTES = 4 * 1024 * 1024
 RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
 GLOB_CHARACTERS = frozenset("*?[")
-
-LineHandler = Callable[[Candidate, str, FileSource], None]
+GZIP_MAGIC = b"\x1f\x8b"
+# A key not bound to a first line yet (a new file, a truncated one): "after:<base>", saved so.
+PENDING_KEY_PREFIX = "after:"
+MAX_RETIRED = 4096  # identities of closed rotated files remembered, so none passes for a copy
+_ROTATION_SUFFIX_RE = re.compile(r"^(.+?)(?:[.-]\d[\w.-]*)?$")
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
     device: int
     inode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A hash of a file's first ``length`` bytes."""
+
+    length: int
+    digest: str
+
+    @staticmethod
+    def of(fd: int, length: int) -> Fingerprint:
+        return Fingerprint(length, _digest(os.pread(fd, length, 0)) if length else "")
+
+    def matches(self, fd: int) -> bool:
+        return self.length == 0 or _digest(os.pread(fd, self.length, 0)) == self.digest
+
+
+@dataclass(frozen=True, slots=True)
+class LineContext:
+    """What a line handler needs to know of the file a line came from."""
+
+    path: str  # the configured path that reaches the file (its last one, once it left them)
+    file_key: str
+    source: FileSource
+
+
+LineHandler = Callable[[Candidate, LineContext], None]
+CommitGate = Callable[[], bool]  # True once every line handed on so far is safe in every sink
+Clock = Callable[[], float]
+
+
+class FollowedFile:
+    """One open file, followed through appends, renames and truncation."""
+
+    def __init__(
+        self,
+        fd: int,
+        identity: Identity,
+        checkpoint: FileCheckpoint,
+        source: FileSource,
+        *,
+        now: float,
+    ) -> None:
+        self.fd = fd
+        self.identity = identity
+        self.source = source
+        self.path = checkpoint.path
+        self.file_key = checkpoint.file_key
+        self.offset = checkpoint.offset
+        self.fingerprint = Fingerprint(checkpoint.fingerprint_bytes, checkpoint.fingerprint)
+        self.left_paths_at: float | None = None  # when it stopped being at a configured path
+        self.last_growth = now
+        self.mtime_ns = checkpoint.mtime_ns  # of the last read; a copy made since is newer
+        self.copy_of: Identity | None = None  # a rotation's copy of another followed file
+        self.more_pending = False  # stopped at MAX_BYTES_PER_POLL with data left
+
+    @property
+    def context(self) -> LineContext:
+        return LineContext(self.path, self.file_key, self.source)
+
+    def checkpoint(self) -> FileCheckpoint:
+        return FileCheckpoint(
+            device=self.identity.device,
+            inode=self.identity.inode,
+            fingerprint=self.fingerprint.digest,
+            fingerprint_bytes=self.fingerprint.length,
+            offset=self.offset,
+            path=self.path,
+            file_key=self.file_key,
+            mtime_ns=self.mtime_ns,
+        )
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class FileSources:
+    """Every configured file source: the files they reach, followed by identity."""
+
+    def __init__(
+        self,
+        sources: tuple[FileSource, ...],
+        store: StateStore,
+        log: Logger,
+        *,
+        first_start: bool,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._sources = sources
+        self._store = store
+        self._log = log
+        self._clock = clock
+        self._start_at_end = first_start  # only files found at the very first start
+        self.files: dict[Identity, FollowedFile] = {}
+        self._by_path: dict[str, Identity] = {}  # configured paths and real paths -> file
+        self._directories: set[str] = set()  # where the files of _by_path are
+        self._link_targets: set[str] = set()  # what symlinks in the patterns point to
+        self._reported: set[tuple[str, str]] = set()  # (path, problem) logged once
+        self._retry_at: dict[str, tuple[float, float]] = {}  # path -> (when, delay)
+        self._orphans_checked = False
+        self._retired: dict[Identity, None] = {}  # closed after rotation: never a copy
+
+    # -- the public face ---------------------------------------------------------------------
+
+    @property
+    def more_pending(self) -> bool:
+        return any(f.more_pending for f in self.files.values())
+
+    def poll(self, changed: Iterable[str] | None, handle: LineHandler, commit: CommitGate) -> int:
+        """Read what is new. ``changed`` names paths that changed (None: check every file).
+
+        Returns the number of bytes consumed.
+        """
+        reader = _Reader(self, handle, commit)
+        changed_paths = None if changed is None else set(changed)
+        first = not self._orphans_checked
+        if first or changed_paths is None or self._layout_may_have_changed(changed_paths):
+            self._reconcile(reader)
+        due = self._due(None if first else changed_paths)
+        for followed in due:
+            reader.read(followed)
+        if any(not self._still_reachable(f) for f in due):
+            self._reconcile(reader)  # a path now names another file: read the new one too
+            for followed in self._due(None):
+                reader.read(followed)
+        self._close_idle(reader)
+        reader.save_pending()
+        return reader.consumed
+
+    def directories(self) -> Iterator[tuple[str, bool]]:
+        """(directory, recursive) to watch: the patterns' roots and every symlink target's."""
+        roots = {_watch_root(pattern) for source in self._sources for pattern in source.paths}
+        yield from roots
+        real_paths = [_real_path(followed) for followed in self.files.values()]
+        for real_directory in {os.path.dirname(p) for p in [*real_paths, *self._link_targets]}:
+            if not any(_covers(root, real_directory) for root in roots):
+                yield real_directory, False
+
+    def replace_sources(self, sources: tuple[FileSource, ...]) -> None:
+        """After a reload: files no configured pattern reaches any more are closed (their
+        checkpoints stay, so adding the source back resumes where it stopped)."""
+        self._sources = sources
+        wanted = {identity for identity, _, _ in self._expand()}
+        for identity in [i for i in self.files if i not in wanted]:
+            self._drop(self.files[identity], forget=False)
+
+    def bytes_behind(self) -> int:
+        behind = 0
+        for followed in self.files.values():
+            try:
+                behind += max(0, followed.size() - followed.offset)
+            except OSError:
+                continue
+        return behind
+
+    def close(self, commit: CommitGate | None = None) -> None:
+        """Save every checkpoint (when ``commit`` says the sinks have everything) and close."""
+        if commit is None or commit():
+            for followed in self.files.values():
+                self._save(followed)
+        for followed in list(self.files.values()):
+            self._drop(followed, forget=False)
+
+    # -- finding files -----------------------------------------------------------------------
+
+    def _layout_may_have_changed(self, changed: set[str]) -> bool:
+        """A changed path we do not follow yet, or one that may now name another file."""
+        for path in changed:
+            identity = self._by_path.get(path)
+            if identity is None:
+                if (
+                    path in self._link_targets
+                    or self._matches_pattern(path)
+                    or self._watched_directory(path)
+                ):
+                    return True
+            elif path in self._configured_paths_of(identity) and not self._at(path, identity):
+                return True
+        return False
+
+    def _configured_paths_of(self, identity: Identity) -> set[str]:
+        followed = self.files.get(identity)
+        return set() if followed is None else {followed.path}
+
+    def _watched_directory(self, path: str) -> bool:
+        return path in self._directories or any(
+            _watch_root(pattern)[0] == path for s in self._sources for pattern in s.paths
+        )
+
+    def _matches_pattern(self, path: str) -> bool:
+        return self._source_reaching(path) is not None
+
+    def _source_reaching(self, path: str) -> FileSource | None:
+        for source in self._sources:
+            if not _excluded(path, source) and any(
+                _pattern_matches(pattern, path) for pattern in source.paths
+            ):
+                return source
+        return None
+
+    def _expand(self) -> Iterator[tuple[Identity, str, FileSource]]:
+        """(identity, path, source) of every regular file the patterns reach; each file once."""
+        seen: set[Identity] = set()
+        for source in self._sources:
+            for pattern in source.paths:
+                for path in _expand_pattern(pattern):
+                    if _excluded(path, source):
+                        continue
+                    if os.path.islink(path):  # its target's directory is watched too
+                        self._link_targets.add(os.path.realpath(path))
+                    info = self._stat_regular(path)
+                    if info is None:
+                        continue
+                    identity = Identity(info.st_dev, info.st_ino)
+                    if identity not in seen:
+                        seen.add(identity)
+                        yield identity, path, source
+
+    def _stat_regular(self, path: str) -> os.stat_result | None:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            self._report_once(path, "not_regular", "not a regular file (FIFO, socket or device)")
+            return None
+        return info
+
+    def _reconcile(self, reader: _Reader) -> None:
+        """Match the files the patterns reach now against the followed ones."""
+        reachable: dict[Identity, tuple[str, FileSource]] = {}
+        self._link_targets = set()
+        for identity, path, source in self._expand():
+            reachable[identity] = (path, source)
+        now = self._clock()
+        gone: dict[Identity, FileCheckpoint] = {}
+        if not self._orphans_checked:
+            self._orphans_checked = True
+            gone = self._finish_orphans(reachable, reader)
+        for identity, (path, source) in reachable.items():
+            followed = self.files.get(identity)
+            if followed is None:
+                followed = self._start_following(identity, path, source, reader, gone)
+                if followed is None:
+                    continue
+            if followed.path != path or followed.left_paths_at is not None:
+                if followed.left_paths_at is None and followed.path != path:
+                    self._log.info("source_renamed", path=followed.path, new_path=path)
+                followed.path, followed.left_paths_at, followed.source = path, None, source
+        for followed in list(self.files.values()):
+            if followed.identity not in reachable and followed.left_paths_at is None:
+                followed.left_paths_at = now
+                reader.read(followed)  # the last words written before it left
+                self._log.info(
+                    "source_removed" if _deleted(followed) else "source_rotated",
+                    path=followed.path,
+                    offset=followed.offset,
+                    detail="read until idle for rotate_wait_seconds, then closed",
+                )
+        for saved in gone.values():
+            self._store.forget_file(saved.device, saved.inode)
+        self._rebuild_index()
+        self._start_at_end = False
+
+    def _start_following(
+        self,
+        identity: Identity,
+        path: str,
+        source: FileSource,
+        reader: _Reader,
+        gone: dict[Identity, FileCheckpoint],
+    ) -> FollowedFile | None:
+        fd = self._open(path)
+        if fd is None:
+            return None
+        info = os.fstat(fd)
+        if Identity(info.st_dev, info.st_ino) != identity or _is_gzip(fd):
+            if _is_gzip(fd):
+                self._report_once(path, "compressed", "compressed; rotated files are not read")
+            os.close(fd)
+            return None
+        saved = self._store.checkpoint_of(identity.device, identity.inode)
+        copy_of = None
+        if saved is not None:  # the first read sees whether it was truncated meanwhile
+            checkpoint = dataclasses.replace(saved, path=path)
+        else:
+            offset = info.st_size if self._start_at_end and source.start_at == "end" else 0
+            original = self._copied_from(fd, path, info.st_size)
+            if original is not None:
+                reader.read(original)  # the lines the copy shares with it come from there
+                if identity in self.files:  # that read found the original truncated: done
+                    os.close(fd)
+                    return self.files[identity]
+                if original.identity in self.files and original.fingerprint.length:
+                    offset, copy_of = info.st_size, original.identity
+                    self._log.info("source_copy_seen", path=path, original=original.path)
+            checkpoint = _first_checkpoint(fd, identity, path, offset, info.st_size)
+            predecessor = None if copy_of else _copy_of_gone(fd, path, info.st_size, gone)
+            if predecessor is not None:  # its original is gone: the copy takes its place
+                del gone[Identity(predecessor.device, predecessor.inode)]
+                self._store.forget_file(predecessor.device, predecessor.inode)
+                checkpoint = dataclasses.replace(
+                    predecessor,
+                    device=identity.device,
+                    inode=identity.inode,
+                    path=path,
+                    offset=min(predecessor.offset, info.st_size),
+                )
+                self._log.info("source_copy_continued", path=path, original=predecessor.path)
+        followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
+        followed.copy_of = copy_of
+        self.files[identity] = followed
+        if copy_of is None:
+            self._save(followed)  # the file's key is on disk before any of its lines is handed
+        else:
+            reader.defer_save(followed)  # its offset stands for lines read from the original
+        self._log.info("source_opened", path=path, offset=followed.offset, size=info.st_size)
+        return followed
+
+    def _copied_from(self, fd: int, path: str, size: int) -> FollowedFile | None:
+        """The followed file ``path`` is a rotation's copy of: a name that extends the
+        original's, and the original's first bytes (at least one byte of them)."""
+        directory, name = os.path.split(path)
+        for followed in self.files.values():
+            other_directory, other = os.path.split(followed.path)
+            if (
+                name != other
+                and directory == other_directory
+                and _rotation_stem(name) == _rotation_stem(other)
+                and 0 < followed.fingerprint.length <= size
+                and followed.fingerprint.matches(fd)
+            ):
+                return followed
+        return None
+
+    def _open(self, path: str) -> int | None:
+        now = self._clock()
+        retry = self._retry_at.get(path)
+        if retry is not None and now < retry[0]:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            delay = RETRY_MIN_SECONDS if retry is None else min(retry[1] * 2, RETRY_MAX_SECONDS)
+            self._retry_at[path] = (now + delay, delay)
+            if retry is None:
+                self._log.error(
+                    "source_error",
+                    stage="source",
+                    path=path,
+                    error=exc.strerror or str(exc),
+                    retry_seconds=delay,
+                )
+            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
+            os.close(fd)
+            return None
+        self._retry_at.pop(path, None)
+        return fd
+
+    def _finish_orphans(
+        self, reachable: dict[Identity, tuple[str, FileSource]], reader: _Reader
+    ) -> dict[Identity, FileCheckpoint]:
+        """At start: checkpoints of files that left their path while we were stopped are
+        finished where rotation put them. Returns those whose file is gone."""
+        gone = {}
+        for saved in self._store.followed_files():
+            identity = Identity(saved.device, saved.inode)
+            if identity in reachable:
+                continue
+            source = self._source_of(saved.path)
+            if source is None:
+                continue  # not configured now; kept in case the source comes back
+            found = self._find_rotated(saved, source)
+            if found is None:
+                gone[identity] = saved
+                continue
+            fd, path = found
+            followed = FollowedFile(fd, identity, saved, source, now=self._clock())
+            followed.left_paths_at = self._clock()
+            self.files[identity] = followed
+            self._log.info("source_rotated", path=saved.path, new_path=path, offset=saved.offset)
+            reader.read(followed)
+        return gone
+
+    def _source_of(self, path: str) -> FileSource | None:
+        for source in self._sources:
+            if any(_pattern_matches(p, path) for p in source.paths):
+                return source
+        return None
+
+    def _find_rotated(self, saved: FileCheckpoint, source: FileSource) -> tuple[int, str] | None:
+        """The file of ``saved`` by identity, beside its old path or in ``rotated_paths``."""
+        for path in _rotation_candidates(saved.path, source):
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) == (saved.device, saved.inode):
+                fd = self._open(path)  # if it was truncated meanwhile, the first read says so
+                return None if fd is None else (fd, path)
+        return None
+
+    def _still_reachable(self, followed: FollowedFile) -> bool:
+        return followed.left_paths_at is not None or self._at(followed.path, followed.identity)
+
+    def _at(self, path: str, identity: Identity) -> bool:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return False
+        return Identity(info.st_dev, info.st_ino) == identity
+
+    def _rebuild_index(self) -> None:
+        self._by_path = {}
+        for followed in self.files.values():  # those that left are read at every poll anyway
+            if followed.left_paths_at is None:
+                self._by_path[followed.path] = followed.identity
+                self._by_path[_real_path(followed)] = followed.identity
+        self._directories = {os.path.dirname(path) for path in self._by_path}
+
+    def _due(self, changed: set[str] | None) -> list[FollowedFile]:
+        """Files to read now; those that left their path first, for each path's order."""
+        if changed is None:
+            due = list(self.files.values())
+        else:
+            wanted = {self._by_path[p] for p in changed if p in self._by_path}
+            due = [
+                f
+                for f in self.files.values()
+                if f.identity in wanted or f.more_pending or f.left_paths_at is not None
+            ]
+        return sorted(due, key=lambda f: f.left_paths_at is None)
+
+    def _close_idle(self, reader: _Reader) -> None:
+        """Close files that left every configured path and have been idle long enough."""
+        now = self._clock()
+        for followed in list(self.files.values()):
+            if followed.left_paths_at is None:
+                continue
+            idle_since = max(followed.left_paths_at, followed.last_growth)
+            if now - idle_since < followed.source.rotate_wait_seconds:
+                continue
+            reader.read(followed, closing=True)
+            if followed.more_pending or followed.last_growth > idle_since:
+                continue  # the writer was still at it after all
+            if reader.commit_now(followed):
+                self._log.info("source_closed", path=followed.path, offset=followed.offset)
+                self._drop(followed, forget=True)
+
+    def _drop(self, followed: FollowedFile, *, forget: bool) -> None:
+        followed.close()
+        self.files.pop(followed.identity, None)
+        if forget:
+            self._store.forget_file(followed.identity.device, followed.identity.inode)
+            self._retire(followed.identity)
+        self._rebuild_index()
+
+    def _retire(self, identity: Identity) -> None:
+        self._retired[identity] = None
+        while len(self._retired) > MAX_RETIRED:
+            del self._retired[next(iter(self._retired))]
+
+    def _save(self, followed: FollowedFile) -> None:
+        self._store.save_checkpoint(followed.checkpoint())
+
+    def _report_once(self, path: str, problem: str, detail: str) -> None:
+        if (path, problem) not in self._reported:
+            self._reported.add((path, problem))
+            self._log.warning("source_skipped", path=path, reason=detail)
+
+    # -- copy-truncate -----------------------------------------------------------------------
+
+    def finish_from_copy(self, followed: FollowedFile, reader: _Reader) -> None:
+        """``followed`` was truncated: read what we had not read from the copy rotation left."""
+        best: tuple[int, str, int] | None = None  # (mtime_ns, path, fd)
+        for path in _rotation_candidates(followed.path, followed.source):
+            fd = self._copy_candidate(path, followed)
+            if fd is None:
+                continue
+            mtime = os.fstat(fd).st_mtime_ns
+            if best is None or mtime > best[0]:
+                if best is not None:
+                    os.close(best[2])
+                best = (mtime, path, fd)
+            else:
+                os.close(fd)
+        if best is None:
+            return
+        _, path, fd = best
+        size = os.fstat(fd).st_size
+        tracked = self.files.get(Identity(os.fstat(fd).st_dev, os.fstat(fd).st_ino))
+        if tracked is not None:  # in a pattern too: read what neither it nor we have read
+            os.close(fd)
+            start = followed.offset if tracked.copy_of is not None else tracked.offset
+            start = max(start, followed.offset)
+            if start < size:
+                context = _bound_context(followed, tracked.fd, size)
+                reader.read_range(tracked, start, size, context)
+            tracked.offset, tracked.copy_of = max(tracked.offset, size), None
+            tracked.fingerprint = Fingerprint.of(tracked.fd, min(size, FINGERPRINT_BYTES))
+            tracked.mtime_ns = os.fstat(tracked.fd).st_mtime_ns
+            reader.defer_save(tracked)  # what it holds now is read: a stale past is forgotten
+            return
+        self._log.info(
+            "source_copy_read", path=path, original=followed.path, offset=followed.offset
+        )
+        info = os.fstat(fd)
+        copy = FollowedFile(
+            fd,
+            Identity(info.st_dev, info.st_ino),
+            _first_checkpoint(fd, Identity(info.st_dev, info.st_ino), path, size, size),
+            followed.source,
+            now=self._clock(),
+        )
+        reader.read_range(copy, followed.offset, size, _bound_context(followed, fd, size))
+        source = self._source_reaching(path)
+        if source is None:
+            copy.close()
+            self._retire(copy.identity)  # read to its end: never taken for a copy again
+            return
+        copy.source, copy.mtime_ns = source, info.st_mtime_ns
+        self.files[copy.identity] = copy  # a pattern reaches the copy: followed from its end
+        reader.defer_save(copy)
+        self._rebuild_index()
+
+    def _copy_candidate(self, path: str, followed: FollowedFile) -> int | None:
+        if path == followed.path:
+            return None
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        identity = Identity(info.st_dev, info.st_ino)
+        if identity == followed.identity or identity in self._retired:
+            return None
+        unread = info.st_size > followed.offset or (
+            followed.offset > 0 and info.st_size == followed.offset
+        )
+        if not unread or info.st_mtime_ns < followed.mtime_ns:
+            return None
+        fd = self._open(path)
+        if fd is None:
+            return None
+        if _is_gzip(fd) or not followed.fingerprint.matches(fd):
+            os.close(fd)
+            return None
+        return fd
+
+
+class _Reader:
+    """One poll's reading: hands lines on, then asks the sinks before saving checkpoints."""
+
+    def __init__(self, sources: FileSources, handle: LineHandler, commit: CommitGate) -> None:
+        self._sources = sources
+        self._handle = handle
+        self._commit = commit
+        self._unsaved: dict[Identity, FollowedFile] = {}
+        self.consumed = 0
+
+    def read(self, followed: FollowedFile, *, closing: bool = False) -> None:
+        """Read what is new in ``followed``; a truncated file is finished from its copy first.
+        ``closing``: the file is about to be closed, so a last line without newline is read."""
+        try:
+            info = os.fstat(followed.fd)
+        except OSError:
+            return
+        size = info.st_size
+        followed.more_pending = False
+        if followed.copy_of is not None:
+            original = self._sources.files.get(followed.copy_of)
+            if original is not None and original.fingerprint.matches(original.fd):
+                return  # its lines are the original's; read there (or, after a truncation, here)
+            followed.copy_of = None
+        if self._emptied_unread(followed, info):
+            self._sources.finish_from_copy(followed, self)
+        elif self._truncated(followed, info):
+            self._sources._log.warning(
+                "source_truncated", path=followed.path, offset=followed.offset, size=size,
+                detail="file truncated or rewritten; reading from the start",
+            )  # fmt: skip
+            self._sources.finish_from_copy(followed, self)
+            followed.offset = 0
+            followed.fingerprint = Fingerprint(0, "")
+            followed.file_key = PENDING_KEY_PREFIX + followed.file_key.removeprefix(
+                PENDING_KEY_PREFIX
+            )
+            self.defer_save(followed)
+        if followed.fingerprint.length < min(size, FINGERPRINT_BYTES):
+            followed.fingerprint = Fingerprint.of(followed.fd, min(size, FINGERPRINT_BYTES))
+        followed.mtime_ns = info.st_mtime_ns
+        capped = size > followed.offset + MAX_BYTES_PER_POLL
+        end = min(size, followed.offset + MAX_BYTES_PER_POLL)
+        cut = _after_last_newline(followed.fd, followed.offset, end)
+        if cut == followed.offset and capped:  # one line longer than a whole poll's worth
+            cut = _after_next_newline(followed.fd, end, size, default=followed.offset)
+        if closing and not capped:
+            cut = size  # its unterminated last line will never be finished now
+        if cut <= followed.offset:
+            return
+        followed.more_pending = capped and cut < size
+        followed.file_key = _bound_key(followed.file_key, followed.fd, cut)
+        start = followed.offset
+        self.read_range(followed, start, cut, followed.context)
+        followed.offset = cut
+        followed.last_growth = self._sources._clock()
+        self.defer_save(followed)
+        self.consumed += cut - start
+
+    def _truncated(self, followed: FollowedFile, info: os.stat_result) -> bool:
+        size = info.st_size
+        if size < followed.offset or size < followed.fingerprint.length:
+            return True
+        return not followed.fingerprint.matches(followed.fd)
+
+    @staticmethod
+    def _emptied_unread(followed: FollowedFile, info: os.stat_result) -> bool:
+        """Written and emptied since we last looked, before we read a byte of it: only a copy
+        rotation made meanwhile can hold those lines."""
+        return (
+            followed.offset == 0
+            and info.st_size == 0
+            and info.st_mtime_ns != followed.mtime_ns
+            and followed.left_paths_at is None
+        )
+
+    def read_range(
+        self, followed: FollowedFile, start: int, end: int, context: LineContext
+    ) -> None:
+        reader = _RangeReader(followed.fd, start, end)
+        for candidate in iter_candidates(
+            reader,
+            max_line_bytes=followed.source.max_line_bytes,
+            chunk_bytes=READ_CHUNK_BYTES,
+            on_long_line=lambda offset: self._report_long_line(followed, start + offset),
+            also_one_of=SECOND_WORDS_BYTES,
+        ):
+            self._handle(_shifted(candidate, start), context)
+
+    def _report_long_line(self, followed: FollowedFile, offset: int) -> None:
+        self._sources._log.warning(
+            "line_too_long",
+            path=followed.path,
+            offset=offset,
+            max_line_bytes=followed.source.max_line_bytes,
+            detail="searched in windows around each match",
+        )
+
+    def defer_save(self, followed: FollowedFile) -> None:
+        """Save ``followed`` with the others, once the sinks have what was read this poll."""
+        self._unsaved[followed.identity] = followed
+
+    def commit_now(self, followed: FollowedFile) -> bool:
+        """True once the sinks have every line of ``followed`` handed on so far."""
+        if followed.identity in self._unsaved:
+            if not self._commit():
+                return False
+            self._unsaved.pop(followed.identity)
+        return True
+
+    def save_pending(self) -> None:
+        if self._unsaved and self._commit():
+            for followed in self._unsaved.values():
+                if followed.identity in self._sources.files:
+                    self._sources._save(followed)
+            self._unsaved.clear()
 
 
 class _RangeReader:
@@ -65,212 +763,6 @@ class _RangeReader:
         return data
 
 
-class FileTailer:
-    """Follows one path across appends, rotation and truncation."""
-
-    def __init__(
-        self, path: str, source: FileSource, store: StateStore, log: Logger, *, start_at_end: bool
-    ) -> None:
-        self.path = path
-        self.source = source
-        self._store = store
-        self._log = log
-        self._start_at_end = start_at_end
-        self._fd: int | None = None
-        self._identity: Identity | None = None
-        self._fingerprint = ""
-        self._fingerprint_bytes = 0
-        self.offset = 0
-        self._retry_at = 0.0
-        self._retry_delay = RETRY_MIN_SECONDS
-        self._error_reported = False
-        self.more_pending = False  # stopped at MAX_BYTES_PER_POLL with data left
-
-    @property
-    def is_open(self) -> bool:
-        return self._fd is not None
-
-    def poll(self, handle: LineHandler, commit: Callable[[FileTailer], None]) -> int:
-        """Read what is new; return the number of bytes consumed."""
-        self.more_pending = False
-        if self._fd is None and not self._open():
-            return 0
-        consumed = self._read_new(handle, commit, final=False)
-        if not self.more_pending:
-            consumed += self._follow_rotation(handle, commit)
-        return consumed
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    # -- opening -----------------------------------------------------------------------------
-
-    def _open(self, *, from_start: bool = False) -> bool:
-        now = time.monotonic()
-        if now < self._retry_at:
-            return False
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            self._backoff(now, exc)
-            return False
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            os.close(fd)
-            self._backoff(now, OSError(0, "not a regular file"))
-            return False
-        self._fd = fd
-        self._identity = Identity(info.st_dev, info.st_ino)
-        self._retry_delay = RETRY_MIN_SECONDS
-        self._error_reported = False
-        self.offset = self._starting_offset(info, from_start=from_start)
-        self._start_at_end = False  # only the file found at first start begins at its end
-        self._log.info("source_opened", path=self.path, offset=self.offset, size=info.st_size)
-        return True
-
-    def _backoff(self, now: float, exc: OSError) -> None:
-        if not self._error_reported:
-            self._log.error(
-                "source_error",
-                stage="source",
-                path=self.path,
-                error=exc.strerror or str(exc),
-                retry_seconds=self._retry_delay,
-            )
-            self._error_reported = True
-        self._retry_at = now + self._retry_delay
-        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_SECONDS)
-
-    def _starting_offset(self, info: os.stat_result, *, from_start: bool) -> int:
-        self._take_fingerprint(info.st_size)
-        if from_start:
-            return 0
-        saved = self._store.checkpoint(self.path)
-        if saved is not None and self._matches(saved, info):
-            return saved.offset
-        if saved is not None:
-            self._log.info("source_replaced", path=self.path, detail="a different file; from 0")
-            return 0
-        return info.st_size if self._start_at_end else 0
-
-    def _matches(self, saved: FileCheckpoint, info: os.stat_result) -> bool:
-        if (saved.device, saved.inode) != (info.st_dev, info.st_ino) or saved.offset > info.st_size:
-            return False
-        return _fingerprint(self._fd_or_fail(), saved.fingerprint_bytes) == saved.fingerprint
-
-    def _take_fingerprint(self, size: int) -> None:
-        self._fingerprint_bytes = min(size, FINGERPRINT_BYTES)
-        self._fingerprint = _fingerprint(self._fd_or_fail(), self._fingerprint_bytes)
-
-    def _fd_or_fail(self) -> int:
-        if self._fd is None:
-            raise RuntimeError("file is not open")
-        return self._fd
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def _read_new(
-        self, handle: LineHandler, commit: Callable[[FileTailer], None], *, final: bool
-    ) -> int:
-        fd = self._fd_or_fail()
-        size = os.fstat(fd).st_size
-        if size < self.offset or self._rewritten(size):
-            self._log.warning(
-                "source_truncated", path=self.path, offset=self.offset, size=size,
-                detail="file truncated or rewritten; reading from the start",
-            )  # fmt: skip
-            self.offset = 0
-        if self._fingerprint_bytes < min(size, FINGERPRINT_BYTES):
-            self._take_fingerprint(size)
-        # A rotated-away file is read to its very end at once; a live one in slices, so the
-        # loop sees signals between them.
-        capped = not final and size > self.offset + MAX_BYTES_PER_POLL
-        end = size if final else min(size, self.offset + MAX_BYTES_PER_POLL)
-        if not final:
-            cut = _after_last_newline(fd, self.offset, end)
-            if cut == self.offset and capped:  # one line longer than a whole poll's worth
-                cut = _after_next_newline(fd, end, size, default=self.offset)
-            end = cut
-        if end <= self.offset:
-            return 0
-        self.more_pending = capped and end < size
-        start = self.offset
-        reader = _RangeReader(fd, start, end)
-        for candidate in iter_candidates(
-            reader,
-            max_line_bytes=self.source.max_line_bytes,
-            chunk_bytes=READ_CHUNK_BYTES,
-            on_long_line=self._report_long_line,
-            also_one_of=SECOND_WORDS_BYTES,
-        ):
-            handle(_shifted(candidate, start), self.path, self.source)
-        self.offset = end
-        commit(self)
-        return end - start
-
-    def _rewritten(self, size: int) -> bool:
-        """Same inode, different first bytes: copy-truncate and rewritten past our offset."""
-        if self._fingerprint_bytes == 0 or size < self._fingerprint_bytes:
-            return False
-        return _fingerprint(self._fd_or_fail(), self._fingerprint_bytes) != self._fingerprint
-
-    def _report_long_line(self, offset: int) -> None:
-        self._log.warning(
-            "line_too_long",
-            path=self.path,
-            offset=self.offset + offset,
-            max_line_bytes=self.source.max_line_bytes,
-            detail="searched in windows around each match",
-        )
-
-    def _follow_rotation(self, handle: LineHandler, commit: Callable[[FileTailer], None]) -> int:
-        """If the path now names another file (or none), finish the old one and switch."""
-        try:
-            info = os.stat(self.path)
-            current: Identity | None = Identity(info.st_dev, info.st_ino)
-        except FileNotFoundError:
-            current = None
-        except OSError:
-            return 0
-        if current == self._identity:
-            return 0
-        consumed = self._read_new(handle, commit, final=True)  # the old file's last words
-        self._log.info(
-            "source_rotated" if current is not None else "source_removed",
-            path=self.path,
-            offset=self.offset,
-        )
-        self.close()
-        if current is not None and self._open(from_start=True):
-            consumed += self._read_new(handle, commit, final=False)
-        return consumed
-
-    def bytes_behind(self) -> int:
-        """Bytes appended to the open file and not read yet (0 when not open)."""
-        if self._fd is None:
-            return 0
-        try:
-            return max(0, os.fstat(self._fd).st_size - self.offset)
-        except OSError:
-            return 0
-
-    def checkpoint(self) -> FileCheckpoint | None:
-        if self._identity is None:
-            return None
-        return FileCheckpoint(
-            path=self.path,
-            device=self._identity.device,
-            inode=self._identity.inode,
-            fingerprint=self._fingerprint,
-            fingerprint_bytes=self._fingerprint_bytes,
-            offset=self.offset,
-        )
-
-
 def _shifted(candidate: Candidate, start: int) -> Candidate:
     return Candidate(
         candidate.line_offset + start,
@@ -280,8 +772,116 @@ def _shifted(candidate: Candidate, start: int) -> Candidate:
     )
 
 
-def _fingerprint(fd: int, length: int) -> str:
-    return hashlib.sha256(os.pread(fd, length, 0)).hexdigest() if length else ""
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _copy_of_gone(
+    fd: int, path: str, size: int, gone: dict[Identity, FileCheckpoint]
+) -> FileCheckpoint | None:
+    """The checkpoint of a file gone while we were stopped whose copy ``fd`` is: a rotated
+    name of it, beside it, with its first bytes."""
+    directory, name = os.path.split(path)
+    for saved in gone.values():
+        other_directory, other = os.path.split(saved.path)
+        if (
+            directory == other_directory
+            and _rotation_stem(name) == _rotation_stem(other)
+            and 0 < saved.fingerprint_bytes <= size
+            and Fingerprint(saved.fingerprint_bytes, saved.fingerprint).matches(fd)
+        ):
+            return saved
+    return None
+
+
+def _first_checkpoint(
+    fd: int, identity: Identity, path: str, offset: int, size: int
+) -> FileCheckpoint:
+    fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
+    mtime_ns = os.fstat(fd).st_mtime_ns
+    return FileCheckpoint(
+        device=identity.device,
+        inode=identity.inode,
+        fingerprint=fingerprint.digest,
+        fingerprint_bytes=fingerprint.length,
+        offset=offset,
+        path=path,
+        file_key=PENDING_KEY_PREFIX + secrets.token_hex(8),
+        mtime_ns=mtime_ns,
+    )
+
+
+def _bound_key(file_key: str, fd: int, end: int) -> str:
+    """A pending key bound to the content's first line (within ``[0, end)``): read again after
+    a crash, the same content gets the same key; another content (a truncated file's next
+    life, an inode used again) another one."""
+    if not file_key.startswith(PENDING_KEY_PREFIX):
+        return file_key
+    head = os.pread(fd, min(end, FINGERPRINT_BYTES), 0)
+    first_line = head[: head.find(b"\n") + 1] or head
+    base = file_key.removeprefix(PENDING_KEY_PREFIX)
+    return _digest(base.encode() + b"/" + first_line)[:16]
+
+
+def _bound_context(followed: FollowedFile, fd: int, end: int) -> LineContext:
+    """``followed``'s context for lines read through ``fd`` (its copy, which holds the same
+    first line)."""
+    return LineContext(followed.path, _bound_key(followed.file_key, fd, end), followed.source)
+
+
+def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
+    """The file at ``fd`` is the one ``saved`` describes (not an inode reused by another)."""
+    if size < saved.fingerprint_bytes:
+        return False
+    return Fingerprint(saved.fingerprint_bytes, saved.fingerprint).matches(fd)
+
+
+def _is_gzip(fd: int) -> bool:
+    return os.pread(fd, 2, 0) == GZIP_MAGIC
+
+
+def _deleted(followed: FollowedFile) -> bool:
+    try:
+        return os.fstat(followed.fd).st_nlink == 0
+    except OSError:
+        return True
+
+
+def _real_path(followed: FollowedFile) -> str:
+    """Where the file is now: /proc knows even after a rename (falls back to its path)."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{followed.fd}")
+    except OSError:
+        return os.path.realpath(followed.path)
+    return real.removesuffix(" (deleted)")
+
+
+def _rotation_candidates(path: str, source: FileSource) -> Iterator[str]:
+    """Where a rotated ``path`` may be now: beside it under a longer name, or in
+    ``rotated_paths``. Names only; the caller checks identity or content."""
+    places = [path]
+    real = os.path.realpath(path)
+    if real != path:
+        places.append(real)  # a symlink's target rotates beside itself, not beside the link
+    for place in places:
+        directory, name = os.path.split(place)
+        stem = _rotation_stem(name)
+        try:
+            entries = sorted(os.listdir(directory or "."))
+        except OSError:
+            continue
+        for entry in entries:
+            if _rotation_stem(entry) == stem:
+                yield os.path.join(directory, entry)
+    for pattern in source.rotated_paths:
+        yield from sorted(glob.glob(pattern))
+
+
+def _rotation_stem(name: str) -> str:
+    """A name without what rotation appends: app.log.1, app.log-20261129.gz -> app.log;
+    0.log.20261129-101010 (kubelet) -> 0.log."""
+    match = _ROTATION_SUFFIX_RE.match(name)
+    return match.group(1) if match else name
 
 
 def _after_next_newline(fd: int, start: int, end: int, *, default: int) -> int:
@@ -313,73 +913,74 @@ def _after_last_newline(fd: int, start: int, end: int) -> int:
     return start
 
 
-class FileSources:
-    """Every configured file source: globs expanded, tailers created as files appear."""
+# -- patterns --------------------------------------------------------------------------------
 
-    def __init__(
-        self,
-        sources: tuple[FileSource, ...],
-        store: StateStore,
-        log: Logger,
-        *,
-        first_start: bool,
-    ) -> None:
-        self._store = store
-        self._log = log
-        self._first_start = first_start
-        self._sources = sources
-        self.tailers: dict[str, FileTailer] = {}
-        self._initial = True
 
-    def replace_sources(self, sources: tuple[FileSource, ...]) -> None:
-        """After a reload: keep tailers whose path is still configured, drop the others."""
-        self._sources = sources
-        wanted = {path for path, _ in self._expand()}
-        for path in [p for p in self.tailers if p not in wanted]:
-            self.tailers.pop(path).close()
+def _expand_pattern(pattern: str) -> list[str]:
+    """The paths ``pattern`` matches, in order. ``**`` matches any number of directories;
+    a directory reached twice (a symlink loop) is walked once."""
+    pattern = os.path.abspath(pattern)
+    if "**" not in pattern:
+        return sorted(glob.glob(pattern))
+    root, _ = _watch_root(pattern)
+    found: list[str] = []
+    visited: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            info = os.stat(directory)
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) in visited:
+            continue
+        visited.add((info.st_dev, info.st_ino))
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                is_directory = entry.is_dir()
+            except OSError:
+                continue
+            if is_directory:
+                stack.append(entry.path)
+            elif _pattern_matches(pattern, entry.path):
+                found.append(entry.path)
+    return sorted(found)
 
-    def directories(self) -> Iterator[tuple[str, bool]]:
-        """(directory, recursive) to watch for every configured pattern."""
-        for source in self._sources:
-            for pattern in source.paths:
-                yield _watch_root(pattern)
 
-    def reconcile(self) -> None:
-        """Create tailers for files that now match a pattern."""
-        start_at_end = self._initial and self._first_start
-        for path, source in self._expand():
-            if path not in self.tailers:
-                self.tailers[path] = FileTailer(
-                    path,
-                    source,
-                    self._store,
-                    self._log,
-                    start_at_end=start_at_end and source.start_at == "end",
-                )
-        self._initial = False
+def _pattern_matches(pattern: str, path: str) -> bool:
+    """glob's rules: ``*`` stays within a name, ``**`` spans any number of directories."""
+    return _parts_match(tuple(os.path.abspath(pattern).split(os.sep)), tuple(path.split(os.sep)))
 
-    def matches(self, path: str) -> bool:
-        return any(
-            fnmatch(path, os.path.abspath(pattern)) and not _excluded(path, source)
-            for source in self._sources
-            for pattern in source.paths
-        )
 
-    def _expand(self) -> Iterator[tuple[str, FileSource]]:
-        for source in self._sources:
-            for pattern in source.paths:
-                for path in sorted(glob.glob(pattern, recursive=True)):
-                    if not _excluded(path, source) and not os.path.isdir(path):
-                        yield os.path.abspath(path), source
-
-    def close(self) -> None:
-        for tailer in self.tailers.values():
-            tailer.close()
+def _parts_match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_parts_match(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
+    return (
+        bool(parts)
+        and fnmatch.fnmatchcase(parts[0], pattern[0])
+        and _parts_match(pattern[1:], parts[1:])
+    )
 
 
 def _excluded(path: str, source: FileSource) -> bool:
     name = os.path.basename(path)
-    return any(fnmatch(path, pattern) or fnmatch(name, pattern) for pattern in source.exclude)
+    return any(
+        fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(name, pattern)
+        for pattern in source.exclude
+    )
+
+
+def _covers(root: tuple[str, bool], directory: str) -> bool:
+    path, recursive = root
+    if directory == path:
+        return True
+    return recursive and directory.startswith(path.rstrip("/") + "/")
 
 
 def _watch_root(pattern: str) -> tuple[str, bool]:

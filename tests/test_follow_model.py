@@ -1,0 +1,508 @@
+"""sources.files against a model: random sequences of writes, rotations, truncations, restarts
+and crashes, on real files through the real follower and the real state database.
+
+The model knows, for every line written, whether the follower can still read it: a line is
+*secured* once a poll ran while its file was reachable (at a configured path, or held open by
+the follower). It allows exactly these losses, and no others:
+
+- copy-truncate's window: lines written after logrotate's copy and before its truncation;
+- lines in a file that nobody could read any more before the follower had a chance to: a file
+  created and rotated out of every pattern (or deleted) between two polls, a file truncated in
+  place without a copy, a file deleted while the follower was stopped.
+
+After every poll: every line written and not allowed to be lost has been handed on; no line was
+handed on twice unless a crash came between the two; lines of one file come in order; two
+distinct lines never share an ``event_id``, and a line read again after a crash keeps its id.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from watcher.config import FileSource
+from watcher.events import event_id
+from watcher.log import configure_logging
+from watcher.model import Finding, Origin
+from watcher.sources.files import FileSources, LineContext
+from watcher.sources.lines import Candidate
+from watcher.state import StateStore
+
+DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
+ROTATE_WAIT_SECONDS = 5.0
+KEEP = 3  # rotated generations kept: app.log.1 .. app.log.3
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    patterns: tuple[str, ...]  # relative to the test's root
+    rotated_reachable: bool  # do the patterns reach app.log.1, app.log.2...?
+    symlink: bool = False  # links/app.log -> ../logs/app.log
+
+
+LAYOUTS = {
+    "plain": Layout("plain", ("logs/*.log",), rotated_reachable=False),
+    "rotated_in_glob": Layout("rotated_in_glob", ("logs/app.log*",), rotated_reachable=True),
+    "symlink": Layout("symlink", ("links/*.log",), rotated_reachable=False, symlink=True),
+}
+
+
+@dataclass
+class Generation:
+    """One file's content from its creation (or truncation) on, as the model sees it."""
+
+    lines: list[int] = field(default_factory=list)
+    unsecured: list[int] = field(default_factory=list)  # written since the last poll
+    observed: bool = False  # the follower has had it open
+    held: bool = False  # the follower has it open now (or will find it again at start)
+    lost: bool = False  # unreachable before the follower saw it: its lines may be lost
+    left_patterns: bool = False
+    closing: bool = False  # idle past rotate_wait: closed at the next poll
+    copies: list[Generation] = field(default_factory=list)  # of this file, by copy-truncate
+
+
+@dataclass
+class Handed:
+    line: int
+    epoch: int
+    event_id: str
+    file_key: str
+
+
+class FollowerModel(RuleBasedStateMachine):
+    layout: Layout = LAYOUTS["plain"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="follow-model-"))
+        (self.root / "logs").mkdir()
+        if self.layout.symlink:
+            (self.root / "links").mkdir()
+            (self.root / "links" / "app.log").symlink_to("../logs/app.log")
+        self.now = 0.0
+        self.source = FileSource(
+            paths=tuple(str(self.root / p) for p in self.layout.patterns),
+            start_at="beginning",
+            rotate_wait_seconds=ROTATE_WAIT_SECONDS,
+        )
+        self.logs = io.StringIO()
+        self.store: StateStore | None = None
+        self.follower: FileSources | None = None
+        self.next_line = 0
+        self.epoch = 0
+        self.handed: list[Handed] = []
+        self.delivered: set[int] = set()  # handed on and committed (or not lost in a crash)
+        self.allowed_loss: set[int] = set()
+        self.written: set[int] = set()
+        self.at: dict[str, Generation] = {}  # name in logs/ -> generation there
+        self.partial: int | None = None  # a line in app.log still without its newline
+        self.late: Generation | None = None  # renamed away, the writer still appends to it
+        self.deleted_but_open: list[Generation] = []
+        self.polled_since_start = False  # before its first poll a follower holds nothing open
+        self.touched: set[str] = set()
+        self.ids: dict[str, int] = {}  # event_id -> line
+        self.id_of: dict[int, str] = {}  # line -> event_id of its first handing
+        self.steps: list[str] = []  # what happened, for the failure message
+        # Lines read again from another file than the first time: handed on before a crash and
+        # never committed, then moved into a copy by copy-truncate; or in a copy whose original
+        # was deleted while the follower was stopped.
+        self.id_may_change: set[int] = set()
+
+    # -- the follower ------------------------------------------------------------------------
+
+    @initialize()
+    def start_first(self) -> None:
+        self._start(first=True)
+
+    def _start(self, *, first: bool) -> None:
+        self.polled_since_start = False
+        self.store = StateStore(self.root / "state", configure_logging(self.logs))
+        self.follower = FileSources(
+            (self.source,),
+            self.store,
+            configure_logging(self.logs),
+            first_start=first,
+            clock=lambda: self.now,
+        )
+
+    def _handle(self, candidate: Candidate, file: LineContext) -> None:
+        text = candidate.text.decode()
+        line = int(text[1:7])
+        origin = Origin("file", file.path, candidate.line_offset, file_key=file.file_key)
+        self.handed.append(
+            Handed(line, self.epoch, event_id(origin, Finding(0, 0, 0)), file.file_key)
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.follower is not None
+
+    def teardown(self) -> None:
+        if self.follower is not None:
+            self.follower.close()
+        if self.store is not None:
+            self.store.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        return self.root / "logs" / name
+
+    def _write(self, name: str, generation: Generation, count: int, long: bool) -> None:
+        with self._path(name).open("a", encoding="utf-8") as handle:
+            for _ in range(count):
+                line = self.next_line
+                self.next_line += 1
+                padding = " " + "x" * 1500 if long else ""
+                handle.write(f"L{line:06d} {DENIAL}{padding}\n")
+                self._wrote(generation, line)
+        self.touched.add(str(self._path(name)))
+
+    def _wrote(self, generation: Generation, line: int) -> None:
+        self.written.add(line)
+        generation.lines.append(line)
+        generation.unsecured.append(line)
+        if generation.lost:
+            self.allowed_loss.add(line)
+
+    def _live(self) -> Generation:
+        if "app.log" not in self.at:
+            self.at["app.log"] = Generation()
+        return self.at["app.log"]
+
+    @rule(count=st.integers(1, 3), long=st.booleans(), leave_partial=st.booleans())
+    def append(self, count: int, long: bool, leave_partial: bool) -> None:
+        """The application writes lines to app.log (creating it), maybe a partial last one."""
+        self.steps.append(f"append(count={count}, long={long}, leave_partial={leave_partial})")
+        generation = self._live()
+        if self.partial is not None:
+            with self._path("app.log").open("a", encoding="utf-8") as handle:
+                handle.write(" (end of a partial line)\n")
+            self._wrote(generation, self.partial)
+            self.partial = None
+        self._write("app.log", generation, count, long)
+        if leave_partial:
+            line = self.next_line
+            self.next_line += 1
+            with self._path("app.log").open("a", encoding="utf-8") as handle:
+                handle.write(f"L{line:06d} {DENIAL} partial")
+            self.partial = line
+
+    def _shift_rotated(self) -> None:
+        """app.log.N -> app.log.N+1; the oldest is deleted (as logrotate's `rotate KEEP`)."""
+        oldest = f"app.log.{KEEP}"
+        if oldest in self.at:
+            self._delete(oldest)
+        for number in range(KEEP - 1, 0, -1):
+            name = f"app.log.{number}"
+            if name in self.at:
+                self._rename(name, f"app.log.{number + 1}")
+
+    def _rename(self, old: str, new: str) -> None:
+        self._path(old).rename(self._path(new))
+        self.touched |= {str(self._path(old)), str(self._path(new))}
+        self.at[new] = self.at.pop(old)
+        if not self._reachable(new):
+            self._leaves_patterns(self.at[new])
+
+    def _reachable(self, name: str) -> bool:
+        return name == "app.log" or self.layout.rotated_reachable
+
+    def _leaves_patterns(self, generation: Generation) -> None:
+        generation.left_patterns = True
+        if not generation.held:
+            self._lose(generation)
+
+    def _lose(self, generation: Generation) -> None:
+        generation.lost = True
+        self.allowed_loss.update(generation.unsecured)
+
+    def _delete(self, name: str) -> None:
+        self._path(name).unlink()
+        self.touched.add(str(self._path(name)))
+        generation = self.at.pop(name)
+        if self.running and generation.held and self.polled_since_start:
+            self.deleted_but_open.append(generation)  # readable until the follower stops
+        else:
+            self._lose(generation)
+            for copy in generation.copies:  # with the original gone, a copy is just a file
+                self.id_may_change.update(copy.lines)
+        generation.left_patterns = True
+        if self.late is generation:
+            self.late = None
+
+    @precondition(lambda self: self.partial is None and "app.log" in self.at)
+    @rule(create_new=st.booleans())
+    def rotate_by_rename(self, create_new: bool) -> None:
+        """logrotate's `create`: rename app.log to app.log.1 (and older ones on), maybe create
+        a new empty app.log; the writer may go on appending to the renamed file for a while."""
+        self.steps.append(f"rotate_by_rename(create_new={create_new!r})")
+        self._shift_rotated()
+        self._rename("app.log", "app.log.1")
+        self.late = self.at["app.log.1"]
+        if create_new:
+            self._path("app.log").touch()
+            self.touched.add(str(self._path("app.log")))
+            self.at["app.log"] = Generation()
+
+    @precondition(lambda self: self.late is not None)
+    @rule(count=st.integers(1, 2))
+    def writer_appends_to_renamed_file(self, count: int) -> None:
+        """The application has not reopened its log yet: it still writes to the renamed file."""
+        self.steps.append(f"writer_appends_to_renamed_file(count={count!r})")
+        assert self.late is not None
+        (name,) = [n for n, g in self.at.items() if g is self.late]
+        self._write(name, self.late, count, long=False)
+
+    @precondition(lambda self: self.partial is None and "app.log" in self.at)
+    @rule(window=st.integers(0, 2))
+    def rotate_by_copytruncate(self, window: int) -> None:
+        """logrotate's `copytruncate`: copy app.log to app.log.1, then truncate app.log; lines
+        written between the two (the window) are gone for every follower."""
+        self.steps.append(f"rotate_by_copytruncate(window={window!r})")
+        self._shift_rotated()
+        original = self.at["app.log"]
+        self.id_may_change.update(set(original.lines) - self.delivered)
+        shutil.copyfile(self._path("app.log"), self._path("app.log.1"))
+        copy = Generation(lines=list(original.lines), unsecured=list(original.unsecured))
+        original.copies.append(copy)
+        self.at["app.log.1"] = copy
+        if not self._reachable("app.log.1") and not original.observed:
+            self._lose(copy)  # the follower never saw this content: it cannot know the copy
+        if not self._reachable("app.log.1"):
+            copy.left_patterns = True
+        self.touched.add(str(self._path("app.log.1")))
+        before_window = self.next_line
+        self._write("app.log", original, window, long=False)
+        self.allowed_loss.update(range(before_window, self.next_line))
+        os.truncate(self._path("app.log"), 0)
+        if self.late is original:
+            self.late = None
+        self.at["app.log"] = Generation(held=original.held, copies=original.copies)
+        # What the original had unread now lives in the copy only.
+        original.unsecured = []
+
+    @precondition(lambda self: self.partial is None and "app.log" in self.at)
+    @rule(count=st.integers(1, 3))
+    def truncate_and_rewrite(self, count: int) -> None:
+        """Someone empties app.log in place and the application writes on: unread lines are
+        gone (there is no copy)."""
+        self.steps.append(f"truncate_and_rewrite(count={count!r})")
+        original = self.at["app.log"]
+        self.allowed_loss.update(original.unsecured)
+        original.unsecured = []
+        os.truncate(self._path("app.log"), 0)
+        generation = Generation(held=original.held, copies=original.copies)
+        self.at["app.log"] = generation
+        if self.late is original:
+            self.late = None
+        self._write("app.log", generation, count, long=False)
+
+    @precondition(lambda self: self.partial is None and "app.log" in self.at)
+    @rule()
+    def delete_live_file(self) -> None:
+        """app.log is deleted; the next write creates a new one."""
+        self.steps.append("delete_live_file()")
+        self._delete("app.log")
+
+    @precondition(
+        lambda self: any(
+            name.startswith("app.log.") and not name.endswith(".gz") and not g.unsecured
+            for name, g in self.at.items()
+        )
+    )
+    @rule(data=st.data())
+    def compress_rotated_file(self, data: st.DataObject) -> None:
+        """delaycompress: a rotated file read long ago is gzipped and the original deleted."""
+        self.steps.append("compress_rotated_file()")
+        names = sorted(
+            n
+            for n, g in self.at.items()
+            if n.startswith("app.log.") and not n.endswith(".gz") and not g.unsecured
+        )
+        name = data.draw(st.sampled_from(names))
+        with self._path(name).open("rb") as plain, gzip.open(self._path(name + ".gz"), "wb") as z:
+            shutil.copyfileobj(plain, z)
+        self.touched.add(str(self._path(name + ".gz")))
+        self.at[name + ".gz"] = Generation(observed=True)  # never holds a line of its own
+        self._delete(name)
+
+    # -- time, polls, restarts, crashes ------------------------------------------------------
+
+    @rule()
+    def time_passes(self) -> None:
+        """Longer than rotate_wait: files that left every pattern are closed at the next poll,
+        and the application has reopened its log (it writes to app.log only)."""
+        self.steps.append("time_passes()")
+        self.now += ROTATE_WAIT_SECONDS + 1
+        self.late = None
+        for generation in self._generations():
+            if generation.left_patterns:
+                generation.closing = True
+
+    def _generations(self) -> list[Generation]:
+        return list(self.at.values())
+
+    @precondition(lambda self: self.running)
+    @rule(after_events=st.booleans())
+    def poll(self, after_events: bool) -> None:
+        """The follower looks: at every file, or (as after inotify events) at what changed."""
+        self.steps.append(f"poll(after_events={after_events!r})")
+        assert self.follower is not None
+        changed = set(self.touched) if after_events else None
+        self.touched.clear()
+        before = len(self.handed)
+        self.follower.poll(changed, self._handle, lambda: True)
+        self.polled_since_start = True
+        self.steps.append(f"  -> {[h.line for h in self.handed[before:]]}")
+        self._deliver()
+        self._secure()
+
+    def _deliver(self) -> None:
+        for handed in self.handed:
+            if handed.epoch == self.epoch:
+                self.delivered.add(handed.line)
+
+    def _secure(self) -> None:
+        """What the follower can read now, it has read."""
+        for generation in self.deleted_but_open:
+            generation.unsecured = []
+        self.deleted_but_open = []
+        for name, generation in self.at.items():
+            if self._reachable(name):
+                generation.observed = generation.held = True
+            if generation.held or self._reachable(name):
+                generation.unsecured = []
+            if generation.closing and generation.left_patterns:
+                generation.held = False
+        for generation in self._generations():
+            if generation.left_patterns and not generation.held:
+                self._lose(generation)
+
+    @precondition(lambda self: self.running)
+    @rule()
+    def stop(self) -> None:
+        """SIGTERM: everything handed on is committed, then the follower closes."""
+        self.steps.append("stop()")
+        assert self.follower is not None
+        assert self.store is not None
+        self.follower.close(lambda: True)
+        self.store.close()
+        self.follower = self.store = None
+        self._forget_deleted()
+
+    def _forget_deleted(self) -> None:
+        """Deleted files the follower had open and had not read to the end are gone for good."""
+        for generation in self.deleted_but_open:
+            self._lose(generation)
+        self.deleted_but_open = []
+
+    @precondition(lambda self: not self.running)
+    @rule()
+    def start(self) -> None:
+        self.steps.append("start()")
+        self._start(first=False)
+
+    @precondition(lambda self: self.running)
+    @rule()
+    def crash(self) -> None:
+        """kill -9 after a poll whose lines reached no sink: they must all come again."""
+        self.steps.append("crash()")
+        assert self.follower is not None
+        assert self.store is not None
+        changed = set(self.touched)
+        self.touched.clear()
+        before = len(self.handed)
+        self.follower.poll(changed, self._handle, lambda: False)
+        self.steps.append(f"  -> {[h.line for h in self.handed[before:]]} (never committed)")
+        for followed in list(self.follower.files.values()):
+            followed.close()  # no close(), no commit: the process is gone
+        self.store.close()
+        self.follower = self.store = None
+        self._forget_deleted()
+        self.epoch += 1
+        self.touched.add("<crash>")  # the follower must look again before anything is due
+
+    # -- what must hold ----------------------------------------------------------------------
+
+    @invariant()
+    def nothing_lost(self) -> None:
+        if not self.running or self.touched:
+            return  # checked after polls: the follower has not looked yet
+        missing = self.written - self.delivered - self.allowed_loss - self._unfinished()
+        assert not missing, f"lines never handed on: {sorted(missing)}{self._story()}"
+
+    def _story(self) -> str:
+        return _story_of(self)
+
+    def _unfinished(self) -> set[int]:
+        return set() if self.partial is None else {self.partial}
+
+    @invariant()
+    def never_twice_without_a_crash(self) -> None:
+        seen: set[tuple[int, int]] = set()
+        for handed in self.handed:
+            key = (handed.line, handed.epoch)
+            assert key not in seen, f"{handed.line} twice in epoch {handed.epoch}{self._story()}"
+            seen.add(key)
+
+    @invariant()
+    def in_order_per_file(self) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for handed in self.handed:
+            key = (handed.file_key, handed.epoch)
+            assert last.get(key, -1) < handed.line, f"{handed.line} out of order{self._story()}"
+            last[key] = handed.line
+
+    @invariant()
+    def event_ids_unique_and_stable(self) -> None:
+        for handed in self.handed:
+            owner = self.ids.setdefault(handed.event_id, handed.line)
+            assert owner == handed.line, f"{owner} and {handed.line} share an id{self._story()}"
+            first = self.id_of.setdefault(handed.line, handed.event_id)
+            stable = first == handed.event_id or handed.line in self.id_may_change
+            assert stable, f"{handed.line} read with a new id{self._story()}"
+
+
+def _story_of(machine: FollowerModel) -> str:
+    return "\nsteps:\n  " + "\n  ".join(machine.steps)
+
+
+def _machine(layout: Layout) -> type[FollowerModel]:
+    return type(f"FollowerModel_{layout.name}", (FollowerModel,), {"layout": layout})
+
+
+MACHINES = {name: _machine(layout) for name, layout in LAYOUTS.items()}
+EXAMPLES = int(os.environ.get("FOLLOW_MODEL_EXAMPLES", "60"))
+
+
+@pytest.mark.parametrize("layout", sorted(MACHINES))
+def test_follower_matches_the_model(layout: str) -> None:
+    """Random sequences of writes, rotations, truncations, restarts and crashes never lose a
+    line the model says can be read, never repeat one without a crash, and keep ids apart."""
+    machine = MACHINES[layout]
+    machine.TestCase.settings = settings(
+        max_examples=EXAMPLES,
+        stateful_step_count=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    machine.TestCase().runTest()
