@@ -189,6 +189,10 @@ def _scan(args: argparse.Namespace) -> int:
             result = scanner.scan(args.paths)
         finally:
             emitter.close()
+    for alert in alerts.flush_summaries() if alerts is not None else []:
+        raised.append(alert)
+        if not args.summary:
+            sink.write(alert)
     if args.summary:
         _print_summary(counts)
         if raised:

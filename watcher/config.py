@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 DEFAULT_STATE_DIR = "/var/lib/authz-watcher"
 EVENT_TYPES = ("authz_denial", "authz_alert")
+DEFAULT_MAX_ALERTS_PER_MINUTE = 20
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -84,6 +85,7 @@ class AlertRule:
     cooldown_seconds: float = 1800.0
     match: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     exclude: tuple[Mapping[str, str], ...] = ()
+    max_alerts_per_minute: int = DEFAULT_MAX_ALERTS_PER_MINUTE  # then one summary a minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +355,16 @@ class _Reader:
         data = self.mapping(
             value,
             path,
-            ("name", "group_by", "threshold", "window", "cooldown", "match", "exclude"),
+            (
+                "name",
+                "group_by",
+                "threshold",
+                "window",
+                "cooldown",
+                "match",
+                "exclude",
+                "max_alerts_per_minute",
+            ),
         )
         if "name" not in data:
             raise self.error(path, "missing required key 'name'")
@@ -365,6 +376,9 @@ class _Reader:
             cooldown_seconds=self.get(data, path, "cooldown", parse_duration, 1800.0),
             match=self.get(data, path, "match", _glob_map, {}),
             exclude=self.get(data, path, "exclude", _exclude_list, ()),
+            max_alerts_per_minute=self.get(
+                data, path, "max_alerts_per_minute", _positive_int, DEFAULT_MAX_ALERTS_PER_MINUTE
+            ),
         )
 
     def sink(self, value: object, path: tuple[str, ...]) -> Sink:
