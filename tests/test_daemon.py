@@ -428,3 +428,25 @@ class TestAlertsInTheDaemon:
             assert 3 == w.events()[-1]["count"]
         finally:
             w.kill()
+
+    def test_a_restart_within_the_cooldown_does_not_alert_again(self, tmp_path):
+        """The cooldown is in the state database from the moment the alert is raised."""
+        extra = (
+            "alerts:\n  - name: repeated-denials\n    threshold: 3\n    window: 10m\n"
+            "    cooldown: 1h\n"
+        )
+        w = Watcher(tmp_path, extra_config=extra)
+        try:
+            w.start()
+            append(w.logs / "app.log", *(f"{DENIAL} {i}" for i in range(3)))
+            wait_for(lambda: len(w.events()) == 4, "three denials and the alert")
+            w.kill()  # no graceful stop: only what was saved as the alert was raised remains
+            w.start()
+            append(w.logs / "app.log", *(f"{DENIAL} {i}" for i in range(3, 6)))
+            wait_for(
+                lambda: sum(e["event"] == "authz_denial" for e in w.events()) == 6, "six denials"
+            )
+            assert 0 == w.stop()
+            assert 1 == sum(e["event"] == "authz_alert" for e in w.events())
+        finally:
+            w.kill()
