@@ -139,3 +139,28 @@ class TestCheckConfigCommand:
         assert 2 == result.returncode
         assert "Traceback" not in result.stderr
         assert str(path) in result.stderr
+
+
+class TestExternalId:
+    ROLE = "arn:aws:iam::111122223333:role/decoder"
+
+    def accounts(self, external_id: str) -> str:
+        return (
+            "decode:\n  accounts:\n    '111122223333':\n"
+            f"      role_arn: {self.ROLE}\n      external_id: {external_id!r}\n"
+        )
+
+    @pytest.mark.parametrize("external_id", ["x", "a b", "x" * 1225, "tab\there"])
+    def test_what_assume_role_would_refuse_is_rejected_with_its_line(self, external_id):
+        """2 to 1,224 characters of [\\w+=,.@:/-], as AssumeRole requires."""
+        with pytest.raises(ConfigError) as info:
+            parse_config(self.accounts(external_id), "c.yaml")
+        assert "c.yaml:5: decode.accounts.111122223333.external_id: an external_id is 2" in str(
+            info.value
+        )
+
+    @pytest.mark.parametrize("external_id", ["ab", "ext-123", "a+b=c,d.e@f:g/h_i", "x" * 1224])
+    def test_what_assume_role_accepts_passes(self, external_id):
+        """The boundaries and every allowed punctuation mark pass."""
+        config = parse_config(self.accounts(external_id), "c.yaml")
+        assert external_id == config.decode.accounts["111122223333"].external_id

@@ -344,7 +344,7 @@ class _Reader:
             credentials = AccountCredentials(
                 profile=self.get(data, entry_path, "profile", _optional_string, None),
                 role_arn=self.get(data, entry_path, "role_arn", _optional_string, None),
-                external_id=self.get(data, entry_path, "external_id", _optional_string, None),
+                external_id=self.get(data, entry_path, "external_id", _external_id, None),
             )
             if (credentials.profile is None) == (credentials.role_arn is None):
                 raise self.error(entry_path, "give exactly one of 'profile' or 'role_arn'")
@@ -425,6 +425,20 @@ def _type_name(value: object) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
         type(value), type(value).__name__
     )
+
+
+_EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+
+
+def _external_id(value: object) -> str | None:
+    """What AssumeRole accepts: 2 to 1,224 characters of letters, digits and ``+=,.@:/-_``."""
+    text = _optional_string(value)
+    if text is not None and not _EXTERNAL_ID_RE.fullmatch(text):
+        raise ValueError(
+            f"an external_id is 2 to 1224 characters of letters, digits and +=,.@:/-_ "
+            f"(got {len(text)} characters)"
+        )
+    return text
 
 
 def _string(value: object) -> str:
