@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 from collections.abc import Iterator
 
@@ -118,13 +119,39 @@ class TestWindows:
         assert [] == engine.observe({"event": "authz_alert", "event_id": "x"}, 0)
 
 
+REPLAY_LINE = (
+    "{ts} User: {ROLE} is not authorized to perform: ec2:RunInstances on resource: "
+    "arn:aws:ec2:us-east-1:111122223333:instance/* because no identity-based policy "
+    "allows the ec2:RunInstances action"
+)
+REPLAY_RULE = (
+    "alerts:\n  - name: repeated-denials\n    threshold: 5\n    window: 10m\n    cooldown: 30m\n"
+)
+
+
 class TestScanReplay:
+    def test_rotated_files_replay_oldest_first_whatever_their_names(self, tmp_path):
+        """app.log, app.log.1 and app.log.2.gz, a day apart: alerts in time order, each with
+        first_seen <= last_seen, as if the files had been read as written."""
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        for name, day in (("app.log", "07"), ("app.log.1", "06"), ("app.log.2.gz", "05")):
+            stamps = [f"2024-05-{day}T07:0{i}:00Z" for i in range(5)]
+            text = "".join(REPLAY_LINE.format(ts=ts, ROLE=ROLE) + "\n" for ts in stamps)
+            data = text.encode()
+            (logs / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        config = tmp_path / "c.yaml"
+        config.write_text(REPLAY_RULE)
+        result = run_cli("scan", "--no-decode", "-c", str(config), str(logs))
+        alerts = [e for e in parse_events(result.stdout) if e["event"] == "authz_alert"]
+        assert [
+            ("2024-05-05T07:00:00.000Z", "2024-05-05T07:04:00.000Z", 5),
+            ("2024-05-06T07:00:00.000Z", "2024-05-06T07:04:00.000Z", 5),
+            ("2024-05-07T07:00:00.000Z", "2024-05-07T07:04:00.000Z", 5),
+        ] == [(a["first_seen"], a["last_seen"], a["count"]) for a in alerts]
+
     def test_alerts_use_the_denials_own_time(self, tmp_path):
-        line = (
-            "{ts} User: {ROLE} is not authorized to perform: ec2:RunInstances on resource: "
-            "arn:aws:ec2:us-east-1:111122223333:instance/* because no identity-based policy "
-            "allows the ec2:RunInstances action"
-        )
+        line = REPLAY_LINE
         # Five denials a minute apart (within 10m), then five a day later: two alerts.
         stamps = [f"2024-05-06T07:0{i}:00Z" for i in range(5)] + [
             f"2024-05-07T07:0{i}:00Z" for i in range(5)

@@ -185,6 +185,7 @@ def _scan(args: argparse.Namespace) -> int:
                 log,
                 max_line_bytes=max_line_bytes,
                 error_codes=_cloudtrail_error_codes(config),
+                order_by_time=alerts is not None,
             )
             result = scanner.scan(args.paths)
         finally:
