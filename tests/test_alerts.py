@@ -273,7 +273,7 @@ class TestBoundedMemory:
         assert ["arn:aws:s3:::b/*"] == [
             s["Resource"] for s in alert["suggested_policy"]["Statement"]
         ]
-        assert "more than 20 resources" in alert["policy_note"]
+        assert "more resources were denied than a group keeps" in alert["policy_note"]
 
     def test_counts_are_kept_up_to_a_bound(self):
         """Past max(threshold, 100) denials in the window, the oldest times are let go."""

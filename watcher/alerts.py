@@ -8,8 +8,9 @@ events' own timestamps when ``scan`` replays history, a fake one in tests.
 Staying right at scale:
 
 - A group's window holds the times of its last ``max(threshold, MIN_COUNTED_DENIALS)``
-  denials, its last ``MAX_EVENT_IDS`` ids and a bounded sample of its suggested policy: the
-  memory of a group does not grow with its denials.
+  denials, its last ``MAX_EVENT_IDS`` ids and a bounded sample of its suggested policy (at most
+  ``MAX_SAMPLED_RESOURCES`` resources or ``MAX_SAMPLED_RESOURCE_CHARACTERS`` per statement,
+  then one pattern covering them): the memory of a group does not grow with its denials.
 - Cooldowns are kept apart from windows and are never evicted before they end. Groups whose
   window is empty are forgotten first; past ``max_groups`` groups with a running window, the
   least recently seen loses its window (never its cooldown).
@@ -43,12 +44,14 @@ MAX_GROUPS = 10_000
 MAX_EVENT_IDS = 10
 MIN_COUNTED_DENIALS = 100  # a group counts at most max(threshold, this) denials in its window
 MAX_SAMPLED_RESOURCES = 20  # per statement of a group's policy; more become one pattern
+MAX_SAMPLED_RESOURCE_CHARACTERS = 2048  # likewise: a group's memory stays a few KiB
 MAX_SAMPLED_STATEMENTS = 20
 STORM_PERIOD_SECONDS = 60.0
 STORM_TOP_GROUPS = 10
 COOLDOWN_PRUNE_EVERY = 1024  # observations between sweeps of ended cooldowns
 SAMPLE_GENERALISED_NOTE = (
-    f"more than {MAX_SAMPLED_RESOURCES} resources were denied; shown as one pattern covering them"
+    f"more resources were denied than a group keeps ({MAX_SAMPLED_RESOURCES}, or "
+    f"{MAX_SAMPLED_RESOURCE_CHARACTERS:,} characters); shown as one pattern covering them"
 )
 
 GroupKey = tuple[str, ...]
@@ -279,7 +282,10 @@ def _remember_statements(group: _Group, policy: object) -> None:
         resource = statement.get("Resource", "*")
         for value in resource if isinstance(resource, list) else [resource]:
             resources[str(value)] = None
-        if len(resources) > MAX_SAMPLED_RESOURCES:
+        if (
+            len(resources) > MAX_SAMPLED_RESOURCES
+            or sum(map(len, resources)) > MAX_SAMPLED_RESOURCE_CHARACTERS
+        ):
             group.statements[shape] = {most_general_resource(list(resources)): None}
             group.generalised = True
 

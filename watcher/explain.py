@@ -8,6 +8,7 @@ policy document that would have allowed the request.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -375,12 +376,8 @@ def merge_policies(statements: Sequence[Mapping[str, Any]]) -> MergedPolicy:
 
 def fold_covered(resources: list[str]) -> list[str]:
     """Drop every resource that a wildcard resource of the same list already allows."""
-    wildcards = [_wildcard_re(r) for r in resources if "*" in r or "?" in r]
-    return [
-        r
-        for r in resources
-        if not any(p.pattern != _wildcard_re(r).pattern and p.fullmatch(r) for p in wildcards)
-    ]
+    wildcards = [(r, _wildcard_re(r)) for r in resources if "*" in r or "?" in r]
+    return [r for r in resources if not any(w != r and p.fullmatch(r) for w, p in wildcards)]
 
 
 def most_general_resource(resources: list[str]) -> str:
@@ -388,10 +385,7 @@ def most_general_resource(resources: list[str]) -> str:
     ``/`` or ``:``, then ``*`` (``*`` itself when they share no more than ``arn:``)."""
     if len(resources) == 1:
         return resources[0]
-    prefix = resources[0]
-    for resource in resources[1:]:
-        while not resource.startswith(prefix):
-            prefix = prefix[:-1]
+    prefix = os.path.commonprefix(resources)  # noqa: RUF071 - ARNs, compared character-wise
     cut = max(prefix.rfind("/"), prefix.rfind(":"))
     prefix = prefix[: cut + 1] if cut >= 0 else ""
     return f"{prefix}*" if prefix.count(":") >= 5 else "*"
