@@ -16,9 +16,10 @@ import pytest
 from tests.conftest import BLOB_OF, BLOBS, DECODED, fake_blob, validate_event
 from watcher.config import AccountCredentials, DecodeSettings
 from watcher.decode import MAX_ATTEMPTS, DecodeCache, StsDecoder, TokenBucket, blob_key
+from watcher.explain import decoded_shape_problem
 from watcher.log import configure_logging
 from watcher.model import DecodeStatus, Origin
-from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
+from watcher.pipeline import MAX_EVENT_BYTES, DenialBuilder, OrderedDecodingEmitter
 from watcher.state import StateStore
 
 KNOWN = BLOB_OF["d003"]
@@ -380,3 +381,66 @@ class TestAtScale:
         for i in range(20):
             decoder.decode(fake_blob(i), account_id="333344445555")
         assert ["AssumeRole"] + ["DecodeAuthorizationMessage"] * 20 == [c.action for c in sts.calls]
+
+
+@pytest.mark.usefixtures("credentials")
+class TestWrongShape:
+    @pytest.mark.parametrize(
+        ("change", "reason"),
+        [
+            ({"explicitDeny": "false"}, "explicitDeny is str 'false', expected true/false"),
+            (
+                {"matchedStatements": {"items": "zzz"}},
+                "matchedStatements.items is str 'zzz', expected a list",
+            ),
+            ({"context": ["x"]}, "context is list ['x'], expected an object"),
+        ],
+    )
+    def test_a_decoded_message_of_the_wrong_shape_is_failed_with_the_reason(
+        self, sts, change, reason
+    ):
+        """Never guessed: the event is failed, and says which field was wrong and how."""
+        blob = fake_blob(4242)
+        sts.behaviour.messages[blob] = {**DECODED["d003"]["decoded"], **change}
+        decoder = decoder_for(sts)
+        results = [decoder.decode(blob) for _ in range(2)]  # fresh, then from the cache
+        assert [DecodeStatus.FAILED] * 2 == [r.status for r in results]
+        assert {f"STS returned a decoded message of the wrong shape: {reason}"} == {
+            r.error for r in results
+        }
+
+    def test_the_corpus_is_well_shaped(self):
+        """Every real decoded message passes the shape check."""
+        assert [] == [
+            (sample_id, problem)
+            for sample_id, sample in DECODED.items()
+            if (problem := decoded_shape_problem(sample["decoded"])) is not None
+        ]
+
+
+@pytest.mark.usefixtures("credentials")
+class TestBoundedEvents:
+    def test_five_thousand_conditions_make_an_event_under_64_kib_that_says_so(self, sts):
+        """The event keeps the first conditions, names the cut field, and still validates."""
+        blob = fake_blob(5000)
+        message = json.loads(json.dumps(DECODED["d012"]["decoded"]))
+        message["context"]["conditions"]["items"] = [
+            {"key": f"aws:Tag/k{i}", "values": {"items": [{"value": "v" * 900}]}}
+            for i in range(5000)
+        ]
+        sts.behaviour.messages[blob] = message
+        builder = DenialBuilder(decoder=decoder_for(sts))
+        (event,) = builder.events(f"{PREFIX}{blob}", Origin("file", "x"), datetime.now(UTC))
+        validate_event(event)
+        line = json.dumps(event, separators=(",", ":")).encode()
+        assert (True, ["conditions"]) == (len(line) <= MAX_EVENT_BYTES, event["truncated_fields"])
+        assert ["v" * 900] == event["conditions"]["aws:Tag/k0"]
+        assert 0 < len(event["conditions"]) < 5000
+
+    def test_an_ordinary_event_is_untouched(self, sts):
+        """Below the bound nothing is cut and no truncated_fields key is added."""
+        builder = DenialBuilder(decoder=decoder_for(sts))
+        (event,) = builder.events(
+            f"{PREFIX}{BLOB_OF['d012']}", Origin("file", "x"), datetime.now(UTC)
+        )
+        assert "truncated_fields" not in event

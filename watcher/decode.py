@@ -48,6 +48,7 @@ from botocore.exceptions import (
 from botocore.session import Session as BotocoreSession
 
 from watcher.config import AccountCredentials, DecodeSettings
+from watcher.explain import decoded_shape_problem
 from watcher.log import Logger
 from watcher.model import DecodeResult, DecodeStatus
 
@@ -152,6 +153,18 @@ class DecodeCache:
             self._memory.move_to_end(key)
             while len(self._memory) > MEMORY_CACHE_ENTRIES:
                 self._memory.popitem(last=False)
+
+
+def _well_shaped(result: DecodeResult) -> DecodeResult:
+    """A decoded message of the wrong shape is a failure with the reason, not a guess."""
+    if result.message is None:
+        return result
+    problem = decoded_shape_problem(result.message)
+    if problem is None:
+        return result
+    return DecodeResult(
+        DecodeStatus.FAILED, error=f"STS returned a decoded message of the wrong shape: {problem}"
+    )
 
 
 class FailureCache:
@@ -262,13 +275,13 @@ class StsDecoder:
         key = blob_key(blob)
         known = self._known(key)
         if known is not None:
-            return known
+            return _well_shaped(known)
         result, called = self._flights.run(
             key, lambda: self._known(key) or self._decode_uncached(blob, key, account_id, profile)
         )
         if not called and result.status is DecodeStatus.DECODED:
-            return DecodeResult(DecodeStatus.CACHED, result.message)
-        return result
+            return _well_shaped(DecodeResult(DecodeStatus.CACHED, result.message))
+        return _well_shaped(result)
 
     def _known(self, key: str) -> DecodeResult | None:
         """The cached outcome of a blob: its decoded message, or its permanent failure."""

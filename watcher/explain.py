@@ -412,3 +412,38 @@ def _wildcard_re(pattern: str) -> re.Pattern[str]:
 
 def _compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def decoded_shape_problem(decoded: Mapping[str, Any]) -> str | None:
+    """What is wrong with the shape of a decoded message, or None: a field of the wrong type
+    is reported, never guessed at (``"false"`` is not false, ``"zzz"`` is not a list)."""
+    expected: list[tuple[str, object, tuple[type, ...]]] = [
+        ("allowed", decoded.get("allowed"), (bool,)),
+        ("explicitDeny", decoded.get("explicitDeny"), (bool,)),
+        ("matchedStatements", decoded.get("matchedStatements"), (dict,)),
+        ("failures", decoded.get("failures"), (dict,)),
+        ("context", decoded.get("context"), (dict,)),
+    ]
+    context = _mapping(decoded.get("context"))
+    conditions = _mapping(context.get("conditions"))
+    expected += [
+        (
+            "matchedStatements.items",
+            _mapping(decoded.get("matchedStatements")).get("items"),
+            (list,),
+        ),
+        ("failures.items", _mapping(decoded.get("failures")).get("items"), (list,)),
+        ("context.action", context.get("action"), (str,)),
+        ("context.resource", context.get("resource"), (str,)),
+        ("context.principal", context.get("principal"), (dict,)),
+        ("context.conditions", context.get("conditions"), (dict,)),
+        ("context.conditions.items", conditions.get("items"), (list,)),
+    ]
+    for name, value, types in expected:
+        if value is not None and not isinstance(value, types):
+            kind = " or ".join(_JSON_TYPE_NAMES[t] for t in types)
+            return f"{name} is {type(value).__name__} {value!r:.40}, expected {kind}"
+    return None
+
+
+_JSON_TYPE_NAMES = {bool: "true/false", dict: "an object", list: "a list", str: "a string"}
