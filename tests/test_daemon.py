@@ -450,3 +450,20 @@ class TestAlertsInTheDaemon:
             assert 1 == sum(e["event"] == "authz_alert" for e in w.events())
         finally:
             w.kill()
+
+    def test_a_storm_is_capped_and_its_summary_is_sent_at_the_latest_on_stop(self, tmp_path):
+        """Three groups cross at once under a cap of one: one alert, then one summary."""
+        extra = (
+            "alerts:\n  - name: repeated-denials\n    threshold: 1\n    window: 10m\n"
+            "    cooldown: 1h\n    max_alerts_per_minute: 1\n"
+        )
+        w = Watcher(tmp_path, extra_config=extra)
+        try:
+            w.start()
+            append(w.logs / "app.log", *(DENIAL.replace("ana", f"user{i}") for i in range(3)))
+            wait_for(lambda: len(w.events()) == 4, "three denials and one alert")
+            assert 0 == w.stop()
+            alerts = [e for e in w.events() if e["event"] == "authz_alert"]
+            assert [None, 2] == [a.get("storm_groups") for a in alerts]
+        finally:
+            w.kill()

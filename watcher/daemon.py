@@ -161,7 +161,10 @@ class Daemon:
         if now >= self._next_status:
             self._notifier.status(self._status())
             self._next_status = now + STATUS_INTERVAL_SECONDS
-        self._write_alerts(self._alerts.due_summaries(time.time()))  # a storm's minute ended
+        summaries = self._alerts.due_summaries(time.time())
+        if summaries:  # a storm's minute ended, maybe while nothing else was read
+            self._write_alerts(summaries)
+            self._sinks.flush()
         if now >= self._next_expiry:  # expired decodes are never served; keep the file small
             removed = self._store.expire_decodes(time.time())
             self._log.info("decode_cache_expired", removed=removed)
