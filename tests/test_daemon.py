@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -431,13 +432,7 @@ class TestAlertsInTheDaemon:
 
     def test_a_restart_within_the_cooldown_does_not_alert_again(self, tmp_path):
         """The cooldown is in the state database from the moment the alert is raised."""
-        extra = (
-            "alerts:\n  - name: repeated-denials\n    threshold: 3\n    window: 10m\n"
-            "    cooldown: 1h\n"
-        )
-        w = Watcher(tmp_path, extra_config=extra)
-        try:
-            w.start()
+        with running_with_rule(tmp_path, "threshold: 3\n    cooldown: 1h") as w:
             append(w.logs / "app.log", *(f"{DENIAL} {i}" for i in range(3)))
             wait_for(lambda: len(w.events()) == 4, "three denials and the alert")
             w.kill()  # no graceful stop: only what was saved as the alert was raised remains
@@ -448,22 +443,23 @@ class TestAlertsInTheDaemon:
             )
             assert 0 == w.stop()
             assert 1 == sum(e["event"] == "authz_alert" for e in w.events())
-        finally:
-            w.kill()
 
     def test_a_storm_is_capped_and_its_summary_is_sent_at_the_latest_on_stop(self, tmp_path):
         """Three groups cross at once under a cap of one: one alert, then one summary."""
-        extra = (
-            "alerts:\n  - name: repeated-denials\n    threshold: 1\n    window: 10m\n"
-            "    cooldown: 1h\n    max_alerts_per_minute: 1\n"
-        )
-        w = Watcher(tmp_path, extra_config=extra)
-        try:
-            w.start()
+        options = "threshold: 1\n    cooldown: 1h\n    max_alerts_per_minute: 1"
+        with running_with_rule(tmp_path, options) as w:
             append(w.logs / "app.log", *(DENIAL.replace("ana", f"user{i}") for i in range(3)))
             wait_for(lambda: len(w.events()) == 4, "three denials and one alert")
             assert 0 == w.stop()
             alerts = [e for e in w.events() if e["event"] == "authz_alert"]
             assert [None, 2] == [a.get("storm_groups") for a in alerts]
-        finally:
-            w.kill()
+
+
+@contextlib.contextmanager
+def running_with_rule(tmp_path: Path, options: str) -> Iterator[Watcher]:
+    """A started daemon with one alert rule (10 min window) given ``options``."""
+    w = Watcher(tmp_path, extra_config=f"alerts:\n  - name: r\n    window: 10m\n    {options}\n")
+    try:
+        yield w.start()
+    finally:
+        w.kill()
