@@ -463,3 +463,26 @@ def running_with_rule(tmp_path: Path, options: str) -> Iterator[Watcher]:
         yield w.start()
     finally:
         w.kill()
+
+
+class TestReloadWithDeliveriesInFlight:
+    def test_a_sighup_that_changes_a_sink_sends_no_alert_twice(self, tmp_path):
+        """Six alerts, the first still being answered when the reload rebuilds the sink: six
+        POSTs, six distinct event ids."""
+        with Receiver() as receiver:
+            receiver.answers.append("slow")
+            rule = "alerts:\n  - name: r\n    threshold: 1\n    cooldown: 1h\n"
+            hook = f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_alert]\n"
+            w = Watcher(tmp_path, extra_config=hook + rule)
+            try:
+                w.start()
+                principals = (DENIAL.replace("ana", f"user{i}") for i in range(6))
+                append(w.logs / "app.log", *principals)
+                wait_for(lambda: receiver.attempts >= 1, "the first delivery in flight")
+                w.write_config(hook + "    timeout_seconds: 5\n" + rule)
+                w.signal(signal.SIGHUP)
+                wait_for(lambda: len(receiver.received) >= 6, "six alerts delivered")
+                assert 0 == w.stop()
+            finally:
+                w.kill()
+        assert (6, 6) == (receiver.attempts, len({a["event_id"] for a in receiver.received}))
