@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tail_throughput.py
 	$(BIN)/python benchmarks/tail_rss.py
 	$(BIN)/python benchmarks/cloudtrail_throughput.py
+	$(BIN)/python benchmarks/alerts_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -13,7 +13,7 @@ class Receiver:
     """``with Receiver() as r``: POSTs to ``r.url`` are recorded in ``r.received``.
 
     ``r.answers`` holds status codes to answer next (then 200); "hang" answers after the
-    client has given up.
+    client has given up; "slow" answers 200 after half a second.
     """
 
     def __init__(self, port: int = 0) -> None:
@@ -61,6 +61,9 @@ class Receiver:
                 if answer == "hang":  # answer only after the client has given up
                     receiver._stopping.wait(5)
                     answer = 504
+                if answer == "slow":  # take it, but only after half a second
+                    receiver._stopping.wait(0.5)
+                    answer = 200
                 status = int(answer)
                 if status == 200:
                     with receiver._lock:

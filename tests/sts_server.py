@@ -54,6 +54,7 @@ class StsBehaviour:
     always: str | None = None  # a fault for every request
     latency_seconds: float = 0.0
     denied_access_keys: set[str] = field(default_factory=set)
+    unassumable_roles: set[str] = field(default_factory=set)  # AssumeRole answers AccessDenied
 
 
 class StsServer:
@@ -133,6 +134,9 @@ class StsServer:
             if action == "DecodeAuthorizationMessage":
                 return self._decode(blob)
             if action == "AssumeRole":
+                role_arn = form.get("RoleArn", [""])[0]
+                if role_arn in self.behaviour.unassumable_roles:
+                    return _error(403, "AccessDenied", f"Not authorized to assume {role_arn}")
                 return _assume_role(form)
             if action == "GetCallerIdentity":
                 return 200, _response(

@@ -154,3 +154,19 @@ class TestScanDecodes:
         assert "disabled" == event["decode_status"]
         assert "decode.enabled: false" in event["decode_error"]
         assert [] == sts.decode_calls()
+
+
+class TestDecodeInputs:
+    def test_a_blob_in_binary_stdin_is_decoded(self, sts):
+        """Bytes that are not UTF-8 around the blob do not stop it being decoded."""
+        data = b"\xff\xfe\x00garbage " + PASTED.encode() + b" \x80\x81\n"
+        result = run_cli("decode", "--json", "-", input_bytes=data, env=aws_env(sts))
+        (event,) = parse_events(result.stdout)
+        assert (0, "decoded") == (result.returncode, event["decode_status"])
+
+    def test_a_bare_blob_followed_by_dots_is_reported_as_truncated(self, sts):
+        """``BLOB...`` is a blob cut short: reported as truncated, and no STS call is made."""
+        result = run_cli("decode", "--json", BLOB_OF["d012"][:400] + "...", env=aws_env(sts))
+        (event,) = parse_events(result.stdout)
+        assert ("truncated", []) == (event["decode_status"], sts.decode_calls())
+        assert 1 == result.returncode

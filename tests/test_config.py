@@ -139,3 +139,104 @@ class TestCheckConfigCommand:
         assert 2 == result.returncode
         assert "Traceback" not in result.stderr
         assert str(path) in result.stderr
+
+
+class TestExternalId:
+    ROLE = "arn:aws:iam::111122223333:role/decoder"
+
+    def accounts(self, external_id: str) -> str:
+        return (
+            "decode:\n  accounts:\n    '111122223333':\n"
+            f"      role_arn: {self.ROLE}\n      external_id: {external_id!r}\n"
+        )
+
+    @pytest.mark.parametrize("external_id", ["x", "a b", "x" * 1225, "tab\there"])
+    def test_what_assume_role_would_refuse_is_rejected_with_its_line(self, external_id):
+        """2 to 1,224 characters of [\\w+=,.@:/-], as AssumeRole requires."""
+        with pytest.raises(ConfigError) as info:
+            parse_config(self.accounts(external_id), "c.yaml")
+        assert "c.yaml:5: decode.accounts.111122223333.external_id: an external_id is 2" in str(
+            info.value
+        )
+
+    @pytest.mark.parametrize("external_id", ["ab", "ext-123", "a+b=c,d.e@f:g/h_i", "x" * 1224])
+    def test_what_assume_role_accepts_passes(self, external_id):
+        """The boundaries and every allowed punctuation mark pass."""
+        config = parse_config(self.accounts(external_id), "c.yaml")
+        assert external_id == config.decode.accounts["111122223333"].external_id
+
+
+class TestRejectedBeforeRun:
+    """Mistakes that used to pass check-config and then fail or mislead at run time."""
+
+    def error_of(self, text: str) -> str:
+        with pytest.raises(ConfigError) as info:
+            parse_config(text, "c.yaml")
+        return str(info.value)
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            (
+                "sinks:\n  - type: webhook\n    url: ftp://example.com/hook\n",
+                "c.yaml:3: sinks.0.url: expected an http:// or https:// URL, got a ftp one",
+            ),
+            (
+                "metrics:\n  listen: 127.0.0.1:99999\n",
+                "c.yaml:2: metrics.listen: a port is 1 to 65535, e.g. 127.0.0.1:9464",
+            ),
+            (
+                "alerts:\n  - name: a\n    exclude: [{}]\n",
+                "c.yaml:3: alerts.0.exclude: entry 0 is empty, which would exclude every event",
+            ),
+            (
+                "alerts:\n  - name: a\n    match: {error_code: []}\n",
+                "c.yaml:3: alerts.0.match: error_code: an empty list matches no event; "
+                "give a glob or remove it",
+            ),
+            (
+                "alerts:\n  - name: a\n    group_by: [principle_arn]\n",
+                "c.yaml:3: alerts.0.group_by: 'principle_arn' is not a key of the denial event "
+                "(did you mean 'principal_arn'?)",
+            ),
+            (
+                "alerts:\n  - name: a\n    match: {acton: 's3:*'}\n",
+                "c.yaml:3: alerts.0.match: 'acton' is not a key of the denial event "
+                "(did you mean 'action'?)",
+            ),
+            (
+                "alerts:\n  - name: a\n    exclude: [{principle_arn: x}]\n",
+                "c.yaml:3: alerts.0.exclude: 'principle_arn' is not a key of the denial event "
+                "(did you mean 'principal_arn'?)",
+            ),
+            (
+                "decode:\n  enabled: true\n  region: us-east-1\n  enabled: false\n",
+                "c.yaml:4: decode.enabled: duplicate key (first given on line 2; "
+                "YAML would silently keep only the last one)",
+            ),
+        ],
+    )
+    def test_each_is_rejected_with_line_key_and_suggestion(self, text, expected):
+        """File, line, key and what to do, for every mistake of the issue's list."""
+        assert expected == self.error_of(text)
+
+    def test_a_file_sink_path_that_is_a_directory(self, tmp_path):
+        """The events file must be a file: a directory is named as the mistake."""
+        message = self.error_of(f"sinks:\n  - type: file\n    path: {tmp_path}\n")
+        assert f"c.yaml:3: sinks.0.path: {tmp_path} is a directory" in message
+
+    def test_what_is_still_accepted(self):
+        """An https URL from the environment, a real port, event keys from CloudTrail."""
+        config = parse_config(
+            "sinks:\n  - type: webhook\n    url: '${HOOK}'\nmetrics:\n  listen: 127.0.0.1:65535\n"
+            "alerts:\n  - name: a\n    group_by: [source_ip]\n    match: {action: 's3:*'}\n",
+            "c.yaml",
+        )
+        assert ("${HOOK}", ("source_ip",)) == (config.sinks[0].url, config.alerts[0].group_by)
+
+    def test_run_refuses_nothing_that_check_config_accepted_about_metrics(self, tmp_path):
+        """check-config exits 2 on the port that made run exit 1."""
+        path = tmp_path / "c.yaml"
+        path.write_text("metrics:\n  listen: 127.0.0.1:99999\n")
+        result = run_cli("check-config", "-c", str(path))
+        assert (2, True) == (result.returncode, "a port is 1 to 65535" in result.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -428,3 +429,60 @@ class TestAlertsInTheDaemon:
             assert 3 == w.events()[-1]["count"]
         finally:
             w.kill()
+
+    def test_a_restart_within_the_cooldown_does_not_alert_again(self, tmp_path):
+        """The cooldown is in the state database from the moment the alert is raised."""
+        with running_with_rule(tmp_path, "threshold: 3\n    cooldown: 1h") as w:
+            append(w.logs / "app.log", *(f"{DENIAL} {i}" for i in range(3)))
+            wait_for(lambda: len(w.events()) == 4, "three denials and the alert")
+            w.kill()  # no graceful stop: only what was saved as the alert was raised remains
+            w.start()
+            append(w.logs / "app.log", *(f"{DENIAL} {i}" for i in range(3, 6)))
+            wait_for(
+                lambda: sum(e["event"] == "authz_denial" for e in w.events()) == 6, "six denials"
+            )
+            assert 0 == w.stop()
+            assert 1 == sum(e["event"] == "authz_alert" for e in w.events())
+
+    def test_a_storm_is_capped_and_its_summary_is_sent_at_the_latest_on_stop(self, tmp_path):
+        """Three groups cross at once under a cap of one: one alert, then one summary."""
+        options = "threshold: 1\n    cooldown: 1h\n    max_alerts_per_minute: 1"
+        with running_with_rule(tmp_path, options) as w:
+            append(w.logs / "app.log", *(DENIAL.replace("ana", f"user{i}") for i in range(3)))
+            wait_for(lambda: len(w.events()) == 4, "three denials and one alert")
+            assert 0 == w.stop()
+            alerts = [e for e in w.events() if e["event"] == "authz_alert"]
+            assert [None, 2] == [a.get("storm_groups") for a in alerts]
+
+
+@contextlib.contextmanager
+def running_with_rule(tmp_path: Path, options: str) -> Iterator[Watcher]:
+    """A started daemon with one alert rule (10 min window) given ``options``."""
+    w = Watcher(tmp_path, extra_config=f"alerts:\n  - name: r\n    window: 10m\n    {options}\n")
+    try:
+        yield w.start()
+    finally:
+        w.kill()
+
+
+class TestReloadWithDeliveriesInFlight:
+    def test_a_sighup_that_changes_a_sink_sends_no_alert_twice(self, tmp_path):
+        """Six alerts, the first still being answered when the reload rebuilds the sink: six
+        POSTs, six distinct event ids."""
+        with Receiver() as receiver:
+            receiver.answers.append("slow")
+            rule = "alerts:\n  - name: r\n    threshold: 1\n    cooldown: 1h\n"
+            hook = f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_alert]\n"
+            w = Watcher(tmp_path, extra_config=hook + rule)
+            try:
+                w.start()
+                principals = (DENIAL.replace("ana", f"user{i}") for i in range(6))
+                append(w.logs / "app.log", *principals)
+                wait_for(lambda: receiver.attempts >= 1, "the first delivery in flight")
+                w.write_config(hook + "    timeout_seconds: 5\n" + rule)
+                w.signal(signal.SIGHUP)
+                wait_for(lambda: len(receiver.received) >= 6, "six alerts delivered")
+                assert 0 == w.stop()
+            finally:
+                w.kill()
+        assert (6, 6) == (receiver.attempts, len({a["event_id"] for a in receiver.received}))

@@ -8,6 +8,7 @@ import os
 import socket
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -15,9 +16,10 @@ import pytest
 from tests.conftest import BLOB_OF, BLOBS, DECODED, fake_blob, validate_event
 from watcher.config import AccountCredentials, DecodeSettings
 from watcher.decode import MAX_ATTEMPTS, DecodeCache, StsDecoder, TokenBucket, blob_key
+from watcher.explain import decoded_shape_problem
 from watcher.log import configure_logging
 from watcher.model import DecodeStatus, Origin
-from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
+from watcher.pipeline import MAX_EVENT_BYTES, DenialBuilder, OrderedDecodingEmitter
 from watcher.state import StateStore
 
 KNOWN = BLOB_OF["d003"]
@@ -302,3 +304,143 @@ def test_environment_is_isolated_from_real_aws():
     assert os.environ["AWS_EC2_METADATA_DISABLED"] == "true"
     assert "AWS_ACCESS_KEY_ID" not in os.environ
     assert BLOBS
+
+
+@pytest.mark.usefixtures("credentials")
+class TestAtScale:
+    def test_the_same_blob_decoded_at_once_is_one_call(self, sts):
+        """Twenty concurrent requests for one blob wait for the one in flight."""
+        sts.behaviour.latency_seconds = 0.3
+        decoder = decoder_for(sts)
+        with ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(lambda _: decoder.decode(KNOWN), range(20)))
+        assert 1 == len(sts.decode_calls())
+        assert [DecodeStatus.DECODED] + [DecodeStatus.CACHED] * 19 == sorted(
+            (r.status for r in results), key=lambda s: s is DecodeStatus.CACHED
+        )
+        assert {json.dumps(DECODED["d003"]["decoded"])} == {json.dumps(r.message) for r in results}
+
+    def test_a_permanent_failure_is_cached_like_a_success(self, sts):
+        """The same invalid blob 300 times is one STS call, and 300 named failures."""
+        decoder = decoder_for(sts)
+        results = [decoder.decode(fake_blob(999)) for _ in range(300)]
+        assert 1 == len(sts.decode_calls())
+        assert {"InvalidAuthorizationMessageException"} == {
+            (r.error or "").split(":", 1)[0] for r in results
+        }
+
+    def test_a_transient_failure_is_not_cached(self, sts):
+        """After a 5xx that outlasted the retries, the next request asks STS again."""
+        sts.behaviour.faults.extend(["500"] * MAX_ATTEMPTS)
+        decoder = decoder_for(sts)
+        assert DecodeStatus.FAILED == decoder.decode(KNOWN).status
+        assert DecodeStatus.DECODED == decoder.decode(KNOWN).status
+
+    def test_every_attempt_takes_a_token(self, sts):
+        """Two throttled attempts and a retry: three tokens, so a 1/s bucket waits twice."""
+        now = [0.0]
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            now[0] += seconds
+
+        bucket = TokenBucket(1.0, clock=lambda: now[0], sleep=sleep)
+        decoder = StsDecoder(
+            DecodeSettings(endpoint_url=sts.url, timeout_seconds=5.0),
+            configure_logging(io.StringIO()),
+            rate_limiter=bucket,
+        )
+        sts.behaviour.faults.extend(["throttle", "throttle"])
+        assert DecodeStatus.DECODED == decoder.decode(KNOWN).status
+        assert (3, [1.0, 1.0]) == (len(sts.decode_calls()), waits)
+
+    def test_a_role_that_cannot_be_assumed_is_named_and_not_retried_per_blob(self, sts):
+        """The error names AssumeRole, the role and the reason; 20 blobs, one AssumeRole."""
+        role_arn = "arn:aws:iam::333344445555:role/decoder"
+        sts.behaviour.unassumable_roles.add(role_arn)
+        stream = io.StringIO()
+        decoder = decoder_for(
+            sts, log_stream=stream, accounts={"333344445555": AccountCredentials(role_arn=role_arn)}
+        )
+        results = [decoder.decode(fake_blob(i), account_id="333344445555") for i in range(20)]
+        error = results[0].error or ""
+        assert ("AssumeRole", True, True) == (
+            error.split(" ", 1)[0],
+            role_arn in error,
+            "AccessDenied: Not authorized to assume" in error,
+        )
+        assert {error} == {r.error for r in results}
+        assert ["AssumeRole"] == [c.action for c in sts.calls]
+        assert ["decode_assume_role_failed"] == [e["event"] for e in log_events(stream)]
+
+    def test_assumed_credentials_are_reused_for_the_accounts_blobs(self, sts):
+        """Twenty blobs of one account: one AssumeRole, twenty decodes with its credentials."""
+        role = AccountCredentials(role_arn="arn:aws:iam::333344445555:role/decoder")
+        decoder = decoder_for(sts, accounts={"333344445555": role})
+        for i in range(20):
+            decoder.decode(fake_blob(i), account_id="333344445555")
+        assert ["AssumeRole"] + ["DecodeAuthorizationMessage"] * 20 == [c.action for c in sts.calls]
+
+
+@pytest.mark.usefixtures("credentials")
+class TestWrongShape:
+    @pytest.mark.parametrize(
+        ("change", "reason"),
+        [
+            ({"explicitDeny": "false"}, "explicitDeny is str 'false', expected true/false"),
+            (
+                {"matchedStatements": {"items": "zzz"}},
+                "matchedStatements.items is str 'zzz', expected a list",
+            ),
+            ({"context": ["x"]}, "context is list ['x'], expected an object"),
+        ],
+    )
+    def test_a_decoded_message_of_the_wrong_shape_is_failed_with_the_reason(
+        self, sts, change, reason
+    ):
+        """Never guessed: the event is failed, and says which field was wrong and how."""
+        blob = fake_blob(4242)
+        sts.behaviour.messages[blob] = {**DECODED["d003"]["decoded"], **change}
+        decoder = decoder_for(sts)
+        results = [decoder.decode(blob) for _ in range(2)]  # fresh, then from the cache
+        assert [DecodeStatus.FAILED] * 2 == [r.status for r in results]
+        assert {f"STS returned a decoded message of the wrong shape: {reason}"} == {
+            r.error for r in results
+        }
+
+    def test_the_corpus_is_well_shaped(self):
+        """Every real decoded message passes the shape check."""
+        assert [] == [
+            (sample_id, problem)
+            for sample_id, sample in DECODED.items()
+            if (problem := decoded_shape_problem(sample["decoded"])) is not None
+        ]
+
+
+@pytest.mark.usefixtures("credentials")
+class TestBoundedEvents:
+    def test_five_thousand_conditions_make_an_event_under_64_kib_that_says_so(self, sts):
+        """The event keeps the first conditions, names the cut field, and still validates."""
+        blob = fake_blob(5000)
+        message = json.loads(json.dumps(DECODED["d012"]["decoded"]))
+        message["context"]["conditions"]["items"] = [
+            {"key": f"aws:Tag/k{i}", "values": {"items": [{"value": "v" * 900}]}}
+            for i in range(5000)
+        ]
+        sts.behaviour.messages[blob] = message
+        builder = DenialBuilder(decoder=decoder_for(sts))
+        (event,) = builder.events(f"{PREFIX}{blob}", Origin("file", "x"), datetime.now(UTC))
+        validate_event(event)
+        line = json.dumps(event, separators=(",", ":")).encode()
+        assert (True, ["conditions"]) == (len(line) <= MAX_EVENT_BYTES, event["truncated_fields"])
+        assert ["v" * 900] == event["conditions"]["aws:Tag/k0"]
+        assert 0 < len(event["conditions"]) < 5000
+
+    def test_an_ordinary_event_is_untouched(self, sts):
+        """Below the bound nothing is cut and no truncated_fields key is added."""
+        builder = DenialBuilder(decoder=decoder_for(sts))
+        (event,) = builder.events(
+            f"{PREFIX}{BLOB_OF['d012']}", Origin("file", "x"), datetime.now(UTC)
+        )
+        assert "truncated_fields" not in event

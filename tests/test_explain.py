@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import load_jsonl
-from watcher.explain import explain, normalise_action, service_prefix, suggested_policy
+from watcher.explain import (
+    IAM_MANAGED_POLICY_MAX_CHARACTERS,
+    explain,
+    fold_covered,
+    merge_policies,
+    most_general_resource,
+    normalise_action,
+    policy_characters,
+    service_prefix,
+    suggested_policy,
+)
 from watcher.extract import find_denials
 from watcher.model import Finding
 
@@ -103,3 +113,57 @@ class TestExplanation:
     def test_blob_only_denial_has_no_reason_until_decoded(self):
         result = explain(Finding(0, 0, 0, encoded_message="A" * 100))
         assert (None, None) == (result.reason, result.suggested_policy)
+
+
+def allow(action: str, resource: str) -> dict:
+    return {"Sid": "AllowDeniedRequest", "Effect": "Allow", "Action": action, "Resource": resource}
+
+
+class TestMergedPolicy:
+    def test_same_action_and_effect_become_one_statement(self):
+        """Resources are deduplicated in first-seen order under one statement per action."""
+        merged = merge_policies(
+            [
+                allow("s3:GetObject", "arn:aws:s3:::b/1"),
+                allow("s3:GetObject", "arn:aws:s3:::b/2"),
+                allow("s3:GetObject", "arn:aws:s3:::b/1"),
+                allow("s3:PutObject", "arn:aws:s3:::c"),
+            ]
+        )
+        assert (
+            [
+                ("s3:GetObject", ["arn:aws:s3:::b/1", "arn:aws:s3:::b/2"]),
+                ("s3:PutObject", "arn:aws:s3:::c"),
+            ],
+            None,
+        ) == ([(s["Action"], s["Resource"]) for s in merged.document["Statement"]], merged.note)
+
+    def test_a_resource_covered_by_a_wildcard_is_folded_into_it(self):
+        """b/1 goes into b/*, and b/* into *; the wildcards themselves are kept."""
+        resources = ["arn:aws:s3:::b/1", "arn:aws:s3:::b/*", "arn:aws:s3:::c/?"]
+        assert ["arn:aws:s3:::b/*", "arn:aws:s3:::c/?"] == fold_covered(resources)
+        assert ["*"] == fold_covered([*resources, "*"])
+
+    def test_seventy_long_resources_fit_iams_limit_in_their_general_form(self):
+        """73 denials of ~1.9 KB resources: under 6,144 characters, and the alert says why."""
+        long_keys = [f"arn:aws:s3:::a/{i:02d}-{'k' * 1900}" for i in range(70)]
+        statements = [allow("s3:GetObject", r) for r in [*long_keys, "arn:aws:s3:::b/*"]]
+        merged = merge_policies(statements)
+        assert policy_characters(merged.document) <= IAM_MANAGED_POLICY_MAX_CHARACTERS
+        (statement,) = merged.document["Statement"]
+        assert "arn:aws:s3:::*" == statement["Resource"]
+        assert "6,144 characters" in (merged.note or "")
+
+    def test_the_star_resource_covers_everything(self):
+        """With a denial on ``*``, the group's statement is simply ``*`` (nothing dropped)."""
+        merged = merge_policies(
+            [allow("s3:GetObject", "arn:aws:s3:::a"), allow("s3:GetObject", "*")]
+        )
+        assert ["*"] == [s["Resource"] for s in merged.document["Statement"]]
+
+    def test_most_general_resource_keeps_the_common_arn_prefix(self):
+        """The pattern stops at a path or ARN separator, never inside a name."""
+        assert "arn:aws:s3:::bucket/logs/*" == most_general_resource(
+            ["arn:aws:s3:::bucket/logs/a1", "arn:aws:s3:::bucket/logs/a2"]
+        )
+        assert "*" == most_general_resource(["arn:aws:s3:::x", "arn:aws:ec2:::y"])

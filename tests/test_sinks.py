@@ -177,6 +177,65 @@ class TestWebhook:
         assert "arn:x was denied s3:GetObject" in text
 
 
+class TestOneBackoffPerSink:
+    def sink(self, store, url: str, clock=time.time) -> DeliveringSink:
+        log = configure_logging(io.StringIO())
+        return DeliveringSink(
+            "hook", webhook(url), store, log, events=("authz_alert",), clock=clock
+        )
+
+    def alerts(self, count: int) -> list[dict]:
+        return [{**ALERT, "event_id": f"{i:032x}"} for i in range(count)]
+
+    def test_a_failing_receiver_is_probed_at_the_backoff_rate(self, store):
+        """Fifty queued alerts and a receiver answering 500: one probe per backoff, not 50."""
+        clock = FastClock()
+        with Receiver() as receiver:
+            receiver.answers.extend([500] * 1000)
+            sink = self.sink(store, receiver.url, clock)
+            for alert in self.alerts(50):
+                sink.write(alert)
+            wait_for(lambda: receiver.attempts >= 1, "the first attempt")
+            clock.skip = 10_000  # past the first backoff: time for exactly one more probe
+            sink._wake.set()
+            wait_for(lambda: receiver.attempts >= 2, "the probe after the backoff")
+            sink.close()
+        assert 2 == receiver.attempts
+
+    def test_queued_alerts_go_in_order_when_the_receiver_answers_again(self, store):
+        """After three failed probes, all fifty arrive, oldest first, each once."""
+        clock = FastClock()
+        with Receiver() as receiver:
+            receiver.answers.extend([500, 503, 500])
+            sink = self.sink(store, receiver.url, clock)
+            for alert in self.alerts(50):
+                sink.write(alert)
+            for probes in (1, 2, 3):
+                wait_for(lambda n=probes: receiver.attempts >= n, f"probe {probes}")
+                clock.skip += 10_000
+                sink._wake.set()
+            wait_for(lambda: len(receiver.received) == 50, "every alert")
+            sink.close()
+        assert [a["event_id"] for a in self.alerts(50)] == [
+            a["event_id"] for a in receiver.received
+        ]
+        assert 53 == receiver.attempts
+
+    def test_a_sink_rebuilt_while_a_delivery_is_in_flight_sends_nothing_twice(self, store):
+        """A reload builds the new sink before closing the old one: six alerts, six POSTs."""
+        with Receiver() as receiver:
+            receiver.answers.append("slow")
+            old = self.sink(store, receiver.url)
+            for alert in self.alerts(6):
+                old.write(alert)
+            wait_for(lambda: receiver.attempts >= 1, "the first delivery in flight")
+            new = self.sink(store, receiver.url)
+            old.close()
+            wait_for(lambda: len(receiver.received) >= 6, "six alerts")
+            new.close()
+        assert (6, 6) == (receiver.attempts, len({a["event_id"] for a in receiver.received}))
+
+
 @pytest.fixture
 def moto():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

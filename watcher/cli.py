@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from watcher.log import Logger
 
 _BARE_BLOB_RE = re.compile(r"[A-Za-z0-9_-]{16,10240}")
+_BARE_TRUNCATED_BLOB_RE = re.compile(r"[A-Za-z0-9_-]{16,10240}(?:\.\.\.|\u2026)")  # cut short
 _DECODE_OK = frozenset({"decoded", "cached", "not_needed"})
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -185,10 +186,15 @@ def _scan(args: argparse.Namespace) -> int:
                 log,
                 max_line_bytes=max_line_bytes,
                 error_codes=_cloudtrail_error_codes(config),
+                order_by_time=alerts is not None,
             )
             result = scanner.scan(args.paths)
         finally:
             emitter.close()
+    for alert in alerts.flush_summaries() if alerts is not None else []:
+        raised.append(alert)
+        if not args.summary:
+            sink.write(alert)
     if args.summary:
         _print_summary(counts)
         if raised:
@@ -251,11 +257,12 @@ def _decode(args: argparse.Namespace) -> int:
     if args.input == "-":
         if sys.stdin.isatty():
             raise UsageError("give a blob or a pasted error as an argument, or pipe it into -")
-        text, source = sys.stdin.read(), "<stdin>"
+        # Bytes, not text: a blob in a binary dump or odd encoding is still a blob.
+        text, source = sys.stdin.buffer.read().decode("utf-8", "replace"), "<stdin>"
     else:
         text, source = args.input, "<argument>"
     bare = text.strip()
-    if _BARE_BLOB_RE.fullmatch(bare):
+    if _BARE_BLOB_RE.fullmatch(bare) or _BARE_TRUNCATED_BLOB_RE.fullmatch(bare):
         text = f"Encoded authorization failure message: {bare}"
     if not find_denials(text):
         raise UsageError("no encoded authorization message or denial found in the input")

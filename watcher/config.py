@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -24,6 +25,8 @@ T = TypeVar("T")
 
 DEFAULT_STATE_DIR = "/var/lib/authz-watcher"
 EVENT_TYPES = ("authz_denial", "authz_alert")
+DEFAULT_MAX_ALERTS_PER_MINUTE = 20
+MAX_PORT = 65535
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -86,6 +89,7 @@ class AlertRule:
     cooldown_seconds: float = 1800.0
     match: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     exclude: tuple[Mapping[str, str], ...] = ()
+    max_alerts_per_minute: int = DEFAULT_MAX_ALERTS_PER_MINUTE  # then one summary a minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +136,20 @@ def load_config(path: str | Path) -> Config:
 def parse_config(text: str, filename: str = "<config>") -> Config:
     try:
         data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        lines = _key_lines(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}:" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{filename}:{line} invalid YAML: {problem}") from exc
+    duplicate = _first_duplicate_key(root)
+    if duplicate is not None:
+        key_path, again, first = duplicate
+        raise ConfigError(
+            f"{filename}:{again}: {'.'.join(key_path)}: duplicate key (first given on line "
+            f"{first}; YAML would silently keep only the last one)"
+        )
     reader = _Reader(filename, lines)
     if data is None:
         data = {}
@@ -160,6 +172,28 @@ def _key_lines(node: yaml.Node | None, path: tuple[str, ...] = ()) -> dict[tuple
         for index, item in enumerate(node.value):
             lines.update(_key_lines(item, (*path, str(index))))
     return lines
+
+
+def _first_duplicate_key(
+    node: yaml.Node | None, path: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], int, int] | None:
+    """(key path, line, line of its first occurrence) of the first key given twice."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key, line = str(key_node.value), key_node.start_mark.line + 1
+            if key in seen:
+                return (*path, key), line, seen[key]
+            seen[key] = line
+            found = _first_duplicate_key(value_node, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found = _first_duplicate_key(item, (*path, str(index)))
+            if found is not None:
+                return found
+    return None
 
 
 def parse_duration(value: object) -> float:
@@ -349,7 +383,7 @@ class _Reader:
             credentials = AccountCredentials(
                 profile=self.get(data, entry_path, "profile", _optional_string, None),
                 role_arn=self.get(data, entry_path, "role_arn", _optional_string, None),
-                external_id=self.get(data, entry_path, "external_id", _optional_string, None),
+                external_id=self.get(data, entry_path, "external_id", _external_id, None),
             )
             if (credentials.profile is None) == (credentials.role_arn is None):
                 raise self.error(entry_path, "give exactly one of 'profile' or 'role_arn'")
@@ -360,18 +394,30 @@ class _Reader:
         data = self.mapping(
             value,
             path,
-            ("name", "group_by", "threshold", "window", "cooldown", "match", "exclude"),
+            (
+                "name",
+                "group_by",
+                "threshold",
+                "window",
+                "cooldown",
+                "match",
+                "exclude",
+                "max_alerts_per_minute",
+            ),
         )
         if "name" not in data:
             raise self.error(path, "missing required key 'name'")
         return AlertRule(
             name=self.get(data, path, "name", _string, ""),
-            group_by=self.get(data, path, "group_by", _string_list, ("principal_arn", "action")),
+            group_by=self.get(data, path, "group_by", _event_keys, ("principal_arn", "action")),
             threshold=self.get(data, path, "threshold", _positive_int, 5),
             window_seconds=self.get(data, path, "window", parse_duration, 600.0),
             cooldown_seconds=self.get(data, path, "cooldown", parse_duration, 1800.0),
-            match=self.get(data, path, "match", _glob_map, {}),
-            exclude=self.get(data, path, "exclude", _exclude_list, ()),
+            match=self.get(data, path, "match", _event_match, {}),
+            exclude=self.get(data, path, "exclude", _event_exclude, ()),
+            max_alerts_per_minute=self.get(
+                data, path, "max_alerts_per_minute", _positive_int, DEFAULT_MAX_ALERTS_PER_MINUTE
+            ),
         )
 
     def sink(self, value: object, path: tuple[str, ...]) -> Sink:
@@ -392,6 +438,9 @@ class _Reader:
         required = {"file": "path", "webhook": "url", "sns": "topic_arn"}.get(kind)
         if required is not None and required not in data:
             raise self.error(path, f"missing required key {required!r}")
+        problem = _sink_target_problem(kind, data)
+        if problem is not None:
+            raise self.error((*path, str(required)), problem)
         return Sink(
             type=kind,
             events=self.get(data, path, "events", _event_types, EVENT_TYPES),
@@ -411,6 +460,8 @@ class _Reader:
         listen = self.get(data, path, "listen", _optional_string, None)
         if listen is not None and not re.match(r"^[\w.:\[\]-]+:\d{1,5}$", listen):
             raise self.error((*path, "listen"), "expected host:port, e.g. 127.0.0.1:9464")
+        if listen is not None and not 1 <= int(listen.rsplit(":", 1)[1]) <= MAX_PORT:
+            raise self.error((*path, "listen"), f"a port is 1 to {MAX_PORT}, e.g. 127.0.0.1:9464")
         return Metrics(listen=listen)
 
 
@@ -418,6 +469,20 @@ def _type_name(value: object) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
         type(value), type(value).__name__
     )
+
+
+_EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+
+
+def _external_id(value: object) -> str | None:
+    """What AssumeRole accepts: 2 to 1,224 characters of letters, digits and ``+=,.@:/-_``."""
+    text = _optional_string(value)
+    if text is not None and not _EXTERNAL_ID_RE.fullmatch(text):
+        raise ValueError(
+            f"an external_id is 2 to 1224 characters of letters, digits and +=,.@:/-_ "
+            f"(got {len(text)} characters)"
+        )
+    return text
 
 
 def _string(value: object) -> str:
@@ -498,6 +563,55 @@ def _exclude_list(value: object) -> tuple[dict[str, str], ...]:
     if not isinstance(value, list):
         raise TypeError("expected a list of {field: glob} mappings")
     return tuple(_string_map(item) for item in value)
+
+
+def _event_key(name: str) -> str:
+    """A key of the denial event (``watcher/schema/event.schema.json``), or a suggestion."""
+    from watcher.events import schema  # noqa: PLC0415 - read once, only for alert rules
+
+    keys = schema()["$defs"]["denial"]["required"]
+    if name not in keys:
+        hint = difflib.get_close_matches(name, keys, n=1)
+        suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ValueError(f"{name!r} is not a key of the denial event{suffix}")
+    return name
+
+
+def _event_keys(value: object) -> tuple[str, ...]:
+    return tuple(_event_key(name) for name in _string_list(value))
+
+
+def _event_match(value: object) -> dict[str, tuple[str, ...]]:
+    globs_by_key = _glob_map(value)
+    for key, globs in globs_by_key.items():
+        _event_key(key)
+        if not globs:
+            raise ValueError(f"{key}: an empty list matches no event; give a glob or remove it")
+    return globs_by_key
+
+
+def _event_exclude(value: object) -> tuple[dict[str, str], ...]:
+    entries = _exclude_list(value)
+    for index, entry in enumerate(entries):
+        if not entry:
+            raise ValueError(f"entry {index} is empty, which would exclude every event")
+        for key in entry:
+            _event_key(key)
+    return entries
+
+
+def _sink_target_problem(kind: str, data: Mapping[str, Any]) -> str | None:
+    """Why a file sink's path or a webhook's URL cannot work, found before ``run`` starts."""
+    target = data.get("path") if kind == "file" else data.get("url")
+    if not isinstance(target, str):
+        return None
+    if kind == "file" and Path(target).is_dir():
+        return f"{target} is a directory; give the path of the events file inside it"
+    if kind == "webhook" and not target.startswith("${"):
+        scheme = urlsplit(target).scheme.lower()
+        if scheme not in ("http", "https"):
+            return f"expected an http:// or https:// URL, got a {scheme or 'relative'} one"
+    return None
 
 
 def _os_reason(exc: BaseException) -> str:

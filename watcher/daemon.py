@@ -91,7 +91,7 @@ class Daemon:
         self._store = store
         self._config = config
         self._sinks = _build_sinks(config, store, self._log, self._count_sink_error)
-        self._alerts = AlertEngine(config.alerts)
+        self._alerts = AlertEngine(config.alerts, store=store)
         self._emitter = self._build_emitter(config)
         self._sources = FileSources(
             _file_sources(config), store, self._log, first_start=store.is_new
@@ -112,6 +112,8 @@ class Daemon:
                 stop_metrics()
             self._watcher.stop()
             self._emitter.close()
+            self._write_alerts(self._alerts.flush_summaries())
+            self._alerts.save_windows()
             self._sources.close(self._commit)
             self._sinks.close()
             self._log.info("daemon_stopped", **asdict(self.counters))
@@ -153,11 +155,15 @@ class Daemon:
             self._changes.wait(max(0.0, min(next_reconcile - time.monotonic(), 1.0)))
 
     def _housekeeping(self, now: float) -> None:
-        """Watchdog ping, STATUS=, and the hourly cleanup of expired decodes."""
+        """Watchdog ping, STATUS=, storm summaries that came due, the hourly decode cleanup."""
         self._notifier.ping_if_due(now)  # from this loop only: a wedged loop stops pinging
         if now >= self._next_status:
             self._notifier.status(self._status())
             self._next_status = now + STATUS_INTERVAL_SECONDS
+        summaries = self._alerts.due_summaries(time.time())
+        if summaries:  # a storm's minute ended, maybe while nothing else was read
+            self._write_alerts(summaries)
+            self._sinks.flush()
         if now >= self._next_expiry:  # expired decodes are never served; keep the file small
             removed = self._store.expire_decodes(time.time())
             self._log.info("decode_cache_expired", removed=removed)
@@ -218,7 +224,10 @@ class Daemon:
         if event.get("decode_status") in ("decoded", "cached"):
             self.counters.decoded += 1
         self._sinks.write(event)
-        for alert in self._alerts.observe(event, time.time()):
+        self._write_alerts(self._alerts.observe(event, time.time()))
+
+    def _write_alerts(self, alerts: list[Event]) -> None:
+        for alert in alerts:
             self.counters.alerts += 1
             self.metrics.alerts.labels(alert["rule"]).inc()
             self._sinks.write(alert)

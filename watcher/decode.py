@@ -6,8 +6,14 @@ contract: a token bucket (``max_requests_per_second``), a cache (in memory, and 
 database when one is given) keyed by the blob's SHA-256, per-account credentials (a blob
 decodes only in the account where the request failed), botocore's standard retries for
 throttling and 5xx, bounded connect/read timeouts, and one clear operator warning for the
-failures an operator must fix (no credentials, AccessDenied on the decode call itself).
-Every outcome is a ``DecodeResult``; nothing here raises for a bad blob or a bad endpoint.
+failures an operator must fix (no credentials, AccessDenied on the decode call itself, a
+role that cannot be assumed). Every outcome is a ``DecodeResult``; nothing here raises for a
+bad blob or a bad endpoint.
+
+At scale: concurrent decodes of one blob share the call in flight (``SingleFlight``); a
+permanent failure (invalid or expired message) is cached like a success; every attempt,
+botocore's retries included, takes a token; a role that cannot be assumed is not tried again
+for ``ASSUME_ROLE_RETRY_SECONDS``.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from botocore.exceptions import (
 from botocore.session import Session as BotocoreSession
 
 from watcher.config import AccountCredentials, DecodeSettings
+from watcher.explain import decoded_shape_problem
 from watcher.log import Logger
 from watcher.model import DecodeResult, DecodeStatus
 
@@ -52,6 +59,8 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPTS = 3  # in all, with botocore "standard" retries for throttling, 5xx, connections
 MEMORY_CACHE_ENTRIES = 4096
+ASSUME_ROLE_RETRY_SECONDS = 60.0  # a role that could not be assumed is tried again after this
+PERMANENT_FAILURE_CODES = frozenset({"InvalidAuthorizationMessageException"})
 DEFAULT_REGION = "us-east-1"  # STS answers in every region; one is needed to build a client
 ROLE_SESSION_NAME = "authz-watcher"
 THROTTLING_CODES = frozenset(
@@ -146,6 +155,73 @@ class DecodeCache:
                 self._memory.popitem(last=False)
 
 
+def _well_shaped(result: DecodeResult) -> DecodeResult:
+    """A decoded message of the wrong shape is a failure with the reason, not a guess."""
+    if result.message is None:
+        return result
+    problem = decoded_shape_problem(result.message)
+    if problem is None:
+        return result
+    return DecodeResult(
+        DecodeStatus.FAILED, error=f"STS returned a decoded message of the wrong shape: {problem}"
+    )
+
+
+class FailureCache:
+    """Permanent decode failures (invalid or expired messages), in memory for ``ttl``: the
+    same bad blob seen again is answered without an STS call."""
+
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._errors: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            entry = self._errors.get(key)
+            if entry is None or entry[0] <= self._clock():
+                return None
+            return entry[1]
+
+    def put(self, key: str, error: str) -> None:
+        with self._lock:
+            self._errors[key] = (self._clock() + self._ttl, error)
+            self._errors.move_to_end(key)
+            while len(self._errors) > MEMORY_CACHE_ENTRIES:
+                self._errors.popitem(last=False)
+
+
+class SingleFlight:
+    """Concurrent calls for one key wait for the call in flight and share its result."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[str, tuple[threading.Event, list[DecodeResult]]] = {}
+
+    def run(self, key: str, call: Callable[[], DecodeResult]) -> tuple[DecodeResult, bool]:
+        """The result, and whether this caller made the call (False: it waited for another)."""
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = (threading.Event(), [])
+        done, result = flight
+        if not leader:
+            done.wait()
+            return result[0], False
+        try:
+            result.append(call())
+        except BaseException:
+            result.append(DecodeResult(DecodeStatus.FAILED, error="decode failed unexpectedly"))
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            done.set()
+        return result[0], True
+
+
 class _AssumeRoleProvider(CredentialProvider):
     """Credentials of an assumed role, refreshed by botocore before they expire."""
 
@@ -177,6 +253,9 @@ class StsDecoder:
         self._log = log
         self._cache = cache or DecodeCache(settings.cache_ttl_seconds)
         self._bucket = rate_limiter or TokenBucket(settings.max_requests_per_second)
+        self._failures = FailureCache(settings.cache_ttl_seconds)
+        self._flights = SingleFlight()
+        self._assume_role_failures: dict[str, tuple[float, str]] = {}  # account -> until, error
         self._clients: dict[tuple[str, str], STSClient | None] = {}
         self._client_errors: dict[tuple[str, str], str] = {}
         self._clients_lock = threading.Lock()
@@ -194,17 +273,41 @@ class StsDecoder:
     ) -> DecodeResult:
         """Decode one blob, from the cache when possible. Never raises for AWS-side failures."""
         key = blob_key(blob)
+        known = self._known(key)
+        if known is not None:
+            return _well_shaped(known)
+        result, called = self._flights.run(
+            key, lambda: self._known(key) or self._decode_uncached(blob, key, account_id, profile)
+        )
+        if not called and result.status is DecodeStatus.DECODED:
+            return _well_shaped(DecodeResult(DecodeStatus.CACHED, result.message))
+        return _well_shaped(result)
+
+    def _known(self, key: str) -> DecodeResult | None:
+        """The cached outcome of a blob: its decoded message, or its permanent failure."""
         cached = self._cache.get(key)
         if cached is not None:
             return DecodeResult(DecodeStatus.CACHED, cached)
+        failure = self._failures.get(key)
+        if failure is not None:
+            return DecodeResult(DecodeStatus.FAILED, error=failure)
+        return None
+
+    def _decode_uncached(
+        self, blob: str, key: str, account_id: str | None, profile: str | None
+    ) -> DecodeResult:
+        role_failure = self._assume_role_failures.get(account_id or "")
+        if role_failure is not None and role_failure[0] > time.monotonic():
+            return DecodeResult(DecodeStatus.FAILED, error=role_failure[1])
         client, client_error = self._client_for(account_id, profile)
         if client is None:
             return DecodeResult(DecodeStatus.FAILED, error=client_error)
-        self._bucket.acquire()
         started = time.monotonic()
         result = self._call(client, blob, account_id)
         if self._on_call is not None:
             self._on_call(result.status.value, time.monotonic() - started)
+        if result.error is not None and result.error.split(":", 1)[0] in PERMANENT_FAILURE_CODES:
+            self._failures.put(key, result.error)
         return result
 
     def _call(self, client: STSClient, blob: str, account_id: str | None) -> DecodeResult:
@@ -270,7 +373,7 @@ class StsDecoder:
             elif session.get_credentials() is None:
                 self._client_errors[key] = self._failed_without_credentials().error or ""
                 return None
-            return session.client(
+            client = session.client(
                 "sts",
                 region_name=session.region_name or DEFAULT_REGION,
                 endpoint_url=self._settings.endpoint_url,
@@ -280,6 +383,12 @@ class StsDecoder:
             self._client_errors[key] = f"AWS profile not found: {exc}"
         except (NoRegionError, BotoCoreError, ValueError) as exc:
             self._client_errors[key] = f"cannot set up an STS client: {exc}"
+        else:
+            # Each attempt, botocore's retries included, takes a token as it is sent.
+            client.meta.events.register(
+                "before-send.sts.DecodeAuthorizationMessage", self._take_token
+            )
+            return client
         self._warn_once(
             f"client:{key}", "decode_setup_failed", error=self._client_errors[key], profile=profile
         )
@@ -309,6 +418,9 @@ class StsDecoder:
             region_name=source.region_name or self._settings.region or DEFAULT_REGION,
         )
 
+    def _take_token(self, **_: object) -> None:
+        self._bucket.acquire()
+
     # -- failures ----------------------------------------------------------------------------
 
     def _failed_without_credentials(self) -> DecodeResult:
@@ -325,6 +437,8 @@ class StsDecoder:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", "")).strip()
+        if exc.operation_name == "AssumeRole":
+            return self._failed_assume_role(code, message, account_id)
         if code in ACCESS_DENIED_CODES:
             self._warn_once(
                 f"denied:{account_id}",
@@ -355,6 +469,28 @@ class StsDecoder:
         return DecodeResult(
             DecodeStatus.FAILED, error=f"{code} (HTTP {status}) from STS: {message}".strip()
         )
+
+    def _failed_assume_role(self, code: str, message: str, account_id: str | None) -> DecodeResult:
+        account = self._settings.accounts.get(account_id) if account_id else None
+        role_arn = account.role_arn if account is not None else None
+        error = (
+            f"AssumeRole of {role_arn} (decode.accounts.{account_id}) failed: {code}: {message}; "
+            "check the role's trust policy, its external_id, and that the watcher may call "
+            "sts:AssumeRole on it"
+        )
+        self._assume_role_failures[account_id or ""] = (
+            time.monotonic() + ASSUME_ROLE_RETRY_SECONDS,
+            error,
+        )
+        self._warn_once(
+            f"assume:{account_id}",
+            "decode_assume_role_failed",
+            account_id=account_id,
+            role_arn=role_arn,
+            error=f"{code}: {message}",
+            retry_seconds=ASSUME_ROLE_RETRY_SECONDS,
+        )
+        return DecodeResult(DecodeStatus.FAILED, error=error)
 
     def _warn_once(self, key: str, event: str, **fields: object) -> None:
         with self._warned_lock:

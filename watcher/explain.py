@@ -7,8 +7,10 @@ policy document that would have allowed the request.
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -328,3 +330,120 @@ def suggested_policy(
     statement["Action"] = action
     statement["Resource"] = resource if resource and resource.startswith("arn:") else "*"
     return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+# IAM's limit for a customer managed policy, counted without whitespace (compact JSON).
+IAM_MANAGED_POLICY_MAX_CHARACTERS = 6_144
+TOO_LARGE_NOTE = (
+    "the exact policy for every denied resource is longer than IAM's "
+    f"{IAM_MANAGED_POLICY_MAX_CHARACTERS:,} characters for a managed policy; "
+    "shown in its most general form: narrow its resources before attaching it"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MergedPolicy:
+    """A group's suggested policy, and why it is more general than its denials when it is."""
+
+    document: dict[str, Any] | None
+    note: str | None = None
+
+
+def merge_policies(statements: Sequence[Mapping[str, Any]]) -> MergedPolicy:
+    """One statement per (effect, action, principal) with its resources deduplicated, a
+    resource covered by a wildcard of the same statement folded into it; when that is longer
+    than IAM allows, the most general form that fits, and a note saying so."""
+    merged: dict[str, dict[str, Any]] = {}
+    for statement in statements:
+        resources = statement.get("Resource", "*")
+        shape = {k: v for k, v in statement.items() if k not in ("Sid", "Resource")}
+        entry = merged.setdefault(_compact(shape), {"shape": shape, "resources": {}})
+        for resource in resources if isinstance(resources, list) else [resources]:
+            entry["resources"][str(resource)] = None
+    if not merged:
+        return MergedPolicy(None)
+    groups = [(entry["shape"], fold_covered(list(entry["resources"]))) for entry in merged.values()]
+    document = _policy_document(groups)
+    if policy_characters(document) <= IAM_MANAGED_POLICY_MAX_CHARACTERS:
+        return MergedPolicy(document)
+    general = [(shape, [most_general_resource(resources)]) for shape, resources in groups]
+    document = _policy_document(general)
+    if policy_characters(document) > IAM_MANAGED_POLICY_MAX_CHARACTERS:
+        document = _policy_document([(shape, ["*"]) for shape, _ in groups][:1])
+        document["Statement"][0]["Action"] = sorted({str(s.get("Action")) for s, _ in groups})
+    return MergedPolicy(document, TOO_LARGE_NOTE)
+
+
+def fold_covered(resources: list[str]) -> list[str]:
+    """Drop every resource that a wildcard resource of the same list already allows."""
+    wildcards = [(r, _wildcard_re(r)) for r in resources if "*" in r or "?" in r]
+    return [r for r in resources if not any(w != r and p.fullmatch(r) for w, p in wildcards)]
+
+
+def most_general_resource(resources: list[str]) -> str:
+    """The narrowest single ARN pattern covering all ``resources``: their common prefix up to a
+    ``/`` or ``:``, then ``*`` (``*`` itself when they share no more than ``arn:``)."""
+    if len(resources) == 1:
+        return resources[0]
+    prefix = os.path.commonprefix(resources)  # noqa: RUF071 - ARNs, compared character-wise
+    cut = max(prefix.rfind("/"), prefix.rfind(":"))
+    prefix = prefix[: cut + 1] if cut >= 0 else ""
+    return f"{prefix}*" if prefix.count(":") >= 5 else "*"
+
+
+def policy_characters(document: Mapping[str, Any]) -> int:
+    """The size IAM counts: the JSON without whitespace."""
+    return len(_compact(document))
+
+
+def _policy_document(groups: list[tuple[dict[str, Any], list[str]]]) -> dict[str, Any]:
+    statements = []
+    for index, (shape, resources) in enumerate(groups):
+        statement = {"Sid": f"AllowDenied{index}", **shape}
+        statement["Resource"] = resources[0] if len(resources) == 1 else resources
+        statements.append(statement)
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _wildcard_re(pattern: str) -> re.Pattern[str]:
+    """IAM's resource wildcards: ``*`` any run of characters, ``?`` one character."""
+    return re.compile(".*".join(".".join(map(re.escape, p.split("?"))) for p in pattern.split("*")))
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def decoded_shape_problem(decoded: Mapping[str, Any]) -> str | None:
+    """What is wrong with the shape of a decoded message, or None: a field of the wrong type
+    is reported, never guessed at (``"false"`` is not false, ``"zzz"`` is not a list)."""
+    expected: list[tuple[str, object, tuple[type, ...]]] = [
+        ("allowed", decoded.get("allowed"), (bool,)),
+        ("explicitDeny", decoded.get("explicitDeny"), (bool,)),
+        ("matchedStatements", decoded.get("matchedStatements"), (dict,)),
+        ("failures", decoded.get("failures"), (dict,)),
+        ("context", decoded.get("context"), (dict,)),
+    ]
+    context = _mapping(decoded.get("context"))
+    conditions = _mapping(context.get("conditions"))
+    expected += [
+        (
+            "matchedStatements.items",
+            _mapping(decoded.get("matchedStatements")).get("items"),
+            (list,),
+        ),
+        ("failures.items", _mapping(decoded.get("failures")).get("items"), (list,)),
+        ("context.action", context.get("action"), (str,)),
+        ("context.resource", context.get("resource"), (str,)),
+        ("context.principal", context.get("principal"), (dict,)),
+        ("context.conditions", context.get("conditions"), (dict,)),
+        ("context.conditions.items", conditions.get("items"), (list,)),
+    ]
+    for name, value, types in expected:
+        if value is not None and not isinstance(value, types):
+            kind = " or ".join(_JSON_TYPE_NAMES[t] for t in types)
+            return f"{name} is {type(value).__name__} {value!r:.40}, expected {kind}"
+    return None
+
+
+_JSON_TYPE_NAMES = {bool: "true/false", dict: "an object", list: "a list", str: "a string"}

@@ -8,6 +8,7 @@ and extracting go on, and still hands the events to the sinks in the order they 
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ TRUNCATED_BLOB_ERROR = (
     "STS cannot decode a partial message"
 )
 DEFAULT_MAX_PENDING = 256
+MAX_EVENT_BYTES = 65_536  # one event line, whatever the decoded message held
+MAX_VALUES_PER_CONDITION = 100
 
 
 class BlobDecoder(Protocol):
@@ -96,7 +99,39 @@ class DenialBuilder:
             observed_at=denial.observed_at,
         )
         event.update(denial.extra)
+        return bounded_event(event)
+
+
+def bounded_event(event: Event, max_bytes: int = MAX_EVENT_BYTES) -> Event:
+    """Keep an event line under ``max_bytes``: a decoded message can carry thousands of
+    conditions or statements. The first of them are kept, and ``truncated_fields`` names
+    what was cut."""
+    if _json_size(event) <= max_bytes:
         return event
+    cut = []
+    for name in ("conditions", "matched_statements"):
+        if not event.get(name):
+            continue
+        cut.append(name)
+        event[name] = _first_part(event[name], keep=MAX_VALUES_PER_CONDITION)
+        while _json_size(event) > max_bytes and event[name]:
+            event[name] = _first_part(event[name], keep=len(event[name]) // 2)
+        if _json_size(event) <= max_bytes:
+            break
+    event["truncated_fields"] = cut
+    return event
+
+
+def _first_part(value: object, *, keep: int) -> dict[str, list[str]] | list[object]:
+    if isinstance(value, dict):  # conditions: their first keys, each with its first values
+        return {
+            key: values[:MAX_VALUES_PER_CONDITION] for key, values in list(value.items())[:keep]
+        }
+    return list(value)[:keep] if isinstance(value, list) else []
+
+
+def _json_size(event: Event) -> int:
+    return len(json.dumps(event, separators=(",", ":")).encode())
 
 
 def denials_in(

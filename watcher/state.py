@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, next_attempt_at);
+CREATE TABLE IF NOT EXISTS alert_groups (
+    rule TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    quiet_until REAL NOT NULL,
+    times_json TEXT NOT NULL,
+    PRIMARY KEY (rule, group_key)
+);
 CREATE TABLE IF NOT EXISTS followed_files (
     device INTEGER NOT NULL,
     inode INTEGER NOT NULL,
@@ -235,6 +242,35 @@ class StateStore:
                 "UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
                 (attempts, at, delivery_id),
             )
+
+    def save_alert_group(self, rule: str, key: str, quiet_until: float, times: str) -> None:
+        """One group's cooldown and window, written as its cooldown starts."""
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO alert_groups VALUES (?, ?, ?, ?)",
+                (rule, key, quiet_until, times),
+            )
+
+    def save_alert_groups(self, rows: list[tuple[str, str, float, str]]) -> None:
+        """Every group's (rule, key, quiet_until, times), replacing what was saved before."""
+        with self._lock:
+            self._connection.execute("BEGIN")
+            try:
+                self._connection.execute("DELETE FROM alert_groups")
+                self._connection.executemany(
+                    "INSERT OR REPLACE INTO alert_groups VALUES (?, ?, ?, ?)", rows
+                )
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+    def alert_groups(self) -> list[tuple[str, str, float, str]]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT rule, group_key, quiet_until, times_json FROM alert_groups"
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), float(r[2]), str(r[3])) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -6,6 +6,11 @@ worker thread per sink delivers from the outbox, oldest first, retrying retryabl
 (5xx, throttling, timeouts, connection errors) with exponential backoff and dropping
 permanent ones (4xx) with a logged error. A delivery that was pending at a crash or a stop is
 made after the next start: at-least-once.
+
+The backoff is the sink's, not each delivery's: after a failure, nothing is sent until the
+backoff ends, then the oldest delivery probes the receiver; when it is taken, the rest follow
+in order. Deliveries of one sink name are made under one lock per state database, so the
+worker of a sink rebuilt by a reload never sends what the old worker has in flight.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from weakref import WeakKeyDictionary
 
 from watcher.log import Logger
 from watcher.model import Event
@@ -33,6 +39,15 @@ class PermanentDeliveryError(Exception):
 
 
 Deliver = Callable[[Event], None]
+
+_delivery_locks: WeakKeyDictionary[StateStore, dict[str, threading.Lock]] = WeakKeyDictionary()
+_delivery_locks_guard = threading.Lock()
+
+
+def _delivery_lock(store: StateStore, sink: str) -> threading.Lock:
+    """The one lock that every worker delivering ``sink`` from ``store`` holds per delivery."""
+    with _delivery_locks_guard:
+        return _delivery_locks.setdefault(store, {}).setdefault(sink, threading.Lock())
 
 
 class DeliveringSink:
@@ -60,6 +75,9 @@ class DeliveringSink:
         self._stop = threading.Event()
         self.delivered_count = 0
         self.failed_count = 0
+        self._lock = _delivery_lock(store, name)
+        self._failures_in_a_row = 0
+        self._backoff_until = 0.0
         self._worker = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
         self._worker.start()
 
@@ -81,28 +99,41 @@ class DeliveringSink:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            now = self._clock()
-            for delivery_id, payload, attempts in self._store.due(self.name, now):
-                if self._stop.is_set():
-                    return
-                self._attempt(delivery_id, payload, attempts)
+            if self._clock() >= self._backoff_until:
+                self._deliver_due()
             next_at = self._store.next_due_at(self.name)
-            wait = IDLE_CHECK_SECONDS if next_at is None else max(0.0, next_at - self._clock())
+            wait = (
+                IDLE_CHECK_SECONDS
+                if next_at is None
+                else max(0.0, max(next_at, self._backoff_until) - self._clock())
+            )
             self._wake.wait(min(wait, IDLE_CHECK_SECONDS))
             self._wake.clear()
 
-    def _attempt(self, delivery_id: int, payload: str, attempts: int) -> None:
+    def _deliver_due(self) -> None:
+        """Oldest first, one at a time under the sink's lock, until one fails or none is due."""
+        while not self._stop.is_set():
+            with self._lock:
+                due = self._store.due(self.name, self._clock(), limit=1)
+                if not due or not self._attempt(*due[0]):
+                    return
+
+    def _attempt(self, delivery_id: int, payload: str, attempts: int) -> bool:
+        """Deliver one event; False when the receiver should be left alone for a while."""
         event = json.loads(payload)
         try:
             self._deliver(event)
         except RetryableDeliveryError as exc:
             self._count_error()
-            delay = min(BACKOFF_FIRST_SECONDS * 2**attempts, BACKOFF_MAX_SECONDS)
-            self._store.retry_later(delivery_id, attempts + 1, self._clock() + delay)
+            delay = min(BACKOFF_FIRST_SECONDS * 2**self._failures_in_a_row, BACKOFF_MAX_SECONDS)
+            self._failures_in_a_row += 1
+            self._backoff_until = self._clock() + delay
+            self._store.retry_later(delivery_id, attempts + 1, self._backoff_until)
             self._log.warning(
                 "sink_retry", sink=self.name, event_id=event.get("event_id"), error=str(exc),
                 attempt=attempts + 1, retry_seconds=delay,
             )  # fmt: skip
+            return False
         except PermanentDeliveryError as exc:
             self._count_error()
             self._store.delivered(delivery_id)
@@ -114,6 +145,8 @@ class DeliveringSink:
         else:
             self._store.delivered(delivery_id)
             self.delivered_count += 1
+        self._failures_in_a_row = 0
+        return True
 
     def _count_error(self) -> None:
         if self._on_error is not None:
