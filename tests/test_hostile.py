@@ -6,21 +6,28 @@ carry a newline; a sink path may be a planted symbolic link; a config may be a Y
 
 from __future__ import annotations
 
+import http.client
 import io
+import json
+import re
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import BLOB_OF, aws_env, fake_blob, parse_events, run_cli
+from tests.receiver import Receiver, slack_live_mentions
 from tests.sts_server import MALFORMED
 from tests.test_daemon import Watcher, append, wait_for
-from watcher.config import DecodeSettings
+from watcher.alerts import AlertEngine
+from watcher.config import AlertRule, DecodeSettings
 from watcher.decode import StsDecoder
+from watcher.errors import ConfigError
 from watcher.log import configure_logging
 from watcher.model import DecodeStatus, Origin
 from watcher.pipeline import DenialBuilder
 from watcher.sinks.delivery import DeliveringSink
-from watcher.sinks.webhook import WebhookDelivery
+from watcher.sinks.webhook import SLACK_TEXT_MAX_CHARS, WebhookDelivery
 from watcher.state import StateStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -58,6 +65,117 @@ def slack_sink(url: str, store: StateStore, logs: io.StringIO, **kwargs) -> Deli
     delivery = WebhookDelivery(url, body_format="slack", headers={}, timeout_seconds=5.0)
     return DeliveringSink("slack", delivery, store, configure_logging(logs),
                           events=("authz_denial", "authz_alert"), **kwargs)  # fmt: skip
+
+
+class TestSlack:
+    def test_mentions_and_backticks_in_a_denial_ping_no_one(self, store):
+        """Mentions in a principal, and a resource whose backticks would close the policy's
+        code block, reach Slack escaped: visible as text, live for no one."""
+        (event,) = build(HOSTILE_SLACK_LINE)
+        with Receiver(slack=True) as receiver:
+            sink = slack_sink(receiver.url, store, io.StringIO())
+            sink.write(event)
+            wait_for(lambda: receiver.received, "the Slack message")
+            sink.close()
+        text = receiver.received[0]["text"]
+        assert [] == receiver.mentions
+        assert "user/&lt;!channel&gt;&lt;!here&gt;&lt;@U123ABC&gt;" in text
+        assert "&amp; more" in text
+        assert 2 == text.count("```")  # only the code block's own fences
+
+    def test_alert_group_values_are_escaped(self, store):
+        """An alert's group (the principal again) is escaped the same way."""
+        (event,) = build(HOSTILE_SLACK_LINE)
+        rule = AlertRule(name="any", threshold=1)
+        (alert,) = AlertEngine((rule,)).observe(event, 0.0)
+        with Receiver(slack=True) as receiver:
+            sink = slack_sink(receiver.url, store, io.StringIO())
+            sink.write(alert)
+            wait_for(lambda: receiver.received, "the Slack alert")
+            sink.close()
+        assert [] == receiver.mentions
+        assert "&lt;@U123ABC&gt;" in receiver.received[0]["text"]
+
+    def test_huge_text_is_cut_to_slacks_limit_with_a_note(self, store):
+        """A 50,000-character resource is cut to the limit, with a note and the code block
+        closed, instead of Slack refusing the whole message."""
+        line = HOSTILE_SLACK_LINE.replace("bucket/", "bucket/" + "&k" * 25_000)
+        (event,) = build(line)
+        logs = io.StringIO()
+        with Receiver(slack=True) as receiver:
+            sink = slack_sink(receiver.url, store, logs)
+            sink.write(event)
+            wait_for(lambda: receiver.received or sink.failed_count, "the Slack answer")
+            sink.close()
+        (message,) = receiver.received
+        text = message["text"]
+        assert len(text) <= SLACK_TEXT_MAX_CHARS
+        assert text.endswith("the whole event is in the JSON sinks)_")
+        assert 0 == text.count("```") % 2
+        assert [] == receiver.mentions
+        body = text[: text.index("\n_(cut")].removesuffix("```")
+        assert re.search(r"&(a|am|amp|l|lt|g|gt)?$", body) is None  # never half an entity
+
+    def test_slack_shaped_receiver_sees_raw_mentions(self):
+        """The receiver's reading of Slack is not vacuous: a raw mention outside code is live,
+        inside code it is not."""
+        assert ["<!channel>"] == slack_live_mentions("hi <!channel> ```<!here>``` `<@U1>`")
+
+
+class TestHeaderInjection:
+    def test_check_config_rejects_a_header_with_a_newline_naming_only_the_header(self, tmp_path):
+        """A token read with its newline: check-config exits 2, names the header, and never
+        prints the token."""
+        config = tmp_path / "c.yaml"
+        config.write_text(
+            "sinks:\n  - type: webhook\n    url: http://127.0.0.1:9/hook\n"
+            '    headers: {Authorization: "Bearer ${SIEM_TOKEN}"}\n'
+        )
+        with_newline = "tok-first-half\nX-Injected: tok-second-half"
+        result = run_cli("check-config", "-c", str(config), env={"SIEM_TOKEN": with_newline})
+        assert 2 == result.returncode
+        assert "header 'Authorization' contains a line break" in result.stderr
+        assert "tok-" not in result.stderr + result.stdout
+
+    def test_building_the_sink_refuses_it_too(self, monkeypatch):
+        """The daemon builds its webhook through the same check."""
+        monkeypatch.setenv("SIEM_TOKEN", "abc\r\ndef")
+        with pytest.raises(ConfigError, match="header 'Authorization'") as raised:
+            WebhookDelivery("http://127.0.0.1:9/", body_format="json", timeout_seconds=1.0,
+                            headers={"Authorization": "Bearer ${SIEM_TOKEN}"})  # fmt: skip
+        assert "abc" not in str(raised.value)
+
+    def test_sink_worker_survives_an_unexpected_error_without_leaking_it(self, store):
+        """A delivery that fails in a way nobody planned for (http.client refusing a header
+        with a newline, message quoting the token) is counted, logged without the message,
+        failed permanently, and the worker goes on to deliver the next alert."""
+        errors: list[str] = []
+        logs = io.StringIO()
+        with Receiver() as receiver:
+            target = urlsplit(receiver.url)
+
+            def deliver(event: dict) -> None:
+                header = "Bearer leaked-token\nX-Evil: 1" if event["count"] == 1 else "Bearer ok"
+                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=5)
+                try:
+                    connection.request("POST", target.path, body=json.dumps(event),
+                                       headers={"Authorization": header})  # fmt: skip
+                    connection.getresponse().read()
+                finally:
+                    connection.close()
+
+            sink = DeliveringSink("hook", deliver, store, configure_logging(logs),
+                                  events=("authz_alert",), on_error=errors.append)  # fmt: skip
+            sink.write({"event": "authz_alert", "event_id": "a", "count": 1})
+            sink.write({"event": "authz_alert", "event_id": "b", "count": 2})
+            wait_for(lambda: receiver.received, "the second alert")
+            alive = sink._worker.is_alive()
+            sink.close()
+        assert (True, ["hook"], 1) == (alive, errors, sink.failed_count)
+        assert ["b"] == [event["event_id"] for event in receiver.received]
+        assert "leaked-token" not in logs.getvalue()
+        (failure,) = [json.loads(x) for x in logs.getvalue().splitlines() if "failed" in x]
+        assert ("sink_delivery_failed", "ValueError") == (failure["event"], failure["error_type"])
 
 
 @pytest.fixture

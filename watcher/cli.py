@@ -305,11 +305,11 @@ def _print_summary(counts: Counter[tuple[str, str]]) -> None:
 
 def _check_environment(config: Config) -> None:
     """The ${VAR}s the sinks will need must be set (the values are not printed)."""
-    from watcher.sinks.webhook import expand_environment  # noqa: PLC0415
+    from watcher.sinks.webhook import expand_environment, expand_headers  # noqa: PLC0415
 
     for index, sink in enumerate(config.sinks):
-        for text in (sink.url or "", *sink.headers.values()):
-            expand_environment(text, f"{config.path}: sinks.{index}")
+        expand_environment(sink.url or "", f"{config.path}: sinks.{index}")
+        expand_headers(dict(sink.headers), f"{config.path}: sinks.{index}")
 
 
 def _check_config(args: argparse.Namespace) -> int:

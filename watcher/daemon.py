@@ -59,6 +59,7 @@ class Counters:
     decoded: int = 0
     alerts: int = 0
     commits: int = 0
+    sink_errors: int = 0
 
 
 class Daemon:
@@ -218,10 +219,12 @@ class Daemon:
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
             f"{len(self._sources.tailers)} files, {behind} bytes behind"
+            + (f", {c.sink_errors} sink errors" if c.sink_errors else "")
         )
 
     def _count_sink_error(self, sink: str) -> None:
         self.metrics.sink_errors.labels(sink).inc()
+        self.counters.sink_errors += 1
 
     def _emit_event(self, event: Event) -> None:
         self.metrics.count_event(event)

@@ -6,6 +6,10 @@ worker thread per sink delivers from the outbox, oldest first, retrying retryabl
 (5xx, throttling, timeouts, connection errors) with exponential backoff and dropping
 permanent ones (4xx) with a logged error. A delivery that was pending at a crash or a stop is
 made after the next start: at-least-once.
+
+The worker never dies: any other exception from a delivery (a bug, a header the HTTP library
+refuses) is caught, counted, logged by its type only (its message may carry a header's secret)
+and the delivery failed permanently, so it cannot hold the queue behind it forever.
 """
 
 from __future__ import annotations
@@ -81,15 +85,26 @@ class DeliveringSink:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            now = self._clock()
-            for delivery_id, payload, attempts in self._store.due(self.name, now):
-                if self._stop.is_set():
-                    return
-                self._attempt(delivery_id, payload, attempts)
-            next_at = self._store.next_due_at(self.name)
-            wait = IDLE_CHECK_SECONDS if next_at is None else max(0.0, next_at - self._clock())
+            try:
+                wait = self._deliver_due()
+            except Exception as exc:  # noqa: BLE001 - the worker outlives any one failure
+                self._count_error()
+                self._log.error(
+                    "sink_worker_error", sink=self.name, error_type=type(exc).__name__,
+                    detail="the worker keeps running and tries again",
+                )  # fmt: skip
+                wait = IDLE_CHECK_SECONDS
             self._wake.wait(min(wait, IDLE_CHECK_SECONDS))
             self._wake.clear()
+
+    def _deliver_due(self) -> float:
+        """Deliver what is due; return the seconds until the next delivery is due."""
+        for delivery_id, payload, attempts in self._store.due(self.name, self._clock()):
+            if self._stop.is_set():
+                return 0.0
+            self._attempt(delivery_id, payload, attempts)
+        next_at = self._store.next_due_at(self.name)
+        return IDLE_CHECK_SECONDS if next_at is None else max(0.0, next_at - self._clock())
 
     def _attempt(self, delivery_id: int, payload: str, attempts: int) -> None:
         event = json.loads(payload)
@@ -110,6 +125,15 @@ class DeliveringSink:
             self._log.error(
                 "sink_delivery_failed", sink=self.name, event_id=event.get("event_id"),
                 error=str(exc), detail="the receiver refused it; not retried",
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - see the module docstring
+            self._count_error()
+            self._store.delivered(delivery_id)
+            self.failed_count += 1
+            self._log.error(
+                "sink_delivery_failed", sink=self.name, event_id=event.get("event_id"),
+                error_type=type(exc).__name__,
+                detail="unexpected error (message withheld: it may hold a secret); not retried",
             )  # fmt: skip
         else:
             self._store.delivered(delivery_id)
