@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import BLOB_OF, aws_env, fake_blob, parse_events, run_cli
 from tests.receiver import Receiver, slack_live_mentions
 from tests.sts_server import MALFORMED
+from tests.test_cli import run_in_terminal
 from tests.test_daemon import Watcher, append, wait_for
 from watcher.alerts import AlertEngine
 from watcher.config import AlertRule, DecodeSettings
@@ -26,6 +27,7 @@ from watcher.errors import ConfigError
 from watcher.log import configure_logging
 from watcher.model import DecodeStatus, Origin
 from watcher.pipeline import DenialBuilder
+from watcher.report import terminal_safe
 from watcher.sinks.delivery import DeliveringSink
 from watcher.sinks.webhook import SLACK_TEXT_MAX_CHARS, WebhookDelivery
 from watcher.state import StateStore
@@ -176,6 +178,45 @@ class TestHeaderInjection:
         assert "leaked-token" not in logs.getvalue()
         (failure,) = [json.loads(x) for x in logs.getvalue().splitlines() if "failed" in x]
         assert ("sink_delivery_failed", "ValueError") == (failure["event"], failure["error_type"])
+
+
+class TestTerminal:
+    @staticmethod
+    def assert_inert(screen: str) -> None:
+        for raw in ("\x1b]", "\x07", "\x1b[2J", "\x1b[31mred", "\rX"):
+            assert raw not in screen.replace("\r\n", "\n")
+        assert "\\x1b]0;pwned\\x07\\x1b[2J" in screen
+        assert "\\x1b[31mred\\x0dX" in screen
+
+    def test_decode_summary_shows_control_characters_escaped(self, sts):
+        """decode on a terminal: ESC, OSC title and link, clear-screen and CR are escaped."""
+        code, screen = run_in_terminal("decode", HOSTILE_TERMINAL_LINE, env=aws_env(sts))
+        assert 0 == code
+        self.assert_inert(screen)
+
+    def test_scan_summary_shows_control_characters_escaped(self, tmp_path):
+        """scan --summary's table on a terminal escapes them too."""
+        log = tmp_path / "app.log"
+        log.write_bytes(HOSTILE_TERMINAL_LINE.encode() + b"\n")
+        code, screen = run_in_terminal("scan", "--no-decode", "--summary", str(log), env={})
+        assert 0 == code
+        for raw in ("\x1b]", "\x07", "\x1b[2J"):
+            assert raw not in screen
+        assert "user/evil\\x1b]0;pwned\\x07\\x1b[2J" in screen
+
+    def test_json_output_keeps_the_exact_text(self, tmp_path):
+        """JSON stays JSON: the event carries the principal exactly, escaped only by JSON."""
+        log = tmp_path / "app.log"
+        log.write_bytes(HOSTILE_TERMINAL_LINE.encode() + b"\n")
+        result = run_cli("scan", "--no-decode", str(log))
+        (event,) = parse_events(result.stdout)
+        assert f"arn:aws:iam::123456789012:user/evil{TERMINAL_ATTACK}" == event["principal_arn"]
+        assert "\x1b" not in result.stdout  # JSON escapes it as \u001b
+
+    def test_terminal_safe_leaves_ordinary_text_alone(self):
+        """Printable text, including non-ASCII names, is unchanged; bidi overrides are not."""
+        assert "arn:aws:iam::1:user/José" == terminal_safe("arn:aws:iam::1:user/José")
+        assert "a\\u202eb\\x9bc" == terminal_safe("a\u202eb\x9bc")
 
 
 @pytest.fixture

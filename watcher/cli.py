@@ -23,7 +23,7 @@ from watcher.extract import find_denials
 from watcher.log import configure_logging
 from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
-from watcher.report import summary, use_colour
+from watcher.report import summary, terminal_safe, use_colour
 from watcher.scan import Scanner
 from watcher.sinks.stdout import StdoutSink, render
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES
@@ -166,7 +166,8 @@ def _scan(args: argparse.Namespace) -> int:
 
     def emit(event: Event) -> None:
         if args.summary:
-            counts[(event["principal_arn"] or "(unknown)", event["action"] or "(unknown)")] += 1
+            principal = terminal_safe(event["principal_arn"] or "(unknown)")
+            counts[(principal, terminal_safe(event["action"] or "(unknown)"))] += 1
         else:
             sink.write(event)
         if alerts is not None:  # replaying history: the windows run on the denials' own times
