@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.conftest import BLOB_OF, aws_env, fake_blob, parse_events, run_cli
+from tests.conftest import BLOB_OF, aws_env, fake_blob, parse_events, run_cli, validate_event
 from tests.receiver import Receiver, slack_live_mentions
 from tests.sts_server import MALFORMED
 from tests.test_cli import run_in_terminal
@@ -24,12 +26,13 @@ from watcher.alerts import AlertEngine
 from watcher.config import AlertRule, DecodeSettings
 from watcher.decode import StsDecoder
 from watcher.errors import ConfigError
+from watcher.events import RAW_MAX_BYTES, redact_secrets
 from watcher.log import configure_logging
 from watcher.model import DecodeStatus, Origin
 from watcher.pipeline import DenialBuilder
 from watcher.report import terminal_safe
 from watcher.sinks.delivery import DeliveringSink
-from watcher.sinks.webhook import SLACK_TEXT_MAX_CHARS, WebhookDelivery
+from watcher.sinks.webhook import SLACK_TEXT_MAX_CHARS, WebhookDelivery, slack_message
 from watcher.state import StateStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -284,6 +287,75 @@ class TestMalformedSts:
         assert "internal error" not in result.stderr
 
 
+SECRET_FORMS = (
+    "secret={s}",
+    "client_secret={s}",
+    "token={s}",
+    "password='{s}'",
+    'password="a b {s} c"',
+    '{{"SecretAccessKey": "{s}"}}',
+    '{{"SessionToken": "{s}"}}',
+    "aws_secret_access_key={s}",
+    "Authorization: Bearer {s}",
+    "https://deploy:{s}@git.example.com/repo.git",
+)
+EXAMPLE_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+class TestSecrets:
+    @pytest.mark.parametrize("form", SECRET_FORMS)
+    def test_each_form_is_masked(self, form):
+        """Every form the issue lists loses its value and keeps its key."""
+        masked = redact_secrets("before " + form.format(s="Zq8hunter2Zq") + " after")
+        assert "hunter2" not in masked
+        assert "[REDACTED]" in masked
+        assert ("before ", " after") == (masked[:7], masked[-6:])
+
+    def test_a_bare_aws_secret_key_is_masked_but_not_a_git_hash_or_a_blob(self):
+        """A bare 40-character secret key goes; a hex hash and a long blob stay."""
+        git_hash = "3f786850e387550fdab836ed7e6dc881de23001b"
+        blob = BLOB_OF["d003"]
+        masked = redact_secrets(f"key {EXAMPLE_KEY} commit {git_hash} blob {blob}")
+        assert f"key [REDACTED] commit {git_hash} blob {blob}" == masked
+
+    def test_masking_happens_before_cutting(self):
+        """A line over 4 KiB cut just inside ``password=``: the value is still masked."""
+        for shift in range(len("password=") + 1):
+            pad = "p" * (RAW_MAX_BYTES - len(DENIAL))
+            padding = "x" * (300 - shift)
+            text = f"{padding} password=hunter2hunter2 {'.' * (256 - 23 + shift)}{DENIAL} {pad}"
+            (event,) = build(text)
+            assert "hunter2" not in event["raw"], shift
+            assert len(event["raw"].encode()) <= RAW_MAX_BYTES
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        form=st.sampled_from((*SECRET_FORMS, "{s}")),
+        body=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", min_size=6),
+        before=st.booleans(),
+        gap=st.integers(0, 5000),
+        tail=st.integers(0, 6000),
+    )
+    def test_a_generated_secret_never_reaches_an_event_an_alert_or_slack(
+        self, form, body, before, gap, tail
+    ):
+        """Wherever the secret sits relative to the denial and the 4 KiB cut, in any form,
+        it appears in no event, no alert and no Slack text built from the line."""
+        secret = "Zq" + body[:30] + "9Q"
+        if form == "{s}":  # a bare key is exactly 40 base64 characters
+            secret = ("Zq9" + body + "A" * 40)[:40]
+        pair = form.format(s=secret)
+        filler = " " + "-" * gap + " "
+        text = (pair + filler + DENIAL) if before else (DENIAL + filler + pair)
+        text += " " + "." * tail
+        events = build(text)
+        (alert,) = AlertEngine((AlertRule(name="any", threshold=1),)).observe(events[0], 0.0)
+        produced = json.dumps([*events, alert, slack_message(events[0])])
+        assert secret not in produced
+        for event in events:
+            validate_event(event)
+
+
 @pytest.mark.usefixtures("credentials")
 def test_a_captive_proxy_does_not_stop_the_decode_command(sts):
     """``decode`` with STS answering HTML: the event is printed, failed with the reason."""
@@ -324,3 +396,20 @@ class TestDaemon:
         statuses = [event["decode_status"] for event in watcher.events()]
         assert ["failed", "failed", "not_needed", "not_needed"] == statuses
         assert all("a proxy's page?" in e["decode_error"] for e in watcher.events()[:2])
+
+
+@pytest.mark.parametrize("form", SECRET_FORMS)
+def test_scan_with_alerts_prints_no_secret_anywhere(tmp_path, form):
+    """The real command: a secret in a denial line reaches neither the events, the alert
+    nor the log lines on stderr."""
+    marker = "Zq8Kx2mVb7Lw9Nq4"
+    log = tmp_path / "app.log"
+    log.write_text(f"{form.format(s=marker)} {DENIAL}\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\nalerts:\n  - {{name: any, threshold: 1}}\n"
+    )
+    result = run_cli("scan", "--no-decode", "-c", str(config), str(log))
+    kinds = [event["event"] for event in parse_events(result.stdout)]
+    assert (0, ["authz_denial", "authz_alert"]) == (result.returncode, kinds)
+    assert marker not in result.stdout + result.stderr
