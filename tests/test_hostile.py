@@ -10,6 +10,7 @@ import http.client
 import io
 import json
 import re
+import signal
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -23,7 +24,7 @@ from tests.sts_server import MALFORMED
 from tests.test_cli import run_in_terminal
 from tests.test_daemon import Watcher, append, wait_for
 from watcher.alerts import AlertEngine
-from watcher.config import AlertRule, DecodeSettings
+from watcher.config import AlertRule, DecodeSettings, parse_config
 from watcher.decode import StsDecoder
 from watcher.errors import ConfigError
 from watcher.events import RAW_MAX_BYTES, redact_secrets
@@ -32,6 +33,7 @@ from watcher.model import DecodeStatus, Origin
 from watcher.pipeline import DenialBuilder
 from watcher.report import terminal_safe
 from watcher.sinks.delivery import DeliveringSink
+from watcher.sinks.file import FileSink
 from watcher.sinks.webhook import SLACK_TEXT_MAX_CHARS, WebhookDelivery, slack_message
 from watcher.state import StateStore
 
@@ -356,6 +358,47 @@ class TestSecrets:
             validate_event(event)
 
 
+class TestFileSinkSymlink:
+    def test_a_symlinked_sink_path_is_refused_and_the_target_untouched(self, tmp_path):
+        """A link planted at the sink's path (to /etc/shadow, say) is refused by name."""
+        target = tmp_path / "precious"
+        target.write_bytes(b"line one\nlast line without newline")
+        link = tmp_path / "events.jsonl"
+        link.symlink_to(target)
+        with pytest.raises(ConfigError, match="is a symbolic link") as raised:
+            FileSink(str(link))
+        assert "follow_symlinks: true" in str(raised.value)
+        assert b"line one\nlast line without newline" == target.read_bytes()
+
+    def test_a_wanted_symlink_is_followed_without_deleting_what_was_there(self, tmp_path):
+        """With follow_symlinks, events are appended after the existing text, whose last line
+        (no newline, not ours) is kept whole."""
+        target = tmp_path / "shared.log"
+        target.write_bytes(b"line one\nlast line without newline")
+        link = tmp_path / "events.jsonl"
+        link.symlink_to(target)
+        sink = FileSink(str(link), follow_symlinks=True)
+        sink.write({"event": "authz_alert", "event_id": "x"})
+        sink.close()
+        lines = target.read_bytes().split(b"\n")
+        assert [b"line one", b"last line without newline"] == lines[:2]
+        assert {"event": "authz_alert", "event_id": "x"} == json.loads(lines[2])
+
+    def test_our_own_torn_event_is_still_cut(self, tmp_path):
+        """A partial event a crash left behind (ours) is still removed on open."""
+        path = tmp_path / "events.jsonl"
+        path.write_bytes(b'{"event":"authz_alert","event_id":"a"}\n{"event":"authz_de')
+        FileSink(str(path)).close()
+        assert b'{"event":"authz_alert","event_id":"a"}\n' == path.read_bytes()
+
+    def test_the_option_is_read_from_the_config(self):
+        """``follow_symlinks: true`` is a file sink option; other sinks do not take it."""
+        config = parse_config("sinks:\n  - {type: file, path: /x, follow_symlinks: true}\n")
+        assert config.sinks[0].follow_symlinks is True
+        with pytest.raises(ConfigError, match="follow_symlinks: unknown key"):
+            parse_config("sinks:\n  - {type: stdout, follow_symlinks: true}\n")
+
+
 @pytest.mark.usefixtures("credentials")
 def test_a_captive_proxy_does_not_stop_the_decode_command(sts):
     """``decode`` with STS answering HTML: the event is printed, failed with the reason."""
@@ -396,6 +439,30 @@ class TestDaemon:
         statuses = [event["decode_status"] for event in watcher.events()]
         assert ["failed", "failed", "not_needed", "not_needed"] == statuses
         assert all("a proxy's page?" in e["decode_error"] for e in watcher.events()[:2])
+
+    def test_a_symlink_planted_at_the_event_file_on_rotation_is_refused(self, tmp_path):
+        """After a rotation someone puts a link where the event file was: SIGHUP logs the
+        refusal, the link's target is untouched and events go on to the open file."""
+        watcher = Watcher(tmp_path)
+        target = tmp_path / "shadow"
+        target.write_bytes(b"root:x:0:0")
+        try:
+            watcher.start()
+            append(watcher.logs / "app.log", DENIAL)
+            wait_for(lambda: len(watcher.events()) == 1, "the first event")
+            rotated = watcher.events_path.with_name("events.jsonl.1")
+            watcher.events_path.rename(rotated)
+            watcher.events_path.symlink_to(target)
+            watcher.signal(signal.SIGHUP)
+            wait_for(lambda: "sink_reopen_failed" in watcher.stderr(), "the refusal")
+            append(watcher.logs / "app.log", DENIAL.replace("ana", "bob"))
+            wait_for(lambda: rotated.read_text().count("\n") == 2, "the event in the open file")
+            assert 0 == watcher.stop()
+        finally:
+            watcher.kill()
+        assert b"root:x:0:0" == target.read_bytes()
+        (refusal,) = [e for e in watcher.log_events() if e["event"] == "sink_reopen_failed"]
+        assert "is a symbolic link" in refusal["error"]
 
 
 @pytest.mark.parametrize("form", SECRET_FORMS)

@@ -99,6 +99,7 @@ class Sink:
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    follow_symlinks: bool = False  # file sinks: write through a symbolic link at path
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +374,7 @@ class _Reader:
         kind = value.get("type")
         allowed_by_kind: dict[str, tuple[str, ...]] = {
             "stdout": (),
-            "file": ("path",),
+            "file": ("path", "follow_symlinks"),
             "webhook": ("url", "format", "headers", "timeout_seconds"),
             "sns": ("topic_arn", "region", "profile", "endpoint_url", "timeout_seconds"),
         }
@@ -397,6 +398,7 @@ class _Reader:
             region=self.get(data, path, "region", _optional_string, None),
             profile=self.get(data, path, "profile", _optional_string, None),
             endpoint_url=self.get(data, path, "endpoint_url", _optional_string, None),
+            follow_symlinks=self.get(data, path, "follow_symlinks", _bool, False),
         )
 
     def metrics(self, value: object, path: tuple[str, ...]) -> Metrics:

@@ -222,6 +222,14 @@ class Daemon:
             + (f", {c.sink_errors} sink errors" if c.sink_errors else "")
         )
 
+    def _reopen_sinks(self) -> None:
+        try:
+            self._sinks.reopen()
+        except ConfigError as exc:  # e.g. a symbolic link planted where the event file was
+            self._log.error(
+                "sink_reopen_failed", error=str(exc), detail="still writing to the open file"
+            )
+
     def _count_sink_error(self, sink: str) -> None:
         self.metrics.sink_errors.labels(sink).inc()
         self.counters.sink_errors += 1
@@ -293,7 +301,7 @@ class Daemon:
             self._sinks.close()
             self._sinks = sinks
         else:
-            self._sinks.reopen()
+            self._reopen_sinks()
         self._alerts.update_rules(config.alerts)
         self._emitter = self._build_emitter(config)
         self._config = config
@@ -353,7 +361,9 @@ def _build_sinks(
         if sink.type == "stdout":
             sinks.append(StdoutSink(events=sink.events))
         elif sink.type == "file" and sink.path is not None:
-            sinks.append(FileSink(sink.path, events=sink.events))
+            sinks.append(
+                FileSink(sink.path, events=sink.events, follow_symlinks=sink.follow_symlinks)
+            )
         elif sink.type == "webhook" and sink.url is not None:
             delivery = WebhookDelivery(
                 sink.url,
