@@ -28,6 +28,7 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _NO_STRINGS: tuple[str, ...] = ()
+MAX_EXPANDED_NODES = 100_000  # scalars, lists and mappings once aliases are expanded
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(text: str, filename: str = "<config>") -> Config:
     try:
+        _check_alias_expansion(yaml.compose(text, Loader=yaml.SafeLoader), filename)
         data = yaml.safe_load(text)
         lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
@@ -141,6 +143,41 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
     if data is None:
         data = {}
     return reader.config(data)
+
+
+def _check_alias_expansion(root: yaml.Node | None, filename: str) -> None:
+    """Refuse YAML whose aliases expand past ``MAX_EXPANDED_NODES`` ("billion laughs").
+
+    Every walk of the loaded data (ours, and any consumer's) sees an alias as a full copy, so
+    six levels of ten aliases each would be a million nodes to walk. Counted on the composed
+    node graph, where each anchored node is counted once and reused.
+    """
+    sizes: dict[int, int] = {}
+
+    def expanded(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = MAX_EXPANDED_NODES + 1  # a node that contains itself is too big
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        total = 1
+        for child in children:
+            total += expanded(child)
+            if total > MAX_EXPANDED_NODES:
+                raise ConfigError(
+                    f"{filename}:{node.start_mark.line + 1}: YAML aliases here expand to more "
+                    f"than {MAX_EXPANDED_NODES:,} values (nested aliases, a 'billion laughs'?); "
+                    "write the values out instead"
+                )
+        sizes[id(node)] = total
+        return total
+
+    if root is not None:
+        expanded(root)
 
 
 def _key_lines(node: yaml.Node | None, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
