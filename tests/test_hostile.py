@@ -320,6 +320,11 @@ class TestSecrets:
         masked = redact_secrets(f"key {EXAMPLE_KEY} commit {git_hash} blob {blob}")
         assert f"key [REDACTED] commit {git_hash} blob {blob}" == masked
 
+    def test_non_ascii_text_around_a_secret_does_not_shift_the_mask(self):
+        """Letters whose lower case is longer (İ) do not move the mask off the value."""
+        masked = redact_secrets("İİİ user José password=hunter2 İ token='abc def'")
+        assert "İİİ user José password=[REDACTED] İ token='[REDACTED]'" == masked
+
     def test_masking_happens_before_cutting(self):
         """A line over 4 KiB cut just inside ``password=``: the value is still masked."""
         for shift in range(len("password=") + 1):

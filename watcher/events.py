@@ -28,11 +28,18 @@ _SECRET_PAIR_RE = re.compile(
 )
 _BEARER_RE = re.compile(r"(?i)\b(?:Bearer|Basic)\s++(?P<token>[A-Za-z0-9._~+/=-]{8,}+)")
 _URL_PASSWORD_RE = re.compile(r"://[^/\s:@]++:(?P<password>[^/\s@]++)@")
-# An AWS secret access key on its own: 40 base64 characters with upper, lower and a digit
-# (so a 40-hex git hash is left alone), not part of a longer token such as a blob.
-_AWS_SECRET_KEY_RE = re.compile(
-    r"(?<![A-Za-z0-9/+=_-])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])"
-    r"(?=[A-Za-z0-9/+]{0,39}[0-9])(?P<key>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=_-])"
+# Where a key-value pair may start; found with str.find on the lowered text (fast), then
+# _SECRET_PAIR_RE is matched there.
+_SECRET_WORDS = (
+    "secret", "token", "passw", "passphrase", "api_key", "api-key", "apikey", "private_key",
+    "private-key", "privatekey", "authorization",
+)  # fmt: skip
+# A run that may be an AWS secret access key on its own: checked to be exactly 40 base64
+# characters with upper, lower and a digit (so a 40-hex git hash is left alone), and not part
+# of a longer token such as a blob.
+_KEY_RUN_RE = re.compile(r"[A-Za-z0-9/+=_-]{40,}")
+_AWS_SECRET_KEY_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+"
 )
 REDACTED = "[REDACTED]"
 
@@ -89,14 +96,40 @@ def raw_excerpt(text: str, finding: Finding) -> str:
 
 def secret_spans(text: str) -> list[tuple[int, int]]:
     """Where the secret values in ``text`` are (the keys and schemes around them are kept)."""
-    spans = [m.span("token") for m in _BEARER_RE.finditer(text)]
-    for match in _SECRET_PAIR_RE.finditer(text):
-        group = next(g for g in ("double", "single", "bare") if match.group(g) is not None)
-        if match.group(group) and match.group(group) != REDACTED:
-            spans.append(match.span(group))
-    spans.extend(m.span("password") for m in _URL_PASSWORD_RE.finditer(text))
-    spans.extend(m.span("key") for m in _AWS_SECRET_KEY_RE.finditer(text))
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few non-ASCII letters change length when lowered
+        lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    spans = _pair_spans(text, lowered)
+    if "bearer" in lowered or "basic" in lowered:
+        spans.extend(m.span("token") for m in _BEARER_RE.finditer(text))
+    if "://" in text and "@" in text:
+        spans.extend(m.span("password") for m in _URL_PASSWORD_RE.finditer(text))
+    spans.extend(m.span() for m in _KEY_RUN_RE.finditer(text) if _is_aws_secret_key(m.group()))
     return _merged(spans)
+
+
+def _pair_spans(text: str, lowered: str) -> list[tuple[int, int]]:
+    spans = []
+    for word in _SECRET_WORDS:
+        start = lowered.find(word)
+        while start >= 0:
+            match = _SECRET_PAIR_RE.match(text, start)
+            if match is not None:
+                group = next(g for g in ("double", "single", "bare") if match.group(g) is not None)
+                if match.group(group) and match.group(group) != REDACTED:
+                    spans.append(match.span(group))
+            start = lowered.find(word, start + len(word))
+    return spans
+
+
+def _is_aws_secret_key(run: str) -> bool:
+    return (
+        len(run) == 40
+        and _AWS_SECRET_KEY_CHARS.issuperset(run)
+        and any(c.isupper() for c in run)
+        and any(c.islower() for c in run)
+        and any(c.isdigit() for c in run)
+    )
 
 
 def redact_secrets(text: str) -> str:
