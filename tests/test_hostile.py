@@ -9,14 +9,19 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import re
+import shutil
 import signal
+import tempfile
+from collections import Counter
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tests.conftest import BLOB_OF, aws_env, fake_blob, parse_events, run_cli, validate_event
 from tests.receiver import Receiver, slack_live_mentions
@@ -49,6 +54,7 @@ DENIAL = (
     "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject "
     "on resource: arn:aws:s3:::b/k because no identity-based policy allows the s3:GetObject action"
 )
+OUR_LINE_START = '{"event":"authz_'  # how every line the sinks write begins
 TERMINAL_ATTACK = "\x1b]0;pwned\x07\x1b[2J\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\"
 HOSTILE_TERMINAL_LINE = (
     f"User: arn:aws:iam::123456789012:user/evil{TERMINAL_ATTACK} is not authorized to perform: "
@@ -402,6 +408,96 @@ class TestFileSinkSymlink:
         assert config.sinks[0].follow_symlinks is True
         with pytest.raises(ConfigError, match="follow_symlinks: unknown key"):
             parse_config("sinks:\n  - {type: stdout, follow_symlinks: true}\n")
+
+
+class FileSinkBytes(RuleBasedStateMachine):
+    """The file sink against a model of the file's bytes, across another writer's appends
+    (lines, and a last line without a newline), opens, flushes, closes, and crashes that
+    leave the start of an event behind.
+
+    The model's repair rule, the one the README states: at open, a last line without a
+    newline is cut only if it is (the start of) one of our events; anything else is kept and
+    ended with a newline. So another writer's bytes are never deleted, except when it
+    appends to the very line our crash left unfinished.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.directory = tempfile.mkdtemp(prefix="file-sink-model-")
+        self.path = os.path.join(self.directory, "events.jsonl")
+        self.sink: FileSink | None = None
+        self.model = ""  # what the file must hold
+        self.whole_foreign_lines: list[str] = []
+        self.next_number = 0
+
+    @rule(text=st.text("abc xyz-=:.{", min_size=1, max_size=20), newline=st.booleans())
+    def other_writer_appends(self, text: str, newline: bool) -> None:
+        if self.sink is None:
+            appended = text + ("\n" if newline else "")
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(appended)
+            if newline and (not self.model or self.model.endswith("\n")):
+                self.whole_foreign_lines.append(text)
+            self.model += appended
+
+    @rule()
+    def open_sink(self) -> None:
+        if self.sink is None:
+            self.sink = FileSink(self.path)
+            if self.model and not self.model.endswith("\n"):
+                last = self.model.rsplit("\n", 1)[-1]
+                ours = last.startswith(OUR_LINE_START) or OUR_LINE_START.startswith(last)
+                self.model = self.model[: -len(last)] if ours else self.model + "\n"
+
+    @rule(count=st.integers(1, 3))
+    def write_and_flush(self, count: int) -> None:
+        if self.sink is not None:
+            for _ in range(count):
+                event = {"event": "authz_denial", "n": self.next_number}
+                self.sink.write(event)
+                self.model += json.dumps(event, separators=(",", ":")) + "\n"
+                self.next_number += 1
+            self.sink.flush()
+
+    @rule()
+    def close_sink(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+
+    @rule(cut=st.integers(1, 30))
+    def crash_mid_event(self, cut: int) -> None:
+        """A crash while writing: the start of an event that was never flushed or counted."""
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+            torn = json.dumps({"event": "authz_denial", "n": -1}, separators=(",", ":"))[:cut]
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(torn)
+            self.model += torn
+
+    @invariant()
+    def the_file_holds_what_the_model_says(self) -> None:
+        if os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as handle:
+                assert self.model == handle.read()
+
+    @invariant()
+    def every_whole_line_of_the_other_writer_is_kept(self) -> None:
+        """Independent of the model: a line the other writer wrote whole is in the file."""
+        if os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as handle:
+                lines = Counter(handle.read().split("\n"))
+            assert not Counter(self.whole_foreign_lines) - lines
+
+    def teardown(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+        shutil.rmtree(self.directory)
+
+
+TestFileSinkBytes = FileSinkBytes.TestCase
+TestFileSinkBytes.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
 
 
 def billion_laughs(levels: int) -> str:
