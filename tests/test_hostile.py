@@ -326,6 +326,13 @@ class TestSecrets:
         masked = redact_secrets(f"key {EXAMPLE_KEY} commit {git_hash} blob {blob}")
         assert f"key [REDACTED] commit {git_hash} blob {blob}" == masked
 
+    @pytest.mark.parametrize(
+        "text", ['{"SessionToken":"abcdef', "password='abc def", '{"SessionToken":"abc\\']
+    )
+    def test_a_value_whose_closing_quote_was_cut_off_is_masked(self, text):
+        """A record cut at its size limit inside a quoted secret still loses the value."""
+        assert "abc" not in redact_secrets(text)
+
     def test_non_ascii_text_around_a_secret_does_not_shift_the_mask(self):
         """Letters whose lower case is longer (İ) do not move the mask off the value."""
         masked = redact_secrets("İİİ user José password=hunter2 İ token='abc def'")

@@ -19,12 +19,14 @@ RAW_MAX_BYTES = 4096
 RAW_CONTEXT_BEFORE_CHARS = 256
 
 # A key that names a secret, then ``=`` or ``:`` (JSON's ``"Key": `` too), then the value:
-# quoted (spaces and escapes allowed) or a bare word, after an optional auth scheme.
+# quoted (spaces and escapes allowed; a quote left open by a cut runs to the line's end) or
+# a bare word, after an optional auth scheme.
 _SECRET_PAIR_RE = re.compile(
     r"(?i)(?:secret|token|passw(?:or)?d|passphrase|api[_-]?key|private[_-]?key"
-    r"|authorization|x-api-key)[\w.-]*+[\"']?[ \t]*+[=:][ \t]*+"
+    r"|authorization)[\w.-]*+[\"']?[ \t]*+[=:][ \t]*+"
     r"(?:(?:bearer|basic|digest|token)[ \t]++)?"
-    r"(?:\"(?P<double>(?:[^\"\\\n]|\\.)*+)\"|'(?P<single>[^'\n]*+)'|(?P<bare>[^\s\"',;&]++))"
+    r"(?:\"(?P<double>(?:[^\"\\\n]|\\.?)*+)(?:\"|(?=\n)|\Z)"
+    r"|'(?P<single>[^'\n]*+)(?:'|(?=\n)|\Z)|(?P<bare>[^\s\"',;&]++))"
 )
 _BEARER_RE = re.compile(r"(?i)\b(?:Bearer|Basic)\s++(?P<token>[A-Za-z0-9._~+/=-]{8,}+)")
 _URL_PASSWORD_RE = re.compile(r"://[^/\s:@]++:(?P<password>[^/\s@]++)@")
