@@ -28,6 +28,7 @@ from tests.receiver import Receiver, slack_live_mentions
 from tests.sts_server import MALFORMED
 from tests.test_cli import run_in_terminal
 from tests.test_daemon import Watcher, append, wait_for
+from tests.test_sinks import FastClock
 from watcher.alerts import AlertEngine
 from watcher.config import AlertRule, DecodeSettings, parse_config
 from watcher.decode import StsDecoder
@@ -37,7 +38,7 @@ from watcher.log import configure_logging
 from watcher.model import DecodeStatus, Origin
 from watcher.pipeline import DenialBuilder
 from watcher.report import terminal_safe
-from watcher.sinks.delivery import DeliveringSink
+from watcher.sinks.delivery import DeliveringSink, PermanentDeliveryError, RetryableDeliveryError
 from watcher.sinks.file import FileSink
 from watcher.sinks.webhook import SLACK_TEXT_MAX_CHARS, WebhookDelivery, slack_message
 from watcher.state import StateStore
@@ -189,6 +190,83 @@ class TestHeaderInjection:
         assert "leaked-token" not in logs.getvalue()
         (failure,) = [json.loads(x) for x in logs.getvalue().splitlines() if "failed" in x]
         assert ("sink_delivery_failed", "ValueError") == (failure["event"], failure["error_type"])
+
+
+OUTCOMES = {
+    "retry": RetryableDeliveryError("HTTP 503"),
+    "permanent": PermanentDeliveryError("HTTP 404"),
+    "unexpected": ValueError("Invalid header value b'Bearer leaked-token\\n'"),
+    "bug": KeyError("leaked-token"),
+}
+
+
+class DeliveryWorker(RuleBasedStateMachine):
+    """A remote sink's worker against a model: whatever each attempt does (succeed, fail
+    retryably, be refused, raise something nobody planned for), the worker stays alive, each
+    alert ends delivered or failed exactly once, every failed attempt is counted, and no
+    log line carries an exception's message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.directory = tempfile.mkdtemp(prefix="delivery-model-")
+        self.logs = io.StringIO()
+        self.store = StateStore(os.path.join(self.directory, "state"), configure_logging(self.logs))
+        self.plans: dict[str, list[str]] = {}
+        self.delivered: list[str] = []
+        self.errors: list[str] = []
+        self.clock = FastClock()
+        self.sink = DeliveringSink("hook", self.deliver, self.store, configure_logging(self.logs),
+                                   events=("authz_alert",), clock=self.clock,
+                                   on_error=self.errors.append)  # fmt: skip
+        self.model_delivered: list[str] = []
+        self.model_failed = 0
+        self.model_errors = 0
+
+    def deliver(self, event: dict) -> None:
+        outcome = self.plans[event["event_id"]].pop(0)
+        if outcome != "ok":
+            raise OUTCOMES[outcome]
+        self.delivered.append(event["event_id"])
+
+    @rule(
+        retries=st.integers(0, 2),
+        last=st.sampled_from(("ok", "permanent", "unexpected", "bug")),
+    )
+    def send_an_alert(self, retries: int, last: str) -> None:
+        event_id = f"alert-{len(self.plans)}"
+        self.plans[event_id] = ["retry"] * retries + [last]
+        self.sink.write({"event": "authz_alert", "event_id": event_id})
+
+        self.model_errors += retries + (last != "ok")
+        if last == "ok":
+            self.model_delivered.append(event_id)
+        else:
+            self.model_failed += 1
+
+        def settled() -> bool:
+            self.clock.skip += 10_000  # past any backoff
+            self.sink._wake.set()
+            ended = self.sink.delivered_count + self.sink.failed_count
+            return ended == len(self.model_delivered) + self.model_failed
+
+        wait_for(settled, f"{event_id} to be delivered or failed")
+
+    @invariant()
+    def the_worker_is_alive_and_the_counts_agree(self) -> None:
+        assert self.sink._worker.is_alive()
+        assert self.model_delivered == self.delivered
+        assert (self.model_failed, self.model_errors) == (self.sink.failed_count, len(self.errors))
+        assert self.store.next_due_at("hook") is None  # nothing left behind in the outbox
+        assert "leaked-token" not in self.logs.getvalue()
+
+    def teardown(self) -> None:
+        self.sink.close()
+        self.store.close()
+        shutil.rmtree(self.directory)
+
+
+TestDeliveryWorker = DeliveryWorker.TestCase
+TestDeliveryWorker.settings = settings(max_examples=15, stateful_step_count=8, deadline=None)
 
 
 class TestTerminal:
