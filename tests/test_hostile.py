@@ -29,6 +29,7 @@ from tests.sts_server import MALFORMED
 from tests.test_cli import run_in_terminal
 from tests.test_daemon import Watcher, append, wait_for
 from tests.test_sinks import FastClock
+from tests.test_systemd import NotifySocket
 from watcher.alerts import AlertEngine
 from watcher.config import AlertRule, DecodeSettings, parse_config
 from watcher.decode import StsDecoder
@@ -657,6 +658,27 @@ class TestDaemon:
         statuses = [event["decode_status"] for event in watcher.events()]
         assert ["failed", "failed", "not_needed", "not_needed"] == statuses
         assert all("a proxy's page?" in e["decode_error"] for e in watcher.events()[:2])
+
+    def test_sink_errors_show_in_status(self, tmp_path, monkeypatch):
+        """A delivery the receiver refuses is counted in STATUS= for systemctl status."""
+        notify = NotifySocket(tmp_path / "notify.sock")
+        monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+        with Receiver() as receiver:
+            receiver.answers.append(404)
+            hook = f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
+            watcher = Watcher(tmp_path, extra_config=hook)
+            try:
+                watcher.start()
+                append(watcher.logs / "app.log", DENIAL)
+                wait_for(
+                    lambda: any(", 1 sink errors" in m for m in notify.collect()),
+                    "the error in STATUS=",
+                )
+                assert 0 == watcher.stop()
+            finally:
+                watcher.kill()
+                notify.close()
+        assert 1 == receiver.attempts
 
     def test_a_symlink_planted_at_the_event_file_on_rotation_is_refused(self, tmp_path):
         """After a rotation someone puts a link where the event file was: SIGHUP logs the
