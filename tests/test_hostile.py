@@ -303,6 +303,23 @@ class TestTerminal:
         assert f"arn:aws:iam::123456789012:user/evil{TERMINAL_ATTACK}" == event["principal_arn"]
         assert "\x1b" not in result.stdout  # JSON escapes it as \u001b
 
+    def test_an_error_naming_a_hostile_path_is_escaped(self, tmp_path):
+        """A link planted with an escape sequence in its target: the error line shows it
+        escaped."""
+        events = tmp_path / "events.jsonl"
+        events.symlink_to(tmp_path / "x\x1b]0;pwned\x07")
+        config = tmp_path / "c.yaml"
+        config.write_text(
+            f"state_dir: {tmp_path / 'state'}\n"
+            f"sources: [{{type: file, paths: [{tmp_path}/*.log]}}]\n"
+            f"sinks: [{{type: file, path: {events}}}]\n"
+        )
+        result = run_cli("run", "-c", str(config))
+        assert 2 == result.returncode
+        assert "is a symbolic link (to " in result.stderr
+        assert "x\\x1b]0;pwned\\x07" in result.stderr
+        assert "\x1b" not in result.stderr
+
     def test_terminal_safe_leaves_ordinary_text_alone(self):
         """Printable text, including non-ASCII names, is unchanged; bidi overrides are not."""
         assert "arn:aws:iam::1:user/José" == terminal_safe("arn:aws:iam::1:user/José")

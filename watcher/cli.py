@@ -123,13 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
     except ConfigError as exc:
-        print(f"authz-watcher: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return EXIT_USAGE
     except UsageError as exc:
-        print(f"authz-watcher: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return EXIT_USAGE
     except WatcherError as exc:
-        print(f"authz-watcher: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
@@ -139,9 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILURE
     except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback
-        print(f"authz-watcher: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _print_error(f"internal error: {type(exc).__name__}: {exc}")
         return EXIT_FAILURE
     raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover - argparse stops it
+
+
+def _print_error(message: str) -> None:
+    """One line on stderr; a path or name in it may carry control characters: escaped."""
+    print(f"authz-watcher: {terminal_safe(message)}", file=sys.stderr)
 
 
 def _config_path(explicit: str | None) -> str:
