@@ -270,6 +270,23 @@ TestDeliveryWorker = DeliveryWorker.TestCase
 TestDeliveryWorker.settings = settings(max_examples=15, stateful_step_count=8, deadline=None)
 
 
+def test_the_worker_survives_its_own_outbox_failing(tmp_path):
+    """The state database goes away under a running worker (closed, here): the error is
+    logged by type and counted, and the worker keeps running."""
+    logs = io.StringIO()
+    errors: list[str] = []
+    store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+    sink = DeliveringSink("hook", lambda _event: None, store, configure_logging(logs),
+                          events=("authz_alert",), on_error=errors.append)  # fmt: skip
+    store.close()
+    sink._wake.set()
+    wait_for(lambda: "sink_worker_error" in logs.getvalue(), "the logged worker error")
+    alive = sink._worker.is_alive()
+    sink.close()
+    (logged, *_) = [json.loads(line) for line in logs.getvalue().splitlines()]
+    assert (True, "hook", "ProgrammingError") == (alive, errors[0], logged["error_type"])
+
+
 class TestTerminal:
     @staticmethod
     def assert_inert(screen: str) -> None:
