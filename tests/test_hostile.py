@@ -320,6 +320,17 @@ class TestTerminal:
         assert f"arn:aws:iam::123456789012:user/evil{TERMINAL_ATTACK}" == event["principal_arn"]
         assert "\x1b" not in result.stdout  # JSON escapes it as \u001b
 
+    def test_json_lines_escape_c1_and_bidi_controls_json_leaves_raw(self, tmp_path):
+        """JSON leaves CSI (U+009B) and RIGHT-TO-LEFT OVERRIDE raw; the JSON lines escape
+        them as \\u009b / \\u202e, and the value read back is the same text."""
+        log = tmp_path / "app.log"
+        principal = "arn:aws:iam::123456789012:user/a\u009b2J\u202eb"
+        log.write_text(DENIAL.replace("arn:aws:iam::111122223333:user/ana", principal) + "\n")
+        result = run_cli("scan", "--no-decode", str(log))
+        (event,) = parse_events(result.stdout)
+        assert principal == event["principal_arn"]
+        assert "user/a\\u009b2J\\u202eb" in result.stdout
+
     def test_an_error_naming_a_hostile_path_is_escaped(self, tmp_path):
         """A link planted with an escape sequence in its target: the error line shows it
         escaped."""

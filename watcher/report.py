@@ -23,10 +23,9 @@ _OBVIOUS_CONDITIONS = frozenset(
 )
 MAX_CONDITIONS_SHOWN = 6
 
-# C0 and C1 controls, DEL, and the bidirectional controls that reorder what is shown.
-_TERMINAL_UNSAFE_RE = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
+# DEL, C1 controls, and the bidirectional controls that reorder what is shown (a regex class).
+DEL_C1_AND_BIDI_CONTROLS = r"\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_TERMINAL_UNSAFE_RE = re.compile(rf"[\x00-\x1f{DEL_C1_AND_BIDI_CONTROLS}]")
 
 _RED = "\033[31m"
 _BOLD = "\033[1m"
