@@ -22,6 +22,8 @@ _DEL_C1_AND_BIDI_RE = re.compile(f"[{DEL_C1_AND_BIDI_CONTROLS}]")
 def render(event: Event) -> str:
     """One event as the single JSON line every sink writes."""
     text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    if text.isascii() and "\x7f" not in text:  # nearly every event: nothing to look for
+        return text
     return _DEL_C1_AND_BIDI_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
