@@ -4,6 +4,10 @@ It answers ``DecodeAuthorizationMessage`` from a table of known blobs (the corpu
 messages), ``AssumeRole`` with fresh credentials, and ``GetCallerIdentity``; and it can be
 told to misbehave: latency, throttling, 5xx, AccessDenied, invalid messages. It records every
 call (action, the access key that signed it, the blob) and the most calls it had in flight.
+
+It can also answer HTTP 200 with a body no STS would send (``MALFORMED``): a captive
+proxy's HTML page, garbage, truncated XML, 100,000-deep nesting in the XML or in the JSON of
+the decoded message, and an XML external entity pointing at ``xxe_target``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,30 @@ FAULTS = {
 }
 
 
+DEEP_NESTING = 100_000
+MALFORMED = ("html", "garbage", "truncated_xml", "deep_xml", "deep_json", "xxe")
+
+
+def _malformed(fault: str, xxe_target: str) -> tuple[int, str]:
+    """A 200 answer with a body that is not a well-formed STS reply."""
+    if fault == "html":
+        return 200, "<!DOCTYPE html><html><head><title>Sign in to the Wi-Fi</title></head>" \
+            "<body><form action='/login'><input name='user'></form></body></html>"  # fmt: skip
+    if fault == "garbage":
+        return 200, "\x00\x01garbage \ufffd{not xml at all"
+    whole = _response("DecodeAuthorizationMessage", "<DecodedMessage>{}</DecodedMessage>")
+    if fault == "truncated_xml":
+        return 200, whole[: len(whole) // 2]
+    if fault == "deep_xml":
+        nested = "<a>" * DEEP_NESTING + "</a>" * DEEP_NESTING
+        return 200, whole.replace("<DecodedMessage>{}", "<DecodedMessage>" + nested)
+    if fault == "deep_json":
+        nested = "[" * DEEP_NESTING + "]" * DEEP_NESTING
+        return 200, whole.replace("<DecodedMessage>{}", f"<DecodedMessage>{nested}")
+    doctype = f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file://{xxe_target}">]>'
+    return 200, doctype + whole.replace("<DecodedMessage>{}", "<DecodedMessage>&xxe;")
+
+
 @dataclass
 class Call:
     action: str
@@ -55,6 +83,7 @@ class StsBehaviour:
     latency_seconds: float = 0.0
     denied_access_keys: set[str] = field(default_factory=set)
     unassumable_roles: set[str] = field(default_factory=set)  # AssumeRole answers AccessDenied
+    xxe_target: str = "/etc/hostname"  # the file an external entity in a reply points at
 
 
 class StsServer:
@@ -104,7 +133,8 @@ class StsServer:
                 status, body = server._answer(form, self.headers.get("Authorization", ""))
                 payload = body.encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "text/xml")
+                html = body.startswith("<!DOCTYPE html>")
+                self.send_header("Content-Type", "text/html" if html else "text/xml")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -129,6 +159,8 @@ class StsServer:
                 self._stopping.wait(latency)
             if fault in FAULTS:
                 return _error(*FAULTS[fault])
+            if fault in MALFORMED:
+                return _malformed(fault, self.behaviour.xxe_target)
             if access_key in self.behaviour.denied_access_keys:
                 return _error(*FAULTS["access_denied"])
             if action == "DecodeAuthorizationMessage":

@@ -51,8 +51,10 @@ class Watcher:
         extra_config: str = "",
         drop_caps: bool = False,
         preexec: Callable[[], None] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.root = root
+        self.env = env or {}  # added to the isolated environment, e.g. test credentials
         self.logs = root / "logs"
         self.logs.mkdir(exist_ok=True)
         self.events_path = root / "out" / "events.jsonl"
@@ -83,6 +85,7 @@ class Watcher:
     def start(self) -> Watcher:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(ISOLATED_AWS_ENV)
+        env.update(self.env)
         with self.stderr_path.open("ab") as stderr:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "watcher", "run", "-c", str(self.config)],

@@ -23,7 +23,7 @@ from watcher.extract import find_denials
 from watcher.log import configure_logging
 from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
-from watcher.report import summary, use_colour
+from watcher.report import summary, terminal_safe, use_colour
 from watcher.scan import Scanner
 from watcher.sinks.stdout import StdoutSink, render
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES
@@ -124,13 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
     except ConfigError as exc:
-        print(f"authz-watcher: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return EXIT_USAGE
     except UsageError as exc:
-        print(f"authz-watcher: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return EXIT_USAGE
     except WatcherError as exc:
-        print(f"authz-watcher: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
@@ -140,9 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILURE
     except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback
-        print(f"authz-watcher: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _print_error(f"internal error: {type(exc).__name__}: {exc}")
         return EXIT_FAILURE
     raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover - argparse stops it
+
+
+def _print_error(message: str) -> None:
+    """One line on stderr; a path or name in it may carry control characters: escaped."""
+    print(f"authz-watcher: {terminal_safe(message)}", file=sys.stderr)
 
 
 def _config_path(explicit: str | None) -> str:
@@ -167,7 +172,8 @@ def _scan(args: argparse.Namespace) -> int:
 
     def emit(event: Event) -> None:
         if args.summary:
-            counts[(event["principal_arn"] or "(unknown)", event["action"] or "(unknown)")] += 1
+            principal = terminal_safe(event["principal_arn"] or "(unknown)")
+            counts[(principal, terminal_safe(event["action"] or "(unknown)"))] += 1
         else:
             sink.write(event)
         if alerts is not None:  # replaying history: the windows run on the denials' own times
@@ -312,11 +318,11 @@ def _print_summary(counts: Counter[tuple[str, str]]) -> None:
 
 def _check_environment(config: Config) -> None:
     """The ${VAR}s the sinks will need must be set (the values are not printed)."""
-    from watcher.sinks.webhook import expand_environment  # noqa: PLC0415
+    from watcher.sinks.webhook import expand_environment, expand_headers  # noqa: PLC0415
 
     for index, sink in enumerate(config.sinks):
-        for text in (sink.url or "", *sink.headers.values()):
-            expand_environment(text, f"{config.path}: sinks.{index}")
+        expand_environment(sink.url or "", f"{config.path}: sinks.{index}")
+        expand_headers(dict(sink.headers), f"{config.path}: sinks.{index}")
 
 
 def _check_config(args: argparse.Namespace) -> int:

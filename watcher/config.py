@@ -31,6 +31,7 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _NO_STRINGS: tuple[str, ...] = ()
+MAX_EXPANDED_NODES = 100_000  # scalars, lists and mappings once aliases are expanded
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class Sink:
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    follow_symlinks: bool = False  # file sinks: write through a symbolic link at path
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,7 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(text: str, filename: str = "<config>") -> Config:
     try:
+        _check_alias_expansion(yaml.compose(text, Loader=yaml.SafeLoader), filename)
         data = yaml.safe_load(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         lines = _key_lines(root)
@@ -154,6 +157,41 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
     if data is None:
         data = {}
     return reader.config(data)
+
+
+def _check_alias_expansion(root: yaml.Node | None, filename: str) -> None:
+    """Refuse YAML whose aliases expand past ``MAX_EXPANDED_NODES`` ("billion laughs").
+
+    Every walk of the loaded data (ours, and any consumer's) sees an alias as a full copy, so
+    six levels of ten aliases each would be a million nodes to walk. Counted on the composed
+    node graph, where each anchored node is counted once and reused.
+    """
+    sizes: dict[int, int] = {}
+
+    def expanded(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = MAX_EXPANDED_NODES + 1  # a node that contains itself is too big
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        total = 1
+        for child in children:
+            total += expanded(child)
+            if total > MAX_EXPANDED_NODES:
+                raise ConfigError(
+                    f"{filename}:{node.start_mark.line + 1}: YAML aliases here expand to more "
+                    f"than {MAX_EXPANDED_NODES:,} values (nested aliases, a 'billion laughs'?); "
+                    "write the values out instead"
+                )
+        sizes[id(node)] = total
+        return total
+
+    if root is not None:
+        expanded(root)
 
 
 def _key_lines(node: yaml.Node | None, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
@@ -426,7 +464,7 @@ class _Reader:
         kind = value.get("type")
         allowed_by_kind: dict[str, tuple[str, ...]] = {
             "stdout": (),
-            "file": ("path",),
+            "file": ("path", "follow_symlinks"),
             "webhook": ("url", "format", "headers", "timeout_seconds"),
             "sns": ("topic_arn", "region", "profile", "endpoint_url", "timeout_seconds"),
         }
@@ -453,6 +491,7 @@ class _Reader:
             region=self.get(data, path, "region", _optional_string, None),
             profile=self.get(data, path, "profile", _optional_string, None),
             endpoint_url=self.get(data, path, "endpoint_url", _optional_string, None),
+            follow_symlinks=self.get(data, path, "follow_symlinks", _bool, False),
         )
 
     def metrics(self, value: object, path: tuple[str, ...]) -> Metrics:

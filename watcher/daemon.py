@@ -59,6 +59,7 @@ class Counters:
     decoded: int = 0
     alerts: int = 0
     commits: int = 0
+    sink_errors: int = 0
 
 
 class Daemon:
@@ -214,10 +215,20 @@ class Daemon:
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
             f"{len(self._sources.files)} files, {behind} bytes behind"
+            + (f", {c.sink_errors} sink errors" if c.sink_errors else "")
         )
+
+    def _reopen_sinks(self) -> None:
+        try:
+            self._sinks.reopen()
+        except ConfigError as exc:  # e.g. a symbolic link planted where the event file was
+            self._log.error(
+                "sink_reopen_failed", error=str(exc), detail="still writing to the open file"
+            )
 
     def _count_sink_error(self, sink: str) -> None:
         self.metrics.sink_errors.labels(sink).inc()
+        self.counters.sink_errors += 1
 
     def _emit_event(self, event: Event) -> None:
         self.metrics.count_event(event)
@@ -288,7 +299,7 @@ class Daemon:
             self._sinks.close()
             self._sinks = sinks
         else:
-            self._sinks.reopen()
+            self._reopen_sinks()
         self._alerts.update_rules(config.alerts)
         self._emitter = self._build_emitter(config)
         self._config = config
@@ -348,7 +359,9 @@ def _build_sinks(
         if sink.type == "stdout":
             sinks.append(StdoutSink(events=sink.events))
         elif sink.type == "file" and sink.path is not None:
-            sinks.append(FileSink(sink.path, events=sink.events))
+            sinks.append(
+                FileSink(sink.path, events=sink.events, follow_symlinks=sink.follow_symlinks)
+            )
         elif sink.type == "webhook" and sink.url is not None:
             delivery = WebhookDelivery(
                 sink.url,

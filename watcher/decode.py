@@ -45,6 +45,7 @@ from botocore.exceptions import (
     ProfileNotFound,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 from botocore.session import Session as BotocoreSession
 
 from watcher.config import AccountCredentials, DecodeSettings
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 
     from watcher.state import StateStore
 
+ERROR_CHARS = 300  # of a reason quoted from a peer, in decode_error
 MAX_ATTEMPTS = 3  # in all, with botocore "standard" retries for throttling, 5xx, connections
 MEMORY_CACHE_ENTRIES = 4096
 ASSUME_ROLE_RETRY_SECONDS = 60.0  # a role that could not be assumed is tried again after this
@@ -72,6 +74,13 @@ REQUIRED_STATEMENT = {
     "Action": "sts:DecodeAuthorizationMessage",
     "Resource": "*",
 }
+
+
+def unreadable_reply(exc: ResponseParserError) -> str:
+    """The first line of botocore's complaint, without the body it quotes."""
+    first_line = str(exc).split("\n", 1)[0].removesuffix(":")
+    first_line = first_line.removesuffix(" Further retries may succeed")
+    return f"STS sent a reply that is not STS XML (a proxy's page?): {first_line}"[:ERROR_CHARS]
 
 
 def blob_key(blob: str) -> str:
@@ -330,8 +339,17 @@ class StsDecoder:
             )
         except BotoCoreError as exc:
             return DecodeResult(DecodeStatus.FAILED, error=f"STS call failed: {exc}")
+        except ResponseParserError as exc:  # a captive proxy's page, garbage, cut-off XML
+            return DecodeResult(DecodeStatus.FAILED, error=unreadable_reply(exc))
+        except Exception as exc:  # noqa: BLE001 - a hostile reply must fail one blob, not us
+            return DecodeResult(
+                DecodeStatus.FAILED,
+                error=f"STS reply could not be read ({type(exc).__name__}): {exc}"[:ERROR_CHARS],
+            )
         try:
             message = json.loads(response["DecodedMessage"])
+        except RecursionError:
+            return DecodeResult(DecodeStatus.FAILED, error="STS returned JSON nested too deeply")
         except (KeyError, TypeError, ValueError) as exc:
             return DecodeResult(
                 DecodeStatus.FAILED, error=f"STS returned a message that is not JSON: {exc}"

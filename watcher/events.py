@@ -18,12 +18,32 @@ SCHEMA_VERSION = 1
 RAW_MAX_BYTES = 4096
 RAW_CONTEXT_BEFORE_CHARS = 256
 
-_SECRET_RE = re.compile(
-    r"(?i)(?P<key>aws_secret_access_key|aws_session_token|x-amz-security-token|secret[_-]?key"
-    r"|password|passwd|api[_-]?key|authorization)(?P<sep>\"?\s*+[=:]\s*+\"?)"
-    r"(?P<value>[^\s\"',;&]++)"
+# A key that names a secret, then ``=`` or ``:`` (JSON's ``"Key": `` too), then the value:
+# quoted (spaces and escapes allowed; a quote left open by a cut runs to the line's end) or
+# a bare word, after an optional auth scheme.
+_SECRET_PAIR_RE = re.compile(
+    r"(?i)(?:secret|token|passw(?:or)?d|passphrase|api[_-]?key|private[_-]?key"
+    r"|authorization)[\w.-]*+[\"']?[ \t]*+[=:][ \t]*+"
+    r"(?:(?:bearer|basic|digest|token)[ \t]++)?"
+    r"(?:\"(?P<double>(?:[^\"\\\n]|\\.?)*+)(?:\"|(?=\n)|\Z)"
+    r"|'(?P<single>[^'\n]*+)(?:'|(?=\n)|\Z)|(?P<bare>[^\s\"',;&]++))"
 )
-_BEARER_RE = re.compile(r"\b(?P<scheme>Bearer|Basic|bearer)\s++[A-Za-z0-9._~+/=-]{8,}+")
+_BEARER_RE = re.compile(r"(?i)\b(?:Bearer|Basic)\s++(?P<token>[A-Za-z0-9._~+/=-]{8,}+)")
+_URL_PASSWORD_RE = re.compile(r"://[^/\s:@]++:(?P<password>[^/\s@]++)@")
+# Where a key-value pair may start; found with str.find on the lowered text (fast), then
+# _SECRET_PAIR_RE is matched there.
+_SECRET_WORDS = (
+    "secret", "token", "passw", "passphrase", "api_key", "api-key", "apikey", "private_key",
+    "private-key", "privatekey", "authorization",
+)  # fmt: skip
+# A run that may be an AWS secret access key on its own: checked to be exactly 40 base64
+# characters with upper, lower and a digit (so a 40-hex git hash is left alone), and not part
+# of a longer token such as a blob.
+_KEY_RUN_RE = re.compile(r"[A-Za-z0-9/+=_-]{40,}")
+_AWS_SECRET_KEY_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+"
+)
+REDACTED = "[REDACTED]"
 
 
 def schema() -> dict[str, Any]:
@@ -67,40 +87,84 @@ def event_id(origin: Origin, finding: Finding) -> str:
 
 
 def raw_excerpt(text: str, finding: Finding) -> str:
-    """At most 4 KiB of the text around the denial, with obvious secrets masked."""
+    """At most 4 KiB of the text around the denial, secrets masked before it is cut.
+
+    Masking first matters: a cut inside ``password=`` would leave a value no rule recognises.
+    """
     text = text.rstrip("\r\n")
-    if len(text.encode()) > RAW_MAX_BYTES:
-        start = max(0, finding.start - RAW_CONTEXT_BEFORE_CHARS)
-        text = text[start:].encode()[:RAW_MAX_BYTES].decode("utf-8", "ignore")
-    return redact_secrets(text)
+    spans = secret_spans(text)
+    if len(text.encode()) <= RAW_MAX_BYTES:
+        return _masked(text, spans)
+    start = max(0, finding.start - RAW_CONTEXT_BEFORE_CHARS)
+    end = start + RAW_MAX_BYTES  # characters: at least RAW_MAX_BYTES bytes once encoded
+    kept = [(max(b, start) - start, min(e, end) - start) for b, e in spans if e > start and b < end]
+    masked = _masked(text[start:end], kept)
+    return masked.encode()[:RAW_MAX_BYTES].decode("utf-8", "ignore")
 
 
-_SECRET_KEYS = (
-    "aws_secret_access_key", "aws_session_token", "x-amz-security-token", "secret_key",
-    "secret-key", "secretkey", "password", "passwd", "api_key", "api-key", "apikey",
-    "authorization",
-)  # fmt: skip
-_SECRET_VALUE_RE = re.compile(r"(?P<sep>\"?\s*+[=:]\s*+\"?)(?P<value>[^\s\"',;&]++)")
+def secret_spans(text: str) -> list[tuple[int, int]]:
+    """Where the secret values in ``text`` are (the keys and schemes around them are kept)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few non-ASCII letters change length when lowered
+        lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    spans = _pair_spans(text, lowered)
+    if "bearer" in lowered or "basic" in lowered:
+        spans.extend(m.span("token") for m in _BEARER_RE.finditer(text))
+    if "://" in text and "@" in text:
+        spans.extend(m.span("password") for m in _URL_PASSWORD_RE.finditer(text))
+    spans.extend(m.span() for m in _KEY_RUN_RE.finditer(text) if _is_aws_secret_key(m.group()))
+    return _merged(spans)
+
+
+def _pair_spans(text: str, lowered: str) -> list[tuple[int, int]]:
+    spans = []
+    for word in _SECRET_WORDS:
+        start = lowered.find(word)
+        while start >= 0:
+            match = _SECRET_PAIR_RE.match(text, start)
+            if match is not None:
+                group = next(g for g in ("double", "single", "bare") if match.group(g) is not None)
+                if match.group(group) and match.group(group) != REDACTED:
+                    spans.append(match.span(group))
+            start = lowered.find(word, start + len(word))
+    return spans
+
+
+def _is_aws_secret_key(run: str) -> bool:
+    return (
+        len(run) == 40
+        and _AWS_SECRET_KEY_CHARS.issuperset(run)
+        and any(c.isupper() for c in run)
+        and any(c.islower() for c in run)
+        and any(c.isdigit() for c in run)
+    )
 
 
 def redact_secrets(text: str) -> str:
-    """Mask ``password=...``-style values and bearer tokens; log lines leak them sometimes."""
-    if "earer" in text or "Basic" in text:
-        text = _BEARER_RE.sub(lambda m: m.group("scheme") + " [REDACTED]", text)
-    if not text.isascii():  # lower() keeps positions only for ASCII
-        return _SECRET_RE.sub(lambda m: m.group("key") + m.group("sep") + "[REDACTED]", text)
-    lowered = text.lower()
-    spans = []
-    for key in _SECRET_KEYS:
-        start = lowered.find(key)
-        while start >= 0:
-            value = _SECRET_VALUE_RE.match(text, start + len(key))
-            if value is not None and not value.group("value").startswith("[REDACTED]"):
-                spans.append(value.span("value"))
-            start = lowered.find(key, start + len(key))
-    for begin, end in sorted(set(spans), reverse=True):
-        text = text[:begin] + "[REDACTED]" + text[end:]
-    return text
+    """Mask secret values: ``password=...`` and the like in every common quoting, JSON
+    ``"SecretAccessKey": "..."``, bearer tokens, ``user:pass@`` in URLs, bare AWS secret keys."""
+    return _masked(text, secret_spans(text))
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        elif end > begin:
+            merged.append((begin, end))
+    return merged
+
+
+def _masked(text: str, spans: list[tuple[int, int]]) -> str:
+    parts = []
+    position = 0
+    for begin, end in spans:
+        parts.append(text[position:begin])
+        parts.append(REDACTED)
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def denial_event(

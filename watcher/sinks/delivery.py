@@ -11,6 +11,10 @@ The backoff is the sink's, not each delivery's: after a failure, nothing is sent
 backoff ends, then the oldest delivery probes the receiver; when it is taken, the rest follow
 in order. Deliveries of one sink name are made under one lock per state database, so the
 worker of a sink rebuilt by a reload never sends what the old worker has in flight.
+
+The worker never dies: any other exception from a delivery (a bug, a header the HTTP library
+refuses) is caught, counted, logged by its type only (its message may carry a header's secret)
+and the delivery failed permanently, so it cannot hold the queue behind it forever.
 """
 
 from __future__ import annotations
@@ -99,24 +103,31 @@ class DeliveringSink:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self._clock() >= self._backoff_until:
-                self._deliver_due()
-            next_at = self._store.next_due_at(self.name)
-            wait = (
-                IDLE_CHECK_SECONDS
-                if next_at is None
-                else max(0.0, max(next_at, self._backoff_until) - self._clock())
-            )
+            try:
+                wait = self._deliver_due()
+            except Exception as exc:  # noqa: BLE001 - the worker outlives any one failure
+                self._count_error()
+                self._log.error(
+                    "sink_worker_error", sink=self.name, error_type=type(exc).__name__,
+                    detail="the worker keeps running and tries again",
+                )  # fmt: skip
+                wait = IDLE_CHECK_SECONDS
             self._wake.wait(min(wait, IDLE_CHECK_SECONDS))
             self._wake.clear()
 
-    def _deliver_due(self) -> None:
-        """Oldest first, one at a time under the sink's lock, until one fails or none is due."""
-        while not self._stop.is_set():
-            with self._lock:
-                due = self._store.due(self.name, self._clock(), limit=1)
-                if not due or not self._attempt(*due[0]):
-                    return
+    def _deliver_due(self) -> float:
+        """Oldest first, one at a time under the sink's lock, until one fails or none is due;
+        return the seconds until the next delivery is due."""
+        if self._clock() >= self._backoff_until:
+            while not self._stop.is_set():
+                with self._lock:
+                    due = self._store.due(self.name, self._clock(), limit=1)
+                    if not due or not self._attempt(*due[0]):
+                        break
+        next_at = self._store.next_due_at(self.name)
+        if next_at is None:
+            return IDLE_CHECK_SECONDS
+        return max(0.0, max(next_at, self._backoff_until) - self._clock())
 
     def _attempt(self, delivery_id: int, payload: str, attempts: int) -> bool:
         """Deliver one event; False when the receiver should be left alone for a while."""
@@ -141,6 +152,15 @@ class DeliveringSink:
             self._log.error(
                 "sink_delivery_failed", sink=self.name, event_id=event.get("event_id"),
                 error=str(exc), detail="the receiver refused it; not retried",
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - see the module docstring
+            self._count_error()
+            self._store.delivered(delivery_id)
+            self.failed_count += 1
+            self._log.error(
+                "sink_delivery_failed", sink=self.name, event_id=event.get("event_id"),
+                error_type=type(exc).__name__,
+                detail="unexpected error (message withheld: it may hold a secret); not retried",
             )  # fmt: skip
         else:
             self._store.delivered(delivery_id)

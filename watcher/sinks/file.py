@@ -3,33 +3,59 @@
 A crash can leave half a line at the end; it is cut off when the file is opened again (the
 events behind it were never committed, so they are written again in full). ``reopen`` follows
 logrotate's rename: the next write goes to a new file at the configured path.
+
+The watcher may run as root, so the path is opened with ``O_NOFOLLOW``: a symbolic link
+planted there is refused with a clear error unless the sink says ``follow_symlinks: true``.
+And it never deletes bytes it did not write: a last line without a newline is cut only when
+it is the start of one of our events; anything else is kept and our first line starts on a
+new line.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import TextIO
 
+from watcher.errors import ConfigError
 from watcher.model import Event
 from watcher.sinks.stdout import render
 
 _REPAIR_SCAN_BYTES = 1 << 20
+_OUR_LINE_START = b'{"event":"authz_'  # how every line render() writes begins
 
 
 class FileSink:
     def __init__(
-        self, path: str, events: tuple[str, ...] = ("authz_denial", "authz_alert")
+        self,
+        path: str,
+        events: tuple[str, ...] = ("authz_denial", "authz_alert"),
+        *,
+        follow_symlinks: bool = False,
     ) -> None:
         self.path = path
         self._events = frozenset(events)
+        self._follow_symlinks = follow_symlinks
         self._stream = self._open()
 
     def _open(self) -> TextIO:
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
-        _cut_torn_last_line(fd)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+        if not self._follow_symlinks:
+            flags |= os.O_NOFOLLOW
+        try:
+            fd = os.open(self.path, flags, 0o640)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP and os.path.islink(self.path):
+                raise ConfigError(
+                    f"file sink {self.path}: is a symbolic link (to {os.readlink(self.path)}); "
+                    "refusing to write through it. Point path at the real file, or set "
+                    "follow_symlinks: true on the sink if the link is wanted"
+                ) from exc
+            raise
+        _repair_last_line(fd)
         return os.fdopen(fd, "a", encoding="utf-8")
 
     def write(self, event: Event) -> None:
@@ -41,21 +67,28 @@ class FileSink:
         os.fsync(self._stream.fileno())
 
     def reopen(self) -> None:
+        """The file now at ``path``; if it cannot be opened, the old one stays in use."""
         self.flush()
+        stream = self._open()
         self._stream.close()
-        self._stream = self._open()
+        self._stream = stream
 
     def close(self) -> None:
         self.flush()
         self._stream.close()
 
 
-def _cut_torn_last_line(fd: int) -> None:
-    """If the file does not end with a newline, drop the partial line a crash left behind."""
+def _repair_last_line(fd: int) -> None:
+    """If the file does not end with a newline: drop the partial event a crash left behind,
+    or, when that last line is not ours, end it with a newline and keep it."""
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return
     start = max(0, size - _REPAIR_SCAN_BYTES)
     tail = os.pread(fd, size - start, start)
     last_newline = tail.rfind(b"\n")
-    os.ftruncate(fd, start + last_newline + 1 if last_newline >= 0 else start)
+    torn = tail[last_newline + 1 :]
+    if torn.startswith(_OUR_LINE_START) or _OUR_LINE_START.startswith(torn):
+        os.ftruncate(fd, start + last_newline + 1 if last_newline >= 0 else start)
+    else:
+        os.write(fd, b"\n")

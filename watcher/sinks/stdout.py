@@ -1,17 +1,30 @@
-"""sinks: events -> standard output, one compact JSON object per line (what journald reads)."""
+"""sinks: events -> standard output, one compact JSON object per line (what journald reads).
+
+JSON escapes C0 controls itself; ``render`` also escapes DEL, C1 controls and bidirectional
+overrides (U+009B, U+202E), which a terminal would act on: still the same JSON value.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TextIO
 
 from watcher.model import Event
+from watcher.report import DEL_C1_AND_BIDI_CONTROLS
+
+# Not escaped by json.dumps(ensure_ascii=False); they can only occur inside JSON strings,
+# where \uXXXX means the same character.
+_DEL_C1_AND_BIDI_RE = re.compile(f"[{DEL_C1_AND_BIDI_CONTROLS}]")
 
 
 def render(event: Event) -> str:
     """One event as the single JSON line every sink writes."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    if text.isascii() and "\x7f" not in text:  # nearly every event: nothing to look for
+        return text
+    return _DEL_C1_AND_BIDI_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class StdoutSink:

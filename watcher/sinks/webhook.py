@@ -3,6 +3,10 @@
 ``format: json`` posts the event itself; ``format: slack`` posts ``{"text": ...}`` with a
 summary and the suggested policy. ``${VAR}`` in the URL and headers is taken from the
 environment when the sink is built, and the URL (which often is the secret) is never logged.
+
+Principal and resource names are attacker-controlled text: in Slack text they are escaped
+(``&`` ``<`` ``>``, so ``<!channel>`` cannot ping anyone) and their backticks neutralised (so
+they cannot close the policy's code block); the text is cut to Slack's limit with a note.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from watcher.sinks.delivery import PermanentDeliveryError, RetryableDeliveryErro
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 USER_AGENT = "authz-watcher"
+SLACK_TEXT_MAX_CHARS = 4000  # Slack's advice for a message's text; it cuts at 40,000
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "\u02cb"})
 
 
 def expand_environment(text: str, where: str) -> str:
@@ -34,6 +40,21 @@ def expand_environment(text: str, where: str) -> str:
     return _ENV_RE.sub(value, text)
 
 
+def expand_headers(headers: dict[str, str], where: str) -> dict[str, str]:
+    """Headers with ``${VAR}`` expanded; a value with CR or LF (header injection, or a token
+    read with its newline) is a configuration error that names the header, never the value."""
+    expanded = {}
+    for name, value in headers.items():
+        text = expand_environment(value, f"{where}: header {name}")
+        if "\r" in text or "\n" in text or "\r" in name or "\n" in name:
+            raise ConfigError(
+                f"{where}: header {name.strip()!r} contains a line break (CR or LF); "
+                "check the value or the environment variable it comes from"
+            )
+        expanded[name] = text
+    return expanded
+
+
 class WebhookDelivery:
     def __init__(
         self, url: str, *, body_format: str, headers: dict[str, str], timeout_seconds: float
@@ -43,10 +64,7 @@ class WebhookDelivery:
         if scheme not in ("http", "https"):
             raise ConfigError(f"webhook url must be http or https, not {scheme or 'empty'!r}")
         self._format = body_format
-        self._headers = {
-            name: expand_environment(value, f"webhook header {name}")
-            for name, value in headers.items()
-        }
+        self._headers = expand_headers(headers, "webhook")
         self._timeout = timeout_seconds
 
     def __call__(self, event: Event) -> None:
@@ -74,18 +92,44 @@ class WebhookDelivery:
 def slack_message(event: Event) -> dict[str, str]:
     """A Slack incoming-webhook message: what happened, and the fix when there is one."""
     if event["event"] == "authz_alert":
-        group = ", ".join(f"{k}={v}" for k, v in event["group"].items())
+        group = ", ".join(f"{k}={slack_escape(str(v))}" for k, v in event["group"].items())
         text = (
-            f":no_entry: *authz-watcher* rule `{event['rule']}`: {event['count']} denials in "
-            f"{event['window_seconds']:g} s for {group} "
+            f":no_entry: *authz-watcher* rule `{slack_escape(event['rule'])}`: {event['count']} "
+            f"denials in {event['window_seconds']:g} s for {group} "
             f"({event['first_seen']} .. {event['last_seen']})"
         )
     else:
+        principal = slack_escape(event.get("principal_arn") or "someone")
+        action = slack_escape(event.get("action") or "an action")
         text = (
-            f":no_entry: *authz-watcher*: {event.get('principal_arn') or 'someone'} was denied "
-            f"{event.get('action') or 'an action'}. {event.get('reason') or ''}"
+            f":no_entry: *authz-watcher*: {principal} was denied {action}. "
+            f"{slack_escape(event.get('reason') or '')}"
         ).strip()
     policy = event.get("suggested_policy")
     if policy:
-        text += "\nPolicy that would allow it:\n```" + json.dumps(policy, indent=2) + "```"
-    return {"text": text}
+        text += (
+            "\nPolicy that would allow it:\n```"
+            + slack_escape(json.dumps(policy, indent=2))
+            + "```"
+        )
+    return {"text": cut_slack_text(text)}
+
+
+def slack_escape(text: str) -> str:
+    """Text from a log line made inert in Slack: no mentions, links or code-block escapes."""
+    return text.translate(_SLACK_ESCAPES)
+
+
+def cut_slack_text(text: str, limit: int = SLACK_TEXT_MAX_CHARS) -> str:
+    """``text`` within ``limit`` characters, with a note when cut; never half an ``&amp;``,
+    and an open code block is closed."""
+    if len(text) <= limit:
+        return text
+    note = f"\n_(cut to {limit:,} characters; the whole event is in the JSON sinks)_"
+    kept = text[: limit - len(note) - len("```")]
+    ampersand = kept.rfind("&", max(0, len(kept) - len("&amp;")))
+    if ampersand >= 0 and ";" not in kept[ampersand:]:
+        kept = kept[:ampersand]
+    if kept.count("```") % 2:
+        kept += "```"
+    return kept + note
