@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import string
 import time
 from datetime import UTC, datetime
@@ -19,10 +20,33 @@ from watcher.extract import (
     parse_leading_timestamp,
 )
 from watcher.model import BlobState
+from watcher.unwrap import content
 
 ALPHABET = string.ascii_letters + string.digits + "-_"
+CONTINUED_BLOB_LINE = re.compile(r"[A-Za-z0-9_-]{16,}(?:\.\.\.)?")
 ENCODED_LINES = load_jsonl("encoded_lines.jsonl")
 PLAINTEXT_DENIALS = load_jsonl("plaintext_denials.jsonl")
+
+
+def _joined_blob_of(sample_id: str) -> list[str]:
+    """The blob of a sample whose note says it is wrapped over lines: its segments joined."""
+    (sample,) = [s for s in ENCODED_LINES if s["id"] == sample_id]
+    after = sample["text"].split("failure message:", 1)[1]
+    return ["".join(re.findall(r"^\s*([A-Za-z0-9_-]{16,})\s*$", " " + after, re.MULTILINE))]
+
+
+# Where issue #12 changed what a careful extractor returns, the corpus files keep their original
+# labels and the new expectation is written here, with the reason.
+ISSUE_12_BLOBS = {
+    # PowerShell wraps the blob over 4 lines; its note: "full blob = 4 segments joined without
+    # whitespace". The line-by-line extractor returned the first segment; now it is rejoined.
+    "e039": _joined_blob_of("e039"),
+}
+ISSUE_12_PLAINTEXT = {
+    # A message without a reason clause does not say whether the deny is explicit: null, as
+    # multiline_denials.jsonl labels the same wording (m039, m046, ...).
+    "p007": {"explicit_deny": None},
+}
 
 
 def make_blob(length: int = 600, seed: int = 1) -> str:
@@ -39,9 +63,8 @@ class TestCorpus:
     def test_encoded_line_yields_exactly_the_expected_blobs(self, sample):
         """Each real log excerpt gives the blobs a careful reader would copy, and no others."""
         findings = find_denials(sample["text"])
-        assert sample["expected_blobs"] == [
-            f.encoded_message for f in findings if f.encoded_message
-        ]
+        expected = ISSUE_12_BLOBS.get(sample["id"], sample["expected_blobs"])
+        assert expected == [f.encoded_message for f in findings if f.encoded_message]
         assert findings, "a placeholder line is still a denial with its own event"
 
     @pytest.mark.parametrize("sample", PLAINTEXT_DENIALS, ids=[s["id"] for s in PLAINTEXT_DENIALS])
@@ -58,7 +81,7 @@ class TestCorpus:
             "policy_type": finding.policy_type,
             "explicit_deny": finding.explicit_deny,
         }
-        assert sample["expected"] == actual
+        assert sample["expected"] | ISSUE_12_PLAINTEXT.get(sample["id"], {}) == actual
 
     def test_cloudtrail_ellipsis_marks_the_blob_truncated(self):
         """CloudTrail's cut '...' blob is kept but flagged so no STS call is made."""
@@ -332,6 +355,8 @@ class TestProperties:
             after = " " + after
         if terminator == "." and after.startswith(".."):
             after = " " + after
+        if terminator == "\n" and CONTINUED_BLOB_LINE.fullmatch(content(after)):
+            after += " ;"  # a line of 16+ blob characters alone would continue the blob
         text = f"{before} {PREFIX}{blob}{terminator}{after}"
         findings = find_denials(text)
         assert [blob] == [f.encoded_message for f in findings]

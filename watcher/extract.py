@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 
 from watcher.model import BlobState, Finding
+from watcher.unwrap import unwrap_text
 
 # Every part of every denial contains this, so a text without it holds no denial:
 # "Encoded authorization failure message", "not authorized", "UnauthorizedOperation".
@@ -43,7 +44,7 @@ _BLOB_RE = re.compile(
     r"(?P<token>[A-Za-z0-9_-]*+)(?P<ellipsis>\.\.\.|\u2026)?"
 )
 _PLAIN_RE = re.compile(
-    r"\bis\s++not\s++authorized\s++to\s++perform:\s*+(?P<action>[A-Za-z0-9-]++:[A-Za-z0-9*]++)"
+    r"(?:\bis\s++)?+\bnot\s++authorized\s++to\s++perform:\s*+(?P<action>[A-Za-z0-9-]++:[A-Za-z0-9*]++)"
 )
 _ON_RESOURCE_RE = re.compile(r"\s++on\s++(?:(?P<this>this\s++resource)|resource:\s*+)")
 _RESOURCE_END_RE = re.compile(
@@ -59,9 +60,9 @@ _IMPLICIT_RE = re.compile(
     re.IGNORECASE,
 )
 _EXPLICIT_RE = re.compile(
-    r"\s*+with\s++an\s++explicit\s++deny\s++in\s++(?:an?\s++|the\s++)?+"
+    r"\s*+with\s++an\s++explicit\s++deny(?:\s++in\s++(?:an?\s++|the\s++)?+"
     + _POLICY_TYPES
-    + r"(?:\s++polic(?:y|ies))?+(?::\s*+(?P<policy_arn>arn:[^\s\"'\\]++))?+",
+    + r"(?:\s++polic(?:y|ies))?+(?::\s*+(?P<policy_arn>arn:[^\s\"'\\]++))?+)?+",
     re.IGNORECASE,
 )
 
@@ -135,7 +136,7 @@ class _Plain(NamedTuple):
     action: str
     resource: str | None
     policy_type: str | None
-    explicit_deny: bool
+    explicit_deny: bool | None  # None: the text names no reason (older wording)
     policy_arn: str | None
     because: str | None
 
@@ -188,6 +189,7 @@ def find_denials(text: str, *, now: datetime | None = None) -> list[Finding]:
     """
     if not might_contain_denial(text):
         return []
+    text = unwrap_text(text)
     parts = sorted(_find_parts(text), key=lambda part: part.start)
     groups: list[_Group] = []
     for part in parts:
@@ -256,16 +258,18 @@ def _parse_plain(text: str, match: re.Match[str]) -> _Part:
     policy_type: str | None = None
     policy_arn: str | None = None
     because: str | None = None
-    explicit = False
+    explicit: bool | None = None
     implicit_m = _IMPLICIT_RE.match(text, pos)
     explicit_m = _EXPLICIT_RE.match(text, pos) if implicit_m is None else None
     if implicit_m is not None:
+        explicit = False
         policy_type = _policy_type_name(implicit_m.group("ptype"))
         because = " ".join(implicit_m.group("clause").split())
         pos = implicit_m.end()
     elif explicit_m is not None:
         explicit = True
-        policy_type = _policy_type_name(explicit_m.group("ptype"))
+        ptype = explicit_m.group("ptype")
+        policy_type = _policy_type_name(ptype) if ptype is not None else None
         policy_arn = explicit_m.group("policy_arn")
         if policy_arn is not None:
             policy_arn = policy_arn.rstrip(".,;")
@@ -286,7 +290,7 @@ def _principal_before(text: str, is_pos: int) -> tuple[str | None, int]:
     """The token before ``is not authorized``: an ARN, ``anonymous``, or what follows ``User:``."""
     window_start = max(0, is_pos - PRINCIPAL_LOOKBACK_CHARS)
     head = text[window_start:is_pos].rstrip()
-    cut = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    cut = _last_space(head)
     token = head[cut + 1 :]
     stripped = token.lstrip("\"'(\\")
     if stripped.startswith("User:"):  # "User:arn:..." with no space
@@ -301,6 +305,37 @@ def _principal_before(text: str, is_pos: int) -> tuple[str | None, int]:
     if stripped.startswith("arn:") or has_user_label or stripped == "anonymous":
         return stripped, start
     return None, window_start + cut + 1
+
+
+_CLOSERS = {"]": "[", "}": "{", ">": "<"}
+_OPENERS = {opener: closer for closer, opener in _CLOSERS.items()}
+
+
+def _last_space(head: str) -> int:
+    """Where the last token of ``head`` starts, minus one; a redaction such as ``[account id]``
+    inside an ARN holds a space that does not end the token."""
+    cut = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    token = head[cut + 1 :]
+    for closer, opener in _CLOSERS.items():
+        if token.count(closer) > token.count(opener):
+            opened = head.rfind(opener, max(0, cut - 64), cut)
+            if opened >= 0 and head.find(closer, opened, cut + 1) < 0:
+                return max(head.rfind(" ", 0, opened), head.rfind("\n", 0, opened))
+    return cut
+
+
+def _token_end(text: str, pos: int, end: int) -> int:
+    """The end of the whitespace-free token (an ARN, ``*``) at ``pos``; brackets may hold spaces."""
+    position = pos
+    while position < end:
+        char = text[position]
+        if char.isspace():
+            return position
+        if char in _OPENERS:
+            closing = text.find(_OPENERS[char], position, min(end, position + 64))
+            position = closing if closing >= 0 else position
+        position += 1
+    return end
 
 
 def _resource_at(text: str, pos: int) -> tuple[str | None, int]:
@@ -321,6 +356,12 @@ def _resource_at(text: str, pos: int) -> tuple[str | None, int]:
     boundary = _RESOURCE_END_RE.search(text, pos, end)
     if boundary is not None:
         end = boundary.start()
+    if text.startswith(("arn:", "*"), pos):  # an ARN or "*" holds no space: it ends at one
+        end = _token_end(text, pos, end)
+        value = text[pos:end].rstrip("'`,;)")
+        if value.endswith(".") and not value.endswith(".."):
+            value = value[:-1]
+        return value or None, end
     value = text[pos:end].strip()
     if value.endswith((".", ",", ";")) and not value.endswith(".."):  # end of the sentence
         value = value[:-1]

@@ -1,0 +1,199 @@
+"""unwrap: the physical lines of one wrapped message -> the message, before extraction.
+
+Sits between the sources and ``extract``: producers split one denial over several lines
+(Terraform's ``│ `` boxes wrapped at ~78 columns, the Go SDK v1 ``status code: 403`` line,
+hard-wrapped Lambda traces, quoting ``> ``, per-line CI timestamps). The denial's own grammar
+decides whether the next line continues the message:
+
+* the text so far stops inside the sentence (``User:``, ``is not authorized``, ``to perform:``,
+  ``on resource:``, ``with``, ``because no ... allows the``, ``message:``) -> the next line is
+  joined whatever it says;
+* the next line starts with a clause the sentence may take (``is not authorized``,
+  ``on resource:``, ``because``, ``with an explicit deny``, ``in a ... policy``,
+  ``transitively``, ``status code:``, ``(Service:``) -> it is joined;
+* anything else starts a new message, so two denials are never merged and the next unrelated
+  log line is never swallowed.
+
+Per-line prefixes are removed from continuation lines; a token that cannot hold a space (an
+action, an ARN, a blob) cut by the wrap is rejoined without one. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+# How many physical lines one message may span, and how many lines before the line holding
+# the trigger word a message may start (the principal, "User:").
+MAX_MESSAGE_LINES = 24
+MAX_LINES_BEFORE = 3
+
+# Prefixes producers put on every line: indentation, box drawing, quoting, <br />, per-line
+# timestamps (ISO as CI runners print them, and "MM-DD-YYYY hh:mm:ss PM" of log viewers),
+# "[tool]:" relays and severity words.
+_PREFIX_RE = re.compile(
+    r"(?:[ \t\u00a0]++"
+    r"|[\u2502\u2503\u2575\u2577\u2551|]"
+    r"|>(?=[ \t]|$)"
+    r"|<br\s*+/?>"
+    r"|\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?+(?:Z|[+-]\d\d:?\d\d)?+\]?(?=\s)"
+    r"|\d\d-\d\d-\d{4} \d\d:\d\d:\d\d(?: [AP]M)?+(?=\s)"
+    r"|\[[\w./-]{1,40}\]:(?=\s)"
+    r"|(?:ERROR|WARN|WARNING|INFO|DEBUG)(?=\s|$)"
+    r"){0,12}+"
+)
+_TRAILER_RE = re.compile(r"(?:\s|[\u2502\u2503\u2551]|<br\s*+/?>)*+$")
+
+# Clauses that may start the line after a denial's sentence (matched case-insensitively).
+_CONTINUATION_RE = re.compile(
+    r"(?:is\s++)?not\s++authorized\b|on\s++(?:resource\b|this\s++resource\b)|because\b"
+    r"|with\s++an?\s++explicit\b|an\s++explicit\s++deny\b|transitively\b"
+    r"|status\s++code:|\(Service:|\(SDK\b|request\s++id:",
+    re.IGNORECASE,
+)
+_IN_POLICY_RE = re.compile(r"in\s++(?:an?\s++|the\s++)?+[\w -]{0,40}?polic", re.IGNORECASE)
+
+_ANCHOR_RE = re.compile(r"authoriz|\bUser:", re.IGNORECASE)
+_PERFORM_RE = re.compile(r"authorized\s++to\s++perform:\s*+", re.IGNORECASE)
+_ACTION_RE = re.compile(r"[A-Za-z0-9-]++(?::[A-Za-z0-9*]*+)?+")
+# The sentence stops in the middle: these end a line only when more follows.
+_OPEN_END_RE = re.compile(
+    r"(?:\bUser:|\b(?:is|not)(?:\s++not)?+|\bauthorized(?:\s++to)?+|\bauthorized\s++to\s++perform"
+    r"|message:|\bon(?:\s++resource:?+|\s++this)?+|\bresource:|\bbecause(?:\s++no)?+"
+    r"|\bwith(?:\s++an?+)?+(?:\s++explicit)?+|\bdeny\s++in(?:\s++an?+|\s++the)?+"
+    r"|\btransitively(?:\s++through)?+(?:\s++an?+)?+)$",
+    re.IGNORECASE,
+)
+_ARN_TAIL_RE = re.compile(r"(?:^|[\s\"'(])(arn:[^\s\"']*+)$")
+_BLOB_TAIL_RE = re.compile(r"message:\s*+[A-Za-z0-9_-]{16,}+$")
+# A whole line of blob characters after a blob continues it (PowerShell, fixed-width terminals).
+_BLOB_LINE_RE = re.compile(r"[A-Za-z0-9_-]{16,}+(?:\.\.\.)?+")
+_TOKEN_START_RE = re.compile(r"[A-Za-z0-9_*/.:-]")
+_NOT_AUTHORIZED_RE = re.compile(r"(?:\bis\s++)?+\bnot\s++authorized\b")
+
+
+def content(line: str) -> str:
+    """A continuation line without the prefixes and trailers producers put on every line."""
+    start = _PREFIX_RE.match(line)
+    body = line[start.end() :] if start is not None else line
+    return _TRAILER_RE.sub("", body)
+
+
+def first_line(line: str) -> str:
+    """The first line of a message keeps its prefix (timestamp, severity) but not its trailer."""
+    return _TRAILER_RE.sub("", line)
+
+
+def joiner(message: str, next_line: str) -> str | None:
+    """How ``next_line`` continues ``message``: ``" "``, ``""`` (a cut token), or None (no)."""
+    following = content(next_line)
+    if not following:
+        return None
+    if not _ANCHOR_RE.search(message):
+        return None
+    tail = message[-400:]
+    if _open_ended(tail):
+        return "" if _cut_token(tail, following) else " "
+    if _BLOB_TAIL_RE.search(tail) is not None and _BLOB_LINE_RE.fullmatch(following):
+        return ""
+    if _CONTINUATION_RE.match(following) is not None:
+        return " "
+    if tail.rstrip().lower().endswith("explicit deny") and _IN_POLICY_RE.match(following):
+        return " "
+    return None
+
+
+def _open_ended(tail: str) -> bool:
+    """True when the denial sentence at the end of ``tail`` cannot end there."""
+    stripped = tail.rstrip()
+    if _OPEN_END_RE.search(stripped) is not None:
+        return True
+    perform = _last_perform(stripped)
+    if perform is not None:
+        rest = stripped[perform.end() :]
+        action = _ACTION_RE.match(rest)
+        if action is None or (action.end() == len(rest) and ":" not in action.group()[:-1]):
+            return True  # "perform: cloudforma" / "perform: iam:" - the action itself is cut
+        clause = rest[action.end() :]
+        if _incomplete_clause(clause):
+            return True
+    arn = _ARN_TAIL_RE.search(stripped)
+    return arn is not None and _arn_is_cut(arn.group(1))
+
+
+def _last_perform(text: str) -> re.Match[str] | None:
+    matches = list(_PERFORM_RE.finditer(text))
+    return matches[-1] if matches else None
+
+
+def _incomplete_clause(clause: str) -> bool:
+    lowered = " ".join(clause.lower().split())
+    if "because" in lowered:
+        after = lowered[lowered.index("because") :]
+        return re.search(r"\ballows?\s+the\s+\S+:\S", after) is None
+    if "explicit deny in" in lowered:
+        after = lowered[lowered.index("explicit deny in") :]
+        return re.search(r"polic(?:y|ies)\b|boundary\b", after) is None
+    return False
+
+
+def _arn_is_cut(arn: str) -> bool:
+    """An ARN has six parts and a resource; one that stops before them was cut by the wrap."""
+    return arn.count(":") < 5 or arn.endswith((":", "/", "-"))
+
+
+def _cut_token(tail: str, following: str) -> bool:
+    """The wrap fell inside an action or an ARN: join the halves without a space."""
+    if tail != tail.rstrip() or _TOKEN_START_RE.match(following) is None:
+        return False
+    if _CONTINUATION_RE.match(following) is not None:
+        return False
+    last = tail.rsplit(None, 1)[-1]
+    perform = _last_perform(tail)
+    if perform is not None and perform.end() < len(tail):
+        rest = tail[perform.end() :]
+        if " " not in rest.strip() and ":" not in rest[:-1]:
+            return True
+    return last.startswith("arn:") and _arn_is_cut(last)
+
+
+def starts_mid_sentence(line: str) -> bool:
+    """The line holds ``is not authorized`` with no principal before it: look at the line above."""
+    body = content(line)
+    match = _NOT_AUTHORIZED_RE.search(body)
+    if match is None:
+        return False
+    before = body[: match.start()].strip()
+    if not before:
+        return True
+    return " " not in before and not before.startswith(("arn:", "User:", "anonymous", "You"))
+
+
+def unwrap_lines(lines: list[str]) -> str:
+    """The physical lines of one message as one line (each joined as ``joiner`` says)."""
+    message = first_line(lines[0])
+    for line in lines[1:]:
+        separator = joiner(message, line)
+        message += (" " if separator is None else separator) + content(line)
+    return message
+
+
+def unwrap_text(text: str) -> str:
+    """Every wrapped message of ``text`` on one line; lines that continue nothing stay apart."""
+    if "\n" not in text:
+        return text
+    messages: list[str] = []
+    current: str | None = None
+    joined = 0
+    for line in text.split("\n"):
+        if current is not None and joined < MAX_MESSAGE_LINES:
+            separator = joiner(current, line)
+            if separator is not None:
+                current += separator + content(line)
+                joined += 1
+                continue
+        if current is not None:
+            messages.append(current)
+        current, joined = first_line(line.rstrip("\r")), 1
+    if current is not None:
+        messages.append(current)
+    return "\n".join(messages)
