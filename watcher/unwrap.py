@@ -50,17 +50,26 @@ _CONTINUATION_RE = re.compile(
     r"|status\s++code:|\(Service:|\(SDK\b|request\s++id:",
     re.IGNORECASE,
 )
+_NOT_AUTHORIZED_START_RE = re.compile(r"(?:is\s++)?+not\s++authorized\b", re.IGNORECASE)
+# "is not authorized" continues a line only when that line ends with who was denied.
+_PRINCIPAL_END_RE = re.compile(r"(?:\bUser:\s*+\S++|(?:^|\s)arn:\S++|\banonymous)\s*+$")
 _IN_POLICY_RE = re.compile(r"in\s++(?:an?\s++|the\s++)?+[\w -]{0,40}?polic", re.IGNORECASE)
 
 _ANCHOR_RE = re.compile(r"authoriz|\bUser:", re.IGNORECASE)
 _PERFORM_RE = re.compile(r"authorized\s++to\s++perform:\s*+", re.IGNORECASE)
 _ACTION_RE = re.compile(r"[A-Za-z0-9-]++(?::[A-Za-z0-9*]*+)?+")
+# What a wrap may leave of an action at the end of a line: "cloudforma", "iam:", "iam:Pass".
+_ACTION_FRAGMENT_RE = re.compile(r"[A-Za-z0-9-]++:?+")
 # The sentence stops in the middle: these end a line only when more follows.
 _OPEN_END_RE = re.compile(
-    r"(?:\bUser:|\b(?:is|not)(?:\s++not)?+|\bauthorized(?:\s++to)?+|\bauthorized\s++to\s++perform"
-    r"|message:|\bon(?:\s++resource:?+|\s++this)?+|\bresource:|\bbecause(?:\s++no)?+"
-    r"|\bwith(?:\s++an?+)?+(?:\s++explicit)?+|\bdeny\s++in(?:\s++an?+|\s++the)?+"
-    r"|\btransitively(?:\s++through)?+(?:\s++an?+)?+)$",
+    r"(?:\bUser:|\bnot\s++authorized(?:\s++to(?:\s++perform)?+)?+|failure\s++message:"
+    r"|\bEncoded(?:\s++authorization(?:\s++failure)?+)?+|(?:arn:|/)\S*+\s++is(?:\s++not)?+)$",
+    re.IGNORECASE,
+)
+# After the action, the clauses may stop in the middle too.
+_CLAUSE_OPEN_RE = re.compile(
+    r"\s(?:on(?:\s++resource:?+|\s++this)?+|because(?:\s++no)?+|with(?:\s++an?+)?+(?:\s++explicit)?+"
+    r"|deny\s++in(?:\s++an?+|\s++the)?+|transitively(?:\s++through)?+(?:\s++an?+)?+)$",
     re.IGNORECASE,
 )
 _ARN_TAIL_RE = re.compile(r"(?:^|[\s\"'(])(arn:[^\s\"']*+)$")
@@ -88,11 +97,15 @@ def joiner(message: str, next_line: str) -> str | None:
     following = content(next_line)
     if not following:
         return None
+    tail = message[-400:]
+    if _NOT_AUTHORIZED_START_RE.match(following) is not None:  # the verb of this line's subject
+        return " " if _PRINCIPAL_END_RE.search(tail) is not None else None
     if not _ANCHOR_RE.search(message):
         return None
-    tail = message[-400:]
+    if _cut_token(tail, following):
+        return ""
     if _open_ended(tail):
-        return "" if _cut_token(tail, following) else " "
+        return " "
     if _BLOB_TAIL_RE.search(tail) is not None and _BLOB_LINE_RE.fullmatch(following):
         return ""
     if _CONTINUATION_RE.match(following) is not None:
@@ -108,16 +121,14 @@ def _open_ended(tail: str) -> bool:
     if _OPEN_END_RE.search(stripped) is not None:
         return True
     perform = _last_perform(stripped)
-    if perform is not None:
-        rest = stripped[perform.end() :]
-        action = _ACTION_RE.match(rest)
-        if action is None or (action.end() == len(rest) and ":" not in action.group()[:-1]):
-            return True  # "perform: cloudforma" / "perform: iam:" - the action itself is cut
-        clause = rest[action.end() :]
-        if _incomplete_clause(clause):
-            return True
-    arn = _ARN_TAIL_RE.search(stripped)
-    return arn is not None and _arn_is_cut(arn.group(1))
+    if perform is None:
+        return False
+    rest = stripped[perform.end() :]
+    action = _ACTION_RE.match(rest)
+    if action is None:
+        return True  # "to perform:" and nothing yet
+    clause = rest[action.end() :]
+    return _CLAUSE_OPEN_RE.search(clause) is not None or _incomplete_clause(clause)
 
 
 def _last_perform(text: str) -> re.Match[str] | None:
@@ -147,12 +158,13 @@ def _cut_token(tail: str, following: str) -> bool:
         return False
     if _CONTINUATION_RE.match(following) is not None:
         return False
-    last = tail.rsplit(None, 1)[-1]
     perform = _last_perform(tail)
     if perform is not None and perform.end() < len(tail):
-        rest = tail[perform.end() :]
-        if " " not in rest.strip() and ":" not in rest[:-1]:
-            return True
+        fragment = tail[perform.end() :]
+        if _ACTION_FRAGMENT_RE.fullmatch(fragment):
+            rest = following.split(None, 1)[0]
+            return _ACTION_RE.fullmatch(fragment + rest) is not None and ":" in fragment + rest
+    last = tail.rsplit(None, 1)[-1]
     return last.startswith("arn:") and _arn_is_cut(last)
 
 
@@ -166,6 +178,12 @@ def starts_mid_sentence(line: str) -> bool:
     if not before:
         return True
     return " " not in before and not before.startswith(("arn:", "User:", "anonymous", "You"))
+
+
+def awaits_verb(line: str) -> bool:
+    """The line ends with ``User:`` or a principal: its ``is not authorized`` may come next."""
+    body = content(line)
+    return body.endswith("User:") or _PRINCIPAL_END_RE.search(body) is not None
 
 
 def unwrap_lines(lines: list[str]) -> str:
