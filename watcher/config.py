@@ -19,6 +19,7 @@ import yaml
 
 from watcher.errors import ConfigError
 from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES
+from watcher.sources.framing import FRAMINGS, Framing
 
 T = TypeVar("T")
 
@@ -39,6 +40,7 @@ class FileSource:
     aws_profile: str | None = None
     poll_interval_seconds: float = 5.0
     use_polling: bool = False
+    format: Framing = "auto"  # container runtimes' framing: auto | plain | cri | docker
     type: Literal["file"] = "file"
 
 
@@ -257,7 +259,9 @@ class _Reader:
         kind = value.get("type")
         common = ("type", "paths", "aws_profile", "poll_interval_seconds", "use_polling")
         if kind == "file":
-            data = self.mapping(value, path, (*common, "exclude", "start_at", "max_line_bytes"))
+            data = self.mapping(
+                value, path, (*common, "exclude", "start_at", "max_line_bytes", "format")
+            )
             return FileSource(
                 paths=self.require_list(data, path, "paths"),
                 exclude=self.get(data, path, "exclude", _string_list, ()),
@@ -268,6 +272,7 @@ class _Reader:
                     data, path, "poll_interval_seconds", parse_duration, 5.0
                 ),
                 use_polling=self.get(data, path, "use_polling", _bool, False),
+                format=self.get(data, path, "format", _framing, "auto"),
             )
         if kind == "cloudtrail":
             data = self.mapping(value, path, (*common, "error_codes"))
@@ -455,6 +460,13 @@ def _start_at(value: object) -> Literal["end", "beginning"]:
     if value == "beginning":
         return "beginning"
     raise ValueError(f"expected 'end' or 'beginning', got {value!r}")
+
+
+def _framing(value: object) -> Framing:
+    for framing in FRAMINGS:
+        if value == framing:
+            return framing
+    raise ValueError(f"expected one of {', '.join(FRAMINGS)}, got {value!r}")
 
 
 def _webhook_format(value: object) -> Literal["json", "slack"]:

@@ -118,6 +118,19 @@ _SYSLOG_TS_RE = re.compile(
     r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(?P<d>\d{1,2}) "
     r"(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})\b"
 )
+_RFC3339_RE = re.compile(
+    r"(?P<date>\d{4}-\d\d-\d\d)[T ](?P<clock>\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d{1,9}))?"
+    r"\s*(?P<tz>Z|z|[+-]\d\d:?\d\d)?"
+)
+_STRUCTURED_TIME_RE = re.compile(
+    r"(?:^|[\s{,])\"?(?:ts|time|@timestamp|timestamp)\"?\s*[:=]\s*"
+    r"(?:\"(?P<quoted>[^\"]{1,40})\"|(?P<bare>[0-9][0-9.:TZ+-]{0,39}))"
+)
+_EPOCH_MILLIS_MIN = 10**11  # larger numbers are milliseconds (10**11 s is the year 5138)
+# A bare number is a time only in this range (2001 to 5138 in seconds, or in milliseconds):
+# "time=12" in a message is a duration, not 1970.
+_EPOCH_SECONDS_MIN = 10**9
+_EPOCH_MAX = 10**14
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -200,7 +213,7 @@ def find_denials(text: str, *, now: datetime | None = None) -> list[Finding]:
     if not groups:
         return []
 
-    timestamp = parse_leading_timestamp(text, now=now)
+    timestamp = parse_leading_timestamp(text, now=now) or structured_timestamp(text)
     findings = []
     for ordinal, group in enumerate(groups):
         context_start = groups[ordinal - 1].parts[-1].end if ordinal > 0 else 0
@@ -470,3 +483,53 @@ def _utc_offset(tz: str | None) -> timezone:
     sign = -1 if tz[0] == "-" else 1
     digits = tz[1:].replace(":", "")
     return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))
+
+
+def iso_millis(value: str) -> str | None:
+    """An RFC 3339 time (any precision, any offset) as ISO-8601 UTC with milliseconds and Z."""
+    match = _RFC3339_RE.match(value.strip())
+    if match is None:
+        return None
+    fraction = (match.group("frac") or "0").ljust(6, "0")[:6]
+    zone = match.group("tz") or "Z"
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    if len(zone) == 5:  # "+0100"
+        zone = zone[:3] + ":" + zone[3:]
+    try:
+        moment = datetime.fromisoformat(
+            f"{match.group('date')}T{match.group('clock')}.{fraction}{zone}"
+        )
+    except ValueError:
+        return None
+    return _format(moment)
+
+
+def epoch_millis(value: float) -> str | None:
+    """Epoch seconds, or milliseconds when the number is too large to be seconds."""
+    seconds = value / 1000 if value >= _EPOCH_MILLIS_MIN else value
+    try:
+        return _format(datetime.fromtimestamp(seconds, UTC))
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _format(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def structured_timestamp(text: str) -> str | None:
+    """The ``ts``/``time``/``@timestamp``/``timestamp`` of a JSON or key=value log line.
+
+    zap and controller-runtime write ``"ts": 1651073143.619`` (epoch seconds) or RFC 3339,
+    logrus/bunyan ``"time"``, ECS ``"@timestamp"``, logfmt and klog/logr ``time=...``/``ts=...``.
+    """
+    if "time" not in text and "ts" not in text:
+        return None
+    match = _STRUCTURED_TIME_RE.search(text)
+    if match is None:
+        return None
+    value = match.group("quoted") or match.group("bare") or ""
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        number = float(value)
+        return epoch_millis(number) if _EPOCH_SECONDS_MIN <= number < _EPOCH_MAX else None
+    return iso_millis(value)

@@ -45,14 +45,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from watcher.extract import MAX_BLOB_CHARS, TRIGGER_BYTES
-from watcher.sources.framing import (
-    CRI_PARTIAL_TAGS,
-    Frame,
-    Framing,
-    parse_frame,
-    structured_timestamp,
-)
+from watcher.extract import MAX_BLOB_CHARS, TRIGGER_BYTES, structured_timestamp
+from watcher.sources.framing import CRI_PARTIAL_TAGS, Frame, Framing, parse_frame
 from watcher.unwrap import (
     MAX_LINES_BEFORE,
     MAX_MESSAGE_LINES,
