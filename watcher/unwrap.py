@@ -50,9 +50,14 @@ _CONTINUATION_RE = re.compile(
     r"|status\s++code:|\(Service:|\(SDK\b|request\s++id:",
     re.IGNORECASE,
 )
-_NOT_AUTHORIZED_START_RE = re.compile(r"(?:is\s++)?+not\s++authorized\b", re.IGNORECASE)
+_NOT_AUTHORIZED_START_RE = re.compile(
+    r"(?:is\s++)?+(?:not\s++)?+authorized\s++to\b|(?:is\s++)?+not\s++authorized\b", re.IGNORECASE
+)
 # "is not authorized" continues a line only when that line ends with who was denied.
-_PRINCIPAL_END_RE = re.compile(r"(?:\bUser:\s*+\S++|(?:^|\s)arn:\S++|\banonymous)\s*+$")
+_PRINCIPAL_END_RE = re.compile(
+    r"(?:\bUser:\s*+\S++|(?:^|\s)arn:\S++|\banonymous)(?:\s++is(?:\s++not)?+|\s++not)?+\s*+$",
+    re.IGNORECASE,
+)
 _IN_POLICY_RE = re.compile(r"in\s++(?:an?\s++|the\s++)?+[\w -]{0,40}?polic", re.IGNORECASE)
 
 _ANCHOR_RE = re.compile(r"authoriz|\bUser:", re.IGNORECASE)
@@ -77,7 +82,7 @@ _BLOB_TAIL_RE = re.compile(r"message:\s*+[A-Za-z0-9_-]{16,}+$")
 # A whole line of blob characters after a blob continues it (PowerShell, fixed-width terminals).
 _BLOB_LINE_RE = re.compile(r"[A-Za-z0-9_-]{16,}+(?:\.\.\.)?+")
 _TOKEN_START_RE = re.compile(r"[A-Za-z0-9_*/.:-]")
-_NOT_AUTHORIZED_RE = re.compile(r"(?:\bis\s++)?+\bnot\s++authorized\b")
+_NOT_AUTHORIZED_RE = re.compile(r"(?:(?:\bis\s++)?+\bnot\s++)?+\bauthorized\s++to\b")
 
 
 def content(line: str) -> str:
@@ -148,8 +153,9 @@ def _incomplete_clause(clause: str) -> bool:
 
 
 def _arn_is_cut(arn: str) -> bool:
-    """An ARN has six parts and a resource; one that stops before them was cut by the wrap."""
-    return arn.count(":") < 5 or arn.endswith((":", "/", "-"))
+    """An ARN has six parts and a resource; one that stops before them was cut by the wrap.
+    (One ending in "/" or "-" may be whole: an S3 prefix, so it is not taken as cut.)"""
+    return arn.count(":") < 5 or arn.endswith(":")
 
 
 def _cut_token(tail: str, following: str) -> bool:
@@ -177,6 +183,8 @@ def starts_mid_sentence(line: str) -> bool:
     before = body[: match.start()].strip()
     if not before:
         return True
+    if not match.group().startswith(("is", "not")):  # "X authorized to": not a denial's verb
+        return False
     return " " not in before and not before.startswith(("arn:", "User:", "anonymous", "You"))
 
 

@@ -214,6 +214,10 @@ class _Wait(NamedTuple):
 _SKIP = None
 # A line whose sentence stops at its end needs the next one even without a second word.
 _OPEN_TAIL_RE = re.compile(rb"(?:not authorized|authorized to|Encoded|User:)[\s\xe2\x94\x82|]*$")
+# Without a second word, a line is looked at only when it holds one of these (its sentence
+# may go on in the line below or have begun in the line above).
+_OPEN_WORDS = (b"not authorized", b"authorized to", b"Encoded", b"User:")
+_DOCKER_START = b'{"log":'
 MAX_INTERLEAVED_LINES = 64  # other streams' lines skipped while joining one stream's partials
 BACKLOOK_BYTES = 64 * 1024  # kept before the current line so the line above can be joined
 
@@ -233,6 +237,7 @@ class _Scanner:
         self._needles = (TRIGGER_BYTES,) + (
             CRI_PARTIAL_TAGS if options.framing in ("auto", "cri") else ()
         )
+        self._next_tag = [-1] * (len(self._needles) - 1)  # buffer positions, see _find_hit
         self._buf = bytearray(options.chunk_bytes * 2)
         self._filled = 0  # valid bytes in self._buf
         self._base = 0  # stream offset of self._buf[0]
@@ -266,14 +271,24 @@ class _Scanner:
         return bool(count)
 
     def _find_hit(self, hay: Haystack, start: int, filled: int) -> int:
+        """The next trigger word (or CRI partial tag) at or after ``start`` in the buffer."""
+        hit = hay.find(TRIGGER_BYTES, start, filled)
         if len(self._needles) == 1:
-            return hay.find(TRIGGER_BYTES, start, filled)
-        found = [hay.find(needle, start, filled) for needle in self._needles]
-        hits = [position for position in found if position >= 0]
-        return min(hits) if hits else -1
+            return hit
+        # A tag's next position is remembered until passed: most files hold none, and
+        # searching the rest of the buffer for it again at every trigger would cost a scan each.
+        for index, needle in enumerate(self._needles[1:]):
+            cached = self._next_tag[index]
+            if cached < start:
+                cached = hay.find(needle, start, filled)
+                self._next_tag[index] = cached if cached >= 0 else filled
+            if cached >= 0 and cached < filled and (hit < 0 or cached < hit):
+                hit = cached
+        return hit
 
     def drain(self, *, eof: bool) -> Iterator[Candidate]:
         hay = self._searcher(self._buf, self._filled)
+        self._next_tag = [-1] * len(self._next_tag)  # new bytes, maybe a new base: search again
         base, filled = self._base, self._filled
         keep_from: int | None = None  # stream offset to keep when more data is needed
         while True:
@@ -287,7 +302,9 @@ class _Scanner:
             line_complete = newline_after >= 0 or eof
             fits = line_end - line_start <= self._max_line_bytes and line_start >= base
             if fits and line_complete:
-                if line_start in self._consumed:
+                if line_start in self._consumed or not self._worth_a_look(
+                    hay, line_start - base, line_end - base, hit
+                ):
                     self._search_from = line_end + 1
                     continue
                 outcome = self._message(hay, line_start, line_end, eof=eof)
@@ -379,7 +396,8 @@ class _Scanner:
             if not self._has_second_word(raw):
                 return _SKIP
             if not self._next_may_join(hay, first, eof=eof):
-                return Candidate(line_start, line_start, raw, windowed=False)
+                timestamp = structured_timestamp(raw.decode("utf-8", "replace"))
+                return Candidate(line_start, line_start, raw, windowed=False, timestamp=timestamp)
         return self._assemble(hay, first, eof=eof)
 
     def _assemble(self, hay: Haystack, first: _Logical, *, eof: bool) -> Candidate | _Wait | None:
@@ -424,6 +442,18 @@ class _Scanner:
         start = parts[0].start
         return Candidate(start, start, text_bytes, windowed=False, end=end, timestamp=timestamp)
 
+    def _worth_a_look(self, hay: Haystack, start: int, end: int, hit: int) -> bool:
+        """The in-buffer test that keeps lines which merely say "authorized" free of Python
+        objects: a second word, a word the sentence may continue from, a partial line."""
+        if not self._also_one_of or self._buf[hit : hit + len(TRIGGER_BYTES)] != TRIGGER_BYTES:
+            return True  # every trigger line is wanted, or the hit is a CRI partial's tag
+        for needle in self._also_one_of + _OPEN_WORDS:
+            if hay.find(needle, start, end) >= 0:
+                return True
+        return self._framing in ("auto", "docker") and self._buf.startswith(
+            _DOCKER_START, start, end
+        )
+
     def _has_second_word(self, line: bytes) -> bool:
         return not self._also_one_of or any(needle in line for needle in self._also_one_of)
 
@@ -435,7 +465,7 @@ class _Scanner:
         """The hit line's sentence stops at its end, or starts before it: join around it."""
         if _OPEN_TAIL_RE.search(raw[-64:]) is not None:
             return True
-        return b"not authorized" in raw and starts_mid_sentence(raw.decode("utf-8", "replace"))
+        return b"authorized to" in raw and starts_mid_sentence(raw.decode("utf-8", "replace"))
 
     def _next_may_join(self, hay: Haystack, line: _Logical, *, eof: bool) -> bool:
         """Whether the line after a plain hit line has to be looked at (or waited for)."""
