@@ -26,6 +26,7 @@ import re
 # the trigger word a message may start (the principal, "User:").
 MAX_MESSAGE_LINES = 24
 MAX_LINES_BEFORE = 3
+MAX_CONTEXT_LINES_BEFORE = 4  # lines of the SDK's error chain above the sentence (see below)
 
 # Prefixes producers put on every line: indentation, box drawing, quoting, <br />, per-line
 # timestamps (ISO as CI runners print them, and "MM-DD-YYYY hh:mm:ss PM" of log viewers),
@@ -57,6 +58,11 @@ _NOT_AUTHORIZED_START_RE = re.compile(
 _PRINCIPAL_END_RE = re.compile(
     r"(?:\bUser:\s*+\S++|(?:^|\s)arn:\S++|\banonymous)(?:\s++is(?:\s++not)?+|\s++not)?+\s*+$",
     re.IGNORECASE,
+)
+# Where a wrap falls inside the Go SDK v2 error chain before the denial sentence.
+_CHAIN_END_RE = re.compile(
+    r"(?:\bapi(?:\s++error)?+|\berror|\bhttps\s++response(?:\s++error)?+|\bStatusCode:(?:\s*+\d++)?+"
+    r"|\bRequestID:|\bHostID:|\boperation\s++error)$"
 )
 _IN_POLICY_RE = re.compile(r"in\s++(?:an?\s++|the\s++)?+[\w -]{0,40}?polic", re.IGNORECASE)
 
@@ -188,10 +194,22 @@ def starts_mid_sentence(line: str) -> bool:
     return " " not in before and not before.startswith(("arn:", "User:", "anonymous", "You"))
 
 
-def awaits_verb(line: str) -> bool:
-    """The line ends with ``User:`` or a principal: its ``is not authorized`` may come next."""
+def continues_into(above: str, line: str) -> bool:
+    """``above`` is the start of the SDK error chain that ``line`` goes on with (``operation
+    error S3: Op, https response error StatusCode: 403, RequestID: ..., api error Code: ...``),
+    wrapped: joined for the operation, error code and request id it carries."""
+    if "authoriz" in above or not content(line):
+        return False
+    return _CHAIN_END_RE.search(content(above)) is not None
+
+
+def may_begin_message(line: str) -> bool:
+    """The line may be the first of a message whose sentence comes on the next line: it ends
+    with ``User:``, a principal, or the SDK's error chain before the sentence."""
     body = content(line)
-    return body.endswith("User:") or _PRINCIPAL_END_RE.search(body) is not None
+    if body.endswith("User:") or _PRINCIPAL_END_RE.search(body) is not None:
+        return True
+    return "authoriz" not in body and _CHAIN_END_RE.search(body) is not None
 
 
 def unwrap_lines(lines: list[str]) -> str:

@@ -48,12 +48,14 @@ from typing import NamedTuple, Protocol
 from watcher.extract import MAX_BLOB_CHARS, TRIGGER_BYTES, structured_timestamp
 from watcher.sources.framing import CRI_PARTIAL_TAGS, Frame, Framing, parse_frame
 from watcher.unwrap import (
+    MAX_CONTEXT_LINES_BEFORE,
     MAX_LINES_BEFORE,
     MAX_MESSAGE_LINES,
-    awaits_verb,
     content,
+    continues_into,
     first_line,
     joiner,
+    may_begin_message,
     starts_mid_sentence,
     unwrap_lines,
 )
@@ -357,8 +359,8 @@ class _Scanner:
         self.resume_offset = start
 
     def _resume_at_end(self, hay: Haystack) -> int:
-        """The end of the data, or the last lines when they are a principal waiting for its
-        ``is not authorized`` line (the next scan must see them to join it)."""
+        """The end of the data, or the last lines when they may begin a message whose
+        sentence has not been written yet (the next scan must see them to join it)."""
         data_end = self._base + self._filled
         if self._final or self._filled == 0:
             return data_end
@@ -366,13 +368,18 @@ class _Scanner:
         if last is None or data_end - last[0] > BACKLOOK_BYTES:
             return data_end
         start, text = last[0], self._text_of(last[1])
-        if not awaits_verb(text):
+        if not may_begin_message(text):
             return data_end
-        for _ in range(MAX_LINES_BEFORE - 1):
+        for _ in range(MAX_LINES_BEFORE + MAX_CONTEXT_LINES_BEFORE - 1):
             above = self._physical_above(hay, start)
-            if above is None or joiner(first_line(self._text_of(above[1])), text) is None:
+            if above is None:
                 break
-            start, text = above[0], self._text_of(above[1])
+            above_text = self._text_of(above[1])
+            if joiner(first_line(above_text), text) is None and not continues_into(
+                above_text, text
+            ):
+                break
+            start, text = above[0], above_text
         return start
 
     def _text_of(self, line: bytes) -> str:
@@ -410,6 +417,12 @@ class _Scanner:
                 or joiner(first_line(text := above.body.decode("utf-8", "replace")), texts[0])
                 is None
             ):
+                break
+            parts.insert(0, above)
+            texts.insert(0, text)
+        for _ in range(MAX_CONTEXT_LINES_BEFORE):
+            above = self._line_above(hay, parts[0].start)
+            if above is None or not continues_into(text := self._decoded(above), texts[0]):
                 break
             parts.insert(0, above)
             texts.insert(0, text)
@@ -453,6 +466,10 @@ class _Scanner:
         return self._framing in ("auto", "docker") and self._buf.startswith(
             _DOCKER_START, start, end
         )
+
+    @staticmethod
+    def _decoded(line: _Logical) -> str:
+        return line.body.decode("utf-8", "replace")
 
     def _has_second_word(self, line: bytes) -> bool:
         return not self._also_one_of or any(needle in line for needle in self._also_one_of)
@@ -639,7 +656,7 @@ class _Scanner:
         """The start of the lines above ``line_start`` worth keeping (bounded, never emitted)."""
         floor = max(self._floor, self._base, line_start - BACKLOOK_BYTES)
         start = line_start
-        for _ in range(MAX_LINES_BEFORE):
+        for _ in range(MAX_LINES_BEFORE + MAX_CONTEXT_LINES_BEFORE):
             if start - 1 <= floor:
                 break
             newline = hay.rfind(b"\n", 0, start - 1 - self._base)
