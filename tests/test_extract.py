@@ -366,3 +366,69 @@ class TestProperties:
     def test_never_raises_on_arbitrary_text(self, text):
         for f in find_denials("authoriz " + text):
             assert f.start <= f.end
+
+
+class TestIssue12Grammar:
+    """The wordings the issue lists, each as AWS prints it."""
+
+    def test_explicit_deny_without_a_policy_named(self):
+        """'with an explicit deny (Service: ...)': explicit, type unknown, resource whole."""
+        line = (
+            "User: arn:aws:sts::111122223333:assumed-role/r/s is not authorized to perform: "
+            "lambda:InvokeFunction on resource: "
+            "arn:aws:lambda:us-east-1:111122223333:function:Registrar with an explicit deny "
+            "(Service: AWSLambda; Status Code: 403; Error Code: AccessDeniedException; "
+            "Request ID: 1b2c3d4e-aaaa-bbbb-cccc-0123456789ab)"
+        )
+        (f,) = find_denials(line)
+        assert (
+            "arn:aws:lambda:us-east-1:111122223333:function:Registrar",
+            True,
+            None,
+        ) == (f.resource, f.explicit_deny, f.policy_type)
+
+    def test_denial_without_a_principal_still_has_its_event(self):
+        """Bedrock's 'not authorized to perform: ...' names no principal: still a denial."""
+        line = (
+            "AccessDeniedException: not authorized to perform: bedrock:InvokeModel on resource: "
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-v2"
+        )
+        (f,) = find_denials(line)
+        assert (None, "bedrock:InvokeModel", "AccessDeniedException") == (
+            f.principal_arn,
+            f.action,
+            f.error_code,
+        )
+
+    def test_no_reason_clause_leaves_explicit_deny_unknown(self):
+        """The older wording says nothing about the kind of deny: null, not false."""
+        (f,) = find_denials(
+            "User: arn:aws:iam::1:user/a is not authorized to perform: s3:GetObject"
+        )
+        assert f.explicit_deny is None
+
+    def test_transitively_through_a_service_control_policy_keeps_the_first_type(self):
+        """'in a VPC endpoint policy transitively through a service control policy'."""
+        line = (
+            "User: arn:aws:iam::1:user/a is not authorized to perform: sns:Publish on resource: "
+            "arn:aws:sns:us-east-1:1:t with an explicit deny in a VPC endpoint policy "
+            "transitively through a service control policy"
+        )
+        (f,) = find_denials(line)
+        assert ("arn:aws:sns:us-east-1:1:t", True, "vpc endpoint") == (
+            f.resource,
+            f.explicit_deny,
+            f.policy_type,
+        )
+
+    def test_placeholders_in_arns_are_kept_as_written(self):
+        """'[account id]' (with its space), '***' and '...' are the poster's: kept."""
+        line = (
+            "User: arn:aws:sts::[account id]:assumed-role/r/... is not authorized to perform: "
+            "s3:GetObject on resource: arn:aws:s3:::***/key"
+        )
+        (f,) = find_denials(line)
+        assert ("arn:aws:sts::[account id]:assumed-role/r/...", "arn:aws:s3:::***/key") == (
+            f.principal_arn,
+            f.resource,
+        )

@@ -10,9 +10,6 @@ from watcher.model import Finding
 from watcher.unwrap import content, joiner, starts_mid_sentence, unwrap_text
 
 MULTILINE_DENIALS = load_jsonl("multiline_denials.jsonl")
-# Line breaks turned into spaces every 70 characters ('return ed', 'ser vice'): nothing in the
-# text says where they were, so the grammar cannot tell them from real spaces.
-NOT_RECOVERABLE = {"m087"}
 
 
 def judged_fields(findings: list[Finding]) -> dict[str, object]:
@@ -30,22 +27,23 @@ def judged_fields(findings: list[Finding]) -> dict[str, object]:
     }
 
 
-def _marks(sample_id: str) -> list[pytest.MarkDecorator]:
-    if sample_id in NOT_RECOVERABLE:
-        return [pytest.mark.xfail(reason="wrap turned into spaces", strict=True)]
-    return []
-
-
 class TestCorpus:
-    @pytest.mark.parametrize(
-        "sample",
-        [pytest.param(s, id=s["id"], marks=_marks(s["id"])) for s in MULTILINE_DENIALS],
-    )
+    @pytest.mark.parametrize("sample", MULTILINE_DENIALS, ids=[s["id"] for s in MULTILINE_DENIALS])
     def test_multiline_sample_gives_its_expected_fields(self, sample):
         """Each real wrapped or split denial yields the labelled fields and denial count."""
         findings = find_denials(sample["text"])
         assert findings, "a denial without an event"
         assert sample["expected"] == judged_fields(findings)
+
+    def test_line_breaks_turned_into_spaces_inside_arns_and_the_action(self):
+        """m087: 'ser vice', '-dev' and 'iam: PassRole' where a display made breaks spaces."""
+        (sample,) = [s for s in MULTILINE_DENIALS if s["id"] == "m087"]
+        (finding,) = find_denials(sample["text"])
+        assert (
+            sample["expected"]["principal_arn"],
+            "iam:PassRole",
+            sample["expected"]["resource"],
+        ) == (finding.principal_arn, finding.action, finding.resource)
 
 
 class TestContent:

@@ -37,14 +37,18 @@ PLACEHOLDER_MAX_DISTINCT_CHARS = 4  # "xxxxxxxxxxxxxxxxxxxx", "-----------------
 # and reason may run after the action.
 PRINCIPAL_LOOKBACK_CHARS = 2048
 RESOURCE_MAX_CHARS = 2048
+RESOURCE_GAP_CHARS = 80
 
 _LEAD_RE = re.compile(r"You\s++are\s++not\s++authorized\s++to\s++(perform\s++this\s++operation)?")
 _BLOB_RE = re.compile(
     r"authorization\s++failure\s++message:\s{0,16}+"
     r"(?P<token>[A-Za-z0-9_-]*+)(?P<ellipsis>\.\.\.|\u2026)?"
 )
+# The action is "service:Action"; a display that turned its line breaks into spaces may leave
+# "iam: PassRole" (a space after the colon, then the capitalised action name).
 _PLAIN_RE = re.compile(
-    r"(?:\bis\s++)?+\bnot\s++authorized\s++to\s++perform:\s*+(?P<action>[A-Za-z0-9-]++:[A-Za-z0-9*]++)"
+    r"(?:\bis\s++)?+\bnot\s++authorized\s++to\s++perform:\s*+"
+    r"(?P<action>[A-Za-z0-9-]++:(?: (?=[A-Z]))?+[A-Za-z0-9*]++)"
 )
 _ON_RESOURCE_RE = re.compile(r"\s++on\s++(?:(?P<this>this\s++resource)|resource:\s*+)")
 _RESOURCE_END_RE = re.compile(
@@ -90,7 +94,7 @@ _ERROR_CODE_RES = (
     (
         ": ",
         re.compile(
-            r"(?P<code>\b[A-Z][A-Za-z]{2,60}+(?:\.[A-Z][A-Za-z]{2,60}+)?+):\s++(?:You|User:)"
+            r"(?P<code>\b[A-Z][A-Za-z]{2,60}+(?:\.[A-Z][A-Za-z]{2,60}+)?+):\s++(?:You|User:|not\s)"
         ),
     ),
 )
@@ -289,7 +293,7 @@ def _parse_plain(text: str, match: re.Match[str]) -> _Part:
         pos = explicit_m.end()
     plain = _Plain(
         principal_arn=principal,
-        action=match.group("action"),
+        action=match.group("action").replace(" ", ""),
         resource=resource,
         policy_type=policy_type,
         explicit_deny=explicit,
@@ -303,8 +307,8 @@ def _principal_before(text: str, is_pos: int) -> tuple[str | None, int]:
     """The token before ``is not authorized``: an ARN, ``anonymous``, or what follows ``User:``."""
     window_start = max(0, is_pos - PRINCIPAL_LOOKBACK_CHARS)
     head = text[window_start:is_pos].rstrip()
-    cut = _last_space(head)
-    token = head[cut + 1 :]
+    cut = _glued_fragments(head, _last_space(head))
+    token = _FRAGMENT_SPACE_RE.sub("", head[cut + 1 :])
     stripped = token.lstrip("\"'(\\")
     if stripped.startswith("User:"):  # "User:arn:..." with no space
         stripped = stripped[len("User:") :]
@@ -334,6 +338,24 @@ def _last_space(head: str) -> int:
             opened = head.rfind(opener, max(0, cut - 64), cut)
             if opened >= 0 and head.find(closer, opened, cut + 1) < 0:
                 return max(head.rfind(" ", 0, opened), head.rfind("\n", 0, opened))
+    return cut
+
+
+# A space before "-" or "/" inside an ARN is where a display turned a line break into a space.
+_FRAGMENT_SPACE_RE = re.compile(r" (?=[-/])")
+MAX_GLUED_FRAGMENTS = 4
+
+
+def _glued_fragments(head: str, cut: int) -> int:
+    """Where the principal starts when its last token is a fragment (``-EnvController...``)
+    of an ARN split by spaces: back to the fragment that starts with ``arn:``."""
+    start = cut
+    for _ in range(MAX_GLUED_FRAGMENTS):
+        if not head.startswith(("-", "/"), start + 1):
+            break
+        start = head.rfind(" ", 0, start)
+        if head.startswith("arn:", start + 1):
+            return start
     return cut
 
 
@@ -370,8 +392,15 @@ def _resource_at(text: str, pos: int) -> tuple[str | None, int]:
     if boundary is not None:
         end = boundary.start()
     if text.startswith(("arn:", "*"), pos):  # an ARN or "*" holds no space: it ends at one
-        end = _token_end(text, pos, end)
-        value = text[pos:end].rstrip("'`,;)")
+        token_end = _token_end(text, pos, end)
+        gap = text[token_end:end].strip() if boundary is not None else ""
+        if gap and not any(char.isspace() for char in gap) and len(gap) <= RESOURCE_GAP_CHARS:
+            # "role/cd-paas-ser vice-dev because": one word between the ARN and the clause is
+            # the rest of the ARN, split where a display turned a line break into a space.
+            value = (text[pos:token_end] + gap).rstrip("'`,;)")
+        else:
+            end = token_end
+            value = text[pos:end].rstrip("'`,;)")
         if value.endswith(".") and not value.endswith(".."):
             value = value[:-1]
         return value or None, end
