@@ -14,16 +14,19 @@ import random
 import re
 import textwrap
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import load_jsonl
+from tests.test_unwrap import judged_fields
 from watcher.extract import SECOND_WORDS_BYTES, find_denials
 from watcher.model import BlobState, Finding
 from watcher.sources.framing import Framing
 from watcher.sources.lines import iter_candidates
 
 MULTILINE_DENIALS = load_jsonl("multiline_denials.jsonl")
+PLAINTEXT_DENIALS = load_jsonl("plaintext_denials.jsonl")
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 PREFIX = "Encoded authorization failure message: "
 
@@ -83,6 +86,34 @@ def cri(parts: list[str], stream: str = "stderr", time: str = "2026-11-28T09:20:
     return b"".join(
         f"{time} {stream} {tag} {part}\n".encode() for tag, part in zip(tags, parts, strict=True)
     )
+
+
+def findings_through_the_reader(text: str) -> list[Finding]:
+    """What `scan` and the daemon extract from ``text`` written to a file."""
+    scan = iter_candidates(
+        io.BytesIO((text + "\n").encode()), framing="auto", also_one_of=SECOND_WORDS_BYTES
+    )
+    return [f for candidate in scan for f in find_denials(candidate.text.decode())]
+
+
+class TestCorpusThroughTheReader:
+    @pytest.mark.parametrize("sample", MULTILINE_DENIALS, ids=[s["id"] for s in MULTILINE_DENIALS])
+    def test_multiline_sample_read_from_a_file_gives_its_expected_fields(self, sample):
+        """The reader's messages give each sample's labelled fields, as the whole text does."""
+        findings = findings_through_the_reader(sample["text"])
+        assert findings, "a denial without an event"
+        assert sample["expected"] == judged_fields(findings)
+
+    @pytest.mark.parametrize("sample", PLAINTEXT_DENIALS, ids=[s["id"] for s in PLAINTEXT_DENIALS])
+    def test_plaintext_denial_read_from_a_file_is_one_message(self, sample):
+        """Each plain-text denial (some wrapped) is one message with its action and principal."""
+        (finding,) = findings_through_the_reader(sample["text"])
+        expected = sample["expected"]
+        assert (expected["principal_arn"], expected["action"], expected["resource"]) == (
+            finding.principal_arn,
+            finding.action,
+            finding.resource,
+        )
 
 
 class TestStreaming:

@@ -54,9 +54,10 @@ _CONTINUATION_RE = re.compile(
 _NOT_AUTHORIZED_START_RE = re.compile(
     r"(?:is\s++)?+(?:not\s++)?+authorized\s++to\b|(?:is\s++)?+not\s++authorized\b", re.IGNORECASE
 )
-# "is not authorized" continues a line only when that line ends with who was denied.
+# "is not authorized" continues a line only when that line ends with who was denied (an ARN,
+# or a piece of one: a wrap may have cut it).
 _PRINCIPAL_END_RE = re.compile(
-    r"(?:\bUser:\s*+\S++|(?:^|\s)arn:\S++|\banonymous)(?:\s++is(?:\s++not)?+|\s++not)?+\s*+$",
+    r"(?:\bUser:\s*+\S++|(?:^|\s)[^\s:/]*+[:/]\S*+|\banonymous)(?:\s++is(?:\s++not)?+|\s++not)?+\s*+$",
     re.IGNORECASE,
 )
 # Where a wrap falls inside the Go SDK v2 error chain before the denial sentence.
@@ -64,7 +65,12 @@ _CHAIN_END_RE = re.compile(
     r"(?:\bapi(?:\s++error)?+|\berror|\bhttps\s++response(?:\s++error)?+|\bStatusCode:(?:\s*+\d++)?+"
     r"|\bRequestID:|\bHostID:|\boperation\s++error)$"
 )
-_IN_POLICY_RE = re.compile(r"in\s++(?:an?\s++|the\s++)?+[\w -]{0,40}?polic", re.IGNORECASE)
+_ALLOWS_THE_END_RE = re.compile(r"\ballows?\s++the\s++[A-Za-z0-9-]++:[A-Za-z0-9*]++\s*+$")
+_ACTION_WORD_RE = re.compile(r"action\b")
+_IN_POLICY_RE = re.compile(
+    r"in\s++(?:an?\b|the\b|identity|resource|service|permissions|sessions?\b|vpc|role)",
+    re.IGNORECASE,
+)
 
 _ANCHOR_RE = re.compile(r"authoriz|\bUser:", re.IGNORECASE)
 _PERFORM_RE = re.compile(r"authorized\s++to\s++perform:\s*+", re.IGNORECASE)
@@ -79,7 +85,8 @@ _OPEN_END_RE = re.compile(
 )
 # After the action, the clauses may stop in the middle too.
 _CLAUSE_OPEN_RE = re.compile(
-    r"\s(?:on(?:\s++resource:?+|\s++this)?+|because(?:\s++no)?+|with(?:\s++an?+)?+(?:\s++explicit)?+"
+    r"\s(?:on(?:\s++resource:?+|\s++this)?+|resource:\s*+(?:role|user|group|policy|instance(?:\s++profile)?+)"
+    r"|because(?:\s++no)?+|with(?:\s++an?+)?+(?:\s++explicit)?+"
     r"|deny\s++in(?:\s++an?+|\s++the)?+|transitively(?:\s++through)?+(?:\s++an?+)?+)$",
     re.IGNORECASE,
 )
@@ -106,12 +113,12 @@ def first_line(line: str) -> str:
 def joiner(message: str, next_line: str) -> str | None:
     """How ``next_line`` continues ``message``: ``" "``, ``""`` (a cut token), or None (no)."""
     following = content(next_line)
-    if not following:
+    if not following or not message.strip():
         return None
     tail = message[-400:]
     if _NOT_AUTHORIZED_START_RE.match(following) is not None:  # the verb of this line's subject
         return " " if _PRINCIPAL_END_RE.search(tail) is not None else None
-    if not _ANCHOR_RE.search(message):
+    if not _ANCHOR_RE.search(message) and not _ANCHOR_RE.search(following):
         return None
     if _cut_token(tail, following):
         return ""
@@ -123,6 +130,8 @@ def joiner(message: str, next_line: str) -> str | None:
         return " "
     if tail.rstrip().lower().endswith("explicit deny") and _IN_POLICY_RE.match(following):
         return " "
+    if _ALLOWS_THE_END_RE.search(tail) is not None and _ACTION_WORD_RE.match(following):
+        return " "
     return None
 
 
@@ -130,6 +139,9 @@ def _open_ended(tail: str) -> bool:
     """True when the denial sentence at the end of ``tail`` cannot end there."""
     stripped = tail.rstrip()
     if _OPEN_END_RE.search(stripped) is not None:
+        return True
+    arn = _ARN_TAIL_RE.search(stripped)
+    if arn is not None and _arn_is_cut(arn.group(1)):
         return True
     perform = _last_perform(stripped)
     if perform is None:
@@ -177,6 +189,8 @@ def _cut_token(tail: str, following: str) -> bool:
             rest = following.split(None, 1)[0]
             return _ACTION_RE.fullmatch(fragment + rest) is not None and ":" in fragment + rest
     last = tail.rsplit(None, 1)[-1]
+    if last.count("[") > last.count("]"):  # inside a redaction such as "[account id]"
+        return False
     return last.startswith("arn:") and _arn_is_cut(last)
 
 

@@ -215,7 +215,10 @@ class _Wait(NamedTuple):
 
 _SKIP = None
 # A line whose sentence stops at its end needs the next one even without a second word.
-_OPEN_TAIL_RE = re.compile(rb"(?:not authorized|authorized to|Encoded|User:)[\s\xe2\x94\x82|]*$")
+_OPEN_TAIL_RE = re.compile(
+    rb"(?:not authorized|authorized to|Encoded(?: authorization(?: failure)?)?|User:)"
+    rb"[\s\xe2\x94\x82|]*$"
+)
 # Without a second word, a line is looked at only when it holds one of these (its sentence
 # may go on in the line below or have begun in the line above).
 _OPEN_WORDS = (b"not authorized", b"authorized to", b"Encoded", b"User:")
@@ -410,13 +413,11 @@ class _Scanner:
     def _assemble(self, hay: Haystack, first: _Logical, *, eof: bool) -> Candidate | _Wait | None:
         parts = [first]
         texts = [first.body.decode("utf-8", "replace")]
-        while len(parts) <= MAX_LINES_BEFORE and starts_mid_sentence(texts[0]):
+        needs_above = starts_mid_sentence(texts[0])
+        while needs_above and len(parts) <= MAX_LINES_BEFORE:
             above = self._line_above(hay, parts[0].start)
-            if (
-                above is None
-                or joiner(first_line(text := above.body.decode("utf-8", "replace")), texts[0])
-                is None
-            ):
+            below = unwrap_lines(texts)
+            if above is None or joiner(first_line(text := self._decoded(above)), below) is None:
                 break
             parts.insert(0, above)
             texts.insert(0, text)
