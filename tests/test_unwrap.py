@@ -88,6 +88,17 @@ class TestJoiner:
         message = "User: arn:aws:iam::1:user/a is not authorized to perform: s3:GetObject"
         assert joiner(message, "User: arn:aws:iam::1:user/b is not authorized to") is None
 
+    def test_a_second_principal_is_never_joined_even_to_an_open_sentence(self):
+        """'User: a is not authorized' then 'User: b ...': two messages, not one."""
+        assert (
+            joiner("User: arn:aws:iam::1:user/a is not authorized", "User: arn:aws:iam::1:user/b")
+            is None
+        )
+
+    def test_a_word_with_a_colon_is_not_a_principal(self):
+        """'on resource:' then 'is not authorized': the line above names no one."""
+        assert joiner("x:Y on resource:", "is not authorized to perform: a:B") is None
+
     def test_go_sdk_status_code_line_continues_the_denial(self):
         """The Go SDK v1 puts 'status code: 403, request id: ...' on the next line."""
         message = "User: arn:aws:iam::1:user/a is not authorized to perform: s3:GetObject"

@@ -42,7 +42,9 @@ _PREFIX_RE = re.compile(
     r"|(?:ERROR|WARN|WARNING|INFO|DEBUG)(?=\s|$)"
     r"){0,12}+"
 )
-_TRAILER_RE = re.compile(r"(?:\s|[\u2502\u2503\u2551]|<br\s*+/?>)*+$")
+_TRAILER_CHARS = " \t\r\n\u00a0\u2502\u2503\u2551"
+_BR_TAIL_RE = re.compile(r"<br\s*+/?>$")
+MAX_TRAILING_BREAKS = 4
 
 # Clauses that may start the line after a denial's sentence (matched case-insensitively).
 _CONTINUATION_RE = re.compile(
@@ -57,7 +59,8 @@ _NOT_AUTHORIZED_START_RE = re.compile(
 # "is not authorized" continues a line only when that line ends with who was denied (an ARN,
 # or a piece of one: a wrap may have cut it).
 _PRINCIPAL_END_RE = re.compile(
-    r"(?:\bUser:\s*+\S++|(?:^|\s)[^\s:/]*+[:/]\S*+|\banonymous)(?:\s++is(?:\s++not)?+|\s++not)?+\s*+$",
+    r"(?:\bUser:\s*+\S++|(?:^|\s)(?:arn:\S*+|[^\s/]*+/\S*+)|\banonymous)"
+    r"(?:\s++is(?:\s++not)?+|\s++not)?+\s*+$",
     re.IGNORECASE,
 )
 # Where a wrap falls inside the Go SDK v2 error chain before the denial sentence.
@@ -102,12 +105,26 @@ def content(line: str) -> str:
     """A continuation line without the prefixes and trailers producers put on every line."""
     start = _PREFIX_RE.match(line)
     body = line[start.end() :] if start is not None else line
-    return _TRAILER_RE.sub("", body)
+    return _without_trailer(body)
 
 
 def first_line(line: str) -> str:
     """The first line of a message keeps its prefix (timestamp, severity) but not its trailer."""
-    return _TRAILER_RE.sub("", line)
+    return _without_trailer(line)
+
+
+def _without_trailer(line: str) -> str:
+    """Without trailing spaces, box sides and ``<br />`` (rstrip, not a regex: a long run of
+    spaces inside a line must not cost a scan from each of its positions)."""
+    stripped = line.rstrip(_TRAILER_CHARS)
+    for _ in range(MAX_TRAILING_BREAKS):
+        if not stripped.endswith(">"):
+            break
+        br = _BR_TAIL_RE.search(stripped, max(0, len(stripped) - 16))
+        if br is None:
+            break
+        stripped = stripped[: br.start()].rstrip(_TRAILER_CHARS)
+    return stripped
 
 
 def joiner(message: str, next_line: str) -> str | None:
@@ -116,6 +133,8 @@ def joiner(message: str, next_line: str) -> str | None:
     if not following or not message.strip():
         return None
     tail = message[-400:]
+    if "User:" in following and "User:" in message and not _cut_token(tail, following):
+        return None  # a second principal: the next denial, never merged into this one
     if _NOT_AUTHORIZED_START_RE.match(following) is not None:  # the verb of this line's subject
         return " " if _PRINCIPAL_END_RE.search(tail) is not None else None
     if not _ANCHOR_RE.search(message) and not _ANCHOR_RE.search(following):

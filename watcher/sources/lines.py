@@ -213,7 +213,13 @@ class _Wait(NamedTuple):
     held: bool  # True: at the end of non-final data, the caller must scan again from here
 
 
-_SKIP = None
+class _Skipped(NamedTuple):
+    """No denial here; searching goes on at ``resume``."""
+
+    resume: int
+
+
+_SKIP = None  # nothing to look at beyond the hit line
 # A line whose sentence stops at its end needs the next one even without a second word.
 _OPEN_TAIL_RE = re.compile(
     rb"(?:not authorized|authorized to|Encoded(?: authorization(?: failure)?)?|User:)"
@@ -321,8 +327,9 @@ class _Scanner:
                     keep_from = self._lines_above(hay, outcome.keep_from)
                     self._search_from = base + hit
                     break
-                if outcome is _SKIP:
-                    self._search_from = line_end + 1
+                if outcome is _SKIP or isinstance(outcome, _Skipped):
+                    skip_to = outcome.resume if isinstance(outcome, _Skipped) else 0
+                    self._search_from = max(line_end + 1, skip_to)
                     continue
                 yield outcome
                 self._search_from = self._after(outcome, line_end)
@@ -392,7 +399,7 @@ class _Scanner:
 
     def _message(
         self, hay: Haystack, line_start: int, line_end: int, *, eof: bool
-    ) -> Candidate | _Wait | None:
+    ) -> Candidate | _Wait | _Skipped | None:
         """The whole message the hit line belongs to, or what it waits for, or _SKIP."""
         raw = _strip_cr(bytes(self._buf[line_start - self._base : line_end - self._base]))
         frame = parse_frame(raw, self._framing)
@@ -410,7 +417,9 @@ class _Scanner:
                 return Candidate(line_start, line_start, raw, windowed=False, timestamp=timestamp)
         return self._assemble(hay, first, eof=eof)
 
-    def _assemble(self, hay: Haystack, first: _Logical, *, eof: bool) -> Candidate | _Wait | None:
+    def _assemble(
+        self, hay: Haystack, first: _Logical, *, eof: bool
+    ) -> Candidate | _Wait | _Skipped | None:
         parts = [first]
         texts = [first.body.decode("utf-8", "replace")]
         needs_above = starts_mid_sentence(texts[0])
@@ -447,7 +456,9 @@ class _Scanner:
         if any(part.cut for part in parts):
             message += "..."  # a runtime's partial never got its final part: the text is cut
         if not self._wanted_body(message.encode("utf-8", "surrogateescape")):
-            return _SKIP
+            # None of its lines holds a second word: none starts a denial of its own either.
+            gaps = any(part.gaps for part in parts)
+            return _Skipped(parts[-1].end if not gaps else 0)
         end = parts[-1].end
         if parts[-1].gaps:
             self._consumed.add(end)
