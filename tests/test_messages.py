@@ -208,6 +208,19 @@ class TestFraming:
             b"User: arn:aws:iam::1:user/b is not authorized to perform: s3:PutObject",
         ] == texts
 
+    def test_partials_after_another_streams_line_are_not_read_twice(self):
+        """The later P and F parts of a joined message are never a message of their own."""
+        data = (
+            b"2026-11-28T09:20:02Z stderr P User: arn:aws:iam::1:user/a is not authorized to \n"
+            b"2026-11-28T09:20:02Z stdout F noise\n"
+            b"2026-11-28T09:20:02Z stderr P perform: s3:Get\n"
+            b"2026-11-28T09:20:02Z stderr F Object\n"
+        )
+        messages, _ = read(data)
+        assert [b"User: arn:aws:iam::1:user/a is not authorized to perform: s3:GetObject"] == [
+            message[2] for message in messages
+        ]
+
     def test_blob_over_partials_is_rejoined_and_complete(self):
         """A blob split over P lines is one blob, worth an STS call."""
         rng = random.Random(3)

@@ -20,7 +20,8 @@ The API the followers and ``scan`` use::
     scan = iter_candidates(reader, framing="auto", final=False, also_one_of=...)
     for candidate in scan:      # each Candidate is one whole message, in stream order
         ...                     # candidate.line_offset: its first physical line
-                                # candidate.end_offset: after its last physical line
+                                # candidate.end_offset: the end of its last physical
+                                #   line (its newline not counted)
                                 # candidate.text: the joined, unframed message (UTF-8 bytes)
                                 # candidate.timestamp: CRI/docker time, or the ts/time/
                                 #   @timestamp/timestamp of a JSON line (ISO-8601 UTC, ms, Z)
@@ -114,7 +115,8 @@ class Candidate:
     text_offset: int  # byte offset where ``text`` starts (== line_offset unless windowed)
     text: bytes  # the message, UTF-8: unframed and joined when it spanned several lines
     windowed: bool  # True when the line was longer than max_line_bytes
-    end: int | None = None  # after its last physical line (None: text_offset + len(text))
+    end: int | None = None  # end of its last physical line, newline not counted (None: a
+    # single line, text_offset + len(text))
     timestamp: str | None = None  # the runtime's or the structured log's time, ISO-8601 UTC
 
     @property
@@ -204,6 +206,7 @@ class _Logical(NamedTuple):
     framed: bool  # it came in CRI or docker framing
     cut: bool  # a partial whose final part never came (only at the end of final data)
     gaps: bool  # other streams' lines lie between its parts
+    lines: tuple[int, ...] = ()  # where its physical lines start, when they are partials
 
 
 class _Wait(NamedTuple):
@@ -257,6 +260,7 @@ class _Scanner:
         self._window_floor = 0  # stream offset; windows never start before it
         self._floor = 0  # stream offset; a message never starts before it (emitted before)
         self._consumed: set[int] = set()  # lines taken by a message with gaps, ahead of search
+        self._gaps = False  # the last message had other streams' lines between its parts
         self._long_line_reported = -1
         self._held = False
         self.resume_offset = 0
@@ -356,8 +360,8 @@ class _Scanner:
     def _after(self, candidate: Candidate, hit_line_end: int) -> int:
         """Where searching goes on after a message; its lines are never searched again."""
         end = candidate.end_offset
-        if end > hit_line_end + 1 and end in self._consumed:  # gaps: other streams between
-            self._consumed.discard(end)
+        if self._gaps:  # other streams' lines between its parts are searched next
+            self._gaps = False
             self._floor = max(self._floor, hit_line_end + 1)
             return hit_line_end + 1
         self._floor = max(self._floor, end)
@@ -459,9 +463,10 @@ class _Scanner:
             # None of its lines holds a second word: none starts a denial of its own either.
             gaps = any(part.gaps for part in parts)
             return _Skipped(parts[-1].end if not gaps else 0)
-        end = parts[-1].end
-        if parts[-1].gaps:
-            self._consumed.add(end)
+        end = parts[-1].end - 1  # where its last line's newline is, as for a single line
+        self._gaps = any(part.gaps for part in parts)
+        if self._gaps:  # its later parts must not be read again when the search gets there
+            self._consumed.update(offset for part in parts for offset in part.lines)
         timestamp = parts[0].timestamp or structured_timestamp(message)
         text_bytes = message.encode("utf-8", "replace")
         start = parts[0].start
@@ -582,6 +587,7 @@ class _Scanner:
         base, filled = self._base, self._filled
         data_end = base + filled
         bodies = [first.body]
+        starts = [start]
         total = len(first.body)
         skipped = 0
         end = position
@@ -591,7 +597,7 @@ class _Scanner:
                     return _Wait(start, held=False)
                 if not self._final:
                     return _Wait(start, held=True)
-                return self._partial_run(start, end, bodies, first, cut=True, gaps=skipped > 0)
+                return self._partial_run(end, bodies, starts, first, cut=True, gaps=skipped > 0)
             newline = hay.find(b"\n", position - base, filled)
             if newline < 0 and not eof:
                 return _Wait(start, held=False)
@@ -604,21 +610,25 @@ class _Scanner:
                 skipped += 1
                 position = next_position
                 if skipped > MAX_INTERLEAVED_LINES:
-                    return self._partial_run(start, end, bodies, first, cut=True, gaps=True)
+                    return self._partial_run(end, bodies, starts, first, cut=True, gaps=True)
                 continue
             bodies.append(frame.body)
+            starts.append(position)
             total += len(frame.body)
             position = end = next_position
             if not frame.partial or total > self._max_line_bytes:
                 cut = frame.partial
-                return self._partial_run(start, end, bodies, first, cut=cut, gaps=skipped > 0)
+                return self._partial_run(end, bodies, starts, first, cut=cut, gaps=skipped > 0)
 
     @staticmethod
     def _partial_run(
-        start: int, end: int, bodies: list[bytes], first: Frame, *, cut: bool, gaps: bool
+        end: int, bodies: list[bytes], starts: list[int], first: Frame, *, cut: bool, gaps: bool
     ) -> _Logical:
         body = b"".join(bodies)
-        return _Logical(start, end, body, first.timestamp, framed=True, cut=cut, gaps=gaps)
+        return _Logical(
+            starts[0], end, body, first.timestamp, framed=True, cut=cut, gaps=gaps,
+            lines=tuple(starts),
+        )  # fmt: skip
 
     # -- over-long lines and the buffer ------------------------------------------------------
 
