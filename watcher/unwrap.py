@@ -86,6 +86,7 @@ _OPEN_END_RE = re.compile(
     r"|\bEncoded(?:\s++authorization(?:\s++failure)?+)?+|(?:arn:|/)\S*+\s++is(?:\s++not)?+)$",
     re.IGNORECASE,
 )
+OPEN_END_CHARS = 160  # the longest open ending: a piece of ARN, then "is not"
 # After the action, the clauses may stop in the middle too.
 _CLAUSE_OPEN_RE = re.compile(
     r"\s(?:on(?:\s++resource:?+|\s++this)?+|resource:\s*+(?:role|user|group|policy|instance(?:\s++profile)?+)"
@@ -157,7 +158,7 @@ def joiner(message: str, next_line: str) -> str | None:
 def _open_ended(tail: str) -> bool:
     """True when the denial sentence at the end of ``tail`` cannot end there."""
     stripped = tail.rstrip()
-    if _OPEN_END_RE.search(stripped) is not None:
+    if _OPEN_END_RE.search(stripped, max(0, len(stripped) - OPEN_END_CHARS)) is not None:
         return True
     arn = _ARN_TAIL_RE.search(stripped)
     if arn is not None and _arn_is_cut(arn.group(1)):

@@ -29,6 +29,14 @@ _DOCKER_START = b'{"log":'
 CRI_PARTIAL_TAGS = (b" stdout P ", b" stderr P ")
 
 
+CRI_SAMPLE_BYTES = 64  # enough for the time, the stream and the tag
+
+
+def looks_like_cri(line_start: bytes) -> bool:
+    """Whether a line begins like a CRI runtime's line (``<time> <stream> <P|F> ``)."""
+    return _CRI_RE.match(line_start) is not None
+
+
 class Frame(NamedTuple):
     body: bytes  # the message (part) without the runtime's framing or the line terminator
     stream: str | None  # "stdout"/"stderr" for container lines, None for plain ones

@@ -47,7 +47,14 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from watcher.extract import MAX_BLOB_CHARS, TRIGGER_BYTES, structured_timestamp
-from watcher.sources.framing import CRI_PARTIAL_TAGS, Frame, Framing, parse_frame
+from watcher.sources.framing import (
+    CRI_PARTIAL_TAGS,
+    CRI_SAMPLE_BYTES,
+    Frame,
+    Framing,
+    looks_like_cri,
+    parse_frame,
+)
 from watcher.unwrap import (
     MAX_CONTEXT_LINES_BEFORE,
     MAX_LINES_BEFORE,
@@ -228,9 +235,6 @@ _OPEN_TAIL_RE = re.compile(
     rb"(?:not authorized|authorized to|Encoded(?: authorization(?: failure)?)?|User:)"
     rb"[\s\xe2\x94\x82|]*$"
 )
-# Without a second word, a line is looked at only when it holds one of these (its sentence
-# may go on in the line below or have begun in the line above).
-_OPEN_WORDS = (b"not authorized", b"authorized to", b"Encoded", b"User:")
 _DOCKER_START = b'{"log":'
 MAX_INTERLEAVED_LINES = 64  # other streams' lines skipped while joining one stream's partials
 BACKLOOK_BYTES = 64 * 1024  # kept before the current line so the line above can be joined
@@ -252,6 +256,7 @@ class _Scanner:
             CRI_PARTIAL_TAGS if options.framing in ("auto", "cri") else ()
         )
         self._next_tag = [-1] * (len(self._needles) - 1)  # buffer positions, see _find_hit
+        self._tags_active = False  # this chunk is searched for CRI partial tags too
         self._buf = bytearray(options.chunk_bytes * 2)
         self._filled = 0  # valid bytes in self._buf
         self._base = 0  # stream offset of self._buf[0]
@@ -288,7 +293,7 @@ class _Scanner:
     def _find_hit(self, hay: Haystack, start: int, filled: int) -> int:
         """The next trigger word (or CRI partial tag) at or after ``start`` in the buffer."""
         hit = hay.find(TRIGGER_BYTES, start, filled)
-        if len(self._needles) == 1:
+        if not self._tags_active:
             return hit
         # A tag's next position is remembered until passed: most files hold none, and
         # searching the rest of the buffer for it again at every trigger would cost a scan each.
@@ -301,9 +306,20 @@ class _Scanner:
                 hit = cached
         return hit
 
+    def _looks_like_cri(self, hay: Haystack) -> bool:
+        """With ``auto``, a chunk is searched for CRI partial tags only when its first whole
+        line is a CRI line: a plain log then pays for one memory scan, not three."""
+        newline = hay.find(b"\n", 0, self._filled)
+        first = newline + 1 if newline >= 0 and self._line_start < self._base else 0
+        sample = bytes(self._buf[first : min(first + CRI_SAMPLE_BYTES, self._filled)])
+        return looks_like_cri(sample)
+
     def drain(self, *, eof: bool) -> Iterator[Candidate]:
         hay = self._searcher(self._buf, self._filled)
         self._next_tag = [-1] * len(self._next_tag)  # new bytes, maybe a new base: search again
+        self._tags_active = self._framing == "cri" or (
+            self._framing == "auto" and self._looks_like_cri(hay)
+        )
         base, filled = self._base, self._filled
         keep_from: int | None = None  # stream offset to keep when more data is needed
         while True:
@@ -468,21 +484,31 @@ class _Scanner:
         if self._gaps:  # its later parts must not be read again when the search gets there
             self._consumed.update(offset for part in parts for offset in part.lines)
         timestamp = parts[0].timestamp or structured_timestamp(message)
-        text_bytes = message.encode("utf-8", "replace")
+        if len(parts) == 1 and not first.framed and not first.cut:
+            text_bytes = first.body  # one plain line: exactly as written, as a single line is
+        else:
+            text_bytes = message.encode("utf-8", "replace")
         start = parts[0].start
         return Candidate(start, start, text_bytes, windowed=False, end=end, timestamp=timestamp)
 
     def _worth_a_look(self, hay: Haystack, start: int, end: int, hit: int) -> bool:
         """The in-buffer test that keeps lines which merely say "authorized" free of Python
-        objects: a second word, a word the sentence may continue from, a partial line."""
+        objects: a second word, or a trigger the sentence may go on from ("not authorized",
+        "authorized to", "Encoded authorization": the rest may be on another line), or a
+        docker record (it may be a partial)."""
         if not self._also_one_of or self._buf[hit : hit + len(TRIGGER_BYTES)] != TRIGGER_BYTES:
             return True  # every trigger line is wanted, or the hit is a CRI partial's tag
-        for needle in self._also_one_of + _OPEN_WORDS:
+        for needle in self._also_one_of:
             if hay.find(needle, start, end) >= 0:
                 return True
-        return self._framing in ("auto", "docker") and self._buf.startswith(
-            _DOCKER_START, start, end
-        )
+        buf = self._buf
+        while hit >= 0:  # each trigger of the line: is it "not authorized", "authorized to"...
+            if buf.startswith(b"not ", hit - 4, hit) or buf.startswith(b"Encoded ", hit - 8, hit):
+                return True
+            if buf.startswith(b"ed to", hit + len(TRIGGER_BYTES), end):
+                return True
+            hit = hay.find(TRIGGER_BYTES, hit + len(TRIGGER_BYTES), end)
+        return self._framing in ("auto", "docker") and buf.startswith(_DOCKER_START, start, end)
 
     @staticmethod
     def _decoded(line: _Logical) -> str:
