@@ -255,7 +255,7 @@ class _Scanner:
         self._needles = (TRIGGER_BYTES,) + (
             CRI_PARTIAL_TAGS if options.framing in ("auto", "cri") else ()
         )
-        self._next_tag = [-1] * (len(self._needles) - 1)  # buffer positions, see _find_hit
+        self._next_at = [-1] * len(self._needles)  # buffer positions, see _find_hit
         self._tags_active = False  # this chunk is searched for CRI partial tags too
         self._buf = bytearray(options.chunk_bytes * 2)
         self._filled = 0  # valid bytes in self._buf
@@ -292,17 +292,18 @@ class _Scanner:
 
     def _find_hit(self, hay: Haystack, start: int, filled: int) -> int:
         """The next trigger word (or CRI partial tag) at or after ``start`` in the buffer."""
-        hit = hay.find(TRIGGER_BYTES, start, filled)
         if not self._tags_active:
-            return hit
-        # A tag's next position is remembered until passed: most files hold none, and
-        # searching the rest of the buffer for it again at every trigger would cost a scan each.
-        for index, needle in enumerate(self._needles[1:]):
-            cached = self._next_tag[index]
+            return hay.find(TRIGGER_BYTES, start, filled)
+        # Each needle's next position is remembered until passed: between two partial lines
+        # the next trigger may be megabytes away, and searching for it again at every partial
+        # would cost a scan each.
+        hit = -1
+        for index, needle in enumerate(self._needles):
+            cached = self._next_at[index]
             if cached < start:
-                cached = hay.find(needle, start, filled)
-                self._next_tag[index] = cached if cached >= 0 else filled
-            if cached >= 0 and cached < filled and (hit < 0 or cached < hit):
+                found = hay.find(needle, start, filled)
+                cached = self._next_at[index] = found if found >= 0 else filled
+            if cached < filled and (hit < 0 or cached < hit):
                 hit = cached
         return hit
 
@@ -316,7 +317,7 @@ class _Scanner:
 
     def drain(self, *, eof: bool) -> Iterator[Candidate]:
         hay = self._searcher(self._buf, self._filled)
-        self._next_tag = [-1] * len(self._next_tag)  # new bytes, maybe a new base: search again
+        self._next_at = [-1] * len(self._next_at)  # new bytes, maybe a new base: search again
         self._tags_active = self._framing == "cri" or (
             self._framing == "auto" and self._looks_like_cri(hay)
         )
@@ -496,8 +497,10 @@ class _Scanner:
         objects: a second word, or a trigger the sentence may go on from ("not authorized",
         "authorized to", "Encoded authorization": the rest may be on another line), or a
         docker record (it may be a partial)."""
-        if not self._also_one_of or self._buf[hit : hit + len(TRIGGER_BYTES)] != TRIGGER_BYTES:
-            return True  # every trigger line is wanted, or the hit is a CRI partial's tag
+        if self._buf[hit : hit + len(TRIGGER_BYTES)] != TRIGGER_BYTES:
+            return self._partial_may_matter(start, end)  # the hit is a CRI partial's tag
+        if not self._also_one_of:
+            return True
         for needle in self._also_one_of:
             if hay.find(needle, start, end) >= 0:
                 return True
@@ -509,6 +512,14 @@ class _Scanner:
                 return True
             hit = hay.find(TRIGGER_BYTES, hit + len(TRIGGER_BYTES), end)
         return self._framing in ("auto", "docker") and buf.startswith(_DOCKER_START, start, end)
+
+    def _partial_may_matter(self, start: int, end: int) -> bool:
+        """A CRI partial is looked at when it holds the trigger or ends with its beginning
+        (the runtime cut the word); one whose trigger is in a later part is found from there."""
+        if start <= self._next_at[0] < end:  # the next trigger (searched for just now) is here
+            return True
+        last_a = self._buf.rfind(b"a", max(start, end - len(TRIGGER_BYTES)), end)
+        return last_a >= 0 and TRIGGER_BYTES.startswith(self._buf[last_a:end])
 
     @staticmethod
     def _decoded(line: _Logical) -> str:
