@@ -13,7 +13,9 @@ Around a hit, the line becomes a *message* (issue #12): container framing is rem
 runtime's partial lines of one stream are joined until the final part, and a denial wrapped
 over several lines is joined as ``watcher.unwrap`` says (the line above when the hit line
 starts mid-sentence, the lines below while the grammar goes on). Only lines with the trigger
-word (or CRI partial lines, whose tag is searched for too) pay for this.
+word (or CRI partial lines, whose tag is searched for too in chunks that look like CRI) pay
+for this. Known limit: a trigger word cut exactly at a *docker* partial boundary is not found
+(docker's partial records cannot be told apart in the buffer without looking at every line).
 
 The API the followers and ``scan`` use::
 
@@ -32,8 +34,9 @@ still continue when the data ends (its grammar is open, a partial has no final p
 its last line is the last line read) is not yielded, and nothing after it is: ``resume_offset``
 is its first line, so the caller commits that offset and scans again from it when more data
 comes (or, after a quiet second, with ``final=True``). When nothing is held ``resume_offset``
-is the end of the data, except that a last line ending in ``User: ARN`` (a principal waiting
-for its ``is not authorized`` line) is kept for the next scan too. With ``final=True``
+is the end of the data, except that last lines which may begin a message whose sentence is
+not written yet (``User:``, a principal, the SDK's ``... api error`` chain; at most seven
+lines, none of them emitted) are kept for the next scan too. With ``final=True``
 everything is flushed: a message is emitted as it stands, and a partial that never got its
 final part is marked cut (``...`` is appended, so a blob in it is ``truncated``, never sent to
 STS).
