@@ -204,9 +204,10 @@ def find_denials(text: str, *, now: datetime | None = None) -> list[Finding]:
 
     ``now`` fixes the year of syslog-style timestamps that carry none.
     """
+    if "\n" in text:  # before the pre-filter: a wrap may have cut the trigger ("au" | "thorized")
+        text = unwrap_text(text)
     if not might_contain_denial(text):
         return []
-    text = unwrap_text(text)
     parts = sorted(_find_parts(text), key=lambda part: part.start)
     groups: list[_Group] = []
     for part in parts:

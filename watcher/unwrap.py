@@ -26,6 +26,7 @@ import re
 # the trigger word a message may start (the principal, "User:").
 MAX_MESSAGE_LINES = 24
 MAX_LINES_BEFORE = 3
+MIN_FIXED_WIDTH = 20  # narrower "full" lines are not taken as a terminal's fixed width
 MAX_CONTEXT_LINES_BEFORE = 4  # lines of the SDK's error chain above the sentence (see below)
 
 # Prefixes producers put on every line: indentation, box drawing, quoting, <br />, per-line
@@ -70,12 +71,29 @@ _CHAIN_END_RE = re.compile(
 )
 _ALLOWS_THE_END_RE = re.compile(r"\ballows?\s++the\s++[A-Za-z0-9-]++:[A-Za-z0-9*]++\s*+$")
 _ACTION_WORD_RE = re.compile(r"action\b")
+# The words of the denial's sentence: a wrap inside one is rejoined ("is not author" | "ized").
+_SENTENCE_WORDS = frozenset(
+    (
+        "user:", "is", "not", "authorized", "to", "perform:", "on", "resource:", "this",
+        "resource", "because", "no", "identity-based", "resource-based", "service", "control",
+        "permissions", "boundary", "session", "sessions", "vpc", "endpoint", "role", "trust",
+        "policy", "policies", "allows", "allow", "the", "action", "with", "an", "explicit",
+        "deny", "in", "transitively", "through", "encoded", "authorization", "failure",
+        "message:", "you", "are", "operation.",
+    )
+)  # fmt: skip
+_WORD_PIECE_RE = re.compile(r"[a-z][a-z-]*+:?+")
+_REST_BEFORE_CLAUSE_RE = re.compile(
+    r"[A-Za-z0-9*_./:@+=,-]++\s++(?:on\s++resource:|on\s++this\b|because\b|with\s++an\s++explicit\b"
+    r"|is\s++not\s++authorized\b)",
+    re.IGNORECASE,
+)
 _IN_POLICY_RE = re.compile(
     r"in\s++(?:an?\b|the\b|identity|resource|service|permissions|sessions?\b|vpc|role)",
     re.IGNORECASE,
 )
 
-_ANCHOR_RE = re.compile(r"authoriz|\bUser:", re.IGNORECASE)
+_ANCHOR_RE = re.compile(r"authoriz|\bUser:|\barn:", re.IGNORECASE)
 _PERFORM_RE = re.compile(r"authorized\s++to\s++perform:\s*+", re.IGNORECASE)
 _ACTION_RE = re.compile(r"[A-Za-z0-9-]++(?::[A-Za-z0-9*]*+)?+")
 # What a wrap may leave of an action at the end of a line: "cloudforma", "iam:", "iam:Pass".
@@ -98,7 +116,9 @@ _ARN_TAIL_RE = re.compile(r"(?:^|[\s\"'(])(arn:[^\s\"']*+)$")
 _BLOB_TAIL_RE = re.compile(r"message:\s*+[A-Za-z0-9_-]{16,}+$")
 # A whole line of blob characters after a blob continues it (PowerShell, fixed-width terminals).
 _BLOB_LINE_RE = re.compile(r"[A-Za-z0-9_-]{16,}+(?:\.\.\.)?+")
-_TOKEN_START_RE = re.compile(r"[A-Za-z0-9_*/.:-]")
+# Characters of ARNs (IAM names take + = , . @ _ -), actions and blobs.
+_TOKEN_START_RE = re.compile(r"[A-Za-z0-9_*/.:@+=,-]")
+_TOKEN_CHAR_RE = _TOKEN_START_RE
 _NOT_AUTHORIZED_RE = re.compile(r"(?:(?:\bis\s++)?+\bnot\s++)?+\bauthorized\s++to\b")
 
 
@@ -128,8 +148,17 @@ def _without_trailer(line: str) -> str:
     return stripped
 
 
-def joiner(message: str, next_line: str) -> str | None:
-    """How ``next_line`` continues ``message``: ``" "``, ``""`` (a cut token), or None (no)."""
+def joiner(message: str, next_line: str, *, cut_at_width: bool = False) -> str | None:
+    """How ``next_line`` continues ``message``: ``" "``, ``""`` (a cut token), or None (no).
+
+    ``cut_at_width``: the line before ``next_line`` filled a fixed width, it did not end in
+    a space and ``next_line`` does not start with one: an ARN, action or blob that runs on
+    was cut mid-token.
+    """
+    return _separator(message, next_line, cut_at_width=cut_at_width)
+
+
+def _separator(message: str, next_line: str, *, cut_at_width: bool) -> str | None:
     following = content(next_line)
     if not following or not message.strip():
         return None
@@ -140,7 +169,7 @@ def joiner(message: str, next_line: str) -> str | None:
         return " " if _PRINCIPAL_END_RE.search(tail) is not None else None
     if not _ANCHOR_RE.search(message) and not _ANCHOR_RE.search(following):
         return None
-    if _cut_token(tail, following):
+    if _cut_token(tail, following) or (cut_at_width and _token_runs_on(tail, following)):
         return ""
     if _open_ended(tail):
         return " "
@@ -197,10 +226,16 @@ def _arn_is_cut(arn: str) -> bool:
 
 
 def _cut_token(tail: str, following: str) -> bool:
-    """The wrap fell inside an action or an ARN: join the halves without a space."""
+    """The wrap fell inside an action, an ARN or a word of the sentence: join the halves
+    without a space."""
     if tail != tail.rstrip() or _TOKEN_START_RE.match(following) is None:
         return False
+    if _cut_word(tail, following):
+        return True
     if _CONTINUATION_RE.match(following) is not None:
+        return False
+    last = tail.rsplit(None, 1)[-1]
+    if last.count("[") > last.count("]"):  # inside a redaction such as "[account id]"
         return False
     perform = _last_perform(tail)
     if perform is not None and perform.end() < len(tail):
@@ -208,10 +243,44 @@ def _cut_token(tail: str, following: str) -> bool:
         if _ACTION_FRAGMENT_RE.fullmatch(fragment):
             rest = following.split(None, 1)[0]
             return _ACTION_RE.fullmatch(fragment + rest) is not None and ":" in fragment + rest
-    last = tail.rsplit(None, 1)[-1]
-    if last.count("[") > last.count("]"):  # inside a redaction such as "[account id]"
+    if last.startswith("arn:") and _arn_is_cut(last):
+        return True
+    # "...:table/My" + "Table because ...": a token of the sentence (an action, an ARN) cut
+    # mid-word by a fixed-width wrap, its rest followed straight by the next clause.
+    return _token_slot(tail, last) and _REST_BEFORE_CLAUSE_RE.match(following) is not None
+
+
+def _token_runs_on(tail: str, following: str) -> bool:
+    """At a fixed-width cut: the message ends inside an ARN, an action or a blob."""
+    if not tail or _TOKEN_CHAR_RE.match(tail[-1]) is None:
         return False
-    return last.startswith("arn:") and _arn_is_cut(last)
+    if _TOKEN_START_RE.match(following) is None or _CONTINUATION_RE.match(following):
+        return False
+    last = tail.rsplit(None, 1)[-1]
+    before = tail[: len(tail) - len(last)].rstrip()
+    return (
+        last.startswith("arn:")
+        or before.endswith(("message:", "perform:", "resource:", "User:", "allows the"))
+        or ":" in last
+    )
+
+
+def _token_slot(tail: str, last: str) -> bool:
+    """``last`` is an action just after ``perform:``, or an ARN after ``User:``/``resource:``."""
+    perform = _last_perform(tail)
+    if perform is not None and tail.endswith(last) and perform.end() == len(tail) - len(last):
+        return ":" in last
+    return last.startswith("arn:")
+
+
+def _cut_word(tail: str, following: str) -> bool:
+    """A word of the denial's sentence cut mid-word ('author' | 'ized', 'a' | 'llows'): the
+    two halves make one of its words, which neither half is alone."""
+    last = tail.rsplit(None, 1)[-1].lower()
+    if _WORD_PIECE_RE.fullmatch(last) is None:
+        return False
+    head = following.split(None, 1)[0].lower().rstrip(".,;")
+    return last + head in _SENTENCE_WORDS and head not in _SENTENCE_WORDS
 
 
 def starts_mid_sentence(line: str) -> bool:
@@ -259,19 +328,45 @@ def unwrap_text(text: str) -> str:
     """Every wrapped message of ``text`` on one line; lines that continue nothing stay apart."""
     if "\n" not in text:
         return text
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    width = fixed_width(lines)
     messages: list[str] = []
     current: str | None = None
     joined = 0
-    for line in text.split("\n"):
+    previous = ""
+    prefix = 0  # the shortest producer's prefix of the message's lines
+    for line in lines:
+        line_prefix = _prefix_width(line)
         if current is not None and joined < MAX_MESSAGE_LINES:
-            separator = joiner(current, line)
+            start = min(prefix, line_prefix)
+            cut = (
+                width is not None
+                and len(previous) == width
+                and not previous[-1:].isspace()
+                and not line[start : start + 1].isspace()
+            )
+            separator = joiner(current, line, cut_at_width=cut)
             if separator is not None:
                 current += separator + content(line)
                 joined += 1
+                previous, prefix = line, start
                 continue
         if current is not None:
             messages.append(current)
-        current, joined = first_line(line.rstrip("\r")), 1
+        current, joined, previous, prefix = first_line(line), 1, line, line_prefix
     if current is not None:
         messages.append(current)
     return "\n".join(messages)
+
+
+def _prefix_width(line: str) -> int:
+    match = _PREFIX_RE.match(line)
+    return match.end() if match is not None else 0
+
+
+def fixed_width(lines: list[str]) -> int | None:
+    """The width a terminal cut these lines at, when two or more lines fill it exactly."""
+    longest = max((len(line) for line in lines), default=0)
+    if longest < MIN_FIXED_WIDTH:
+        return None
+    return longest if sum(1 for line in lines if len(line) == longest) >= 2 else None
