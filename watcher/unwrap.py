@@ -15,7 +15,8 @@ decides whether the next line continues the message:
   log line is never swallowed.
 
 Per-line prefixes are removed from continuation lines; a token that cannot hold a space (an
-action, an ARN, a blob) cut by the wrap is rejoined without one. Pure functions, no I/O.
+action, an ARN, a blob) cut by the wrap is rejoined without one, and so is a word of the
+sentence that a fixed-width terminal cut mid-word ("au" | "thorized"). Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -117,8 +118,7 @@ _BLOB_TAIL_RE = re.compile(r"message:\s*+[A-Za-z0-9_-]{16,}+$")
 # A whole line of blob characters after a blob continues it (PowerShell, fixed-width terminals).
 _BLOB_LINE_RE = re.compile(r"[A-Za-z0-9_-]{16,}+(?:\.\.\.)?+")
 # Characters of ARNs (IAM names take + = , . @ _ -), actions and blobs.
-_TOKEN_START_RE = re.compile(r"[A-Za-z0-9_*/.:@+=,-]")
-_TOKEN_CHAR_RE = _TOKEN_START_RE
+_TOKEN_START_RE = re.compile(r"[A-Za-z0-9_*/.:@+=,-]")  # (and of the character before a cut)
 _NOT_AUTHORIZED_RE = re.compile(r"(?:(?:\bis\s++)?+\bnot\s++)?+\bauthorized\s++to\b")
 
 
@@ -252,7 +252,7 @@ def _cut_token(tail: str, following: str) -> bool:
 
 def _token_runs_on(tail: str, following: str) -> bool:
     """At a fixed-width cut: the message ends inside an ARN, an action or a blob."""
-    if not tail or _TOKEN_CHAR_RE.match(tail[-1]) is None:
+    if not tail or _TOKEN_START_RE.match(tail[-1]) is None:
         return False
     if _TOKEN_START_RE.match(following) is None or _CONTINUATION_RE.match(following):
         return False
