@@ -5,7 +5,11 @@ the word "authorized" but are not denials), then times, interleaved, `grep -F -c
 authorization failure message'` and `authz-watcher scan --no-decode` over it. Prints each run,
 the medians and their ratio, and checks that both found the same number of denials.
 
-    python benchmarks/scan_throughput.py [--size-mib 1024] [--runs 5] [--keep]
+    python benchmarks/scan_throughput.py [--size-mib 1024] [--runs 5] [--keep] [--cri]
+
+With ``--cri`` every line is framed as a Kubernetes CRI runtime writes it, and one in
+``--cri-partial-every`` (1,000) is split into a ``P`` and an ``F`` line: each partial costs a
+few microseconds of Python, so the ratio grows with their density.
 """
 
 from __future__ import annotations
@@ -62,7 +66,20 @@ def denial_line(rng: random.Random) -> str:
     )
 
 
-def write_log(path: Path, size_bytes: int, denial_every: int, seed: int = 7) -> None:
+def cri_framed(line: str, n: int, partial_every: int) -> str:
+    """The line as a Kubernetes CRI runtime writes it; one in ``partial_every`` is split into
+    a P and an F line (runtimes split lines over 16 KiB: rare in most logs)."""
+    time_ = f"2026-11-28T10:00:{n % 60:02d}.{n % 1_000_000:06d}000Z"
+    stream = "stderr" if n % 7 == 0 else "stdout"
+    if n % partial_every == 0 and len(line) > 40:
+        return f"{time_} {stream} P {line[:40]}\n{time_} {stream} F {line[40:]}"
+    return f"{time_} {stream} F {line}"
+
+
+def write_log(
+    path: Path, size_bytes: int, denial_every: int, seed: int = 7, *, cri_partial_every: int = 0
+) -> None:
+    """The log; with ``cri_partial_every`` > 0 every line in CRI framing."""
     rng = random.Random(seed)
     lines: list[str] = []
     written = 0
@@ -77,6 +94,8 @@ def write_log(path: Path, size_bytes: int, denial_every: int, seed: int = 7) -> 
             )
         else:
             line = noise_line(rng, n)
+        if cri_partial_every:
+            line = cri_framed(line, n, cri_partial_every)
         lines.append(line)
         written += len(line) + 1
     block = ("\n".join(lines) + "\n").encode()
@@ -107,6 +126,17 @@ def main() -> int:
         default=DENIAL_EVERY_LINES,
         help="one denial line per this many lines (default %(default)s)",
     )
+    parser.add_argument(
+        "--cri",
+        action="store_true",
+        help="write the log as a container runtime does (CRI framing, some P+F partials)",
+    )
+    parser.add_argument(
+        "--cri-partial-every",
+        type=int,
+        default=1000,
+        help="with --cri, one line in this many is split into P+F (default %(default)s)",
+    )
     args = parser.parse_args()
 
     grep = shutil.which("grep")
@@ -121,7 +151,10 @@ def main() -> int:
             f"one decoy ('... authorized ...', not a denial) per {DECOY_EVERY_LINES} lines",
             flush=True,
         )
-        write_log(log, args.size_mib * 1024 * 1024, args.denial_every)
+        partial_every = args.cri_partial_every if args.cri else 0
+        write_log(
+            log, args.size_mib * 1024 * 1024, args.denial_every, cri_partial_every=partial_every
+        )
         size = log.stat().st_size
         grep_cmd = [grep, "-F", "-c", PREFIX.rstrip(": "), str(log)]
         scan_cmd = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import string
 import time
 from datetime import UTC, datetime
@@ -19,10 +20,33 @@ from watcher.extract import (
     parse_leading_timestamp,
 )
 from watcher.model import BlobState
+from watcher.unwrap import content
 
 ALPHABET = string.ascii_letters + string.digits + "-_"
+CONTINUED_BLOB_LINE = re.compile(r"[A-Za-z0-9_-]{16,}(?:\.\.\.)?")
 ENCODED_LINES = load_jsonl("encoded_lines.jsonl")
 PLAINTEXT_DENIALS = load_jsonl("plaintext_denials.jsonl")
+
+
+def _joined_blob_of(sample_id: str) -> list[str]:
+    """The blob of a sample whose note says it is wrapped over lines: its segments joined."""
+    (sample,) = [s for s in ENCODED_LINES if s["id"] == sample_id]
+    after = sample["text"].split("failure message:", 1)[1]
+    return ["".join(re.findall(r"^\s*([A-Za-z0-9_-]{16,})\s*$", " " + after, re.MULTILINE))]
+
+
+# Where issue #12 changed what a careful extractor returns, the corpus files keep their original
+# labels and the new expectation is written here, with the reason.
+ISSUE_12_BLOBS = {
+    # PowerShell wraps the blob over 4 lines; its note: "full blob = 4 segments joined without
+    # whitespace". The line-by-line extractor returned the first segment; now it is rejoined.
+    "e039": _joined_blob_of("e039"),
+}
+ISSUE_12_PLAINTEXT = {
+    # A message without a reason clause does not say whether the deny is explicit: null, as
+    # multiline_denials.jsonl labels the same wording (m039, m046, ...).
+    "p007": {"explicit_deny": None},
+}
 
 
 def make_blob(length: int = 600, seed: int = 1) -> str:
@@ -39,9 +63,8 @@ class TestCorpus:
     def test_encoded_line_yields_exactly_the_expected_blobs(self, sample):
         """Each real log excerpt gives the blobs a careful reader would copy, and no others."""
         findings = find_denials(sample["text"])
-        assert sample["expected_blobs"] == [
-            f.encoded_message for f in findings if f.encoded_message
-        ]
+        expected = ISSUE_12_BLOBS.get(sample["id"], sample["expected_blobs"])
+        assert expected == [f.encoded_message for f in findings if f.encoded_message]
         assert findings, "a placeholder line is still a denial with its own event"
 
     @pytest.mark.parametrize("sample", PLAINTEXT_DENIALS, ids=[s["id"] for s in PLAINTEXT_DENIALS])
@@ -58,7 +81,7 @@ class TestCorpus:
             "policy_type": finding.policy_type,
             "explicit_deny": finding.explicit_deny,
         }
-        assert sample["expected"] == actual
+        assert sample["expected"] | ISSUE_12_PLAINTEXT.get(sample["id"], {}) == actual
 
     def test_cloudtrail_ellipsis_marks_the_blob_truncated(self):
         """CloudTrail's cut '...' blob is kept but flagged so no STS call is made."""
@@ -332,6 +355,8 @@ class TestProperties:
             after = " " + after
         if terminator == "." and after.startswith(".."):
             after = " " + after
+        if terminator == "\n" and CONTINUED_BLOB_LINE.fullmatch(content(after)):
+            after += " ;"  # a line of 16+ blob characters alone would continue the blob
         text = f"{before} {PREFIX}{blob}{terminator}{after}"
         findings = find_denials(text)
         assert [blob] == [f.encoded_message for f in findings]
@@ -341,3 +366,69 @@ class TestProperties:
     def test_never_raises_on_arbitrary_text(self, text):
         for f in find_denials("authoriz " + text):
             assert f.start <= f.end
+
+
+class TestIssue12Grammar:
+    """The wordings the issue lists, each as AWS prints it."""
+
+    def test_explicit_deny_without_a_policy_named(self):
+        """'with an explicit deny (Service: ...)': explicit, type unknown, resource whole."""
+        line = (
+            "User: arn:aws:sts::111122223333:assumed-role/r/s is not authorized to perform: "
+            "lambda:InvokeFunction on resource: "
+            "arn:aws:lambda:us-east-1:111122223333:function:Registrar with an explicit deny "
+            "(Service: AWSLambda; Status Code: 403; Error Code: AccessDeniedException; "
+            "Request ID: 1b2c3d4e-aaaa-bbbb-cccc-0123456789ab)"
+        )
+        (f,) = find_denials(line)
+        assert (
+            "arn:aws:lambda:us-east-1:111122223333:function:Registrar",
+            True,
+            None,
+        ) == (f.resource, f.explicit_deny, f.policy_type)
+
+    def test_denial_without_a_principal_still_has_its_event(self):
+        """Bedrock's 'not authorized to perform: ...' names no principal: still a denial."""
+        line = (
+            "AccessDeniedException: not authorized to perform: bedrock:InvokeModel on resource: "
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-v2"
+        )
+        (f,) = find_denials(line)
+        assert (None, "bedrock:InvokeModel", "AccessDeniedException") == (
+            f.principal_arn,
+            f.action,
+            f.error_code,
+        )
+
+    def test_no_reason_clause_leaves_explicit_deny_unknown(self):
+        """The older wording says nothing about the kind of deny: null, not false."""
+        (f,) = find_denials(
+            "User: arn:aws:iam::1:user/a is not authorized to perform: s3:GetObject"
+        )
+        assert f.explicit_deny is None
+
+    def test_transitively_through_a_service_control_policy_keeps_the_first_type(self):
+        """'in a VPC endpoint policy transitively through a service control policy'."""
+        line = (
+            "User: arn:aws:iam::1:user/a is not authorized to perform: sns:Publish on resource: "
+            "arn:aws:sns:us-east-1:1:t with an explicit deny in a VPC endpoint policy "
+            "transitively through a service control policy"
+        )
+        (f,) = find_denials(line)
+        assert ("arn:aws:sns:us-east-1:1:t", True, "vpc endpoint") == (
+            f.resource,
+            f.explicit_deny,
+            f.policy_type,
+        )
+
+    def test_placeholders_in_arns_are_kept_as_written(self):
+        """'[account id]' (with its space), '***' and '...' are the poster's: kept."""
+        line = (
+            "User: arn:aws:sts::[account id]:assumed-role/r/... is not authorized to perform: "
+            "s3:GetObject on resource: arn:aws:s3:::***/key"
+        )
+        (f,) = find_denials(line)
+        assert ("arn:aws:sts::[account id]:assumed-role/r/...", "arn:aws:s3:::***/key") == (
+            f.principal_arn,
+            f.resource,
+        )

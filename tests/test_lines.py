@@ -74,8 +74,26 @@ class TestLines:
         ),
         chunk=st.integers(min_value=1, max_value=64),
     )
-    def test_any_chunking_gives_the_same_lines_as_splitting(self, lines, chunk):
+    def test_any_chunking_gives_the_same_messages_as_one_read(self, lines, chunk):
+        """Chunk boundaries anywhere change nothing: the same messages at the same offsets."""
         data = b"\n".join(line.replace(b"\n", b" ") for line in lines)
+        found = [(c.line_offset, c.text) for c in candidates(data, chunk_bytes=chunk)]
+        assert [(c.line_offset, c.text) for c in candidates(data)] == found
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        lines=st.lists(
+            st.one_of(
+                st.binary(max_size=40).map(lambda b: b.replace(b" ", b"")),
+                st.binary(max_size=20).map(lambda b: b.replace(b" ", b"") + b"authoriz" + b),
+            ),
+            max_size=30,
+        ),
+        chunk=st.integers(min_value=1, max_value=64),
+    )
+    def test_lines_that_form_no_sentence_are_found_one_by_one(self, lines, chunk):
+        """Without the words of a denial's grammar, every trigger line is its own message."""
+        data = b"\n".join(line.replace(b"\n", b"").replace(b"\t", b"") for line in lines)
         found = [(c.line_offset, c.text) for c in candidates(data, chunk_bytes=chunk)]
         assert naive_candidates(data) == found
 

@@ -20,6 +20,7 @@ import yaml
 
 from watcher.errors import ConfigError
 from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES
+from watcher.sources.framing import FRAMINGS, Framing
 
 T = TypeVar("T")
 
@@ -45,6 +46,7 @@ class FileSource:
     use_polling: bool = False
     rotate_wait_seconds: float = 5.0  # a file that left its path is read until idle this long
     rotated_paths: tuple[str, ...] = ()  # where rotation moves files, if not beside them
+    format: Framing = "auto"  # container runtimes' framing: auto | plain | cri | docker
     type: Literal["file"] = "file"
 
 
@@ -332,7 +334,7 @@ class _Reader:
         common = ("type", "paths", "aws_profile", "poll_interval_seconds", "use_polling")
         if kind == "file":
             file_keys = ("exclude", "start_at", "max_line_bytes", "rotate_wait_seconds")
-            data = self.mapping(value, path, (*common, *file_keys, "rotated_paths"))
+            data = self.mapping(value, path, (*common, *file_keys, "rotated_paths", "format"))
             return FileSource(
                 paths=self.require_list(data, path, "paths"),
                 exclude=self.get(data, path, "exclude", _string_list, ()),
@@ -347,6 +349,7 @@ class _Reader:
                     data, path, "rotate_wait_seconds", parse_duration, 5.0
                 ),
                 rotated_paths=self.get(data, path, "rotated_paths", _string_list, ()),
+                format=self.get(data, path, "format", _framing, "auto"),
             )
         if kind == "cloudtrail":
             data = self.mapping(value, path, (*common, "error_codes"))
@@ -566,6 +569,13 @@ def _start_at(value: object) -> Literal["end", "beginning"]:
     if value == "beginning":
         return "beginning"
     raise ValueError(f"expected 'end' or 'beginning', got {value!r}")
+
+
+def _framing(value: object) -> Framing:
+    for framing in FRAMINGS:
+        if value == framing:
+            return framing
+    raise ValueError(f"expected one of {', '.join(FRAMINGS)}, got {value!r}")
 
 
 def _webhook_format(value: object) -> Literal["json", "slack"]:

@@ -153,7 +153,9 @@ class Daemon:
             self._watch_directories()
             if self._sources.more_pending:
                 continue
-            self._changes.wait(max(0.0, min(next_reconcile - time.monotonic(), 1.0)))
+            wait = min(next_reconcile - time.monotonic(), 1.0)
+            flush_in = self._sources.seconds_to_next_flush()
+            self._changes.wait(max(0.0, wait if flush_in is None else min(wait, flush_in)))
 
     def _housekeeping(self, now: float) -> None:
         """Watchdog ping, STATUS=, storm summaries that came due, the hourly decode cleanup."""
@@ -257,7 +259,7 @@ class Daemon:
             file_key=file.file_key,
         )
         self.counters.denials += self._emitter.add(
-            text, origin, utc_now(), profile=file.source.aws_profile
+            text, origin, utc_now(), profile=file.source.aws_profile, timestamp=candidate.timestamp
         )
 
     def _commit(self) -> bool:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 
 from watcher.model import BlobState, Finding
+from watcher.unwrap import unwrap_text
 
 # Every part of every denial contains this, so a text without it holds no denial:
 # "Encoded authorization failure message", "not authorized", "UnauthorizedOperation".
@@ -36,14 +37,18 @@ PLACEHOLDER_MAX_DISTINCT_CHARS = 4  # "xxxxxxxxxxxxxxxxxxxx", "-----------------
 # and reason may run after the action.
 PRINCIPAL_LOOKBACK_CHARS = 2048
 RESOURCE_MAX_CHARS = 2048
+RESOURCE_GAP_CHARS = 80
 
 _LEAD_RE = re.compile(r"You\s++are\s++not\s++authorized\s++to\s++(perform\s++this\s++operation)?")
 _BLOB_RE = re.compile(
     r"authorization\s++failure\s++message:\s{0,16}+"
     r"(?P<token>[A-Za-z0-9_-]*+)(?P<ellipsis>\.\.\.|\u2026)?"
 )
+# The action is "service:Action"; a display that turned its line breaks into spaces may leave
+# "iam: PassRole" (a space after the colon, then the capitalised action name).
 _PLAIN_RE = re.compile(
-    r"\bis\s++not\s++authorized\s++to\s++perform:\s*+(?P<action>[A-Za-z0-9-]++:[A-Za-z0-9*]++)"
+    r"(?:\bis\s++)?+\bnot\s++authorized\s++to\s++perform:\s*+"
+    r"(?P<action>[A-Za-z0-9-]++:(?: (?=[A-Z]))?+[A-Za-z0-9*]++)"
 )
 _ON_RESOURCE_RE = re.compile(r"\s++on\s++(?:(?P<this>this\s++resource)|resource:\s*+)")
 _RESOURCE_END_RE = re.compile(
@@ -59,9 +64,9 @@ _IMPLICIT_RE = re.compile(
     re.IGNORECASE,
 )
 _EXPLICIT_RE = re.compile(
-    r"\s*+with\s++an\s++explicit\s++deny\s++in\s++(?:an?\s++|the\s++)?+"
+    r"\s*+with\s++an\s++explicit\s++deny(?:\s++in\s++(?:an?\s++|the\s++)?+"
     + _POLICY_TYPES
-    + r"(?:\s++polic(?:y|ies))?+(?::\s*+(?P<policy_arn>arn:[^\s\"'\\]++))?+",
+    + r"(?:\s++polic(?:y|ies))?+(?::\s*+(?P<policy_arn>arn:[^\s\"'\\]++))?+)?+",
     re.IGNORECASE,
 )
 
@@ -89,7 +94,7 @@ _ERROR_CODE_RES = (
     (
         ": ",
         re.compile(
-            r"(?P<code>\b[A-Z][A-Za-z]{2,60}+(?:\.[A-Z][A-Za-z]{2,60}+)?+):\s++(?:You|User:)"
+            r"(?P<code>\b[A-Z][A-Za-z]{2,60}+(?:\.[A-Z][A-Za-z]{2,60}+)?+):\s++(?:You|User:|not\s)"
         ),
     ),
 )
@@ -117,6 +122,19 @@ _SYSLOG_TS_RE = re.compile(
     r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(?P<d>\d{1,2}) "
     r"(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})\b"
 )
+_RFC3339_RE = re.compile(
+    r"(?P<date>\d{4}-\d\d-\d\d)[T ](?P<clock>\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d{1,9}))?"
+    r"\s*(?P<tz>Z|z|[+-]\d\d:?\d\d)?"
+)
+_STRUCTURED_TIME_RE = re.compile(
+    r"(?:^|[\s{,])\"?(?:ts|time|@timestamp|timestamp)\"?\s*[:=]\s*"
+    r"(?:\"(?P<quoted>[^\"]{1,40})\"|(?P<bare>[0-9][0-9.:TZ+-]{0,39}))"
+)
+_EPOCH_MILLIS_MIN = 10**11  # larger numbers are milliseconds (10**11 s is the year 5138)
+# A bare number is a time only in this range (2001 to 5138 in seconds, or in milliseconds):
+# "time=12" in a message is a duration, not 1970.
+_EPOCH_SECONDS_MIN = 10**9
+_EPOCH_MAX = 10**14
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -135,7 +153,7 @@ class _Plain(NamedTuple):
     action: str
     resource: str | None
     policy_type: str | None
-    explicit_deny: bool
+    explicit_deny: bool | None  # None: the text names no reason (older wording)
     policy_arn: str | None
     because: str | None
 
@@ -186,6 +204,8 @@ def find_denials(text: str, *, now: datetime | None = None) -> list[Finding]:
 
     ``now`` fixes the year of syslog-style timestamps that carry none.
     """
+    if "\n" in text:  # before the pre-filter: a wrap may have cut the trigger ("au" | "thorized")
+        text = unwrap_text(text)
     if not might_contain_denial(text):
         return []
     parts = sorted(_find_parts(text), key=lambda part: part.start)
@@ -198,7 +218,7 @@ def find_denials(text: str, *, now: datetime | None = None) -> list[Finding]:
     if not groups:
         return []
 
-    timestamp = parse_leading_timestamp(text, now=now)
+    timestamp = parse_leading_timestamp(text, now=now) or structured_timestamp(text)
     findings = []
     for ordinal, group in enumerate(groups):
         context_start = groups[ordinal - 1].parts[-1].end if ordinal > 0 else 0
@@ -256,23 +276,25 @@ def _parse_plain(text: str, match: re.Match[str]) -> _Part:
     policy_type: str | None = None
     policy_arn: str | None = None
     because: str | None = None
-    explicit = False
+    explicit: bool | None = None
     implicit_m = _IMPLICIT_RE.match(text, pos)
     explicit_m = _EXPLICIT_RE.match(text, pos) if implicit_m is None else None
     if implicit_m is not None:
+        explicit = False
         policy_type = _policy_type_name(implicit_m.group("ptype"))
         because = " ".join(implicit_m.group("clause").split())
         pos = implicit_m.end()
     elif explicit_m is not None:
         explicit = True
-        policy_type = _policy_type_name(explicit_m.group("ptype"))
+        ptype = explicit_m.group("ptype")
+        policy_type = _policy_type_name(ptype) if ptype is not None else None
         policy_arn = explicit_m.group("policy_arn")
         if policy_arn is not None:
             policy_arn = policy_arn.rstrip(".,;")
         pos = explicit_m.end()
     plain = _Plain(
         principal_arn=principal,
-        action=match.group("action"),
+        action=match.group("action").replace(" ", ""),
         resource=resource,
         policy_type=policy_type,
         explicit_deny=explicit,
@@ -286,8 +308,8 @@ def _principal_before(text: str, is_pos: int) -> tuple[str | None, int]:
     """The token before ``is not authorized``: an ARN, ``anonymous``, or what follows ``User:``."""
     window_start = max(0, is_pos - PRINCIPAL_LOOKBACK_CHARS)
     head = text[window_start:is_pos].rstrip()
-    cut = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
-    token = head[cut + 1 :]
+    cut = _glued_fragments(head, _last_space(head))
+    token = _FRAGMENT_SPACE_RE.sub("", head[cut + 1 :])
     stripped = token.lstrip("\"'(\\")
     if stripped.startswith("User:"):  # "User:arn:..." with no space
         stripped = stripped[len("User:") :]
@@ -301,6 +323,55 @@ def _principal_before(text: str, is_pos: int) -> tuple[str | None, int]:
     if stripped.startswith("arn:") or has_user_label or stripped == "anonymous":
         return stripped, start
     return None, window_start + cut + 1
+
+
+_CLOSERS = {"]": "[", "}": "{", ">": "<"}
+_OPENERS = {opener: closer for closer, opener in _CLOSERS.items()}
+
+
+def _last_space(head: str) -> int:
+    """Where the last token of ``head`` starts, minus one; a redaction such as ``[account id]``
+    inside an ARN holds a space that does not end the token."""
+    cut = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    token = head[cut + 1 :]
+    for closer, opener in _CLOSERS.items():
+        if token.count(closer) > token.count(opener):
+            opened = head.rfind(opener, max(0, cut - 64), cut)
+            if opened >= 0 and head.find(closer, opened, cut + 1) < 0:
+                return max(head.rfind(" ", 0, opened), head.rfind("\n", 0, opened))
+    return cut
+
+
+# A space before "-" or "/" inside an ARN is where a display turned a line break into a space.
+_FRAGMENT_SPACE_RE = re.compile(r" (?=[-/])")
+MAX_GLUED_FRAGMENTS = 4
+
+
+def _glued_fragments(head: str, cut: int) -> int:
+    """Where the principal starts when its last token is a fragment (``-EnvController...``)
+    of an ARN split by spaces: back to the fragment that starts with ``arn:``."""
+    start = cut
+    for _ in range(MAX_GLUED_FRAGMENTS):
+        if not head.startswith(("-", "/"), start + 1):
+            break
+        start = head.rfind(" ", 0, start)
+        if head.startswith("arn:", start + 1):
+            return start
+    return cut
+
+
+def _token_end(text: str, pos: int, end: int) -> int:
+    """The end of the whitespace-free token (an ARN, ``*``) at ``pos``; brackets may hold spaces."""
+    position = pos
+    while position < end:
+        char = text[position]
+        if char.isspace():
+            return position
+        if char in _OPENERS:
+            closing = text.find(_OPENERS[char], position, min(end, position + 64))
+            position = closing if closing >= 0 else position
+        position += 1
+    return end
 
 
 def _resource_at(text: str, pos: int) -> tuple[str | None, int]:
@@ -321,6 +392,19 @@ def _resource_at(text: str, pos: int) -> tuple[str | None, int]:
     boundary = _RESOURCE_END_RE.search(text, pos, end)
     if boundary is not None:
         end = boundary.start()
+    if text.startswith(("arn:", "*"), pos):  # an ARN or "*" holds no space: it ends at one
+        token_end = _token_end(text, pos, end)
+        gap = text[token_end:end].strip() if boundary is not None else ""
+        if gap and not any(char.isspace() for char in gap) and len(gap) <= RESOURCE_GAP_CHARS:
+            # "role/cd-paas-ser vice-dev because": one word between the ARN and the clause is
+            # the rest of the ARN, split where a display turned a line break into a space.
+            value = (text[pos:token_end] + gap).rstrip("'`,;)")
+        else:
+            end = token_end
+            value = text[pos:end].rstrip("'`,;)")
+        if value.endswith(".") and not value.endswith(".."):
+            value = value[:-1]
+        return value or None, end
     value = text[pos:end].strip()
     if value.endswith((".", ",", ";")) and not value.endswith(".."):  # end of the sentence
         value = value[:-1]
@@ -429,3 +513,53 @@ def _utc_offset(tz: str | None) -> timezone:
     sign = -1 if tz[0] == "-" else 1
     digits = tz[1:].replace(":", "")
     return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))
+
+
+def iso_millis(value: str) -> str | None:
+    """An RFC 3339 time (any precision, any offset) as ISO-8601 UTC with milliseconds and Z."""
+    match = _RFC3339_RE.match(value.strip())
+    if match is None:
+        return None
+    fraction = (match.group("frac") or "0").ljust(6, "0")[:6]
+    zone = match.group("tz") or "Z"
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    if len(zone) == 5:  # "+0100"
+        zone = zone[:3] + ":" + zone[3:]
+    try:
+        moment = datetime.fromisoformat(
+            f"{match.group('date')}T{match.group('clock')}.{fraction}{zone}"
+        )
+    except ValueError:
+        return None
+    return _format(moment)
+
+
+def epoch_millis(value: float) -> str | None:
+    """Epoch seconds, or milliseconds when the number is too large to be seconds."""
+    seconds = value / 1000 if value >= _EPOCH_MILLIS_MIN else value
+    try:
+        return _format(datetime.fromtimestamp(seconds, UTC))
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _format(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def structured_timestamp(text: str) -> str | None:
+    """The ``ts``/``time``/``@timestamp``/``timestamp`` of a JSON or key=value log line.
+
+    zap and controller-runtime write ``"ts": 1651073143.619`` (epoch seconds) or RFC 3339,
+    logrus/bunyan ``"time"``, ECS ``"@timestamp"``, logfmt and klog/logr ``time=...``/``ts=...``.
+    """
+    if "time" not in text and "ts" not in text:
+        return None
+    match = _STRUCTURED_TIME_RE.search(text)
+    if match is None:
+        return None
+    value = match.group("quoted") or match.group("bare") or ""
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        number = float(value)
+        return epoch_millis(number) if _EPOCH_SECONDS_MIN <= number < _EPOCH_MAX else None
+    return iso_millis(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -135,13 +135,21 @@ def _json_size(event: Event) -> int:
 
 
 def denials_in(
-    text: str, origin: Origin, observed_at: datetime, profile: str | None = None
+    text: str,
+    origin: Origin,
+    observed_at: datetime,
+    profile: str | None = None,
+    timestamp: str | None = None,
 ) -> list[Denial]:
-    """The denials of one line (or pasted text), ready for the decode stage."""
-    return [
-        Denial(finding, text, origin, observed_at, profile)
-        for finding in find_denials(text, now=observed_at)
-    ]
+    """The denials of one message (or pasted text), ready for the decode stage.
+
+    ``timestamp`` is the time the source knows better than the text (a container runtime's
+    or a structured log line's): it becomes every finding's timestamp.
+    """
+    findings = find_denials(text, now=observed_at)
+    if timestamp is not None:
+        findings = [replace(finding, timestamp=timestamp) for finding in findings]
+    return [Denial(finding, text, origin, observed_at, profile) for finding in findings]
 
 
 @dataclass(slots=True)
@@ -173,10 +181,15 @@ class OrderedDecodingEmitter:
         self._pending: deque[_Pending] = deque()
 
     def add(
-        self, text: str, origin: Origin, observed_at: datetime, profile: str | None = None
+        self,
+        text: str,
+        origin: Origin,
+        observed_at: datetime,
+        profile: str | None = None,
+        timestamp: str | None = None,
     ) -> int:
         """Queue every denial of ``text``; emit those whose turn has come. Returns the count."""
-        return self.add_denials(denials_in(text, origin, observed_at, profile))
+        return self.add_denials(denials_in(text, origin, observed_at, profile, timestamp))
 
     def add_denials(self, denials: Iterable[Denial]) -> int:
         """Queue denials (decoding starts at once); emit those whose turn has come."""

@@ -36,6 +36,7 @@ from watcher.sources.cloudtrail import (
     looks_like_cloudtrail,
     record_denials,
 )
+from watcher.sources.framing import Framing
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES, Readable, iter_candidates
 
 STDIN_NAME = "-"
@@ -99,9 +100,11 @@ class Scanner:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         error_codes: tuple[str, ...] = DEFAULT_CLOUDTRAIL_ERROR_CODES,
         order_by_time: bool = False,
+        framing: Framing = "auto",
     ) -> None:
         self._order_by_time = order_by_time
         self._error_codes = error_codes
+        self._framing = framing
         self._denials = denials
         self._log = log
         self._max_line_bytes = max_line_bytes
@@ -201,6 +204,8 @@ class Scanner:
             max_line_bytes=self._max_line_bytes,
             on_long_line=on_long_line,
             also_one_of=SECOND_WORDS_BYTES,
+            framing=self._framing,
+            final=True,  # one pass: a message still open at the end of an input is flushed
         )
         while True:
             # Only reading is guarded here: a failing sink is not this input's fault.
@@ -227,7 +232,9 @@ class Scanner:
                 source_offset=candidate.line_offset,
                 text_offset=candidate.text_offset if candidate.windowed else None,
             )
-            self.result.denials += self._denials.add(text, origin, utc_now())
+            self.result.denials += self._denials.add(
+                text, origin, utc_now(), timestamp=candidate.timestamp
+            )
         self.result.inputs_read += 1
 
     def _scan_cloudtrail(self, path: str, stream: Readable) -> None:

@@ -55,6 +55,7 @@ GLOB_CHARACTERS = frozenset("*?[")
 GZIP_MAGIC = b"\x1f\x8b"
 # A key not bound to a first line yet (a new file, a truncated one): "after:<base>", saved so.
 PENDING_KEY_PREFIX = "after:"
+HOLD_SECONDS = 0.5  # a message that may go on waits this long for its next line, then goes out
 MAX_RETIRED = 4096  # identities of closed rotated files remembered, so none passes for a copy
 _ROTATION_SUFFIX_RE = re.compile(r"^(.+?)(?:[.-]\d[\w.-]*)?$")
 
@@ -118,6 +119,15 @@ class FollowedFile:
         self.mtime_ns = checkpoint.mtime_ns  # of the last read; a copy made since is newer
         self.copy_of: Identity | None = None  # a rotation's copy of another followed file
         self.more_pending = False  # stopped at MAX_BYTES_PER_POLL with data left
+        self.read_end = checkpoint.offset  # end of the last range read (>= offset when held)
+
+    @property
+    def holding(self) -> bool:
+        """Lines after the offset were read but held: a message there may still go on."""
+        return self.offset < self.read_end
+
+    def flush_due(self, now: float) -> bool:
+        return self.holding and now - self.last_growth >= HOLD_SECONDS
 
     @property
     def context(self) -> LineContext:
@@ -194,6 +204,13 @@ class FileSources:
         self._close_idle(reader)
         reader.save_pending()
         return reader.consumed
+
+    def seconds_to_next_flush(self) -> float | None:
+        """When a held message (one that may still go on) is next due to go out as it is."""
+        waits = [
+            HOLD_SECONDS - (self._clock() - f.last_growth) for f in self.files.values() if f.holding
+        ]
+        return max(0.0, min(waits)) if waits else None
 
     def directories(self) -> Iterator[tuple[str, bool]]:
         """(directory, recursive) to watch: the patterns' roots and every symlink target's."""
@@ -500,7 +517,10 @@ class FileSources:
             due = [
                 f
                 for f in self.files.values()
-                if f.identity in wanted or f.more_pending or f.left_paths_at is not None
+                if f.identity in wanted
+                or f.more_pending
+                or f.holding
+                or f.left_paths_at is not None
             ]
         return sorted(due, key=lambda f: f.left_paths_at is None)
 
@@ -654,7 +674,7 @@ class _Reader:
                 detail="file truncated or rewritten; reading from the start",
             )  # fmt: skip
             self._sources.finish_from_copy(followed, self)
-            followed.offset = 0
+            followed.offset = followed.read_end = 0
             followed.fingerprint = Fingerprint(0, "")
             followed.file_key = PENDING_KEY_PREFIX + followed.file_key.removeprefix(
                 PENDING_KEY_PREFIX
@@ -670,16 +690,22 @@ class _Reader:
             cut = _after_next_newline(followed.fd, end, size, default=followed.offset)
         if closing and not capped:
             cut = size  # its unterminated last line will never be finished now
+        now = self._sources._clock()
+        seen_end = max(followed.read_end, followed.offset)
+        if cut > seen_end:
+            followed.last_growth = now
+        elif not closing and not followed.flush_due(now):
+            return  # nothing new, and no held message due for its flush
         if cut <= followed.offset:
             return
         followed.more_pending = capped and cut < size
         followed.file_key = _bound_key(followed.file_key, followed.fd, cut)
+        final = closing or now - followed.last_growth >= HOLD_SECONDS
         start = followed.offset
-        self.read_range(followed, start, cut, followed.context)
-        followed.offset = cut
-        followed.last_growth = self._sources._clock()
+        followed.offset = self.read_range(followed, start, cut, followed.context, final=final)
+        followed.read_end = cut
         self.defer_save(followed)
-        self.consumed += cut - start
+        self.consumed += max(0, cut - seen_end)
 
     def _truncated(self, followed: FollowedFile, info: os.stat_result) -> bool:
         size = info.st_size
@@ -699,17 +725,28 @@ class _Reader:
         )
 
     def read_range(
-        self, followed: FollowedFile, start: int, end: int, context: LineContext
-    ) -> None:
-        reader = _RangeReader(followed.fd, start, end)
-        for candidate in iter_candidates(
-            reader,
+        self,
+        followed: FollowedFile,
+        start: int,
+        end: int,
+        context: LineContext,
+        *,
+        final: bool = True,
+    ) -> int:
+        """Hand on the messages of ``[start, end)``; return where the next read must start
+        (``end``, or the first line of a message that may go on: see ``sources.lines``)."""
+        scan = iter_candidates(
+            _RangeReader(followed.fd, start, end),
             max_line_bytes=followed.source.max_line_bytes,
             chunk_bytes=READ_CHUNK_BYTES,
             on_long_line=lambda offset: self._report_long_line(followed, start + offset),
             also_one_of=SECOND_WORDS_BYTES,
-        ):
+            framing=followed.source.format,
+            final=final,
+        )
+        for candidate in scan:
             self._handle(_shifted(candidate, start), context)
+        return start + scan.resume_offset
 
     def _report_long_line(self, followed: FollowedFile, offset: int) -> None:
         self._sources._log.warning(
@@ -764,11 +801,11 @@ class _RangeReader:
 
 
 def _shifted(candidate: Candidate, start: int) -> Candidate:
-    return Candidate(
-        candidate.line_offset + start,
-        candidate.text_offset + start,
-        candidate.text,
-        windowed=candidate.windowed,
+    return dataclasses.replace(
+        candidate,
+        line_offset=candidate.line_offset + start,
+        text_offset=candidate.text_offset + start,
+        end=None if candidate.end is None else candidate.end + start,
     )
 
 
