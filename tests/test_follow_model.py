@@ -506,3 +506,146 @@ def test_follower_matches_the_model(layout: str) -> None:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     machine.TestCase().runTest()
+
+
+# -- examples hypothesis found, kept as plain regression tests --------------------------------
+
+
+def _replay(layout: str, steps: str) -> None:
+    """Run ``steps`` (one rule call a line) on a fresh machine, checking every invariant after
+    each, as hypothesis does."""
+    machine = MACHINES[layout]()
+    try:
+        machine.start_first()
+        for step in filter(None, (line.strip() for line in steps.splitlines())):
+            name, _, arguments = step.partition("(")
+            kwargs = eval(f"dict({arguments}")  # noqa: S307 - our own literals, in this file
+            getattr(machine, name)(**kwargs)
+            machine.nothing_lost()
+            machine.never_twice_without_a_crash()
+            machine.in_order_per_file()
+            machine.event_ids_unique_and_stable()
+    finally:
+        machine.teardown()
+
+
+class TestFoundByHypothesis:
+    def test_two_lives_of_one_inode_keep_their_ids_apart_across_crashes(self):
+        """A file read, crashed on, copy-truncated and rewritten: the truncated file's next
+        life must not reuse the old key (its lines at offset 0 collided with the old ones)."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            poll(after_events=False)
+            truncate_and_rewrite(count=1)
+            crash()
+            rotate_by_copytruncate(window=0)
+            time_passes()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            crash()
+            """,
+        )
+
+    def test_a_symlink_that_dangled_is_read_as_soon_as_its_target_appears(self):
+        """The link's target directory is watched before the target exists."""
+        _replay(
+            "symlink",
+            """
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=True)
+            """,
+        )
+
+    def test_the_new_file_is_read_when_the_rotated_one_is_finished_after_a_restart(self):
+        """After a restart a rotated file keeps its old path as its name; events for that
+        path must still reach the new file there."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=True)
+            poll(after_events=False)
+            time_passes()
+            append(count=1, long=False, leave_partial=False)
+            stop()
+            rotate_by_rename(create_new=False)
+            append(count=1, long=False, leave_partial=True)
+            writer_appends_to_renamed_file(count=1)
+            start()
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=True)
+            """,
+        )
+
+    def test_a_copy_made_after_a_rename_is_known_as_a_copy(self):
+        """The original now has a rotated name itself: copies are matched by name stem."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=True)
+            poll(after_events=False)
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            rotate_by_copytruncate(window=0)
+            rotate_by_rename(create_new=False)
+            crash()
+            """,
+        )
+
+    def test_a_copy_whose_original_was_deleted_while_stopped_continues_its_checkpoint(self):
+        """Nothing read before the stop is read again from the copy."""
+        _replay(
+            "rotated_in_glob",
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            stop()
+            delete_live_file()
+            start()
+            crash()
+            """,
+        )
+
+    def test_a_copy_read_to_its_end_is_never_taken_for_a_copy_again(self):
+        """With coarse timestamps an old copy looks as new as the truncation."""
+        _replay(
+            "plain",
+            """
+            append(count=3, long=False, leave_partial=False)
+            poll(after_events=True)
+            rotate_by_copytruncate(window=0)
+            poll(after_events=True)
+            time_passes()
+            rotate_by_copytruncate(window=1)
+            time_passes()
+            poll(after_events=True)
+            """,
+        )
+
+    def test_an_inode_used_again_by_a_copy_is_not_read_twice(self):
+        """The copy takes the inode of the file rotation just deleted, whose checkpoint is
+        stale: reading it for the truncated original must refresh what is known of it."""
+        _replay(
+            "rotated_in_glob",
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            rotate_by_copytruncate(window=0)
+            rotate_by_copytruncate(window=0)
+            rotate_by_copytruncate(window=0)
+            truncate_and_rewrite(count=1)
+            crash()
+            start()
+            rotate_by_copytruncate(window=0)
+            crash()
+            """,
+        )
