@@ -132,14 +132,37 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
         data = yaml.safe_load(text)
         lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{filename}:{line} invalid YAML: {problem}") from exc
+        raise ConfigError(_yaml_error_message(exc, filename)) from exc
     reader = _Reader(filename, lines)
     if data is None:
         data = {}
     return reader.config(data)
+
+
+def _yaml_error_message(exc: yaml.YAMLError, filename: str) -> str:
+    """``file:line: invalid YAML: ...`` naming the line where the broken construct opens.
+
+    pyyaml reports where parsing stopped (often the end of the file, after the last line); the
+    construct that was never closed (``context_mark``) is where a person has to look.
+    """
+    problem_mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    problem = str(getattr(exc, "problem", None) or exc)
+    context = getattr(exc, "context", None)
+    if context_mark is None or problem_mark is None or context is None:
+        line = f"{problem_mark.line + 1}:" if problem_mark is not None else ""
+        return f"{filename}:{line} invalid YAML: {problem}"
+    construct = re.sub(r"^while (?:parsing|scanning) (?:an? )?", "", str(context))
+    stopped_at = problem_mark.line + 1
+    if "<stream end>" in problem or "end of stream" in problem:
+        return (
+            f"{filename}:{context_mark.line + 1}: invalid YAML: this {construct} is never closed "
+            f"(found the end of the file at line {stopped_at})"
+        )
+    return (
+        f"{filename}:{context_mark.line + 1}: invalid YAML: in the {construct} that starts "
+        f"here: {problem} (at line {stopped_at})"
+    )
 
 
 def _key_lines(node: yaml.Node | None, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
