@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from watcher import __version__
-from watcher.errors import ConfigError, StateError, UsageError, WatcherError
+from watcher.errors import ConfigError, StateDirectoryError, StateError, UsageError, WatcherError
 from watcher.events import utc_now
 from watcher.extract import find_denials
 from watcher.log import configure_logging
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"authz-watcher: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except UsageError as exc:
+    except (UsageError, StateDirectoryError) as exc:
         print(f"authz-watcher: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except WatcherError as exc:

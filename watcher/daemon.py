@@ -6,23 +6,26 @@
 
 Signal handlers only record the signal and wake the loop. A tailer's offset is committed only
 after every event read before it has been written and flushed by every sink (at-least-once);
-SIGTERM drains and commits, so a stop/start emits nothing twice.
+SIGTERM drains and commits, so a stop/start emits nothing twice. A sink that cannot take
+events (a full disk) pauses reading and holds the commits back (``CommitGate``); at SIGTERM it
+gets at most ``SHUTDOWN_SINK_TIMEOUT_SECONDS``, then what every sink has is committed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import resource
 import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from itertools import takewhile
 from queue import Empty, SimpleQueue
 from types import FrameType
 
 from watcher.alerts import AlertEngine
+from watcher.backpressure import CommitGate
 from watcher.config import CloudTrailSource, Config, FileSource, load_config
 from watcher.decode import DecodeCache, StsDecoder
 from watcher.errors import ConfigError
@@ -33,20 +36,20 @@ from watcher.metrics import Metrics
 from watcher.model import Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
 from watcher.sinks import Sink, Sinks
-from watcher.sinks.delivery import DeliveringSink
 from watcher.sinks.file import FileSink
+from watcher.sinks.remote import remote_sink
 from watcher.sinks.stdout import StdoutSink
-from watcher.sinks.webhook import WebhookDelivery
 from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources, FileTailer
 from watcher.sources.lines import Candidate
 from watcher.sources.watch import ChangedPaths, DirectoryWatcher
-from watcher.state import StateStore
+from watcher.state import StateDirectoryLock, StateStore
 from watcher.systemd import Notifier
 
 DEFAULT_POLL_SECONDS = 5.0
 CACHE_EXPIRY_INTERVAL_SECONDS = 3600.0
 STATUS_INTERVAL_SECONDS = 5.0
+SHUTDOWN_SINK_TIMEOUT_SECONDS = 10.0  # how long SIGTERM waits for a failing sink
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -81,16 +84,21 @@ class Daemon:
     def run(self) -> int:
         config = load_config(self._config_path)
         _raise_open_file_limit()
-        store = StateStore(config.state_dir, self._log)
+        lock = StateDirectoryLock(config.state_dir)  # first: a second daemon stops here
         try:
-            return self._run_with(config, store)
+            store = StateStore(config.state_dir, self._log)
+            try:
+                return self._run_with(config, store)
+            finally:
+                store.close()
         finally:
-            store.close()
+            lock.release()
 
     def _run_with(self, config: Config, store: StateStore) -> int:
         self._store = store
         self._config = config
         self._sinks = _build_sinks(config, store, self._log, self._count_sink_error)
+        self._gate = CommitGate(self._flush_sinks, self._log)
         self._alerts = AlertEngine(config.alerts)
         self._emitter = self._build_emitter(config)
         self._sources = FileSources(
@@ -112,7 +120,8 @@ class Daemon:
                 stop_metrics()
             self._watcher.stop()
             self._emitter.close()
-            self._sinks.close()
+            self._gate.drain(time.monotonic() + SHUTDOWN_SINK_TIMEOUT_SECONDS, self._changes.wait)
+            self._report_undrained(self._sinks.close())
             self._sources.close()
             self._log.info("daemon_stopped", **asdict(self.counters))
         return 0
@@ -136,6 +145,8 @@ class Daemon:
                 return
             now = time.monotonic()
             self._housekeeping(now)
+            if self._paused_for_sinks():
+                continue
             changed = self._changes.take()
             if now >= next_reconcile:
                 self._reconcile()
@@ -146,12 +157,22 @@ class Daemon:
                 due = self._due_tailers(changed)
                 self._process_exports(self._changed_exports(changed))
             for tailer in due:
-                if not self._signals.empty():
+                if not self._signals.empty() or self._gate.blocked:
                     break
                 self.metrics.bytes_read.inc(tailer.poll(self._handle_line, self._commit))
             if any(t.more_pending for t in self._sources.tailers.values()):
                 continue
             self._changes.wait(max(0.0, min(next_reconcile - time.monotonic(), 1.0)))
+
+    def _paused_for_sinks(self) -> bool:
+        """While a sink fails, read nothing: retry it when due, else wait (signals wake us)."""
+        if not self._gate.blocked:
+            return False
+        self._gate.retry()
+        if not self._gate.blocked:
+            return False
+        self._changes.wait(min(self._gate.seconds_until_retry(), 1.0))
+        return True
 
     def _housekeeping(self, now: float) -> None:
         """Watchdog ping, STATUS=, and the hourly cleanup of expired decodes."""
@@ -201,13 +222,27 @@ class Daemon:
         return found
 
     def _process_exports(self, files: Iterable[tuple[str, CloudTrailSource]]) -> None:
+        unblocked = takewhile(lambda _: not self._gate.blocked, files)
         self.counters.denials += self._exports.process(
-            files, utc_now, self._emitter.add_denials, self._flush_sinks
+            unblocked, utc_now, self._emitter.add_denials, self._commit_export
         )
 
-    def _flush_sinks(self) -> None:
+    def _commit_export(self, path: str, save: Callable[[], None]) -> None:
+        """An export's events are all read: it is marked done once every sink has them."""
+        self._gate.commit(("export", path), save)
+
+    def _flush_sinks(self) -> dict[str, str]:
+        """Emit every pending decode, flush every sink; the failing sinks' reasons by name."""
         self._emitter.flush()
-        self._sinks.flush()
+        return self._sinks.flush()
+
+    def _report_undrained(self, failures: dict[str, str]) -> None:
+        for name, reason in sorted(failures.items()):
+            self._log.warning(
+                "sink_not_drained", sink=name, error=reason,
+                timeout_seconds=SHUTDOWN_SINK_TIMEOUT_SECONDS,
+                detail="its events were not committed; they are read again at the next start",
+            )  # fmt: skip
 
     def _status(self) -> str:
         """One line for `systemctl status`; also refreshes the gauges."""
@@ -215,9 +250,10 @@ class Daemon:
         self.metrics.files_watched.set(len(self._sources.tailers))
         self.metrics.bytes_behind.set(behind)
         c = self.counters
+        paused = f", paused: {', '.join(sorted(self._gate.failing))} failing" * self._gate.blocked
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
-            f"{len(self._sources.tailers)} files, {behind} bytes behind"
+            f"{len(self._sources.tailers)} files, {behind} bytes behind{paused}"
         )
 
     def _count_sink_error(self, sink: str) -> None:
@@ -250,8 +286,11 @@ class Daemon:
         )
 
     def _commit(self, tailer: FileTailer) -> None:
-        """Every event read so far is written and flushed; then the offset is saved."""
-        self._flush_sinks()
+        """Once every event read so far is written and flushed by every sink, save the offset
+        (now, or when a failing sink has recovered; reading waits for that)."""
+        self._gate.commit(tailer, lambda: self._save_checkpoint(tailer))
+
+    def _save_checkpoint(self, tailer: FileTailer) -> None:
         checkpoint = tailer.checkpoint()
         if checkpoint is not None:
             self._store.save_checkpoint(checkpoint)
@@ -287,7 +326,8 @@ class Daemon:
             return
         self._emitter.close()
         if sinks is not None:
-            self._sinks.close()
+            self._gate.drain(time.monotonic() + SHUTDOWN_SINK_TIMEOUT_SECONDS, self._changes.wait)
+            self._report_undrained(self._sinks.close())
             self._sinks = sinks
         else:
             self._sinks.reopen()
@@ -351,31 +391,8 @@ def _build_sinks(
             sinks.append(StdoutSink(events=sink.events))
         elif sink.type == "file" and sink.path is not None:
             sinks.append(FileSink(sink.path, events=sink.events))
-        elif sink.type == "webhook" and sink.url is not None:
-            delivery = WebhookDelivery(
-                sink.url,
-                body_format=sink.format,
-                headers=dict(sink.headers),
-                timeout_seconds=sink.timeout_seconds,
-            )
-            # Named by a hash of the URL: stable across restarts, and the URL is often a secret.
-            name = "webhook:" + hashlib.sha256(sink.url.encode()).hexdigest()[:12]
-            sinks.append(
-                DeliveringSink(name, delivery, store, log, events=sink.events, on_error=on_error)
-            )
-        elif sink.type == "sns" and sink.topic_arn is not None:
-            from watcher.sinks.sns import SnsDelivery  # noqa: PLC0415 - boto3 only when used
-
-            sns = SnsDelivery(
-                sink.topic_arn,
-                region=sink.region,
-                profile=sink.profile,
-                endpoint_url=sink.endpoint_url,
-                timeout_seconds=sink.timeout_seconds,
-            )
-            sinks.append(
-                DeliveringSink(
-                    f"sns:{sink.topic_arn}", sns, store, log, events=sink.events, on_error=on_error
-                )
-            )
+        else:
+            remote = remote_sink(sink, store, log, on_error=on_error)
+            if remote is not None:
+                sinks.append(remote)
     return Sinks(sinks)

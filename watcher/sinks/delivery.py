@@ -10,9 +10,12 @@ made after the next start: at-least-once.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from watcher.log import Logger
@@ -48,6 +51,7 @@ class DeliveringSink:
         events: tuple[str, ...],
         clock: Callable[[], float] = time.time,
         on_error: Callable[[str], None] | None = None,
+        start_worker: bool = True,
     ) -> None:
         self._on_error = on_error  # called with the sink's name on every failed attempt
         self.name = name
@@ -56,20 +60,35 @@ class DeliveringSink:
         self._log = log
         self._events = frozenset(events)
         self._clock = clock
+        self._unqueued: deque[str] = deque()  # taken, but the outbox could not store them yet
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.delivered_count = 0
         self.failed_count = 0
         self._worker = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
-        self._worker.start()
+        if start_worker:  # else only queue: the process holding the state directory delivers
+            self._worker.start()
 
     def write(self, event: Event) -> None:
         if event["event"] in self._events:
-            self._store.enqueue(self.name, json.dumps(event, separators=(",", ":")), self._clock())
-            self._wake.set()
+            self._unqueued.append(json.dumps(event, separators=(",", ":")))
+            with contextlib.suppress(sqlite3.Error):  # kept in order; ``flush`` reports it
+                self._enqueue_unqueued()
 
     def flush(self) -> None:
-        """Queued events are already durable in the outbox."""
+        """Queued events are durable in the outbox; those the database refused are queued now
+        (``sqlite3.Error`` when it still cannot take them, a full disk)."""
+        self._enqueue_unqueued()
+
+    def outbox_count(self) -> int:
+        """Events taken and not delivered yet (in the outbox or waiting to enter it)."""
+        return self._store.outbox_count(self.name) + len(self._unqueued)
+
+    def _enqueue_unqueued(self) -> None:
+        while self._unqueued:
+            self._store.enqueue(self.name, self._unqueued[0], self._clock())
+            self._unqueued.popleft()
+            self._wake.set()
 
     def reopen(self) -> None:
         """Nothing to reopen: every delivery is a new request."""
@@ -77,7 +96,8 @@ class DeliveringSink:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._worker.join()
+        if self._worker.ident is not None:
+            self._worker.join()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -1,0 +1,293 @@
+"""Faults cost no event and no duplicate: full disks, a second daemon, bad state directories.
+
+Real faults only: a small tmpfs mounted by the test (as root) that really fills up, a real
+second daemon process, real read-only mounts. Where mounting is impossible (not root) the
+tests that need it are skipped with the reason; in CI (``CI`` set) that is a failure instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, validate_event
+from tests.test_daemon import DEADLINE_SECONDS, DENIAL, Watcher, append, wait_for
+from watcher.log import configure_logging
+from watcher.state import StateStore
+
+MiB = 1 << 20
+
+
+def _mount(target: Path, options: str) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        reason = "mounting a tmpfs needs root; run the suite as root (CI does)"
+    else:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0:
+            return
+        reason = f"cannot mount a tmpfs here: {result.stderr.strip()}"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[Callable[[Path, str], Path]]:
+    """``tmpfs(path, "size=1m")`` mounts a real tmpfs there; unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(target: Path, options: str = "size=1m") -> Path:
+        _mount(target, options)
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def remount(target: Path, options: str) -> None:
+    """Change a mounted tmpfs (``size=8m``: space returns)."""
+    subprocess.run(["mount", "-o", f"remount,{options}", str(target)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    """Write a filler file until the filesystem is full; return it (unlink it to free)."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        chunk = b"\0" * 4096
+        with contextlib.suppress(OSError):
+            while True:
+                handle.write(chunk)
+        with contextlib.suppress(OSError):  # the last bytes that fit
+            while True:
+                handle.write(b"\0")
+    with pytest.raises(OSError, match="No space left on device"):
+        (directory / "probe").write_bytes(b"x" * 4096)
+    return filler
+
+
+def events_in(path: Path) -> list[dict]:
+    """The complete event lines of a JSONL file, validated against the schema."""
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")[:-1]  # a torn last line is not an event yet
+    return [validate_event(json.loads(line)) for line in lines]
+
+
+def saved_offset(state_dir: Path, log: Path) -> int:
+    """The committed offset of ``log`` in the state database (0 when none yet)."""
+    connection = sqlite3.connect(f"file:{state_dir / 'state.sqlite3'}?mode=ro", uri=True)
+    try:
+        row = connection.execute(
+            "SELECT offset FROM file_offsets WHERE path = ?", (str(log),)
+        ).fetchone()
+    finally:
+        connection.close()
+    return 0 if row is None else int(row[0])
+
+
+def logged(watcher: Watcher, name: str, **fields: object) -> list[dict]:
+    return [
+        e
+        for e in watcher.log_events()
+        if e["event"] == name and all(e.get(k) == v for k, v in fields.items())
+    ]
+
+
+def denial_lines(count: int) -> list[str]:
+    return [f"{DENIAL} {i:05d}" for i in range(count)]
+
+
+class TestFileSinkDiskFull:
+    def test_full_disk_pauses_and_every_denial_reaches_every_sink_once(self, tmp_path, tmpfs):
+        """The file sink's 1 MiB tmpfs fills with 2,000 denials: the daemon keeps running,
+        holds the offset back, logs ``sink_retry`` once; when space returns every denial is in
+        both sinks exactly once, and a restart adds nothing."""
+        out = tmpfs(tmp_path / "out", "size=1m")
+        other = tmp_path / "other.jsonl"
+        w = Watcher(tmp_path, extra_config=f"  - type: file\n    path: {other}\n")
+        log = w.logs / "app.log"
+        try:
+            w.start()
+            append(log, *denial_lines(2000))
+            wait_for(lambda: logged(w, "sink_retry"), "the full disk to be noticed")
+            assert w.proc is not None
+            assert w.proc.poll() is None, "the daemon keeps running"
+            written = len(events_in(w.events_path))
+            assert 0 < written < 2000
+            committed_lines = log.read_bytes()[: saved_offset(w.root / "state", log)].count(b"\n")
+            assert committed_lines <= written, "no offset committed past what the file sink has"
+            remount(out, "size=8m")
+            wait_for(lambda: len(events_in(w.events_path)) == 2000, "all 2,000 in the file")
+            wait_for(lambda: logged(w, "sink_recovered"), "the recovery to be logged")
+            wait_for(lambda: saved_offset(w.root / "state", log) == log.stat().st_size, "commit")
+            assert 0 == w.stop()
+            w.start()
+            append(log, f"{DENIAL} after restart")
+            wait_for(lambda: len(events_in(w.events_path)) == 2001, "the event after restart")
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+        for path in (w.events_path, other):
+            ids = [e["event_id"] for e in events_in(path)]
+            assert (2001, 2001) == (len(ids), len(set(ids))), path
+        (retry,) = logged(w, "sink_retry")  # once per state change, not per event
+        assert (f"file:{w.events_path}", "No space left on device") == (
+            retry["sink"],
+            retry["error"],
+        )
+
+    def test_sigterm_with_a_failing_sink_exits_in_bounded_time_and_loses_nothing(
+        self, tmp_path, tmpfs
+    ):
+        """SIGTERM while the file sink's disk is full: exit 0 within the shutdown bound,
+        ``sink_not_drained`` names the sink; after space returns a restart writes the rest."""
+        out = tmpfs(tmp_path / "out", "size=1m")
+        w = Watcher(tmp_path)
+        log = w.logs / "app.log"
+        try:
+            w.start()
+            append(log, *denial_lines(2000))
+            wait_for(lambda: logged(w, "sink_retry"), "the full disk to be noticed")
+            started = time.monotonic()
+            assert 0 == w.stop()
+            assert time.monotonic() - started < 10 + 5  # SHUTDOWN_SINK_TIMEOUT_SECONDS + margin
+            (undrained,) = logged(w, "sink_not_drained")
+            assert f"file:{w.events_path}" == undrained["sink"]
+            remount(out, "size=8m")
+            w.start()
+            wait_for(
+                lambda: {e["raw"] for e in events_in(w.events_path)} >= set(denial_lines(2000)),
+                "every denial after the restart",
+            )
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+
+
+class TestStateDiskFull:
+    def test_full_state_filesystem_holds_the_commit_and_never_re_emits(self, tmp_path, tmpfs):
+        """The state database's tmpfs fills: events still reach the sink, the commit is
+        retried (``sink_retry`` for ``state``) and saved once space returns; a restart then
+        emits nothing twice."""
+        state = tmpfs(tmp_path / "state", "size=1m")
+        w = Watcher(tmp_path)
+        log = w.logs / "app.log"
+        try:
+            w.start()
+            append(log, f"{DENIAL} first")
+            wait_for(lambda: saved_offset(state, log) == log.stat().st_size, "the first commit")
+            filler = fill(state)
+            lines = denial_lines(300)
+            for index, line in enumerate(lines):  # one commit each, until one fails
+                append(log, line)
+                wait_for(lambda i=index: len(events_in(w.events_path)) == i + 2, "the event")
+                if logged(w, "sink_retry", sink="state"):
+                    break
+            wait_for(lambda: logged(w, "sink_retry", sink="state"), "the failed commit")
+            assert w.proc is not None
+            assert w.proc.poll() is None, "the daemon keeps running"
+            assert saved_offset(state, log) < log.stat().st_size
+            filler.unlink()
+            wait_for(lambda: saved_offset(state, log) == log.stat().st_size, "the late commit")
+            wait_for(lambda: logged(w, "sink_recovered", sink="state"), "the recovery")
+            assert 0 == w.stop()
+            before = len(events_in(w.events_path))
+            w.start()
+            append(log, f"{DENIAL} after restart")
+            wait_for(lambda: len(events_in(w.events_path)) == before + 1, "the next event")
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+        ids = [e["event_id"] for e in events_in(w.events_path)]
+        assert len(ids) == len(set(ids)), "nothing emitted twice"
+        assert 1 == len(logged(w, "sink_retry", sink="state"))
+
+    def test_decode_cache_write_on_a_full_disk_is_skipped(self, tmp_path, tmpfs):
+        """A decode-cache write the full database refuses is skipped with one warning."""
+        state = tmpfs(tmp_path / "state", "size=1m")
+        logs = io.StringIO()
+        store = StateStore(state, configure_logging(logs))
+        try:
+            fill(state)
+            for index in range(2000):  # the WAL grows until the disk refuses a page
+                store.store_decode(f"{index:064x}", json.dumps({"n": "x" * 1000}), 0.0, 60.0)
+        finally:
+            store.close()
+        warnings = [json.loads(line)["event"] for line in logs.getvalue().splitlines()]
+        assert ["decode_cache_write_failed"] == warnings
+
+
+class TestOneDaemonPerStateDir:
+    def test_second_daemon_refuses_naming_the_directory_and_the_holder(self, tmp_path):
+        """A second ``run`` on the same state_dir exits 2 at once, naming the directory and
+        the PID that holds it; the first goes on, and each denial is emitted once."""
+        w = Watcher(tmp_path)
+        try:
+            w.start()
+            assert w.proc is not None
+            second = run_cli("run", "-c", str(w.config), timeout=DEADLINE_SECONDS)
+            expected = (
+                f"authz-watcher: {w.root / 'state'}: the state directory is in use by another "
+                f"authz-watcher (PID {w.proc.pid}); run one daemon per state_dir\n"
+            )
+            assert (2, expected) == (second.returncode, second.stderr)
+            append(w.logs / "app.log", f"{DENIAL} once")
+            wait_for(lambda: len(w.events()) == 1, "the event")
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+        assert 1 == len(w.events())
+
+    def test_the_lock_goes_with_the_process(self, tmp_path):
+        """After ``kill -9`` no stale lock remains: the next daemon starts."""
+        w = Watcher(tmp_path)
+        try:
+            w.start()
+            w.kill()
+            w.stderr_path.unlink()  # start() waits for this run's daemon_started
+            w.start()
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+
+
+class TestUnusableStateDir:
+    def test_state_dir_under_a_regular_file_exits_2_without_traceback(self, tmp_path):
+        """systemd's RestartPreventExitStatus=2 stops the restart loop; the message says why."""
+        (tmp_path / "file").write_text("not a directory")
+        config = tmp_path / "w.yaml"
+        config.write_text(f"state_dir: {tmp_path / 'file' / 'state'}\nsources: []\n")
+        result = run_cli("run", "-c", str(config))
+        expected = (
+            f"authz-watcher: {tmp_path / 'file' / 'state'}: cannot use the state directory: "
+            f"Not a directory ({tmp_path / 'file' / 'state'})\n"
+        )
+        assert (2, expected) == (result.returncode, result.stderr)
+
+    def test_state_dir_on_a_read_only_filesystem_exits_2(self, tmp_path, tmpfs):
+        """A read-only mount: exit 2, naming the directory and the reason."""
+        readonly = tmpfs(tmp_path / "ro", "size=1m,ro")
+        config = tmp_path / "w.yaml"
+        config.write_text(f"state_dir: {readonly / 'state'}\nsources: []\n")
+        result = run_cli("run", "-c", str(config))
+        assert 2 == result.returncode
+        assert result.stderr.startswith(f"authz-watcher: {readonly / 'state'}: ")
+        assert "Read-only file system" in result.stderr
+        assert "Traceback" not in result.stderr
