@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli, validate_event
+from tests.receiver import Receiver
 from tests.test_daemon import DEADLINE_SECONDS, DENIAL, Watcher, append, wait_for
 from watcher.log import configure_logging
 from watcher.state import StateStore
@@ -291,3 +292,64 @@ class TestUnusableStateDir:
         assert result.stderr.startswith(f"authz-watcher: {readonly / 'state'}: ")
         assert "Read-only file system" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def scan_config(tmp_path: Path, url: str) -> Path:
+    """A config whose alert rule fires on two denials and goes to a webhook only."""
+    config = tmp_path / "scan.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\n"
+        f"sinks:\n  - type: webhook\n    url: {url}\n    events: [authz_alert]\n"
+        "alerts:\n  - name: twice\n    threshold: 2\n    window: 10m\n    cooldown: 30m\n"
+    )
+    return config
+
+
+class TestScanDrainsTheOutbox:
+    def test_alert_reaches_a_flapping_webhook_before_scan_exits(self, tmp_path):
+        """The receiver answers 503 first: ``scan`` retries within its drain and exits 0."""
+        log = tmp_path / "app.log"
+        log.write_text(f"{DENIAL} 1\n{DENIAL} 2\n")
+        with Receiver() as receiver:
+            receiver.answers.append(503)
+            result = run_cli(
+                "scan", "--no-decode", "-c", str(scan_config(tmp_path, receiver.url)), str(log)
+            )
+            received = list(receiver.received)
+            attempts = receiver.attempts
+        messages = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+        assert (0, []) == (result.returncode, messages)
+        assert (["twice"], 2) == ([validate_event(a)["rule"] for a in received], attempts)
+
+    def test_undelivered_alert_is_named_stays_in_the_outbox_and_exits_1(self, tmp_path):
+        """Nobody listens: after ``--drain-timeout`` the count is named on stderr, exit 1;
+        the next ``scan`` with a receiver up delivers it."""
+        with Receiver() as probe:
+            url, port = probe.url, probe.port  # closed once the probe is
+        config = scan_config(tmp_path, url)
+        log = tmp_path / "app.log"
+        log.write_text(f"{DENIAL} 1\n{DENIAL} 2\n")
+        started = time.monotonic()
+        result = run_cli("scan", "--no-decode", "--drain-timeout", "1", "-c", str(config), str(log))
+        assert time.monotonic() - started < 20
+        assert 1 == result.returncode
+        (message,) = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+        assert message.startswith("authz-watcher: 1 events not delivered to webhook:")
+        assert message.endswith(
+            f"within 1 s; they stay in the outbox in {tmp_path / 'state'} and go out with "
+            "the next run or scan"
+        )
+        assert 2 == len(result.stdout.splitlines()) - 1  # two denials, then the alert
+        empty = tmp_path / "empty.log"
+        empty.write_text("")
+        with Receiver(port=port) as receiver:
+            again = run_cli("scan", "--no-decode", "-c", str(config), str(empty))
+            received = list(receiver.received)
+        assert 0 == again.returncode
+        assert ["twice"] == [a["rule"] for a in received]
+
+    def test_drain_timeout_must_be_a_number_of_seconds(self, tmp_path):
+        """A usage error, exit 2."""
+        result = run_cli("scan", "--drain-timeout", "soon", str(tmp_path))
+        assert 2 == result.returncode
+        assert "expected a number of seconds, 0 or more: 'soon'" in result.stderr

@@ -24,7 +24,7 @@ from watcher.log import configure_logging
 from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
 from watcher.report import summary, use_colour
-from watcher.scan import Scanner
+from watcher.scan import Outbox, Scanner
 from watcher.sinks.stdout import StdoutSink, render
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES
 
@@ -40,12 +40,23 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 DEFAULT_CONFIG_PATH = "/etc/authz-watcher/authz-watcher.yaml"
 CONFIG_ENV = "AUTHZ_WATCHER_CONFIG"
+DEFAULT_DRAIN_TIMEOUT_SECONDS = 30.0
 
 
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more: {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -82,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="lines longer than this are searched in windows (default 1048576)",
+    )
+    scan.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=DEFAULT_DRAIN_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="how long to wait for webhook/SNS sinks of the config to deliver before exiting "
+        f"(default {DEFAULT_DRAIN_TIMEOUT_SECONDS:g}); what is left stays in the outbox, exit 1",
     )
     scan.add_argument("paths", nargs="+", metavar="PATH")
 
@@ -163,38 +182,61 @@ def _scan(args: argparse.Namespace) -> int:
     sink = StdoutSink()
     alerts = _alert_engine(config)
     raised: list[Event] = []
+    with _outbox(config, log) as remote:
 
-    def emit(event: Event) -> None:
+        def emit(event: Event) -> None:
+            if args.summary:
+                key = (event["principal_arn"] or "(unknown)", event["action"] or "(unknown)")
+                counts[key] += 1
+            else:
+                sink.write(event)
+            remote.write(event)
+            if alerts is not None:  # replaying history: windows run on the denials' own times
+                from watcher.alerts import event_time  # noqa: PLC0415 - only with alert rules
+
+                for alert in alerts.observe(event, event_time(event)):
+                    raised.append(alert)
+                    if not args.summary:
+                        sink.write(alert)
+                    remote.write(alert)
+
+        with _decoding(settings, config, log, off=args.no_decode) as (builder, concurrency):
+            emitter = OrderedDecodingEmitter(builder, emit, max_concurrency=concurrency)
+            try:
+                scanner = Scanner(
+                    emitter,
+                    log,
+                    max_line_bytes=max_line_bytes,
+                    error_codes=_cloudtrail_error_codes(config),
+                )
+                result = scanner.scan(args.paths)
+            finally:
+                emitter.close()
         if args.summary:
-            counts[(event["principal_arn"] or "(unknown)", event["action"] or "(unknown)")] += 1
-        else:
-            sink.write(event)
-        if alerts is not None:  # replaying history: the windows run on the denials' own times
-            from watcher.alerts import event_time  # noqa: PLC0415 - only with alert rules
+            _print_summary(counts)
+            if raised:
+                rules = ", ".join(sorted({a["rule"] for a in raised}))
+                print(f"{len(raised):>7}  alerts ({rules})")
+        sink.flush()
+        undelivered = remote.drain(args.drain_timeout)
+    for name, count in sorted(undelivered.items()):
+        print(
+            f"authz-watcher: {count} events not delivered to {name} within "
+            f"{args.drain_timeout:g} s; they stay in the outbox in {remote.state_dir} and go "
+            "out with the next run or scan",
+            file=sys.stderr,
+        )
+    return EXIT_OK if result.complete and not undelivered else EXIT_FAILURE
 
-            for alert in alerts.observe(event, event_time(event)):
-                raised.append(alert)
-                if not args.summary:
-                    sink.write(alert)
 
-    with _decoding(settings, config, log, off=args.no_decode) as (builder, concurrency):
-        emitter = OrderedDecodingEmitter(builder, emit, max_concurrency=concurrency)
-        try:
-            scanner = Scanner(
-                emitter,
-                log,
-                max_line_bytes=max_line_bytes,
-                error_codes=_cloudtrail_error_codes(config),
-            )
-            result = scanner.scan(args.paths)
-        finally:
-            emitter.close()
-    if args.summary:
-        _print_summary(counts)
-        if raised:
-            print(f"{len(raised):>7}  alerts ({', '.join(sorted({a['rule'] for a in raised}))})")
-    sink.flush()
-    return EXIT_OK if result.complete else EXIT_FAILURE
+@contextlib.contextmanager
+def _outbox(config: Config | None, log: Logger) -> Iterator[Outbox]:
+    """The config's webhook and SNS sinks for ``scan``, delivering from the outbox."""
+    outbox = Outbox.open(config, log)
+    try:
+        yield outbox
+    finally:
+        outbox.close()
 
 
 def _alert_engine(config: Config | None) -> AlertEngine | None:
