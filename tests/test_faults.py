@@ -7,80 +7,20 @@ tests that need it are skipped with the reason; in CI (``CI`` set) that is a fai
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import sqlite3
-import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import run_cli, validate_event
 from tests.receiver import Receiver
 from tests.test_daemon import DEADLINE_SECONDS, DENIAL, Watcher, append, wait_for
+from tests.tmpfs import fill, remount
 from watcher.log import configure_logging
 from watcher.state import StateStore
 
 MiB = 1 << 20
-
-
-def _mount(target: Path, options: str) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        reason = "mounting a tmpfs needs root; run the suite as root (CI does)"
-    else:
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode == 0:
-            return
-        reason = f"cannot mount a tmpfs here: {result.stderr.strip()}"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def tmpfs() -> Iterator[Callable[[Path, str], Path]]:
-    """``tmpfs(path, "size=1m")`` mounts a real tmpfs there; unmounted after the test."""
-    mounted: list[Path] = []
-
-    def mount(target: Path, options: str = "size=1m") -> Path:
-        _mount(target, options)
-        mounted.append(target)
-        return target
-
-    yield mount
-    for target in reversed(mounted):
-        subprocess.run(["umount", "-l", str(target)], check=False)
-
-
-def remount(target: Path, options: str) -> None:
-    """Change a mounted tmpfs (``size=8m``: space returns)."""
-    subprocess.run(["mount", "-o", f"remount,{options}", str(target)], check=True)
-
-
-def fill(directory: Path) -> Path:
-    """Write a filler file until the filesystem is full; return it (unlink it to free)."""
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as handle:
-        chunk = b"\0" * 4096
-        with contextlib.suppress(OSError):
-            while True:
-                handle.write(chunk)
-        with contextlib.suppress(OSError):  # the last bytes that fit
-            while True:
-                handle.write(b"\0")
-    with pytest.raises(OSError, match="No space left on device"):
-        (directory / "probe").write_bytes(b"x" * 4096)
-    return filler
 
 
 def events_in(path: Path) -> list[dict]:
