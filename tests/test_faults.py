@@ -18,6 +18,7 @@ from tests.receiver import Receiver
 from tests.test_daemon import DEADLINE_SECONDS, DENIAL, Watcher, append, wait_for
 from tests.tmpfs import fill, remount
 from watcher.log import configure_logging
+from watcher.sinks.delivery import DeliveringSink
 from watcher.state import StateStore
 
 MiB = 1 << 20
@@ -293,3 +294,36 @@ class TestScanDrainsTheOutbox:
         result = run_cli("scan", "--drain-timeout", "soon", str(tmp_path))
         assert 2 == result.returncode
         assert "expected a number of seconds, 0 or more: 'soon'" in result.stderr
+
+
+class TestRemoteSinkRetryLog:
+    def test_a_receiver_outage_logs_one_sink_retry_and_one_recovery(self, tmp_path):
+        """Five events refused with the same 503: one ``sink_retry``, not five; then one
+        ``sink_recovered`` when deliveries work again, and each event arrives once."""
+        from tests.test_sinks import FastClock, webhook
+
+        logs = io.StringIO()
+        store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+        clock = FastClock()
+        try:
+            with Receiver() as receiver:
+                receiver.answers.extend([503] * 5)
+                sink = DeliveringSink(
+                    "hook", webhook(receiver.url), store, configure_logging(logs),
+                    events=("authz_denial",), clock=clock,
+                )  # fmt: skip
+                for n in range(5):
+                    sink.write({"event": "authz_denial", "event_id": str(n)})
+                wait_for(lambda: receiver.attempts >= 5, "five refused attempts")
+                clock.skip = 10_000  # past every backoff
+                sink._wake.set()
+                wait_for(lambda: len(receiver.received) == 5, "the five deliveries")
+                sink.close()
+                received = [event["event_id"] for event in receiver.received]
+        finally:
+            store.close()
+        names = [json.loads(line)["event"] for line in logs.getvalue().splitlines()]
+        assert (["sink_retry", "sink_recovered"], sorted(received)) == (
+            names,
+            ["0", "1", "2", "3", "4"],
+        )

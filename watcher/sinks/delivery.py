@@ -60,6 +60,7 @@ class DeliveringSink:
         self._log = log
         self._events = frozenset(events)
         self._clock = clock
+        self._failing: str | None = None  # the last retryable error, until a delivery works
         self._unqueued: deque[str] = deque()  # taken, but the outbox could not store them yet
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -119,10 +120,12 @@ class DeliveringSink:
             self._count_error()
             delay = min(BACKOFF_FIRST_SECONDS * 2**attempts, BACKOFF_MAX_SECONDS)
             self._store.retry_later(delivery_id, attempts + 1, self._clock() + delay)
-            self._log.warning(
-                "sink_retry", sink=self.name, event_id=event.get("event_id"), error=str(exc),
-                attempt=attempts + 1, retry_seconds=delay,
-            )  # fmt: skip
+            if self._failing != str(exc):  # once per change of state, not per event
+                self._log.warning(
+                    "sink_retry", sink=self.name, event_id=event.get("event_id"),
+                    error=str(exc), attempt=attempts + 1, retry_seconds=delay,
+                )  # fmt: skip
+            self._failing = str(exc)
         except PermanentDeliveryError as exc:
             self._count_error()
             self._store.delivered(delivery_id)
@@ -134,6 +137,9 @@ class DeliveringSink:
         else:
             self._store.delivered(delivery_id)
             self.delivered_count += 1
+            if self._failing is not None:
+                self._log.info("sink_recovered", sink=self.name)
+                self._failing = None
 
     def _count_error(self) -> None:
         if self._on_error is not None:
