@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,11 +27,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _daemon import ISOLATED_ENV  # noqa: E402 - after the path is set
-
-from tests.receiver import Receiver  # noqa: E402 - same
+from tests.receiver import Receiver  # noqa: E402 - after the path is set
+from tests.test_daemon import Watcher  # noqa: E402 - same
 
 DENIAL = "User: arn:aws:iam::111122223333:user/soak is not authorized to perform: s3:GetObject"
 MARKER_RE = re.compile(r"soak-(\d{8})")
@@ -46,49 +42,27 @@ SETTLE_DEADLINE_SECONDS = 600.0  # delivery retries back off up to minutes after
 
 
 class Soak:
+    """The daemon (the test suite's ``Watcher``: file sink, ``logs/*.log``) plus a webhook."""
+
     def __init__(self, root: Path, receiver: Receiver) -> None:
-        self.root = root
         self.receiver = receiver
-        self.logs = root / "logs"
-        self.logs.mkdir()
+        webhook = f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
+        self.daemon = Watcher(root, extra_config=webhook)
+        self.logs = self.daemon.logs
         self.log = self.logs / "app.log"
-        self.events_path = root / "events.jsonl"
-        self.stderr_path = root / "daemon.stderr"
-        self.config = root / "config.yaml"
-        self.config.write_text(
-            f"state_dir: {root / 'state'}\n"
-            f"sources:\n  - type: file\n    paths: [{json.dumps(str(self.logs / '*.log'))}]\n"
-            "    start_at: beginning\n    poll_interval_seconds: 0.5\n"
-            "decode:\n  enabled: false\n"
-            f"sinks:\n  - type: file\n    path: {self.events_path}\n"
-            f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
-        )
+        self.events_path = self.daemon.events_path
+        self.runs = 0
         self.written = 0
         self.rotations = 0
         self.sighups = 0
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(ISOLATED_ENV)
-        starts = self.stderr().count('"daemon_started"')
-        with self.stderr_path.open("ab") as stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "watcher", "run", "-c", str(self.config)],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=env,
-                cwd=REPO,
-            )
-        wait_for(lambda: self.stderr().count('"daemon_started"') > starts, 60, "the start")
+        self.runs += 1  # a stderr file per run: start() waits for this run's daemon_started
+        self.daemon.stderr_path = self.daemon.root / f"daemon-{self.runs}.stderr"
+        self.daemon.start()
 
     def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
+        return self.daemon.stop()
 
     def write(self, count: int) -> None:
         with self.log.open("a") as handle:
@@ -101,11 +75,12 @@ class Soak:
         self.log.rename(self.logs / f"app.log.{self.rotations}")  # *.log no longer matches
 
     def sighup(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGHUP)
+        self.daemon.signal(signal.SIGHUP)
         self.sighups += 1
 
     def file_markers(self) -> Counter[int]:
+        if not self.events_path.exists():
+            return Counter()
         lines = self.events_path.read_bytes().split(b"\n")[:-1]
         return markers(json.loads(line) for line in lines)
 
@@ -169,28 +144,10 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="authz-soak-") as tmp, Receiver() as receiver:
         soak = Soak(Path(tmp), receiver)
-        stop_flapping = threading.Event()
-        flapper = threading.Thread(target=flap, args=(receiver, stop_flapping), name="flap")
-        soak.start()
-        flapper.start()
         try:
-            drive(soak, args.minutes * 60)
+            statuses = run(soak, receiver, args.minutes * 60)
         finally:
-            stop_flapping.set()
-            flapper.join()
-            receiver.answers.clear()
-        status = soak.stop()  # SIGTERM drains: what was read is written and committed
-        soak.start()  # a stop and start must emit nothing twice
-        soak.write(1)
-        wait_for(
-            lambda: (
-                len(soak.file_markers()) >= soak.written
-                and len(soak.receiver_markers()) >= soak.written
-            ),
-            SETTLE_DEADLINE_SECONDS,
-            "every sink to have every denial",
-        )
-        status = max(status, soak.stop())
+            soak.daemon.kill()  # only if something above failed; a no-op after a stop
         print(
             f"soak: {args.minutes:g} min, {soak.written} denials, {soak.rotations} rotations, "
             f"{soak.sighups} SIGHUPs, receiver down {FLAP_DOWN_SECONDS:g} s in every "
@@ -201,9 +158,36 @@ def main() -> int:
             report("file", soak.file_markers(), soak.written),
             report("webhook", soak.receiver_markers(), soak.written),
         ]
-        failed = status != 0 or any(lost or duplicated for lost, duplicated in results)
-        print(f"daemon exit statuses: {status}; {'FAILED' if failed else 'OK'}")
+        failed = statuses != [0, 0] or any(lost or dup for lost, dup in results)
+        print(f"daemon exit statuses: {statuses}; {'FAILED' if failed else 'OK'}")
         return 1 if failed else 0
+
+
+def run(soak: Soak, receiver: Receiver, seconds: float) -> list[int]:
+    """Drive the daemon, stop it, start it again and wait for every sink; the exit statuses."""
+    stop_flapping = threading.Event()
+    flapper = threading.Thread(target=flap, args=(receiver, stop_flapping), name="flap")
+    soak.start()
+    flapper.start()
+    try:
+        drive(soak, seconds)
+    finally:
+        stop_flapping.set()
+        flapper.join()
+        receiver.answers.clear()
+    statuses = [soak.stop()]  # SIGTERM drains: what was read is written and committed
+    soak.start()  # a stop and start must emit nothing twice
+    soak.write(1)
+    wait_for(
+        lambda: (
+            len(soak.file_markers()) >= soak.written
+            and len(soak.receiver_markers()) >= soak.written
+        ),
+        SETTLE_DEADLINE_SECONDS,
+        "every sink to have every denial",
+    )
+    statuses.append(soak.stop())
+    return statuses
 
 
 if __name__ == "__main__":
