@@ -17,6 +17,7 @@ import contextlib
 import os
 import resource
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -71,6 +72,7 @@ class Daemon:
         self._config_path = config_path
         self._log = log
         self._signals: SimpleQueue[int] = SimpleQueue()
+        self._signalled = threading.Event()  # wakes the waits of a pause; file changes do not
         self._changes = ChangedPaths()
         self._missing_directories: set[str] = set()
         self.counters = Counters()
@@ -120,8 +122,7 @@ class Daemon:
                 stop_metrics()
             self._watcher.stop()
             self._emitter.close()
-            self._gate.drain(time.monotonic() + SHUTDOWN_SINK_TIMEOUT_SECONDS, self._changes.wait)
-            self._report_undrained(self._sinks.close())
+            self._close_sinks()
             self._sources.close()
             self._log.info("daemon_stopped", **asdict(self.counters))
         return 0
@@ -133,6 +134,7 @@ class Daemon:
     def _record_signal(self, signum: int, frame: FrameType | None) -> None:
         del frame
         self._signals.put_nowait(signum)
+        self._signalled.set()
         self._changes.wake()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -171,8 +173,14 @@ class Daemon:
         self._gate.retry()
         if not self._gate.blocked:
             return False
-        self._changes.wait(min(self._gate.seconds_until_retry(), 1.0))
+        self._wait_for_signal(min(self._gate.seconds_until_retry(), 1.0))
         return True
+
+    def _wait_for_signal(self, timeout: float) -> None:
+        """Sleep up to ``timeout``, or until a signal. Not ``_changes.wait``: file changes keep
+        it awake while reading is paused (they wait in ``_changes`` until it resumes)."""
+        self._signalled.wait(timeout)
+        self._signalled.clear()
 
     def _housekeeping(self, now: float) -> None:
         """Watchdog ping, STATUS=, and the hourly cleanup of expired decodes."""
@@ -236,8 +244,12 @@ class Daemon:
         self._emitter.flush()
         return self._sinks.flush()
 
-    def _report_undrained(self, failures: dict[str, str]) -> None:
-        for name, reason in sorted(failures.items()):
+    def _close_sinks(self) -> None:
+        """Give a failing sink at most SHUTDOWN_SINK_TIMEOUT_SECONDS, commit, then close."""
+        self._signalled.clear()  # the stop signal itself; only a later one cuts a wait short
+        deadline = time.monotonic() + SHUTDOWN_SINK_TIMEOUT_SECONDS
+        self._gate.drain(deadline, self._wait_for_signal)
+        for name, reason in sorted(self._sinks.close().items()):
             self._log.warning(
                 "sink_not_drained", sink=name, error=reason,
                 timeout_seconds=SHUTDOWN_SINK_TIMEOUT_SECONDS,
@@ -326,8 +338,7 @@ class Daemon:
             return
         self._emitter.close()
         if sinks is not None:
-            self._gate.drain(time.monotonic() + SHUTDOWN_SINK_TIMEOUT_SECONDS, self._changes.wait)
-            self._report_undrained(self._sinks.close())
+            self._close_sinks()
             self._sinks = sinks
         else:
             self._sinks.reopen()
