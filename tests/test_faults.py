@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 from tests.conftest import run_cli, validate_event
 from tests.receiver import Receiver
 from tests.test_daemon import DEADLINE_SECONDS, DENIAL, Watcher, append, wait_for
+from tests.test_sinks import FastClock, webhook
+from tests.test_systemd import NotifySocket
 from tests.tmpfs import fill, remount
 from watcher.log import configure_logging
 from watcher.sinks.delivery import DeliveringSink
@@ -121,6 +124,35 @@ class TestFileSinkDiskFull:
             assert 0 == w.stop()
         finally:
             w.kill()
+
+    def test_paused_daemon_says_so_in_status_and_keeps_the_watchdog_fed(
+        self, tmp_path, tmpfs, monkeypatch
+    ):
+        """While paused, STATUS= names the failing sink and WATCHDOG=1 pings go on, so
+        systemd does not kill a daemon that is only waiting for disk space."""
+        tmpfs(tmp_path / "out", "size=256k")
+        notify = NotifySocket(tmp_path / "notify.sock")
+        monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+        monkeypatch.setenv("WATCHDOG_USEC", "400000")  # ping every 0.2 s
+        w = Watcher(tmp_path)
+        try:
+            w.start()
+            append(w.logs / "app.log", *denial_lines(1000))
+            wait_for(lambda: logged(w, "sink_retry"), "the full disk to be noticed")
+            paused = f"paused: file:{w.events_path} failing"
+            wait_for(
+                lambda: any(m.startswith("STATUS=") and paused in m for m in notify.collect()),
+                "STATUS= naming the failing sink",
+            )
+            pings = sum(m == "WATCHDOG=1" for m in notify.collect())
+            wait_for(
+                lambda: sum(m == "WATCHDOG=1" for m in notify.collect()) >= pings + 3,
+                "watchdog pings while paused",
+            )
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+            notify.close()
 
 
 class TestStateDiskFull:
@@ -300,8 +332,6 @@ class TestRemoteSinkRetryLog:
     def test_a_receiver_outage_logs_one_sink_retry_and_one_recovery(self, tmp_path):
         """Five events refused with the same 503: one ``sink_retry``, not five; then one
         ``sink_recovered`` when deliveries work again, and each event arrives once."""
-        from tests.test_sinks import FastClock, webhook
-
         logs = io.StringIO()
         store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
         clock = FastClock()
@@ -327,3 +357,29 @@ class TestRemoteSinkRetryLog:
             names,
             ["0", "1", "2", "3", "4"],
         )
+
+
+class TestReloadDuringRotation:
+    def test_lines_written_just_before_a_rename_survive_a_sighup(self, tmp_path):
+        """Found by ``make soak``: a SIGHUP handled before the rename was noticed dropped the
+        renamed file's last lines (the reload closed the tailer of a path no longer there).
+        The daemon is stopped (SIGSTOP) so both happen before it runs again."""
+        w = Watcher(tmp_path)
+        log = w.logs / "app.log"
+        try:
+            w.start()
+            append(log, f"{DENIAL} before")
+            wait_for(lambda: len(w.events()) == 1, "the first event")
+            w.signal(signal.SIGSTOP)
+            append(log, *(f"{DENIAL} last words {i}" for i in range(5)))
+            log.rename(w.logs / "app.log.1")
+            w.signal(signal.SIGHUP)
+            w.signal(signal.SIGCONT)
+            wait_for(lambda: logged(w, "config_reloaded"), "the reload")
+            append(log, f"{DENIAL} new file")
+            wait_for(lambda: any("new file" in e["raw"] for e in w.events()), "the new file")
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+        expected = ["before", *(f"last words {i}" for i in range(5)), "new file"]
+        assert expected == [e["raw"].removeprefix(f"{DENIAL} ") for e in w.events()]

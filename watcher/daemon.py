@@ -262,7 +262,8 @@ class Daemon:
         self.metrics.files_watched.set(len(self._sources.tailers))
         self.metrics.bytes_behind.set(behind)
         c = self.counters
-        paused = f", paused: {', '.join(sorted(self._gate.failing))} failing" * self._gate.blocked
+        failing = ", ".join(sorted(self._gate.failing))
+        paused = f", paused: {failing} failing" if failing else ""
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
             f"{len(self._sources.tailers)} files, {behind} bytes behind{paused}"
@@ -336,6 +337,7 @@ class Daemon:
         except ConfigError as exc:
             self._log.error("config_reload_failed", error=str(exc), detail="old config kept")
             return
+        self._read_before_reload()
         self._emitter.close()
         if sinks is not None:
             self._close_sinks()
@@ -349,6 +351,15 @@ class Daemon:
         self._exports = CloudTrailExports(_cloudtrail_sources(config), self._store, self._log)
         self._reconcile()
         self._log.info("config_reloaded", config=self._config_path)
+
+    def _read_before_reload(self) -> None:
+        """Read what every tailer has pending before the sources are replaced: a file renamed
+        away since the last poll is read to its end while its tailer still exists (the reload
+        drops tailers whose path matches nothing at that instant)."""
+        for tailer in list(self._sources.tailers.values()):
+            if self._gate.blocked:
+                return  # no reading while a sink fails (memory stays bounded)
+            self.metrics.bytes_read.inc(tailer.poll(self._handle_line, self._commit))
 
     # -- construction ------------------------------------------------------------------------
 
