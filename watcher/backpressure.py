@@ -18,7 +18,7 @@ from watcher.log import Logger
 from watcher.sinks import failure_reason
 
 BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 30.0
+BACKOFF_MAX_SECONDS = 5.0  # a failing write is cheap; space that returns is used within 5 s
 STATE_SINK_NAME = "state"  # the state database, when a checkpoint cannot be saved
 
 Flush = Callable[[], dict[str, str]]  # flush every sink; the failing ones' reasons by name
