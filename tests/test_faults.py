@@ -383,3 +383,28 @@ class TestReloadDuringRotation:
             w.kill()
         expected = ["before", *(f"last words {i}" for i in range(5)), "new file"]
         assert expected == [e["raw"].removeprefix(f"{DENIAL} ") for e in w.events()]
+
+
+class TestScanBesideADaemon:
+    def test_scan_leaves_delivery_to_the_daemon_holding_the_state_dir(self, tmp_path):
+        """Two deliverers would send each alert twice: scan queues, the daemon delivers, the
+        receiver gets the alert once and scan exits 0."""
+        with Receiver() as receiver:
+            extra = (
+                f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_alert]\n"
+                "alerts:\n  - name: twice\n    threshold: 2\n    window: 10m\n    cooldown: 30m\n"
+            )
+            w = Watcher(tmp_path, extra_config=extra)
+            history = tmp_path / "history.log"
+            history.write_text(f"{DENIAL} 1\n{DENIAL} 2\n")
+            try:
+                w.start()
+                result = run_cli("scan", "--no-decode", "-c", str(w.config), str(history))
+                assert 0 == w.stop()
+            finally:
+                w.kill()
+            received = [a["rule"] for a in receiver.received]
+        assert (0, ["twice"]) == (result.returncode, received)
+        assert ["outbox_left_to_daemon"] == [
+            e["event"] for e in result.logs() if e["event"] == "outbox_left_to_daemon"
+        ]
