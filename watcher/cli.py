@@ -176,48 +176,8 @@ def _load_config(path: str) -> Config:
 def _scan(args: argparse.Namespace) -> int:
     config = _load_config(args.config) if args.config else None
     log = configure_logging()
-    max_line_bytes = args.max_line_bytes or _first_max_line_bytes(config)
-    settings = config.decode if config is not None else None
-    counts: Counter[tuple[str, str]] = Counter()
-    sink = StdoutSink()
-    alerts = _alert_engine(config)
-    raised: list[Event] = []
     with _outbox(config, log) as remote:
-
-        def emit(event: Event) -> None:
-            if args.summary:
-                key = (event["principal_arn"] or "(unknown)", event["action"] or "(unknown)")
-                counts[key] += 1
-            else:
-                sink.write(event)
-            remote.write(event)
-            if alerts is not None:  # replaying history: windows run on the denials' own times
-                from watcher.alerts import event_time  # noqa: PLC0415 - only with alert rules
-
-                for alert in alerts.observe(event, event_time(event)):
-                    raised.append(alert)
-                    if not args.summary:
-                        sink.write(alert)
-                    remote.write(alert)
-
-        with _decoding(settings, config, log, off=args.no_decode) as (builder, concurrency):
-            emitter = OrderedDecodingEmitter(builder, emit, max_concurrency=concurrency)
-            try:
-                scanner = Scanner(
-                    emitter,
-                    log,
-                    max_line_bytes=max_line_bytes,
-                    error_codes=_cloudtrail_error_codes(config),
-                )
-                result = scanner.scan(args.paths)
-            finally:
-                emitter.close()
-        if args.summary:
-            _print_summary(counts)
-            if raised:
-                rules = ", ".join(sorted({a["rule"] for a in raised}))
-                print(f"{len(raised):>7}  alerts ({rules})")
-        sink.flush()
+        complete = _scan_inputs(args, config, log, remote)
         undelivered = remote.drain(args.drain_timeout)
     for name, count in sorted(undelivered.items()):
         print(
@@ -226,7 +186,7 @@ def _scan(args: argparse.Namespace) -> int:
             "out with the next run or scan",
             file=sys.stderr,
         )
-    return EXIT_OK if result.complete and not undelivered else EXIT_FAILURE
+    return EXIT_OK if complete and not undelivered else EXIT_FAILURE
 
 
 @contextlib.contextmanager
@@ -237,6 +197,52 @@ def _outbox(config: Config | None, log: Logger) -> Iterator[Outbox]:
         yield outbox
     finally:
         outbox.close()
+
+
+def _scan_inputs(
+    args: argparse.Namespace, config: Config | None, log: Logger, remote: Outbox
+) -> bool:
+    """Every input to stdout (and to ``remote``); whether every input was read."""
+    max_line_bytes = args.max_line_bytes or _first_max_line_bytes(config)
+    settings = config.decode if config is not None else None
+    counts: Counter[tuple[str, str]] = Counter()
+    sink = StdoutSink()
+    alerts = _alert_engine(config)
+    raised: list[Event] = []
+
+    def emit(event: Event) -> None:
+        if args.summary:
+            counts[(event["principal_arn"] or "(unknown)", event["action"] or "(unknown)")] += 1
+        else:
+            sink.write(event)
+        remote.write(event)
+        if alerts is not None:  # replaying history: the windows run on the denials' own times
+            from watcher.alerts import event_time  # noqa: PLC0415 - only with alert rules
+
+            for alert in alerts.observe(event, event_time(event)):
+                raised.append(alert)
+                if not args.summary:
+                    sink.write(alert)
+                remote.write(alert)
+
+    with _decoding(settings, config, log, off=args.no_decode) as (builder, concurrency):
+        emitter = OrderedDecodingEmitter(builder, emit, max_concurrency=concurrency)
+        try:
+            scanner = Scanner(
+                emitter,
+                log,
+                max_line_bytes=max_line_bytes,
+                error_codes=_cloudtrail_error_codes(config),
+            )
+            result = scanner.scan(args.paths)
+        finally:
+            emitter.close()
+    if args.summary:
+        _print_summary(counts)
+        if raised:
+            print(f"{len(raised):>7}  alerts ({', '.join(sorted({a['rule'] for a in raised}))})")
+    sink.flush()
+    return result.complete
 
 
 def _alert_engine(config: Config | None) -> AlertEngine | None:
