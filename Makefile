@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench soak clean
+MINUTES ?= 1
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tail_rss.py
 	$(BIN)/python benchmarks/cloudtrail_throughput.py
 	$(BIN)/python benchmarks/alerts_scale.py
+
+# Minutes of the daemon under a writer, rotation, SIGHUPs and a flapping receiver; prints
+# lost/duplicated per sink (must be 0). Not part of `make test`.
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 
 from tests.sts_server import StsServer
+from tests.tmpfs import MountTmpfs, tmpfs_mounts
 from watcher.events import schema
 
 DATA = Path(__file__).parent / "data"
@@ -160,3 +161,9 @@ def _no_thread_leaks() -> Iterator[None]:
     yield
     leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not leaked, f"threads leaked: {leaked}"
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[MountTmpfs]:
+    """``tmpfs(path, "size=1m")`` mounts a real small tmpfs there, unmounted after the test."""
+    yield from tmpfs_mounts()

@@ -77,7 +77,7 @@ class TestS3Export:
         (record,) = [r for r in all_records() if r["eventID"] == KNOWN_EVENT_ID]
         (event,) = [e for e in events if e["request_id"] == record["requestID"]]
         assert {
-            "timestamp": "2023-07-10T11:54:42Z",
+            "timestamp": "2023-07-10T11:54:42.000Z",
             "action": "sts:AssumeRole",
             "operation": "AssumeRole",
             "principal_arn": "arn:aws:iam::123837392027:user/bert-jan",

@@ -52,9 +52,26 @@ class TestErrors:
             "state_dir: /x\nsinkz: []\n"
         )
 
-    def test_yaml_syntax_error_names_the_line(self):
-        message = self.error_of("sources:\n  - type: file\n    paths: [a\n")
-        assert message.startswith("c.yaml:4: invalid YAML")
+    def test_unclosed_bracket_names_the_line_where_it_opens(self):
+        """An unclosed ``[`` on line 3 of 3 is reported on line 3, not after the last line."""
+        expected = (
+            "c.yaml:3: invalid YAML: this flow sequence is never closed "
+            "(found the end of the file at line 4)"
+        )
+        assert expected == self.error_of("sources:\n  - type: file\n    paths: [a\n")
+
+    def test_unclosed_quote_names_the_line_where_it_opens(self):
+        """A quoted scalar left open names its opening line as well as where parsing stopped."""
+        message = self.error_of('state_dir: "/var/lib\nsources: []\n')
+        expected = (
+            "c.yaml:1: invalid YAML: this quoted scalar is never closed "
+            "(found the end of the file at line 3)"
+        )
+        assert expected == message
+
+    def test_syntax_error_without_an_open_construct_names_where_parsing_stopped(self):
+        """A stray tab is a problem with no enclosing construct: its own line is named."""
+        assert self.error_of("a: 1\n\tb: 2\n").startswith("c.yaml:2: invalid YAML: ")
 
     def test_wrong_type_names_the_key_path(self):
         expected = (

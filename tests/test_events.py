@@ -41,10 +41,28 @@ class TestEvents:
             "2024-01-02T03:04:05Z User: arn:aws:iam::111122223333:user/a is not authorized "
             "to perform: s3:GetObject"
         )
-        assert ("2024-01-02T03:04:05Z", "2026-11-28T12:00:00.000Z") == (
+        assert ("2024-01-02T03:04:05.000Z", "2026-11-28T12:00:00.000Z") == (
             event["timestamp"],
             event["observed_at"],
         )
+
+    def test_every_time_has_milliseconds_and_z_whatever_the_line_gave(self):
+        """Seconds, microseconds and offsets in the line all become one format (schema v1)."""
+        lines = [
+            "2024-01-02T03:04:05Z",
+            "2024-01-02T03:04:05.123456Z",
+            "2024-01-02T05:04:05.1+02:00",
+            "Jan  2 03:04:05 host app:",
+        ]
+        denial = "User: arn:aws:iam::111122223333:user/a is not authorized to perform: s3:GetObject"
+        stamps = [build(f"{line} {denial}")[0]["timestamp"] for line in lines]
+        expected = [
+            "2024-01-02T03:04:05.000Z",
+            "2024-01-02T03:04:05.123Z",
+            "2024-01-02T03:04:05.100Z",
+            "2026-01-02T03:04:05.000Z",
+        ]
+        assert expected == stamps
 
 
 class TestEventId:

@@ -37,21 +37,22 @@ class Harness:
         line = (os.path.basename(file.path), candidate.line_offset, candidate.text.decode())
         self.lines.append(line)
 
-    def commit(self) -> bool:
-        self.commits += 1
-        return True
+    def commit(self) -> None:
+        self.commits += self.sources.save_checkpoints()
 
     def poll(self) -> list[str]:
         """Check every file once; return the texts of the new lines."""
         before = len(self.lines)
-        self.sources.poll(None, self.handle, self.commit)
+        self.sources.poll(None, self.handle)
+        self.commit()
         return [text for _, _, text in self.lines[before:]]
 
     def events(self) -> list[str]:
         return [json.loads(line)["event"] for line in self.logs.getvalue().splitlines()]
 
     def close(self) -> None:
-        self.sources.close(self.commit)
+        self.commit()
+        self.sources.close()
         self.store.close()
 
 
@@ -188,7 +189,7 @@ class TestFollowing:
         sources = FileSources((source,), store, configure_logging(io.StringIO()), first_start=True)
         append(tmp_path / "logs" / "a.log", "x\n")
         append(tmp_path / "logs" / "a.log.1.gz", "x\n")
-        sources.poll(None, lambda _candidate, _file: None, lambda: True)
+        sources.poll(None, lambda _candidate, _file: None)
         assert [str(tmp_path / "logs" / "a.log")] == [f.path for f in sources.files.values()]
         sources.close()
         store.close()

@@ -285,8 +285,14 @@ class FollowerModel(RuleBasedStateMachine):
         copy = Generation(lines=list(original.lines), unsecured=list(original.unsecured))
         original.copies.append(copy)
         self.at["app.log.1"] = copy
-        if not self._reachable("app.log.1") and not original.observed:
-            self._lose(copy)  # the follower never saw this content: it cannot know the copy
+        never_read = len(original.unsecured) == len(original.lines)
+        looking = self.running and self.polled_since_start
+        if not self._reachable("app.log.1") and (
+            not original.observed or (never_read and not looking)
+        ):
+            # The follower never saw this content (or saw it empty, and restarts since, so it
+            # knows no first byte of it): nothing tells it the copy holds its lines.
+            self._lose(copy)
         if not self._reachable("app.log.1"):
             copy.left_patterns = True
         self.touched.add(str(self._path("app.log.1")))
@@ -296,7 +302,7 @@ class FollowerModel(RuleBasedStateMachine):
         os.truncate(self._path("app.log"), 0)
         if self.late is original:
             self.late = None
-        self.at["app.log"] = Generation(held=original.held, copies=original.copies)
+        self.at["app.log"] = Generation(held=self._holds(original), copies=original.copies)
         # What the original had unread now lives in the copy only.
         original.unsecured = []
 
@@ -310,7 +316,7 @@ class FollowerModel(RuleBasedStateMachine):
         self.allowed_loss.update(original.unsecured)
         original.unsecured = []
         os.truncate(self._path("app.log"), 0)
-        generation = Generation(held=original.held, copies=original.copies)
+        generation = Generation(held=self._holds(original), copies=original.copies)
         self.at["app.log"] = generation
         if self.late is original:
             self.late = None
@@ -370,7 +376,8 @@ class FollowerModel(RuleBasedStateMachine):
         changed = set(self.touched) if after_events else None
         self.touched.clear()
         before = len(self.handed)
-        self.follower.poll(changed, self._handle, lambda: True)
+        self.follower.poll(changed, self._handle)
+        self.follower.save_checkpoints()  # every sink has taken the events
         self.polled_since_start = True
         self.steps.append(f"  -> {[h.line for h in self.handed[before:]]}")
         self._deliver()
@@ -404,13 +411,27 @@ class FollowerModel(RuleBasedStateMachine):
         self.steps.append("stop()")
         assert self.follower is not None
         assert self.store is not None
-        self.follower.close(lambda: True)
+        self.follower.save_checkpoints()
+        self.follower.close()
         self.store.close()
         self.follower = self.store = None
         self._forget_deleted()
 
+    def _holds(self, generation: Generation) -> bool:
+        """Whether the follower has this file open (a truncation's new content is then read
+        through the descriptor it has; otherwise only what a checkpoint says identifies it)."""
+        return generation.held and self.running and self.polled_since_start
+
     def _forget_deleted(self) -> None:
-        """Deleted files the follower had open and had not read to the end are gone for good."""
+        """Deleted files the follower had open and had not read to the end are gone for good;
+        and a file whose new content (after a truncation) it never looked at is, to the next
+        follower, just a file it does not know: once renamed away it is not found by what the
+        old checkpoint says of its first bytes."""
+        for generation in self._generations():
+            if generation.held and not generation.observed:
+                generation.held = False
+                if generation.left_patterns:
+                    self._lose(generation)
         for generation in self.deleted_but_open:
             self._lose(generation)
         self.deleted_but_open = []
@@ -431,7 +452,7 @@ class FollowerModel(RuleBasedStateMachine):
         changed = set(self.touched)
         self.touched.clear()
         before = len(self.handed)
-        self.follower.poll(changed, self._handle, lambda: False)
+        self.follower.poll(changed, self._handle)  # and no sink confirms: nothing saved
         self.steps.append(f"  -> {[h.line for h in self.handed[before:]]} (never committed)")
         for followed in list(self.follower.files.values()):
             followed.close()  # no close(), no commit: the process is gone

@@ -17,14 +17,14 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from watcher import __version__
-from watcher.errors import ConfigError, StateError, UsageError, WatcherError
+from watcher.errors import ConfigError, StateDirectoryError, StateError, UsageError, WatcherError
 from watcher.events import utc_now
 from watcher.extract import find_denials
 from watcher.log import configure_logging
 from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
 from watcher.report import summary, terminal_safe, use_colour
-from watcher.scan import Scanner
+from watcher.scan import Outbox, Scanner
 from watcher.sinks.stdout import StdoutSink, render
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES
 
@@ -41,12 +41,23 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 DEFAULT_CONFIG_PATH = "/etc/authz-watcher/authz-watcher.yaml"
 CONFIG_ENV = "AUTHZ_WATCHER_CONFIG"
+DEFAULT_DRAIN_TIMEOUT_SECONDS = 30.0
 
 
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more: {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -83,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="lines longer than this are searched in windows (default 1048576)",
+    )
+    scan.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=DEFAULT_DRAIN_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="how long to wait for webhook/SNS sinks of the config to deliver before exiting "
+        f"(default {DEFAULT_DRAIN_TIMEOUT_SECONDS:g}); what is left stays in the outbox, exit 1",
     )
     scan.add_argument("paths", nargs="+", metavar="PATH")
 
@@ -126,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _print_error(str(exc))
         return EXIT_USAGE
-    except UsageError as exc:
+    except (UsageError, StateDirectoryError) as exc:
         _print_error(str(exc))
         return EXIT_USAGE
     except WatcherError as exc:
@@ -163,6 +182,33 @@ def _load_config(path: str) -> Config:
 def _scan(args: argparse.Namespace) -> int:
     config = _load_config(args.config) if args.config else None
     log = configure_logging()
+    with _outbox(config, log) as remote:
+        complete = _scan_inputs(args, config, log, remote)
+        undelivered = remote.drain(args.drain_timeout)
+    for name, count in sorted(undelivered.items()):
+        print(
+            f"authz-watcher: {count} events not delivered to {name} within "
+            f"{args.drain_timeout:g} s; they stay in the outbox in {remote.state_dir} and go "
+            "out with the next run or scan",
+            file=sys.stderr,
+        )
+    return EXIT_OK if complete and not undelivered else EXIT_FAILURE
+
+
+@contextlib.contextmanager
+def _outbox(config: Config | None, log: Logger) -> Iterator[Outbox]:
+    """The config's webhook and SNS sinks for ``scan``, delivering from the outbox."""
+    outbox = Outbox.open(config, log)
+    try:
+        yield outbox
+    finally:
+        outbox.close()
+
+
+def _scan_inputs(
+    args: argparse.Namespace, config: Config | None, log: Logger, remote: Outbox
+) -> bool:
+    """Every input to stdout (and to ``remote``); whether every input was read."""
     max_line_bytes = args.max_line_bytes or _first_max_line_bytes(config)
     settings = config.decode if config is not None else None
     counts: Counter[tuple[str, str]] = Counter()
@@ -176,6 +222,7 @@ def _scan(args: argparse.Namespace) -> int:
             counts[(principal, terminal_safe(event["action"] or "(unknown)"))] += 1
         else:
             sink.write(event)
+        remote.write(event)
         if alerts is not None:  # replaying history: the windows run on the denials' own times
             from watcher.alerts import event_time  # noqa: PLC0415 - only with alert rules
 
@@ -183,6 +230,7 @@ def _scan(args: argparse.Namespace) -> int:
                 raised.append(alert)
                 if not args.summary:
                     sink.write(alert)
+                remote.write(alert)
 
     with _decoding(settings, config, log, off=args.no_decode) as (builder, concurrency):
         emitter = OrderedDecodingEmitter(builder, emit, max_concurrency=concurrency)
@@ -206,7 +254,7 @@ def _scan(args: argparse.Namespace) -> int:
         if raised:
             print(f"{len(raised):>7}  alerts ({', '.join(sorted({a['rule'] for a in raised}))})")
     sink.flush()
-    return EXIT_OK if result.complete else EXIT_FAILURE
+    return result.complete
 
 
 def _alert_engine(config: Config | None) -> AlertEngine | None:

@@ -139,15 +139,12 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(text: str, filename: str = "<config>") -> Config:
     try:
-        _check_alias_expansion(yaml.compose(text, Loader=yaml.SafeLoader), filename)
-        data = yaml.safe_load(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_alias_expansion(root, filename)  # before anything walks the expanded data
+        data = yaml.safe_load(text)
         lines = _key_lines(root)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{filename}:{line} invalid YAML: {problem}") from exc
+        raise ConfigError(_yaml_error_message(exc, filename)) from exc
     duplicate = _first_duplicate_key(root)
     if duplicate is not None:
         key_path, again, first = duplicate
@@ -194,6 +191,32 @@ def _check_alias_expansion(root: yaml.Node | None, filename: str) -> None:
 
     if root is not None:
         expanded(root)
+
+
+def _yaml_error_message(exc: yaml.YAMLError, filename: str) -> str:
+    """``file:line: invalid YAML: ...`` naming the line where the broken construct opens.
+
+    pyyaml reports where parsing stopped (often the end of the file, after the last line); the
+    construct that was never closed (``context_mark``) is where a person has to look.
+    """
+    problem_mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    problem = str(getattr(exc, "problem", None) or exc)
+    context = getattr(exc, "context", None)
+    if context_mark is None or problem_mark is None or context is None:
+        line = f"{problem_mark.line + 1}:" if problem_mark is not None else ""
+        return f"{filename}:{line} invalid YAML: {problem}"
+    construct = re.sub(r"^while (?:parsing|scanning) (?:an? )?", "", str(context))
+    stopped_at = problem_mark.line + 1
+    if "<stream end>" in problem or "end of stream" in problem:
+        return (
+            f"{filename}:{context_mark.line + 1}: invalid YAML: this {construct} is never closed "
+            f"(found the end of the file at line {stopped_at})"
+        )
+    return (
+        f"{filename}:{context_mark.line + 1}: invalid YAML: in the {construct} that starts "
+        f"here: {problem} (at line {stopped_at})"
+    )
 
 
 def _key_lines(node: yaml.Node | None, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:

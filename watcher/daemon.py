@@ -6,23 +6,26 @@
 
 Signal handlers only record the signal and wake the loop. A file's offset is committed only
 after every event read before it has been written and flushed by every sink (at-least-once);
-SIGTERM drains and commits, so a stop/start emits nothing twice.
+SIGTERM drains and commits, so a stop/start emits nothing twice. A sink that cannot take
+events (a full disk) pauses reading and holds the commits back (``CommitGate``); at SIGTERM it
+gets at most ``SHUTDOWN_SINK_TIMEOUT_SECONDS``, then what every sink has is committed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import resource
 import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from itertools import takewhile
 from queue import Empty, SimpleQueue
 from types import FrameType
 
 from watcher.alerts import AlertEngine
+from watcher.backpressure import CommitGate
 from watcher.config import CloudTrailSource, Config, FileSource, load_config
 from watcher.decode import DecodeCache, StsDecoder
 from watcher.errors import ConfigError
@@ -33,20 +36,20 @@ from watcher.metrics import Metrics
 from watcher.model import Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
 from watcher.sinks import Sink, Sinks
-from watcher.sinks.delivery import DeliveringSink
 from watcher.sinks.file import FileSink
+from watcher.sinks.remote import remote_sink
 from watcher.sinks.stdout import StdoutSink
-from watcher.sinks.webhook import WebhookDelivery
 from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources, LineContext
 from watcher.sources.lines import Candidate
-from watcher.sources.watch import ChangedPaths, DirectoryWatcher
-from watcher.state import StateStore
+from watcher.sources.watch import ChangedPaths, DirectoryWatcher, Wakeup
+from watcher.state import StateDirectoryLock, StateStore
 from watcher.systemd import Notifier
 
 DEFAULT_POLL_SECONDS = 5.0
 CACHE_EXPIRY_INTERVAL_SECONDS = 3600.0
 STATUS_INTERVAL_SECONDS = 5.0
+SHUTDOWN_SINK_TIMEOUT_SECONDS = 10.0  # how long SIGTERM waits for a failing sink
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -69,6 +72,7 @@ class Daemon:
         self._config_path = config_path
         self._log = log
         self._signals: SimpleQueue[int] = SimpleQueue()
+        self._signalled = Wakeup()  # wakes the waits of a pause; file changes do not
         self._changes = ChangedPaths()
         self._missing_directories: set[str] = set()
         self.counters = Counters()
@@ -82,16 +86,23 @@ class Daemon:
     def run(self) -> int:
         config = load_config(self._config_path)
         _raise_open_file_limit()
-        store = StateStore(config.state_dir, self._log)
+        lock = StateDirectoryLock(config.state_dir)  # first: a second daemon stops here
         try:
-            return self._run_with(config, store)
+            store = StateStore(config.state_dir, self._log)
+            try:
+                return self._run_with(config, store)
+            finally:
+                store.close()
+                self._changes.close()
+                self._signalled.close()
         finally:
-            store.close()
+            lock.release()
 
     def _run_with(self, config: Config, store: StateStore) -> int:
         self._store = store
         self._config = config
         self._sinks = _build_sinks(config, store, self._log, self._count_sink_error)
+        self._gate = CommitGate(self._flush_sinks, self._log)
         self._alerts = AlertEngine(config.alerts, store=store)
         self._emitter = self._build_emitter(config)
         self._sources = FileSources(
@@ -115,8 +126,8 @@ class Daemon:
             self._emitter.close()
             self._write_alerts(self._alerts.flush_summaries())
             self._alerts.save_windows()
-            self._sources.close(self._commit)
-            self._sinks.close()
+            self._close_sinks()  # the gate saves the last checkpoints once the sinks have all
+            self._sources.close()
             self._log.info("daemon_stopped", **asdict(self.counters))
         return 0
 
@@ -127,6 +138,7 @@ class Daemon:
     def _record_signal(self, signum: int, frame: FrameType | None) -> None:
         del frame
         self._signals.put_nowait(signum)
+        self._signalled.set()
         self._changes.wake()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -139,6 +151,8 @@ class Daemon:
                 return
             now = time.monotonic()
             self._housekeeping(now)
+            if self._paused_for_sinks():
+                continue
             changed = self._changes.take()
             check_all = now >= next_reconcile  # every file, every pattern expanded again
             if check_all:
@@ -146,16 +160,28 @@ class Daemon:
                 next_reconcile = now + self._poll_seconds()
             else:
                 self._process_exports(self._changed_exports(changed))
-            consumed = self._sources.poll(
-                None if check_all else changed, self._handle_line, self._commit
-            )
-            self.metrics.bytes_read.inc(consumed)
-            self._watch_directories()
+            self._poll_files(None if check_all else changed)
             if self._sources.more_pending:
                 continue
             wait = min(next_reconcile - time.monotonic(), 1.0)
             flush_in = self._sources.seconds_to_next_flush()
             self._changes.wait(max(0.0, wait if flush_in is None else min(wait, flush_in)))
+
+    def _paused_for_sinks(self) -> bool:
+        """While a sink fails, read nothing: retry it when due, else wait (signals wake us)."""
+        if not self._gate.blocked:
+            return False
+        self._gate.retry()
+        if not self._gate.blocked:
+            return False
+        self._wait_for_signal(min(self._gate.seconds_until_retry(), 1.0))
+        return True
+
+    def _wait_for_signal(self, timeout: float) -> None:
+        """Sleep up to ``timeout``, or until a signal. Not ``_changes.wait``: file changes keep
+        it awake while reading is paused (they wait in ``_changes`` until it resumes)."""
+        self._signalled.wait(timeout)
+        self._signalled.clear()
 
     def _housekeeping(self, now: float) -> None:
         """Watchdog ping, STATUS=, storm summaries that came due, the hourly decode cleanup."""
@@ -173,8 +199,7 @@ class Daemon:
             self._next_expiry = now + CACHE_EXPIRY_INTERVAL_SECONDS
 
     def _reconcile(self) -> None:
-        self._sources.poll(None, self._handle_line, self._commit)
-        self._watch_directories()
+        self._poll_files(None)
 
     def _watch_directories(self) -> None:
         wanted = set(self._sources.directories()) | set(self._exports.directories())
@@ -200,13 +225,31 @@ class Daemon:
         return found
 
     def _process_exports(self, files: Iterable[tuple[str, CloudTrailSource]]) -> None:
+        unblocked = takewhile(lambda _: not self._gate.blocked, files)
         self.counters.denials += self._exports.process(
-            files, utc_now, self._emitter.add_denials, self._flush_sinks
+            unblocked, utc_now, self._emitter.add_denials, self._commit_export
         )
 
-    def _flush_sinks(self) -> None:
+    def _commit_export(self, path: str, save: Callable[[], None]) -> None:
+        """An export's events are all read: it is marked done once every sink has them."""
+        self._gate.commit(("export", path), save)
+
+    def _flush_sinks(self) -> dict[str, str]:
+        """Emit every pending decode, flush every sink; the failing sinks' reasons by name."""
         self._emitter.flush()
-        self._sinks.flush()
+        return self._sinks.flush()
+
+    def _close_sinks(self) -> None:
+        """Give a failing sink at most SHUTDOWN_SINK_TIMEOUT_SECONDS, commit, then close."""
+        self._signalled.clear()  # the stop signal itself; only a later one cuts a wait short
+        deadline = time.monotonic() + SHUTDOWN_SINK_TIMEOUT_SECONDS
+        self._gate.drain(deadline, self._wait_for_signal)
+        for name, reason in sorted(self._sinks.close().items()):
+            self._log.warning(
+                "sink_not_drained", sink=name, error=reason,
+                timeout_seconds=SHUTDOWN_SINK_TIMEOUT_SECONDS,
+                detail="its events were not committed; they are read again at the next start",
+            )  # fmt: skip
 
     def _status(self) -> str:
         """One line for `systemctl status`; also refreshes the gauges."""
@@ -214,9 +257,11 @@ class Daemon:
         self.metrics.files_watched.set(len(self._sources.files))
         self.metrics.bytes_behind.set(behind)
         c = self.counters
+        failing = ", ".join(sorted(self._gate.failing))
+        paused = f", paused: {failing} failing" if failing else ""
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
-            f"{len(self._sources.files)} files, {behind} bytes behind"
+            f"{len(self._sources.files)} files, {behind} bytes behind{paused}"
             + (f", {c.sink_errors} sink errors" if c.sink_errors else "")
         )
 
@@ -262,11 +307,15 @@ class Daemon:
             text, origin, utc_now(), profile=file.source.aws_profile, timestamp=candidate.timestamp
         )
 
-    def _commit(self) -> bool:
-        """Every event read so far is written and flushed: the sources may save their offsets."""
-        self._flush_sinks()
-        self.counters.commits += 1
-        return True
+    def _poll_files(self, changed: set[str] | None) -> None:
+        """Read the followed files; their checkpoints are saved once every sink has the events
+        (now, or when a failing sink has recovered; reading waits for that)."""
+        self.metrics.bytes_read.inc(self._sources.poll(changed, self._handle_line))
+        self._gate.commit("files", self._save_file_checkpoints)
+        self._watch_directories()
+
+    def _save_file_checkpoints(self) -> None:
+        self.counters.commits += self._sources.save_checkpoints()
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -298,7 +347,7 @@ class Daemon:
             return
         self._emitter.close()
         if sinks is not None:
-            self._sinks.close()
+            self._close_sinks()
             self._sinks = sinks
         else:
             self._reopen_sinks()
@@ -364,31 +413,8 @@ def _build_sinks(
             sinks.append(
                 FileSink(sink.path, events=sink.events, follow_symlinks=sink.follow_symlinks)
             )
-        elif sink.type == "webhook" and sink.url is not None:
-            delivery = WebhookDelivery(
-                sink.url,
-                body_format=sink.format,
-                headers=dict(sink.headers),
-                timeout_seconds=sink.timeout_seconds,
-            )
-            # Named by a hash of the URL: stable across restarts, and the URL is often a secret.
-            name = "webhook:" + hashlib.sha256(sink.url.encode()).hexdigest()[:12]
-            sinks.append(
-                DeliveringSink(name, delivery, store, log, events=sink.events, on_error=on_error)
-            )
-        elif sink.type == "sns" and sink.topic_arn is not None:
-            from watcher.sinks.sns import SnsDelivery  # noqa: PLC0415 - boto3 only when used
-
-            sns = SnsDelivery(
-                sink.topic_arn,
-                region=sink.region,
-                profile=sink.profile,
-                endpoint_url=sink.endpoint_url,
-                timeout_seconds=sink.timeout_seconds,
-            )
-            sinks.append(
-                DeliveringSink(
-                    f"sns:{sink.topic_arn}", sns, store, log, events=sink.events, on_error=on_error
-                )
-            )
+        else:
+            remote = remote_sink(sink, store, log, on_error=on_error)
+            if remote is not None:
+                sinks.append(remote)
     return Sinks(sinks)

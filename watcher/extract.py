@@ -504,7 +504,7 @@ def parse_leading_timestamp(text: str, *, now: datetime | None = None) -> str | 
         )  # fmt: skip
     except ValueError:  # "2024-13-45": not a time after all
         return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _utc_offset(tz: str | None) -> timezone:

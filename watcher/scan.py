@@ -5,21 +5,26 @@ The source stage of the ``scan`` command. Each input is read once, in order (wit
 alert windows replay rotated logs as they were written); an input that
 cannot be read completely is named on stderr with the reason, what could be read is still
 processed, and the other inputs continue. The caller learns from ``ScanResult`` whether every
-input was read (exit status 0) or not (1).
+input was read (exit status 0) or not (1). ``Outbox`` is the command's sink stage for the
+configuration's webhook and SNS sinks: it delivers before the command exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
+import sqlite3
 import stat
 import sys
+import time
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO
 
+from watcher.errors import StateDirectoryBusyError
 from watcher.events import utc_now
 from watcher.extract import (
     SECOND_WORDS_BYTES,
@@ -39,6 +44,13 @@ from watcher.sources.cloudtrail import (
 from watcher.sources.framing import Framing
 from watcher.sources.lines import DEFAULT_MAX_LINE_BYTES, Readable, iter_candidates
 
+if TYPE_CHECKING:
+    from watcher.config import Config
+    from watcher.model import Event
+    from watcher.sinks.delivery import DeliveringSink
+    from watcher.state import StateDirectoryLock, StateStore
+
+DRAIN_POLL_SECONDS = 0.05
 STDIN_NAME = "-"
 STDIN_PATH = "<stdin>"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -273,3 +285,65 @@ class Scanner:
             reason = reason.strerror or str(reason)
         self.result.inputs_failed += 1
         self._log.error("source_error", stage="source", path=path, error=reason)
+
+
+@dataclass(slots=True)
+class Outbox:
+    """The configuration's webhook and SNS sinks as ``scan`` uses them.
+
+    Events go to the outbox in the state database and a worker per sink delivers them, as in
+    the daemon; ``drain`` waits for that before the command exits. While a daemon holds the
+    state directory, it delivers instead (two deliverers would send each event twice).
+    """
+
+    state_dir: str = ""
+    sinks: list[DeliveringSink] = field(default_factory=list)
+    store: StateStore | None = None
+    lock: StateDirectoryLock | None = None
+
+    @classmethod
+    def open(cls, config: Config | None, log: Logger) -> Outbox:
+        remote = [s for s in config.sinks if s.type in ("webhook", "sns")] if config else []
+        if config is None or not remote:
+            return cls()
+        from watcher.sinks.remote import remote_sink  # noqa: PLC0415 - only with remote sinks
+        from watcher.state import StateDirectoryLock, StateStore  # noqa: PLC0415 - same
+
+        outbox = cls(config.state_dir)
+        try:
+            outbox.lock = StateDirectoryLock(config.state_dir)
+        except StateDirectoryBusyError as exc:
+            log.info("outbox_left_to_daemon", error=str(exc), detail="the daemon delivers")
+        outbox.store = StateStore(config.state_dir, log)
+        for settings in remote:
+            sink = remote_sink(settings, outbox.store, log, start_worker=outbox.lock is not None)
+            if sink is not None:
+                outbox.sinks.append(sink)
+        return outbox
+
+    def write(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.write(event)
+
+    def drain(self, timeout_seconds: float) -> dict[str, int]:
+        """Wait until every sink delivered; the sinks with events left, and how many."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            left: dict[str, int] = {}
+            for sink in self.sinks:
+                with contextlib.suppress(sqlite3.Error):  # still waiting: counted below
+                    sink.flush()
+                count = sink.outbox_count()
+                if count:
+                    left[sink.name] = count
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(DRAIN_POLL_SECONDS)  # the workers deliver meanwhile
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+        if self.store is not None:
+            self.store.close()
+        if self.lock is not None:
+            self.lock.release()

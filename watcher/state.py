@@ -10,6 +10,8 @@ file is kept beside it), never a crash loop.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import secrets
 import sqlite3
@@ -18,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from watcher.errors import StateError
+from watcher.errors import StateDirectoryBusyError, StateDirectoryError, StateError
 from watcher.log import Logger
 
 DATABASE_NAME = "state.sqlite3"
@@ -26,6 +28,9 @@ _SELECT_CHECKPOINTS = (
     "SELECT device, inode, fingerprint, fingerprint_bytes, offset, path, file_key, mtime_ns "
     "FROM followed_files"
 )
+LOCK_NAME = "lock"
+# A full disk passes; restarting does not mend a missing permission or a read-only filesystem.
+_TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decode_cache (
     blob_sha256 TEXT PRIMARY KEY,
@@ -73,6 +78,54 @@ CREATE TABLE IF NOT EXISTS followed_files (
 """
 
 
+class StateDirectoryLock:
+    """The exclusive lock on ``state_dir``, held for the life of the process: one daemon each.
+
+    ``fcntl.flock`` on ``state_dir/lock`` (mode 0600), which the kernel releases when the
+    process ends however it ends, so a crash never leaves a stale lock. The file holds the PID
+    of the holder, for the message the next one prints.
+    """
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.directory = Path(state_dir)
+        self._fd = self._open_lock_file()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder_pid(self._fd)
+            os.close(self._fd)
+            raise StateDirectoryBusyError(
+                f"{self.directory}: the state directory is in use by another authz-watcher "
+                f"(PID {holder}); run one daemon per state_dir"
+            ) from None
+        with contextlib.suppress(OSError):  # a full disk: the lock holds, the PID goes unnamed
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def _open_lock_file(self) -> int:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            message = f"{self.directory}: cannot use the state directory: {_reason(exc)}"
+            if exc.errno in _TRANSIENT_ERRNOS:
+                raise StateError(message) from exc
+            raise StateDirectoryError(message) from exc
+
+    def release(self) -> None:
+        os.close(self._fd)
+
+
+def _holder_pid(fd: int) -> str:
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return text if text.isdigit() else "unknown"
+
+
+def _reason(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
 @dataclass(frozen=True, slots=True)
 class FileCheckpoint:
     """One followed file: its identity, the offset after the last line whose events every sink
@@ -105,6 +158,8 @@ class StateStore:
         self.path = Path(state_dir) / DATABASE_NAME
         self.is_new = not self.path.exists()
         self._lock = threading.Lock()
+        self._log = log
+        self._cache_writes_failing = False
         self._connection = self._open(log)
 
     def _open(self, log: Logger) -> sqlite3.Connection:
@@ -149,17 +204,32 @@ class StateStore:
         return None if row is None else str(row[0])
 
     def store_decode(self, blob_sha256: str, decoded_json: str, now: float, ttl: float) -> None:
-        with self._lock:
-            self._connection.execute(
-                "INSERT OR REPLACE INTO decode_cache VALUES (?, ?, ?, ?)",
-                (blob_sha256, decoded_json, now, now + ttl),
-            )
+        """Cache a decode; a write the database refuses (a full disk) is skipped, not fatal."""
+        try:
+            with self._lock:
+                self._connection.execute(
+                    "INSERT OR REPLACE INTO decode_cache VALUES (?, ?, ?, ?)",
+                    (blob_sha256, decoded_json, now, now + ttl),
+                )
+        except sqlite3.Error as exc:
+            if not self._cache_writes_failing:
+                self._log.warning(
+                    "decode_cache_write_failed", path=str(self.path), error=str(exc),
+                    detail="decodes are not cached until the database can be written again",
+                )  # fmt: skip
+            self._cache_writes_failing = True
+            return
+        self._cache_writes_failing = False
 
     def expire_decodes(self, now: float) -> int:
-        with self._lock:
-            cursor = self._connection.execute(
-                "DELETE FROM decode_cache WHERE expires_at <= ?", (now,)
-            )
+        """Drop expired decodes; 0 when the database cannot be written now (tried next time)."""
+        try:
+            with self._lock:
+                cursor = self._connection.execute(
+                    "DELETE FROM decode_cache WHERE expires_at <= ?", (now,)
+                )
+        except sqlite3.Error:
+            return 0
         return cursor.rowcount
 
     def checkpoint_of(self, device: int, inode: int) -> FileCheckpoint | None:
@@ -231,6 +301,13 @@ class StateStore:
                 "SELECT MIN(next_attempt_at) FROM outbox WHERE sink = ?", (sink,)
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    def outbox_count(self, sink: str) -> int:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT COUNT(*) FROM outbox WHERE sink = ?", (sink,)
+            ).fetchone()
+        return int(row[0])
 
     def delivered(self, delivery_id: int) -> None:
         with self._lock:

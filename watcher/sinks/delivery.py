@@ -19,9 +19,12 @@ and the delivery failed permanently, so it cannot hold the queue behind it forev
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from weakref import WeakKeyDictionary
 
@@ -67,6 +70,7 @@ class DeliveringSink:
         events: tuple[str, ...],
         clock: Callable[[], float] = time.time,
         on_error: Callable[[str], None] | None = None,
+        start_worker: bool = True,
     ) -> None:
         self._on_error = on_error  # called with the sink's name on every failed attempt
         self.name = name
@@ -75,6 +79,8 @@ class DeliveringSink:
         self._log = log
         self._events = frozenset(events)
         self._clock = clock
+        self._failing: str | None = None  # the last retryable error, until a delivery works
+        self._unqueued: deque[str] = deque()  # taken, but the outbox could not store them yet
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.delivered_count = 0
@@ -83,15 +89,29 @@ class DeliveringSink:
         self._failures_in_a_row = 0
         self._backoff_until = 0.0
         self._worker = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
-        self._worker.start()
+        if start_worker:  # else only queue: the process holding the state directory delivers
+            self._worker.start()
 
     def write(self, event: Event) -> None:
         if event["event"] in self._events:
-            self._store.enqueue(self.name, json.dumps(event, separators=(",", ":")), self._clock())
-            self._wake.set()
+            self._unqueued.append(json.dumps(event, separators=(",", ":")))
+            with contextlib.suppress(sqlite3.Error):  # kept in order; ``flush`` reports it
+                self._enqueue_unqueued()
 
     def flush(self) -> None:
-        """Queued events are already durable in the outbox."""
+        """Queued events are durable in the outbox; those the database refused are queued now
+        (``sqlite3.Error`` when it still cannot take them, a full disk)."""
+        self._enqueue_unqueued()
+
+    def outbox_count(self) -> int:
+        """Events taken and not delivered yet (in the outbox or waiting to enter it)."""
+        return self._store.outbox_count(self.name) + len(self._unqueued)
+
+    def _enqueue_unqueued(self) -> None:
+        while self._unqueued:
+            self._store.enqueue(self.name, self._unqueued[0], self._clock())
+            self._unqueued.popleft()
+            self._wake.set()
 
     def reopen(self) -> None:
         """Nothing to reopen: every delivery is a new request."""
@@ -99,7 +119,8 @@ class DeliveringSink:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._worker.join()
+        if self._worker.ident is not None:
+            self._worker.join()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -140,10 +161,12 @@ class DeliveringSink:
             self._failures_in_a_row += 1
             self._backoff_until = self._clock() + delay
             self._store.retry_later(delivery_id, attempts + 1, self._backoff_until)
-            self._log.warning(
-                "sink_retry", sink=self.name, event_id=event.get("event_id"), error=str(exc),
-                attempt=attempts + 1, retry_seconds=delay,
-            )  # fmt: skip
+            if self._failing != str(exc):  # once per change of state, not per event
+                self._log.warning(
+                    "sink_retry", sink=self.name, event_id=event.get("event_id"),
+                    error=str(exc), attempt=attempts + 1, retry_seconds=delay,
+                )  # fmt: skip
+            self._failing = str(exc)
             return False
         except PermanentDeliveryError as exc:
             self._count_error()
@@ -165,6 +188,9 @@ class DeliveringSink:
         else:
             self._store.delivered(delivery_id)
             self.delivered_count += 1
+            if self._failing is not None:
+                self._log.info("sink_recovered", sink=self.name)
+                self._failing = None
         self._failures_in_a_row = 0
         return True
 

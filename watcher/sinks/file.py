@@ -1,5 +1,8 @@
 """sinks: events -> a JSONL file that log shippers tail (appended, flushed per batch).
 
+``write`` only queues the line; ``flush`` writes and fsyncs, and raises ``OSError`` when it
+cannot (a full disk). What was written stays written and the rest waits for the next
+``flush``, so a disk that fills up and frees again leaves every event in the file once.
 A crash can leave half a line at the end; it is cut off when the file is opened again (the
 events behind it were never committed, so they are written again in full). ``reopen`` follows
 logrotate's rename: the next write goes to a new file at the configured path.
@@ -13,13 +16,13 @@ new line.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from typing import TextIO
 
 from watcher.errors import ConfigError
 from watcher.model import Event
-from watcher.sinks.stdout import render
+from watcher.sinks.stdout import LineWriter, render
 
 _REPAIR_SCAN_BYTES = 1 << 20
 _OUR_LINE_START = b'{"event":"authz_'  # how every line render() writes begins
@@ -34,15 +37,18 @@ class FileSink:
         follow_symlinks: bool = False,
     ) -> None:
         self.path = path
+        self.name = f"file:{path}"
         self._events = frozenset(events)
         self._follow_symlinks = follow_symlinks
-        self._stream = self._open()
+        self._lines = LineWriter()
+        self._unsynced = False
+        self._fd: int | None = self._open()
 
-    def _open(self) -> TextIO:
+    def _open(self) -> int:
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         if not self._follow_symlinks:
             flags |= os.O_NOFOLLOW
         try:
@@ -55,27 +61,52 @@ class FileSink:
                     "follow_symlinks: true on the sink if the link is wanted"
                 ) from exc
             raise
-        _repair_last_line(fd)
-        return os.fdopen(fd, "a", encoding="utf-8")
+        try:
+            _repair_last_line(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
 
     def write(self, event: Event) -> None:
         if event["event"] in self._events:
-            self._stream.write(render(event) + "\n")
+            self._lines.add(render(event))
 
     def flush(self) -> None:
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
+        if self._fd is None:  # a reopen that failed: try again
+            self._fd = self._open()
+            self._lines.restart_line()
+        if len(self._lines):
+            self._unsynced = True
+            self._lines.write_out(self._fd)
+        if self._unsynced:
+            os.fsync(self._fd)
+            self._unsynced = False
 
     def reopen(self) -> None:
-        """The file now at ``path``; if it cannot be opened, the old one stays in use."""
-        self.flush()
-        stream = self._open()
-        self._stream.close()
-        self._stream = stream
+        """The file now at ``path``. A symbolic link planted there is refused (ConfigError)
+        and the old file stays in use; any other failure is retried by the next flush."""
+        with contextlib.suppress(OSError):  # what cannot be written now goes to the new file
+            self.flush()
+        try:
+            fd = self._open()
+        except OSError:
+            self._close_fd()  # retried by the next flush, which reports it
+            return
+        self._close_fd()
+        self._fd = fd
+        self._lines.restart_line()
 
     def close(self) -> None:
-        self.flush()
-        self._stream.close()
+        try:
+            self.flush()
+        finally:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _repair_last_line(fd: int) -> None:

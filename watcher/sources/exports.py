@@ -89,9 +89,12 @@ class CloudTrailExports:
         files: Iterable[tuple[str, CloudTrailSource]],
         now: Callable[[], datetime],
         add_denials: Callable[[list[Denial]], int],
-        commit: Callable[[], None],
+        commit: Callable[[str, Callable[[], None]], None],
     ) -> int:
-        """Process the files that are new or changed; return the number of denials emitted."""
+        """Process the files that are new or changed; return the number of denials emitted.
+
+        ``commit(path, save)`` runs ``save`` (which marks the file done) once every sink has
+        the file's events."""
         emitted = 0
         for path, source in files:
             try:
@@ -115,7 +118,7 @@ class CloudTrailExports:
         seen: ExportState | None,
         observed_at: datetime,
         add: Callable[[list[Denial]], int],
-        commit: Callable[[], None],
+        commit: Callable[[str, Callable[[], None]], None],
     ) -> int:
         try:
             denials, digest, is_export = self._read(path, source, observed_at)
@@ -140,8 +143,7 @@ class CloudTrailExports:
             self._record(path, info, digest, "done")  # touched, not changed
             return 0
         count = add(denials)
-        commit()
-        self._record(path, info, digest, "done")
+        commit(path, lambda: self._record(path, info, digest, "done"))
         self._log.info("export_processed", path=path, denials=count)
         return count
 

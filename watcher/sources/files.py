@@ -28,6 +28,7 @@ is read again after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import glob
@@ -35,6 +36,7 @@ import hashlib
 import os
 import re
 import secrets
+import sqlite3
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -91,7 +93,6 @@ class LineContext:
 
 
 LineHandler = Callable[[Candidate, LineContext], None]
-CommitGate = Callable[[], bool]  # True once every line handed on so far is safe in every sink
 Clock = Callable[[], float]
 
 
@@ -119,6 +120,7 @@ class FollowedFile:
         self.mtime_ns = checkpoint.mtime_ns  # of the last read; a copy made since is newer
         self.copy_of: Identity | None = None  # a rotation's copy of another followed file
         self.more_pending = False  # stopped at MAX_BYTES_PER_POLL with data left
+        self.looked_at = False  # read (or found empty) by this process
         self.read_end = checkpoint.offset  # end of the last range read (>= offset when held)
 
     @property
@@ -176,7 +178,10 @@ class FileSources:
         self._reported: set[tuple[str, str]] = set()  # (path, problem) logged once
         self._retry_at: dict[str, tuple[float, float]] = {}  # path -> (when, delay)
         self._orphans_checked = False
-        self._retired: dict[Identity, None] = {}  # closed after rotation: never a copy
+        # Files read to their end and closed (identity -> (first bytes, size) then): never
+        # taken for a copy while they are unchanged; an inode used again is another file.
+        self._retired: dict[Identity, tuple[Fingerprint, int]] = {}
+        self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
 
     # -- the public face ---------------------------------------------------------------------
 
@@ -184,12 +189,13 @@ class FileSources:
     def more_pending(self) -> bool:
         return any(f.more_pending for f in self.files.values())
 
-    def poll(self, changed: Iterable[str] | None, handle: LineHandler, commit: CommitGate) -> int:
+    def poll(self, changed: Iterable[str] | None, handle: LineHandler) -> int:
         """Read what is new. ``changed`` names paths that changed (None: check every file).
 
-        Returns the number of bytes consumed.
+        Returns the number of bytes consumed. The offsets reached are saved by
+        ``save_checkpoints``, which the caller runs once every sink has the events.
         """
-        reader = _Reader(self, handle, commit)
+        reader = _Reader(self, handle)
         changed_paths = None if changed is None else set(changed)
         first = not self._orphans_checked
         if first or changed_paths is None or self._layout_may_have_changed(changed_paths):
@@ -202,8 +208,20 @@ class FileSources:
             for followed in self._due(None):
                 reader.read(followed)
         self._close_idle(reader)
-        reader.save_pending()
         return reader.consumed
+
+    def save_checkpoints(self) -> int:
+        """Save the checkpoints reached by the polls so far; call it only once every sink has
+        taken every event handed on. Returns how many were saved; raises sqlite3.Error (a full
+        disk), keeping the rest for the next call."""
+        saved = 0
+        while self._unsaved:
+            identity, followed = next(iter(self._unsaved.items()))
+            if identity in self.files:
+                self._store.save_checkpoint(followed.checkpoint())
+                saved += 1
+            del self._unsaved[identity]
+        return saved
 
     def seconds_to_next_flush(self) -> float | None:
         """When a held message (one that may still go on) is next due to go out as it is."""
@@ -222,12 +240,17 @@ class FileSources:
                 yield real_directory, False
 
     def replace_sources(self, sources: tuple[FileSource, ...]) -> None:
-        """After a reload: files no configured pattern reaches any more are closed (their
-        checkpoints stay, so adding the source back resumes where it stopped)."""
+        """After a reload: files of a source whose patterns are still configured are kept (one
+        just renamed away is still read to its end); those of a removed source are closed, their
+        checkpoints kept, so adding the source back resumes where it stopped."""
         self._sources = sources
-        wanted = {identity for identity, _, _ in self._expand()}
-        for identity in [i for i in self.files if i not in wanted]:
-            self._drop(self.files[identity], forget=False)
+        by_paths = {source.paths: source for source in sources}
+        for followed in list(self.files.values()):
+            source = by_paths.get(followed.source.paths)
+            if source is None:
+                self._drop(followed, forget=False)
+            else:
+                followed.source = source
 
     def bytes_behind(self) -> int:
         behind = 0
@@ -238,11 +261,8 @@ class FileSources:
                 continue
         return behind
 
-    def close(self, commit: CommitGate | None = None) -> None:
-        """Save every checkpoint (when ``commit`` says the sinks have everything) and close."""
-        if commit is None or commit():
-            for followed in self.files.values():
-                self._save(followed)
+    def close(self) -> None:
+        """Close every file (``save_checkpoints`` first, once the sinks have everything)."""
         for followed in list(self.files.values()):
             self._drop(followed, forget=False)
 
@@ -345,7 +365,8 @@ class FileSources:
                     detail="read until idle for rotate_wait_seconds, then closed",
                 )
         for saved in gone.values():
-            self._store.forget_file(saved.device, saved.inode)
+            with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
+                self._store.forget_file(saved.device, saved.inode)
         self._rebuild_index()
         self._start_at_end = False
 
@@ -385,7 +406,8 @@ class FileSources:
             predecessor = None if copy_of else _copy_of_gone(fd, path, info.st_size, gone)
             if predecessor is not None:  # its original is gone: the copy takes its place
                 del gone[Identity(predecessor.device, predecessor.inode)]
-                self._store.forget_file(predecessor.device, predecessor.inode)
+                with contextlib.suppress(sqlite3.Error):
+                    self._store.forget_file(predecessor.device, predecessor.inode)
                 checkpoint = dataclasses.replace(
                     predecessor,
                     device=identity.device,
@@ -485,9 +507,15 @@ class FileSources:
                 info = os.stat(path)
             except OSError:
                 continue
-            if (info.st_dev, info.st_ino) == (saved.device, saved.inode):
-                fd = self._open(path)  # if it was truncated meanwhile, the first read says so
-                return None if fd is None else (fd, path)
+            if (info.st_dev, info.st_ino) != (saved.device, saved.inode):
+                continue
+            fd = self._open(path)
+            if fd is None:
+                return None
+            if _still_the_same(fd, saved, os.fstat(fd).st_size):
+                return fd, path
+            os.close(fd)  # the inode now holds another file (a copy that took it, say)
+            return None
         return None
 
     def _still_reachable(self, followed: FollowedFile) -> bool:
@@ -536,25 +564,36 @@ class FileSources:
             reader.read(followed, closing=True)
             if followed.more_pending or followed.last_growth > idle_since:
                 continue  # the writer was still at it after all
-            if reader.commit_now(followed):
+            if followed.identity not in self._unsaved:  # else once its last lines are safe
                 self._log.info("source_closed", path=followed.path, offset=followed.offset)
                 self._drop(followed, forget=True)
 
     def _drop(self, followed: FollowedFile, *, forget: bool) -> None:
+        if forget:
+            with contextlib.suppress(sqlite3.Error):  # a stale row is forgotten at a restart
+                self._store.forget_file(followed.identity.device, followed.identity.inode)
+            self._retire(followed.identity, followed.fd)
         followed.close()
         self.files.pop(followed.identity, None)
-        if forget:
-            self._store.forget_file(followed.identity.device, followed.identity.inode)
-            self._retire(followed.identity)
+        self._unsaved.pop(followed.identity, None)
         self._rebuild_index()
 
-    def _retire(self, identity: Identity) -> None:
-        self._retired[identity] = None
+    def _retire(self, identity: Identity, fd: int) -> None:
+        try:
+            size = os.fstat(fd).st_size
+        except OSError:
+            return
+        self._retired[identity] = (Fingerprint.of(fd, min(size, FINGERPRINT_BYTES)), size)
         while len(self._retired) > MAX_RETIRED:
             del self._retired[next(iter(self._retired))]
 
     def _save(self, followed: FollowedFile) -> None:
-        self._store.save_checkpoint(followed.checkpoint())
+        """Save now (a file's first checkpoint: its key on disk before any of its lines); if
+        the database cannot take it, it goes with the next ``save_checkpoints``."""
+        try:
+            self._store.save_checkpoint(followed.checkpoint())
+        except sqlite3.Error:
+            self._unsaved[followed.identity] = followed
 
     def _report_once(self, path: str, problem: str, detail: str) -> None:
         if (path, problem) not in self._reported:
@@ -608,8 +647,8 @@ class FileSources:
         reader.read_range(copy, followed.offset, size, _bound_context(followed, fd, size))
         source = self._source_reaching(path)
         if source is None:
+            self._retire(copy.identity, copy.fd)  # read to its end: not a copy again
             copy.close()
-            self._retire(copy.identity)  # read to its end: never taken for a copy again
             return
         copy.source, copy.mtime_ns = source, info.st_mtime_ns
         self.files[copy.identity] = copy  # a pattern reaches the copy: followed from its end
@@ -626,7 +665,7 @@ class FileSources:
         if not stat.S_ISREG(info.st_mode):
             return None
         identity = Identity(info.st_dev, info.st_ino)
-        if identity == followed.identity or identity in self._retired:
+        if identity == followed.identity:
             return None
         unread = info.st_size > followed.offset or (
             followed.offset > 0 and info.st_size == followed.offset
@@ -636,7 +675,9 @@ class FileSources:
         fd = self._open(path)
         if fd is None:
             return None
-        if _is_gzip(fd) or not followed.fingerprint.matches(fd):
+        retired = self._retired.get(identity)
+        finished = retired is not None and retired[1] == info.st_size and retired[0].matches(fd)
+        if finished or _is_gzip(fd) or not followed.fingerprint.matches(fd):
             os.close(fd)
             return None
         return fd
@@ -645,11 +686,9 @@ class FileSources:
 class _Reader:
     """One poll's reading: hands lines on, then asks the sinks before saving checkpoints."""
 
-    def __init__(self, sources: FileSources, handle: LineHandler, commit: CommitGate) -> None:
+    def __init__(self, sources: FileSources, handle: LineHandler) -> None:
         self._sources = sources
         self._handle = handle
-        self._commit = commit
-        self._unsaved: dict[Identity, FollowedFile] = {}
         self.consumed = 0
 
     def read(self, followed: FollowedFile, *, closing: bool = False) -> None:
@@ -683,6 +722,7 @@ class _Reader:
         if followed.fingerprint.length < min(size, FINGERPRINT_BYTES):
             followed.fingerprint = Fingerprint.of(followed.fd, min(size, FINGERPRINT_BYTES))
         followed.mtime_ns = info.st_mtime_ns
+        followed.looked_at = True
         capped = size > followed.offset + MAX_BYTES_PER_POLL
         end = min(size, followed.offset + MAX_BYTES_PER_POLL)
         cut = _after_last_newline(followed.fd, followed.offset, end)
@@ -716,9 +756,11 @@ class _Reader:
     @staticmethod
     def _emptied_unread(followed: FollowedFile, info: os.stat_result) -> bool:
         """Written and emptied since we last looked, before we read a byte of it: only a copy
-        rotation made meanwhile can hold those lines."""
+        rotation made meanwhile can hold those lines. Only for a file this process has looked
+        at: a checkpoint of an empty file says nothing (its inode may be another file's now)."""
         return (
-            followed.offset == 0
+            followed.looked_at
+            and followed.offset == 0
             and info.st_size == 0
             and info.st_mtime_ns != followed.mtime_ns
             and followed.left_paths_at is None
@@ -758,23 +800,8 @@ class _Reader:
         )
 
     def defer_save(self, followed: FollowedFile) -> None:
-        """Save ``followed`` with the others, once the sinks have what was read this poll."""
-        self._unsaved[followed.identity] = followed
-
-    def commit_now(self, followed: FollowedFile) -> bool:
-        """True once the sinks have every line of ``followed`` handed on so far."""
-        if followed.identity in self._unsaved:
-            if not self._commit():
-                return False
-            self._unsaved.pop(followed.identity)
-        return True
-
-    def save_pending(self) -> None:
-        if self._unsaved and self._commit():
-            for followed in self._unsaved.values():
-                if followed.identity in self._sources.files:
-                    self._sources._save(followed)
-            self._unsaved.clear()
+        """Save ``followed`` with the others, once the sinks have what was read."""
+        self._sources._unsaved[followed.identity] = followed
 
 
 class _RangeReader:

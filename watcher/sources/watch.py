@@ -8,7 +8,9 @@ inotify observer for watchdog's polling one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import threading
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -17,13 +19,42 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 
+class Wakeup:
+    """An event a signal handler may set: a byte down a non-blocking pipe, no lock taken.
+
+    ``threading.Event.set`` takes a lock; a signal handler that runs while the main thread
+    holds it (inside ``wait`` or ``clear``) would wait for itself forever.
+    """
+
+    def __init__(self) -> None:
+        self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def set(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # full: a wake-up is already pending
+            os.write(self._write_fd, b"\0")
+
+    def wait(self, timeout: float) -> bool:
+        """Block until set, or ``timeout`` seconds pass; True when it was set."""
+        readable, _, _ = select.select([self._read_fd], [], [], max(0.0, timeout))
+        return bool(readable)
+
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read_fd, 4096):
+                pass
+
+    def close(self) -> None:
+        os.close(self._read_fd)
+        os.close(self._write_fd)
+
+
 class ChangedPaths:
     """A set of changed paths shared between observer threads and the pipeline thread."""
 
     def __init__(self) -> None:
         self._paths: set[str] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._wake = Wakeup()
 
     def add(self, path: str) -> None:
         with self._lock:
@@ -36,6 +67,9 @@ class ChangedPaths:
     def wait(self, timeout: float) -> None:
         """Block until a change or a wake-up arrives, or ``timeout`` seconds pass."""
         self._wake.wait(timeout)
+
+    def close(self) -> None:
+        self._wake.close()
 
     def take(self) -> set[str]:
         with self._lock:

@@ -1,0 +1,410 @@
+"""Faults cost no event and no duplicate: full disks, a second daemon, bad state directories.
+
+Real faults only: a small tmpfs mounted by the test (as root) that really fills up, a real
+second daemon process, real read-only mounts. Where mounting is impossible (not root) the
+tests that need it are skipped with the reason; in CI (``CI`` set) that is a failure instead.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+from tests.conftest import run_cli, validate_event
+from tests.receiver import Receiver
+from tests.test_daemon import DEADLINE_SECONDS, DENIAL, Watcher, append, wait_for
+from tests.test_sinks import FastClock, webhook
+from tests.test_systemd import NotifySocket
+from tests.tmpfs import fill, remount
+from watcher.log import configure_logging
+from watcher.sinks.delivery import DeliveringSink
+from watcher.state import StateStore
+
+MiB = 1 << 20
+
+
+def events_in(path: Path) -> list[dict]:
+    """The complete event lines of a JSONL file, validated against the schema."""
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")[:-1]  # a torn last line is not an event yet
+    return [validate_event(json.loads(line)) for line in lines]
+
+
+def saved_offset(state_dir: Path, log: Path) -> int:
+    """The committed offset of ``log`` in the state database (0 when none yet)."""
+    connection = sqlite3.connect(f"file:{state_dir / 'state.sqlite3'}?mode=ro", uri=True)
+    try:
+        row = connection.execute(
+            "SELECT offset FROM followed_files WHERE path = ?", (str(log),)
+        ).fetchone()
+    finally:
+        connection.close()
+    return 0 if row is None else int(row[0])
+
+
+def logged(watcher: Watcher, name: str, **fields: object) -> list[dict]:
+    return [
+        e
+        for e in watcher.log_events()
+        if e["event"] == name and all(e.get(k) == v for k, v in fields.items())
+    ]
+
+
+def denial_lines(count: int) -> list[str]:
+    return [f"{DENIAL} {i:05d}" for i in range(count)]
+
+
+class TestFileSinkDiskFull:
+    def test_full_disk_pauses_and_every_denial_reaches_every_sink_once(self, tmp_path, tmpfs):
+        """The file sink's 1 MiB tmpfs fills with 2,000 denials: the daemon keeps running,
+        holds the offset back, logs ``sink_retry`` once; when space returns every denial is in
+        both sinks exactly once, and a restart adds nothing."""
+        out = tmpfs(tmp_path / "out", "size=1m")
+        other = tmp_path / "other.jsonl"
+        w = Watcher(tmp_path, extra_config=f"  - type: file\n    path: {other}\n")
+        log = w.logs / "app.log"
+        try:
+            w.start()
+            append(log, *denial_lines(2000))
+            wait_for(lambda: logged(w, "sink_retry"), "the full disk to be noticed")
+            assert w.proc is not None
+            assert w.proc.poll() is None, "the daemon keeps running"
+            written = len(events_in(w.events_path))
+            assert 0 < written < 2000
+            committed_lines = log.read_bytes()[: saved_offset(w.root / "state", log)].count(b"\n")
+            assert committed_lines <= written, "no offset committed past what the file sink has"
+            remount(out, "size=8m")
+            wait_for(lambda: len(events_in(w.events_path)) == 2000, "all 2,000 in the file")
+            wait_for(lambda: logged(w, "sink_recovered"), "the recovery to be logged")
+            wait_for(lambda: saved_offset(w.root / "state", log) == log.stat().st_size, "commit")
+            assert 0 == w.stop()
+            w.start()
+            append(log, f"{DENIAL} after restart")
+            wait_for(lambda: len(events_in(w.events_path)) == 2001, "the event after restart")
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+        for path in (w.events_path, other):
+            ids = [e["event_id"] for e in events_in(path)]
+            assert (2001, 2001) == (len(ids), len(set(ids))), path
+        (retry,) = logged(w, "sink_retry")  # once per state change, not per event
+        assert (f"file:{w.events_path}", "No space left on device") == (
+            retry["sink"],
+            retry["error"],
+        )
+
+    def test_sigterm_with_a_failing_sink_exits_in_bounded_time_and_loses_nothing(
+        self, tmp_path, tmpfs
+    ):
+        """SIGTERM while the file sink's disk is full: exit 0 within the shutdown bound,
+        ``sink_not_drained`` names the sink; after space returns a restart writes the rest."""
+        out = tmpfs(tmp_path / "out", "size=1m")
+        w = Watcher(tmp_path)
+        log = w.logs / "app.log"
+        try:
+            w.start()
+            append(log, *denial_lines(2000))
+            wait_for(lambda: logged(w, "sink_retry"), "the full disk to be noticed")
+            started = time.monotonic()
+            assert 0 == w.stop()
+            assert time.monotonic() - started < 10 + 5  # SHUTDOWN_SINK_TIMEOUT_SECONDS + margin
+            (undrained,) = logged(w, "sink_not_drained")
+            assert f"file:{w.events_path}" == undrained["sink"]
+            remount(out, "size=8m")
+            w.start()
+            wait_for(
+                lambda: {e["raw"] for e in events_in(w.events_path)} >= set(denial_lines(2000)),
+                "every denial after the restart",
+            )
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+
+    def test_paused_daemon_says_so_in_status_and_keeps_the_watchdog_fed(
+        self, tmp_path, tmpfs, monkeypatch
+    ):
+        """While paused, STATUS= names the failing sink and WATCHDOG=1 pings go on, so
+        systemd does not kill a daemon that is only waiting for disk space."""
+        tmpfs(tmp_path / "out", "size=256k")
+        notify = NotifySocket(tmp_path / "notify.sock")
+        monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+        monkeypatch.setenv("WATCHDOG_USEC", "400000")  # ping every 0.2 s
+        w = Watcher(tmp_path)
+        try:
+            w.start()
+            append(w.logs / "app.log", *denial_lines(1000))
+            wait_for(lambda: logged(w, "sink_retry"), "the full disk to be noticed")
+            paused = f"paused: file:{w.events_path} failing"
+            wait_for(
+                lambda: any(m.startswith("STATUS=") and paused in m for m in notify.collect()),
+                "STATUS= naming the failing sink",
+            )
+            pings = sum(m == "WATCHDOG=1" for m in notify.collect())
+            wait_for(
+                lambda: sum(m == "WATCHDOG=1" for m in notify.collect()) >= pings + 3,
+                "watchdog pings while paused",
+            )
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+            notify.close()
+
+
+class TestStateDiskFull:
+    def test_full_state_filesystem_holds_the_commit_and_never_re_emits(self, tmp_path, tmpfs):
+        """The state database's tmpfs fills: events still reach the sink, the commit is
+        retried (``sink_retry`` for ``state``) and saved once space returns; a restart then
+        emits nothing twice."""
+        state = tmpfs(tmp_path / "state", "size=1m")
+        w = Watcher(tmp_path)
+        log = w.logs / "app.log"
+        try:
+            w.start()
+            append(log, f"{DENIAL} first")
+            wait_for(lambda: saved_offset(state, log) == log.stat().st_size, "the first commit")
+            filler = fill(state)
+            lines = denial_lines(300)
+            for index, line in enumerate(lines):  # one commit each, until one fails
+                append(log, line)
+                wait_for(lambda i=index: len(events_in(w.events_path)) == i + 2, "the event")
+                if logged(w, "sink_retry", sink="state"):
+                    break
+            wait_for(lambda: logged(w, "sink_retry", sink="state"), "the failed commit")
+            assert w.proc is not None
+            assert w.proc.poll() is None, "the daemon keeps running"
+            assert saved_offset(state, log) < log.stat().st_size
+            filler.unlink()
+            wait_for(lambda: saved_offset(state, log) == log.stat().st_size, "the late commit")
+            wait_for(lambda: logged(w, "sink_recovered", sink="state"), "the recovery")
+            assert 0 == w.stop()
+            before = len(events_in(w.events_path))
+            w.start()
+            append(log, f"{DENIAL} after restart")
+            wait_for(lambda: len(events_in(w.events_path)) == before + 1, "the next event")
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+        ids = [e["event_id"] for e in events_in(w.events_path)]
+        assert len(ids) == len(set(ids)), "nothing emitted twice"
+        assert 1 == len(logged(w, "sink_retry", sink="state"))
+
+    def test_decode_cache_write_on_a_full_disk_is_skipped(self, tmp_path, tmpfs):
+        """A decode-cache write the full database refuses is skipped with one warning."""
+        state = tmpfs(tmp_path / "state", "size=1m")
+        logs = io.StringIO()
+        store = StateStore(state, configure_logging(logs))
+        try:
+            fill(state)
+            for index in range(2000):  # the WAL grows until the disk refuses a page
+                store.store_decode(f"{index:064x}", json.dumps({"n": "x" * 1000}), 0.0, 60.0)
+        finally:
+            store.close()
+        warnings = [json.loads(line)["event"] for line in logs.getvalue().splitlines()]
+        assert ["decode_cache_write_failed"] == warnings
+
+
+class TestOneDaemonPerStateDir:
+    def test_second_daemon_refuses_naming_the_directory_and_the_holder(self, tmp_path):
+        """A second ``run`` on the same state_dir exits 2 at once, naming the directory and
+        the PID that holds it; the first goes on, and each denial is emitted once."""
+        w = Watcher(tmp_path)
+        try:
+            w.start()
+            assert w.proc is not None
+            second = run_cli("run", "-c", str(w.config), timeout=DEADLINE_SECONDS)
+            expected = (
+                f"authz-watcher: {w.root / 'state'}: the state directory is in use by another "
+                f"authz-watcher (PID {w.proc.pid}); run one daemon per state_dir\n"
+            )
+            assert (2, expected) == (second.returncode, second.stderr)
+            append(w.logs / "app.log", f"{DENIAL} once")
+            wait_for(lambda: len(w.events()) == 1, "the event")
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+        assert 1 == len(w.events())
+
+    def test_the_lock_goes_with_the_process(self, tmp_path):
+        """After ``kill -9`` no stale lock remains: the next daemon starts."""
+        w = Watcher(tmp_path)
+        try:
+            w.start()
+            w.kill()
+            w.stderr_path.unlink()  # start() waits for this run's daemon_started
+            w.start()
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+
+
+class TestUnusableStateDir:
+    def test_state_dir_under_a_regular_file_exits_2_without_traceback(self, tmp_path):
+        """systemd's RestartPreventExitStatus=2 stops the restart loop; the message says why."""
+        (tmp_path / "file").write_text("not a directory")
+        config = tmp_path / "w.yaml"
+        config.write_text(f"state_dir: {tmp_path / 'file' / 'state'}\nsources: []\n")
+        result = run_cli("run", "-c", str(config))
+        expected = (
+            f"authz-watcher: {tmp_path / 'file' / 'state'}: cannot use the state directory: "
+            f"Not a directory ({tmp_path / 'file' / 'state'})\n"
+        )
+        assert (2, expected) == (result.returncode, result.stderr)
+
+    def test_state_dir_on_a_read_only_filesystem_exits_2(self, tmp_path, tmpfs):
+        """A read-only mount: exit 2, naming the directory and the reason."""
+        readonly = tmpfs(tmp_path / "ro", "size=1m,ro")
+        config = tmp_path / "w.yaml"
+        config.write_text(f"state_dir: {readonly / 'state'}\nsources: []\n")
+        result = run_cli("run", "-c", str(config))
+        assert 2 == result.returncode
+        assert result.stderr.startswith(f"authz-watcher: {readonly / 'state'}: ")
+        assert "Read-only file system" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def scan_config(tmp_path: Path, url: str) -> Path:
+    """A config whose alert rule fires on two denials and goes to a webhook only."""
+    config = tmp_path / "scan.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\n"
+        f"sinks:\n  - type: webhook\n    url: {url}\n    events: [authz_alert]\n"
+        "alerts:\n  - name: twice\n    threshold: 2\n    window: 10m\n    cooldown: 30m\n"
+    )
+    return config
+
+
+class TestScanDrainsTheOutbox:
+    def test_alert_reaches_a_flapping_webhook_before_scan_exits(self, tmp_path):
+        """The receiver answers 503 first: ``scan`` retries within its drain and exits 0."""
+        log = tmp_path / "app.log"
+        log.write_text(f"{DENIAL} 1\n{DENIAL} 2\n")
+        with Receiver() as receiver:
+            receiver.answers.append(503)
+            result = run_cli(
+                "scan", "--no-decode", "-c", str(scan_config(tmp_path, receiver.url)), str(log)
+            )
+            received = list(receiver.received)
+            attempts = receiver.attempts
+        messages = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+        assert (0, []) == (result.returncode, messages)
+        assert (["twice"], 2) == ([validate_event(a)["rule"] for a in received], attempts)
+
+    def test_undelivered_alert_is_named_stays_in_the_outbox_and_exits_1(self, tmp_path):
+        """Nobody listens: after ``--drain-timeout`` the count is named on stderr, exit 1;
+        the next ``scan`` with a receiver up delivers it."""
+        with Receiver() as probe:
+            url, port = probe.url, probe.port  # closed once the probe is
+        config = scan_config(tmp_path, url)
+        log = tmp_path / "app.log"
+        log.write_text(f"{DENIAL} 1\n{DENIAL} 2\n")
+        started = time.monotonic()
+        result = run_cli("scan", "--no-decode", "--drain-timeout", "1", "-c", str(config), str(log))
+        assert time.monotonic() - started < 20
+        assert 1 == result.returncode
+        (message,) = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+        assert message.startswith("authz-watcher: 1 events not delivered to webhook:")
+        assert message.endswith(
+            f"within 1 s; they stay in the outbox in {tmp_path / 'state'} and go out with "
+            "the next run or scan"
+        )
+        assert 2 == len(result.stdout.splitlines()) - 1  # two denials, then the alert
+        empty = tmp_path / "empty.log"
+        empty.write_text("")
+        with Receiver(port=port) as receiver:
+            again = run_cli("scan", "--no-decode", "-c", str(config), str(empty))
+            received = list(receiver.received)
+        assert 0 == again.returncode
+        assert ["twice"] == [a["rule"] for a in received]
+
+    def test_drain_timeout_must_be_a_number_of_seconds(self, tmp_path):
+        """A usage error, exit 2."""
+        result = run_cli("scan", "--drain-timeout", "soon", str(tmp_path))
+        assert 2 == result.returncode
+        assert "expected a number of seconds, 0 or more: 'soon'" in result.stderr
+
+
+class TestRemoteSinkRetryLog:
+    def test_a_receiver_outage_logs_one_sink_retry_and_one_recovery(self, tmp_path):
+        """Five events refused with the same 503: one ``sink_retry``, not five; then one
+        ``sink_recovered`` when deliveries work again, and each event arrives once."""
+        logs = io.StringIO()
+        store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+        clock = FastClock()
+        try:
+            with Receiver() as receiver:
+                receiver.answers.extend([503] * 5)
+                sink = DeliveringSink(
+                    "hook", webhook(receiver.url), store, configure_logging(logs),
+                    events=("authz_denial",), clock=clock,
+                )  # fmt: skip
+                for n in range(5):
+                    sink.write({"event": "authz_denial", "event_id": str(n)})
+                wait_for(lambda: receiver.attempts >= 5, "five refused attempts")
+                clock.skip = 10_000  # past every backoff
+                sink._wake.set()
+                wait_for(lambda: len(receiver.received) == 5, "the five deliveries")
+                sink.close()
+                received = [event["event_id"] for event in receiver.received]
+        finally:
+            store.close()
+        names = [json.loads(line)["event"] for line in logs.getvalue().splitlines()]
+        assert (["sink_retry", "sink_recovered"], sorted(received)) == (
+            names,
+            ["0", "1", "2", "3", "4"],
+        )
+
+
+class TestReloadDuringRotation:
+    def test_lines_written_just_before_a_rename_survive_a_sighup(self, tmp_path):
+        """Found by ``make soak``: a SIGHUP handled before the rename was noticed dropped the
+        renamed file's last lines (the reload closed the tailer of a path no longer there).
+        The daemon is stopped (SIGSTOP) so both happen before it runs again."""
+        w = Watcher(tmp_path)
+        log = w.logs / "app.log"
+        try:
+            w.start()
+            append(log, f"{DENIAL} before")
+            wait_for(lambda: len(w.events()) == 1, "the first event")
+            w.signal(signal.SIGSTOP)
+            append(log, *(f"{DENIAL} last words {i}" for i in range(5)))
+            log.rename(w.logs / "app.log.1")
+            w.signal(signal.SIGHUP)
+            w.signal(signal.SIGCONT)
+            wait_for(lambda: logged(w, "config_reloaded"), "the reload")
+            append(log, f"{DENIAL} new file")
+            wait_for(lambda: any("new file" in e["raw"] for e in w.events()), "the new file")
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+        expected = ["before", *(f"last words {i}" for i in range(5)), "new file"]
+        assert expected == [e["raw"].removeprefix(f"{DENIAL} ") for e in w.events()]
+
+
+class TestScanBesideADaemon:
+    def test_scan_leaves_delivery_to_the_daemon_holding_the_state_dir(self, tmp_path):
+        """Two deliverers would send each alert twice: scan queues, the daemon delivers, the
+        receiver gets the alert once and scan exits 0."""
+        with Receiver() as receiver:
+            extra = (
+                f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_alert]\n"
+                "alerts:\n  - name: twice\n    threshold: 2\n    window: 10m\n    cooldown: 30m\n"
+            )
+            w = Watcher(tmp_path, extra_config=extra)
+            history = tmp_path / "history.log"
+            history.write_text(f"{DENIAL} 1\n{DENIAL} 2\n")
+            try:
+                w.start()
+                result = run_cli("scan", "--no-decode", "-c", str(w.config), str(history))
+                assert 0 == w.stop()
+            finally:
+                w.kill()
+            received = [a["rule"] for a in receiver.received]
+        assert (0, ["twice"]) == (result.returncode, received)
+        assert ["outbox_left_to_daemon"] == [
+            e["event"] for e in result.logs() if e["event"] == "outbox_left_to_daemon"
+        ]

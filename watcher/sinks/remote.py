@@ -1,0 +1,64 @@
+"""sinks: the remote sinks (webhook, SNS) built from their configuration, for ``run``/``scan``.
+
+Both commands deliver through the outbox in the state database (``delivery.py``); a sink's
+name is its key there, so it must be the same in every process: the webhook's is a hash of
+its URL (stable across restarts, and the URL is often a secret), the SNS one its topic ARN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from watcher.config import Sink as SinkSettings
+from watcher.log import Logger
+from watcher.sinks.delivery import DeliveringSink
+from watcher.sinks.webhook import WebhookDelivery
+from watcher.state import StateStore
+
+
+def remote_sink(
+    settings: SinkSettings,
+    store: StateStore,
+    log: Logger,
+    *,
+    on_error: Callable[[str], None] | None = None,
+    start_worker: bool = True,
+) -> DeliveringSink | None:
+    """The outbox sink for a ``webhook`` or ``sns`` entry (None for the local kinds).
+
+    ``start_worker=False`` only queues: another process (the daemon holding the state directory)
+    delivers.
+    """
+    if settings.type == "webhook" and settings.url is not None:
+        webhook = WebhookDelivery(
+            settings.url,
+            body_format=settings.format,
+            headers=dict(settings.headers),
+            timeout_seconds=settings.timeout_seconds,
+        )
+        name = "webhook:" + hashlib.sha256(settings.url.encode()).hexdigest()[:12]
+        return DeliveringSink(
+            name,
+            webhook,
+            store,
+            log,
+            events=settings.events,
+            on_error=on_error,
+            start_worker=start_worker,
+        )
+    if settings.type == "sns" and settings.topic_arn is not None:
+        from watcher.sinks.sns import SnsDelivery  # noqa: PLC0415 - boto3 only when used
+
+        sns = SnsDelivery(
+            settings.topic_arn,
+            region=settings.region,
+            profile=settings.profile,
+            endpoint_url=settings.endpoint_url,
+            timeout_seconds=settings.timeout_seconds,
+        )
+        return DeliveringSink(
+            f"sns:{settings.topic_arn}", sns, store, log,
+            events=settings.events, on_error=on_error, start_worker=start_worker,
+        )  # fmt: skip
+    return None
