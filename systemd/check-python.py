@@ -27,10 +27,11 @@ def main() -> int:
     for path in (executable, os.path.realpath(executable), sys.base_prefix):
         directory = hidden_directory(path)
         if directory is not None:
+            subject = executable if path == executable else f"{executable} ({path})"
             print(
-                f"make install: {executable} is under {directory}, which the service cannot "
-                "see (ProtectHome=yes, PrivateTmp=yes in authz-watcher.service), so a venv made "
-                f"from it would not start there ({path}).\n"
+                f"make install: {subject} is under {directory}, which the service cannot see "
+                "(ProtectHome=yes, PrivateTmp=yes in authz-watcher.service): a venv made from "
+                "it would not start there.\n"
                 "Use a Python installed for the whole system, for example:\n"
                 "    make install PYTHON=/usr/bin/python3",
                 file=sys.stderr,
