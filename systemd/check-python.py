@@ -10,7 +10,8 @@ only when systemd starts it. Exit status 2 (with what to do) stops make before a
 import os
 import sys
 
-HIDDEN_FROM_THE_SERVICE = ("/root", "/home", "/run/user", "/tmp", "/var/tmp")
+# What the unit hides (not temporary files of ours).
+HIDDEN_FROM_THE_SERVICE = ("/root", "/home", "/run/user", "/tmp", "/var/tmp")  # noqa: S108
 
 
 def hidden_directory(path: str) -> str | None:
@@ -22,13 +23,14 @@ def hidden_directory(path: str) -> str | None:
 
 
 def main() -> int:
-    executable = sys._base_executable  # the base interpreter, even when run from a venv
+    # What `python -m venv` links to: the base interpreter, even when run from another venv.
+    executable: str = getattr(sys, "_base_executable", sys.executable)
     # The venv links the path as given; its target and the standard library must be visible too.
     for path in (executable, os.path.realpath(executable), sys.base_prefix):
         directory = hidden_directory(path)
         if directory is not None:
             subject = executable if path == executable else f"{executable} ({path})"
-            print(
+            print(  # noqa: T201 - make shows it to the person installing
                 f"make install: {subject} is under {directory}, which the service cannot see "
                 "(ProtectHome=yes, PrivateTmp=yes in authz-watcher.service): a venv made from "
                 "it would not start there.\n"
