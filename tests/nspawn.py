@@ -36,6 +36,7 @@ CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BOOT_TIMEOUT_SECONDS = 60
 SHUTDOWN_TIMEOUT_SECONDS = 20
 OVERLAY_DIR = "/run/authz-watcher-nspawn"
+CGROUP_PREFIX = "authz-watcher-test-"  # then the PID of the test run and a number
 _CONTAINER_NUMBERS = itertools.count()
 
 
@@ -97,12 +98,13 @@ class Container:
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
-        name = f"authz-watcher-test-{os.getpid()}-{next(_CONTAINER_NUMBERS)}"
+        name = f"{CGROUP_PREFIX}{os.getpid()}-{next(_CONTAINER_NUMBERS)}"
         self.cgroups = [hierarchy / name for hierarchy in cgroup_hierarchies()]
         self._nspawn: subprocess.Popen[bytes] | None = None
         self.pid1 = 0
 
     def boot(self, read_only_binds: Sequence[tuple[Path, str]]) -> None:
+        remove_containers_of_dead_runs()
         for cgroup in self.cgroups:
             cgroup.mkdir()
         binds = [f"--bind-ro={source}:{target}" for source, target in read_only_binds]
@@ -212,6 +214,20 @@ class Container:
         raise AssertionError(
             f"no container PID 1 after {BOOT_TIMEOUT_SECONDS} s:\n{self.boot_log()}"
         )
+
+
+def remove_containers_of_dead_runs() -> None:
+    """A test run killed outright (SIGKILL, a CI timeout) cannot close(): the next one does.
+
+    Its cgroups are named after its PID; once that process is gone, whatever still runs in
+    them is killed (which also ends the mount namespace and its overlay) and they are removed.
+    """
+    for hierarchy in cgroup_hierarchies():
+        for cgroup in hierarchy.glob(f"{CGROUP_PREFIX}*-*"):
+            owner = int(cgroup.name.removeprefix(CGROUP_PREFIX).split("-")[0])
+            if not Path(f"/proc/{owner}").exists():
+                _kill_cgroup(cgroup)
+                _remove_cgroup(cgroup)
 
 
 def _container_init(nspawn_pid: int) -> int | None:

@@ -11,6 +11,8 @@ Not covered yet: a unit logging a denial to the journal (the journald source doe
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
-from tests.nspawn import Container, why_nspawn_cannot_run
+from tests.nspawn import Container, remove_containers_of_dead_runs, why_nspawn_cannot_run
 from tests.test_daemon import wait_for
 from tests.wheelhouse import offline_pip_environment, wheelhouse
 
@@ -243,3 +245,42 @@ def test_the_harness_leaves_no_mount_or_cgroup_behind(tmp_path):
         booted.close()
     assert mounts_before == Path("/proc/self/mountinfo").read_text()
     assert [] == [cgroup for cgroup in booted.cgroups if cgroup.exists()]
+
+
+KILLED_RUN = """
+import sys, time
+from pathlib import Path
+from tests.nspawn import Container
+container = Container(Path(sys.argv[1]))
+container.boot([])
+print(*container.cgroups, flush=True)
+time.sleep(600)  # killed by the test long before
+"""
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (the killed run's children wait for the host's init to reap them)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_run_killed_outright_is_cleaned_up_by_the_next(tmp_path):
+    """A run SIGKILLed with its container up leaves it behind; the next boot removes it all."""
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path / "boot.log")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    ) as run:
+        assert run.stdout is not None
+        cgroups = [Path(p) for p in run.stdout.readline().split()]
+        run.kill()
+    procs = [f for cgroup in cgroups for f in cgroup.rglob("cgroup.procs")]
+    left = [int(pid) for f in procs for pid in f.read_text().split()]
+    assert left, "the dead run's container is still running"
+    remove_containers_of_dead_runs()
+    assert [] == [c for c in cgroups if c.exists()]
+    assert [] == [pid for pid in set(left) if running(pid)]
