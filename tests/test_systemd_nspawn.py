@@ -127,6 +127,9 @@ class TestInstalledService:
         container.write(APP_LOG, denial("ana"), mode="0640", owner="root:adm")
         container.write(CONFIG, config())
         container.write(f"/etc/systemd/system/{UNIT}.d/test.conf", TEST_DROP_IN)
+        # Referenced by a loaded target, the unit stays loaded once stopped, so systemd still
+        # knows how it ended (an unreferenced inactive unit is unloaded, its status with it).
+        container.run("systemctl", "add-wants", "basic.target", UNIT)
         container.run("systemctl", "daemon-reload")
         container.run("systemctl", "start", UNIT, timeout=60)
         state = show(container, "ActiveState", "SubState", "StatusText")
@@ -222,16 +225,18 @@ class TestInstalledService:
         container.run("systemctl", "stop", UNIT, timeout=60)
         state = show(
             container,
+            "ExecMainCode",
             "ExecMainStatus",
             "Result",
             "ActiveExitTimestampMonotonic",
             "InactiveEnterTimestampMonotonic",
         )
-        stop_microseconds = int(state["InactiveEnterTimestampMonotonic"]) - int(
-            state["ActiveExitTimestampMonotonic"]
-        )
-        assert ("0", "success") == (state["ExecMainStatus"], state["Result"])
-        assert stop_microseconds < 1_000_000, f"stop took {stop_microseconds} µs"
+        stopping_since = int(state["ActiveExitTimestampMonotonic"])
+        stop_microseconds = int(state["InactiveEnterTimestampMonotonic"]) - stopping_since
+        assert stopping_since > 0, "systemd still has the unit's record (add-wants above)"
+        exited = ("1", "0", "success")  # CLD_EXITED with status 0, not killed by a signal
+        assert exited == (state["ExecMainCode"], state["ExecMainStatus"], state["Result"])
+        assert 0 < stop_microseconds < 1_000_000, f"stop took {stop_microseconds} µs"
 
 
 def test_the_harness_leaves_no_mount_or_cgroup_behind(tmp_path):
