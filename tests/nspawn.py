@@ -6,8 +6,9 @@ for `make install` (tests/test_install.py). Nothing on the host changes:
 - `unshare --mount --propagation private` gives the boot step a mount namespace of its own; in
   it a tmpfs goes on /run, and an overlay (lower: /, upper and work: in that tmpfs) becomes the
   container's root. Every write of the container lands in the tmpfs and vanishes with it.
-- The harness moves itself into a cgroup of its own first (nspawn creates `payload` and
-  `supervisor` under the current cgroup); closing kills that cgroup's processes and removes it.
+- The boot step moves itself into a cgroup of the harness's own first (nspawn creates `payload`
+  and `supervisor` under the current cgroup); closing kills that cgroup's processes and removes
+  it, and a run killed before it could close is cleaned up by the next boot.
 - `--register=no --keep-unit`: no systemd or D-Bus is needed on the host; `--private-network`
   keeps the booted units off the host's network; `--link-journal=no` keeps the container's
   journal out of the host's /var/log/journal (both roots share one machine id).
@@ -125,6 +126,7 @@ class Container:
         env: dict[str, str] | None = None,
         check: bool = True,
         timeout: float = 60,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a command in the container (all its namespaces), with a clean environment."""
         variables = {"PATH": CONTAINER_PATH, "LANG": "C.UTF-8", **(env or {})}
@@ -141,6 +143,7 @@ class Container:
                 *(f"{k}={v}" for k, v in variables.items()),
                 *command,
             ],
+            input=stdin,
             capture_output=True,
             text=True,
             check=False,
@@ -156,22 +159,10 @@ class Container:
         """Write a file in the container, replacing it, with the given mode and owner."""
         user, group = owner.split(":")
         self.run("install", "-D", "-m", mode, "-o", user, "-g", group, "/dev/null", path)
-        subprocess.run(
-            ["nsenter", "-t", str(self.pid1), "-a", "--root", "--wd", "tee", path],
-            input=text,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        self.run("tee", path, stdin=text)
 
     def append(self, path: str, text: str) -> None:
-        subprocess.run(
-            ["nsenter", "-t", str(self.pid1), "-a", "--root", "--wd", "tee", "-a", path],
-            input=text,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        self.run("tee", "-a", path, stdin=text)
 
     def boot_log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
