@@ -42,7 +42,11 @@ def wheelhouse() -> Path:
             capture_output=True,
             timeout=600,
         )
-        Path(building).rename(directory)  # whole or absent: never a half-built wheelhouse
+        try:
+            Path(building).rename(directory)  # whole or absent: never a half-built wheelhouse
+        except OSError:
+            if not directory.is_dir():  # else another run built it at the same time
+                raise
     return directory
 
 
