@@ -53,10 +53,24 @@ install: install-venv install-files
 	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then systemctl daemon-reload; fi
 	@echo "Edit $(CONFIG_DIR)/authz-watcher.yaml, then: systemctl enable --now authz-watcher"
 
+# The service's venv is built from the system Python unless PYTHON= is given (the `python3` on
+# PATH may be a pyenv/asdf one under /root or /home, which the unit hides: check-python.py says so).
+SERVICE_PYTHON := $(if $(filter file,$(origin PYTHON)),$(or $(wildcard /usr/bin/python3),$(PYTHON)),$(PYTHON))
+SERVICE_VENV := $(PREFIX)/venv
+
+# Built under DESTDIR, the venv is made to work at $(SERVICE_VENV): its scripts and pyvenv.cfg
+# name the final path, and the bytecode records the final source paths (for tracebacks).
 install-venv:
-	$(PYTHON) -m venv $(DESTDIR)$(PREFIX)/venv
-	$(DESTDIR)$(PREFIX)/venv/bin/python -m pip install --quiet --upgrade pip
-	$(DESTDIR)$(PREFIX)/venv/bin/python -m pip install --quiet --upgrade .
+	$(SERVICE_PYTHON) systemd/check-python.py
+	$(SERVICE_PYTHON) -m venv $(DESTDIR)$(SERVICE_VENV)
+	$(DESTDIR)$(SERVICE_VENV)/bin/python -m pip install --quiet --upgrade --no-compile pip
+	$(DESTDIR)$(SERVICE_VENV)/bin/python -m pip install --quiet --upgrade --no-compile .
+ifneq ($(DESTDIR),)
+	grep -rlF '$(DESTDIR)$(SERVICE_VENV)' $(DESTDIR)$(SERVICE_VENV)/bin $(DESTDIR)$(SERVICE_VENV)/pyvenv.cfg \
+		| xargs -r sed -i 's|$(DESTDIR)$(SERVICE_VENV)|$(SERVICE_VENV)|g'
+endif
+	$(DESTDIR)$(SERVICE_VENV)/bin/python -m compileall -q \
+		$(if $(DESTDIR),-f -s '$(DESTDIR)' -p /) $(DESTDIR)$(SERVICE_VENV)/lib
 
 install-files:
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/README.md

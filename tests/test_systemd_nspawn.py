@@ -1,0 +1,291 @@
+"""The installed service under a real systemd (PID 1 in systemd-nspawn): what the unit promises.
+
+One container is booted for the module (tests/nspawn.py: an overlay of /, so nothing on the host
+changes); the tests run in order on it, as an operator would: `make install`, start, look at the
+process, feed it a log, reload, break the config, freeze it, stop it. The watchdog is shortened
+with a drop-in (3 s instead of 30 s) so the module runs in well under a minute.
+
+Not covered yet: a unit logging a denial to the journal (the journald source does not exist).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+from tests.nspawn import Container, remove_containers_of_dead_runs, why_nspawn_cannot_run
+from tests.test_daemon import wait_for
+from tests.wheelhouse import offline_pip_environment, wheelhouse
+
+_SKIP_REASON = why_nspawn_cannot_run()
+pytestmark = pytest.mark.skipif(_SKIP_REASON is not None, reason=str(_SKIP_REASON))
+
+UNIT = "authz-watcher.service"
+SOURCE = "/usr/src/authz-watcher"
+WHEELHOUSE = "/usr/src/wheelhouse"
+BUILD = "/root/authz-watcher-build"
+CONFIG = "/etc/authz-watcher/authz-watcher.yaml"
+APP_LOG = "/var/log/app/app.log"
+EVENT_FILE = "/var/log/authz-watcher/events.jsonl"
+WATCHDOG_SECONDS = 3
+ADM_GID = "4"  # Debian's adm group
+# What `make install` copies from: the files pyproject.toml, the Makefile and the unit need.
+PROJECT_FILES = ("Makefile", "pyproject.toml", "README.md", "watcher", "systemd", "config")
+
+
+def denial(user: str) -> str:
+    return (
+        f"2026-11-29T04:00:00Z ERROR User: arn:aws:iam::111122223333:user/{user} "
+        "is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::bucket/key\n"
+    )
+
+
+def config(extra_sinks: str = "") -> str:
+    return (
+        "state_dir: /var/lib/authz-watcher\n"
+        "sources:\n"
+        f"  - type: file\n    paths: [{APP_LOG}]\n    start_at: beginning\n"
+        "decode:\n  enabled: false\n"
+        "sinks:\n  - type: stdout\n" + extra_sinks
+    )
+
+
+TEST_DROP_IN = f"""[Service]
+# The test's only change to the unit: a short watchdog and restart delay (seconds, not minutes).
+WatchdogSec={WATCHDOG_SECONDS}s
+RestartSec=200ms
+"""
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    wheels = wheelhouse()
+    booted = Container(tmp_path_factory.mktemp("nspawn") / "boot.log")
+    try:
+        booted.boot([(REPO, SOURCE), (wheels, WHEELHOUSE)])
+        yield booted
+    finally:
+        booted.close()
+
+
+def show(container: Container, *properties: str) -> dict[str, str]:
+    output = container.run("systemctl", "show", UNIT, *(f"--property={p}" for p in properties))
+    return dict(line.split("=", 1) for line in output.stdout.splitlines())
+
+
+def main_pid(container: Container) -> int:
+    return int(show(container, "MainPID")["MainPID"])
+
+
+def journal(container: Container) -> str:
+    return container.run("journalctl", "--unit", UNIT, "--output=cat", "--no-pager").stdout
+
+
+def journal_events(container: Container) -> list[dict[str, Any]]:
+    """The authz_denial events the stdout sink wrote to the journal."""
+    lines = journal(container).splitlines()
+    return [json.loads(line) for line in lines if line.startswith('{"') and "authz_denial" in line]
+
+
+def principals(events: list[dict[str, Any]]) -> list[str]:
+    return sorted(str(e["principal_arn"]).rsplit("/", 1)[-1] for e in events)
+
+
+def process_status(container: Container) -> dict[str, str]:
+    status = container.run("cat", f"/proc/{main_pid(container)}/status").stdout
+    return {k: v.strip() for k, v in (line.split(":", 1) for line in status.splitlines())}
+
+
+class TestInstalledService:
+    def test_make_install_inside_the_container(self, container):
+        """`make install` (offline, from the wheelhouse) puts the venv, unit and config in place."""
+        container.run("mkdir", "-p", BUILD)
+        container.run("cp", "-r", *(f"{SOURCE}/{name}" for name in PROJECT_FILES), BUILD)
+        result = container.run(
+            "make",
+            "-C",
+            BUILD,
+            "install",
+            env=offline_pip_environment(Path(WHEELHOUSE)),
+            check=False,
+            timeout=300,
+        )
+        assert 0 == result.returncode, result.stdout + result.stderr
+        cfg = container.run("cat", "/opt/authz-watcher/venv/pyvenv.cfg").stdout
+        assert "home = /usr/bin" in cfg.splitlines(), "built from the system Python"
+
+    def test_start_returns_after_ready(self, container):
+        """`systemctl start` returns once the daemon said READY=1: the unit is already active."""
+        container.write(APP_LOG, denial("ana"), mode="0640", owner="root:adm")
+        container.write(CONFIG, config())
+        container.write(f"/etc/systemd/system/{UNIT}.d/test.conf", TEST_DROP_IN)
+        # Referenced by a loaded target, the unit stays loaded once stopped, so systemd still
+        # knows how it ended (an unreferenced inactive unit is unloaded, its status with it).
+        container.run("systemctl", "add-wants", "basic.target", UNIT)
+        container.run("systemctl", "daemon-reload")
+        container.run("systemctl", "start", UNIT, timeout=60)
+        state = show(container, "ActiveState", "SubState", "StatusText")
+        assert ("active", "running") == (state["ActiveState"], state["SubState"]), journal(
+            container
+        )
+        assert state["StatusText"].endswith("bytes behind"), "the STATUS= sent with READY=1"
+
+    def test_runs_as_a_dynamic_user(self, container):
+        """The process runs as the transient user systemd allocated (DynamicUser=yes)."""
+        uid = process_status(container)["Uid"].split()
+        name = container.run("getent", "passwd", uid[0]).stdout.split(":")[0]
+        assert "authz-watcher" == name
+        assert 61184 <= int(uid[0]) <= 65519, "the dynamic range"
+        assert len(set(uid)) == 1, "real, effective, saved and filesystem uid are one"
+
+    def test_is_in_group_adm(self, container):
+        """SupplementaryGroups=adm: the group that reads /var/log."""
+        assert ADM_GID in process_status(container)["Groups"].split()
+
+    def test_has_no_capabilities(self, container):
+        """CapabilityBoundingSet= empty: no capability in any set (also inheritable, ambient)."""
+        status = process_status(container)
+        sets = {k: status[k] for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
+        assert dict.fromkeys(sets, "0000000000000000") == sets
+
+    def test_cannot_gain_privileges(self, container):
+        """NoNewPrivileges=yes."""
+        assert "1" == process_status(container)["NoNewPrivs"]
+
+    def test_runs_under_a_seccomp_filter(self, container):
+        """SystemCallFilter=: seccomp mode 2 (filter)."""
+        assert "2" == process_status(container)["Seccomp"]
+
+    def test_a_root_adm_0640_log_is_read_and_its_denial_is_in_the_journal(self, container):
+        """Group adm reads a 0640 root:adm log in /var/log; the stdout event is in the journal."""
+        assert "640 root adm" == container.run("stat", "-c", "%a %U %G", APP_LOG).stdout.strip()
+        wait_for(lambda: journal_events(container), "ana's denial in the journal")
+        event = journal_events(container)[0]
+        assert ("ana", APP_LOG) == (principals([event])[0], event["source_path"])
+
+    def test_reload_applies_a_new_config_in_the_same_process(self, container):
+        """`systemctl reload`: the new config's file sink is written to; MainPID is unchanged."""
+        pid = main_pid(container)
+        sink = f"  - type: file\n    path: {EVENT_FILE}\n"
+        container.write(CONFIG, config(extra_sinks=sink))
+        container.run("systemctl", "reload", UNIT)
+        container.append(APP_LOG, denial("bob"))
+        wait_for(
+            lambda: "user/bob" in container.run("cat", EVENT_FILE, check=False).stdout,
+            "bob's denial in the file sink the reload added",
+        )
+        assert pid == main_pid(container)
+
+    def test_a_broken_config_fails_the_reload_and_the_service_keeps_running(self, container):
+        """check-config in ExecReload= rejects it: reload fails, the same process goes on."""
+        pid = main_pid(container)
+        good = container.run("cat", CONFIG).stdout
+        container.write(CONFIG, "sources: [\n")
+        try:
+            result = container.run("systemctl", "reload", UNIT, check=False)
+            state = show(container, "ActiveState", "SubState")
+        finally:
+            container.write(CONFIG, good)  # the next restart runs check-config again
+        assert 0 != result.returncode
+        assert ("active", "running") == (state["ActiveState"], state["SubState"])
+        assert pid == main_pid(container)
+
+    def test_a_stopped_process_is_restarted_by_the_watchdog_without_repeating_an_event(
+        self, container
+    ):
+        """SIGSTOP: no WATCHDOG=1; systemd kills and restarts it; nothing read is sent again."""
+        pid = main_pid(container)
+        container.run("kill", "-STOP", str(pid))
+
+        def restarted() -> bool:
+            state = show(container, "MainPID", "ActiveState", "SubState")
+            return state["MainPID"] not in ("0", str(pid)) and state["SubState"] == "running"
+
+        wait_for(restarted, "the watchdog to restart the service", deadline=60)
+        assert "1" == show(container, "NRestarts")["NRestarts"]
+        assert (
+            "Watchdog timeout" in container.run("journalctl", "--unit", UNIT, "--no-pager").stdout
+        )
+        container.append(APP_LOG, denial("carol"))
+        wait_for(lambda: "carol" in principals(journal_events(container)), "carol's denial")
+        events = journal_events(container)
+        assert ["ana", "bob", "carol"] == principals(events)
+        assert [1] * 3 == list(Counter(e["event_id"] for e in events).values())
+
+    def test_stop_exits_0_within_a_second(self, container):
+        """SIGTERM drains and exits 0; systemd's own timestamps say how long the stop took."""
+        container.run("systemctl", "stop", UNIT, timeout=60)
+        state = show(
+            container,
+            "ExecMainCode",
+            "ExecMainStatus",
+            "Result",
+            "ActiveExitTimestampMonotonic",
+            "InactiveEnterTimestampMonotonic",
+        )
+        stopping_since = int(state["ActiveExitTimestampMonotonic"])
+        stop_microseconds = int(state["InactiveEnterTimestampMonotonic"]) - stopping_since
+        assert stopping_since > 0, "systemd still has the unit's record (add-wants above)"
+        exited = ("1", "0", "success")  # CLD_EXITED with status 0, not killed by a signal
+        assert exited == (state["ExecMainCode"], state["ExecMainStatus"], state["Result"])
+        assert 0 < stop_microseconds < 1_000_000, f"stop took {stop_microseconds} µs"
+
+
+def test_the_harness_leaves_no_mount_or_cgroup_behind(tmp_path):
+    """After close(): no overlay or tmpfs of the harness on the host, no cgroup left."""
+    mounts_before = Path("/proc/self/mountinfo").read_text()
+    booted = Container(tmp_path / "boot.log")
+    try:
+        booted.boot([])
+        assert "active" == booted.run("systemctl", "is-active", "basic.target").stdout.strip()
+    finally:
+        booted.close()
+    assert mounts_before == Path("/proc/self/mountinfo").read_text()
+    assert [] == [cgroup for cgroup in booted.cgroups if cgroup.exists()]
+
+
+KILLED_RUN = """
+import sys, time
+from pathlib import Path
+from tests.nspawn import Container
+container = Container(Path(sys.argv[1]))
+container.boot([])
+print(*container.cgroups, flush=True)
+time.sleep(600)  # killed by the test long before
+"""
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (the killed run's children wait for the host's init to reap them)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_run_killed_outright_is_cleaned_up_by_the_next(tmp_path):
+    """A run SIGKILLed with its container up leaves it behind; the next boot removes it all."""
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path / "boot.log")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    ) as run:
+        assert run.stdout is not None
+        cgroups = [Path(p) for p in run.stdout.readline().split()]
+        run.kill()
+    procs = [f for cgroup in cgroups for f in cgroup.rglob("cgroup.procs")]
+    left = [int(pid) for f in procs for pid in f.read_text().split()]
+    assert left, "the dead run's container is still running"
+    remove_containers_of_dead_runs()
+    assert [] == [c for c in cgroups if c.exists()]
+    assert [] == [pid for pid in set(left) if running(pid)]
