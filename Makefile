@@ -35,8 +35,11 @@ bench: $(STAMP)
 
 # Minutes of the daemon under a writer, rotation, SIGHUPs and a flapping receiver; prints
 # lost/duplicated per sink (must be 0). Not part of `make test`.
+# MINUTES of the daemon under a writer, rotations, SIGHUPs and a flapping receiver, then
+# MINUTES of the follower's model-based test with fresh random examples.
 soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py --minutes $(MINUTES)
+	FOLLOW_MODEL_SECONDS=$$(( $(MINUTES) * 60 )) $(BIN)/pytest -q tests/test_follow_model.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -22,6 +22,7 @@ import io
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -513,6 +514,7 @@ def _machine(layout: Layout) -> type[FollowerModel]:
 
 MACHINES = {name: _machine(layout) for name, layout in LAYOUTS.items()}
 EXAMPLES = int(os.environ.get("FOLLOW_MODEL_EXAMPLES", "60"))
+SOAK_SECONDS = float(os.environ.get("FOLLOW_MODEL_SECONDS", "0"))  # make soak: run this long
 
 
 @pytest.mark.parametrize("layout", sorted(MACHINES))
@@ -526,7 +528,10 @@ def test_follower_matches_the_model(layout: str) -> None:
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
+    end = time.monotonic() + SOAK_SECONDS / len(MACHINES)
     machine.TestCase().runTest()
+    while time.monotonic() < end:  # each run draws new random examples
+        machine.TestCase().runTest()
 
 
 # -- examples hypothesis found, kept as plain regression tests --------------------------------
@@ -668,5 +673,43 @@ class TestFoundByHypothesis:
             start()
             rotate_by_copytruncate(window=0)
             crash()
+            """,
+        )
+
+    def test_a_checkpoint_whose_inode_now_holds_another_file_is_not_used(self):
+        """A rotated file deleted while stopped; at the next start its inode holds a copy:
+        the stale checkpoint must not be taken for that file (it was read from 0 twice)."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            append(count=1, long=False, leave_partial=True)
+            poll(after_events=False)
+            stop()
+            compress_rotated_file()
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            delete_live_file()
+            start()
+            crash()
+            """,
+        )
+
+    def test_new_content_after_a_truncation_while_stopped_is_not_found_by_old_bytes(self):
+        """Truncated and renamed before the restarted follower looked: its checkpoint's first
+        bytes are another content's, so the file is not taken for the rotated one."""
+        _replay(
+            "symlink",
+            """
+            append(count=1, long=False, leave_partial=True)
+            poll(after_events=False)
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            rotate_by_copytruncate(window=0)
+            rotate_by_rename(create_new=False)
+            writer_appends_to_renamed_file(count=1)
+            poll(after_events=False)
             """,
         )

@@ -211,4 +211,5 @@ def denial_event(
         "source_ip": None,
         "user_agent": None,
         "invoked_by": None,
+        "truncated_fields": None,
     }

@@ -388,6 +388,12 @@ class FileSources:
             os.close(fd)
             return None
         saved = self._store.checkpoint_of(identity.device, identity.inode)
+        if (
+            saved is not None
+            and not _still_the_same(fd, saved, info.st_size)
+            and _copy_of_gone(fd, path, info.st_size, gone) is not None
+        ):
+            saved = None  # the inode was freed and taken by the copy of a file now gone
         copy_of = None
         if saved is not None:  # the first read sees whether it was truncated meanwhile
             checkpoint = dataclasses.replace(saved, path=path)
