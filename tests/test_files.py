@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from watcher.config import FileSource
+from watcher.events import event_id
 from watcher.log import configure_logging
+from watcher.model import Finding, Origin
 from watcher.sources.files import FileSources, LineContext
 from watcher.sources.lines import Candidate
 from watcher.state import StateStore
@@ -21,14 +23,27 @@ DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform:
 class Harness:
     """A FileSources over a temporary directory, recording lines and commits."""
 
-    def __init__(self, root: Path, *, start_at: str = "beginning", state: str = "state") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        start_at: str = "beginning",
+        state: str = "state",
+        pattern: str = "*.log",
+    ) -> None:
         self.root = root
         self.logs = io.StringIO()
+        self.now = 0.0
         self.store = StateStore(root / state, configure_logging(self.logs))
-        self.source = FileSource(paths=(str(root / "logs" / "*.log"),), start_at=start_at)  # type: ignore[arg-type]
+        self.source = FileSource(paths=(str(root / "logs" / pattern),), start_at=start_at)  # type: ignore[arg-type]
         self.sources = FileSources(
-            (self.source,), self.store, configure_logging(self.logs), first_start=self.store.is_new
+            (self.source,),
+            self.store,
+            configure_logging(self.logs),
+            first_start=self.store.is_new,
+            clock=lambda: self.now,
         )
+        self.places: list[tuple[str, int, str]] = []  # (path, offset, file key) per line
         self.lines: list[tuple[str, int, str]] = []
         self.commits = 0
 
@@ -36,6 +51,7 @@ class Harness:
         assert file.source is self.source
         line = (os.path.basename(file.path), candidate.line_offset, candidate.text.decode())
         self.lines.append(line)
+        self.places.append((file.path, candidate.line_offset, file.file_key))
 
     def commit(self) -> None:
         self.commits += self.sources.save_checkpoints()
@@ -204,3 +220,83 @@ class TestFollowing:
         (line,) = harness.poll()
         assert line.endswith(DENIAL)
         assert "line_too_long" in harness.events()
+
+
+def event_ids_of(harness: Harness) -> list[str]:
+    """The event id each line handed on so far would carry (one denial per line)."""
+    return [
+        event_id(Origin("file", path, offset, file_key=key), Finding(0, 0, 0))
+        for path, offset, key in harness.places
+    ]
+
+
+class TestIdentity:
+    """The situations of issue #10's table, each as it was reported."""
+
+    def test_successive_lives_of_one_path_never_share_an_event_id(self, harness):
+        """The same denial at offset 0 of app.log, app.log re-created, again: distinct ids
+        (before, 6,002 denials had 601 ids)."""
+        log = harness.root / "logs" / "app.log"
+        for _ in range(5):
+            append(log, f"{DENIAL}\n")
+            assert [DENIAL] == harness.poll()
+            log.unlink()
+            harness.poll()
+        ids = event_ids_of(harness)
+        assert 5 == len(set(ids))
+
+    def test_rotated_names_in_the_glob_are_not_read_again(self, tmp_path):
+        """app.log* with rename rotation: each line once (before: every rotated file from 0)."""
+        (tmp_path / "logs").mkdir()
+        h = Harness(tmp_path, pattern="app.log*")
+        log = tmp_path / "logs" / "app.log"
+        try:
+            for generation in range(4):
+                append(log, f"{DENIAL} {generation}\n")
+                h.poll()
+                for number in range(generation, 0, -1):
+                    old = tmp_path / "logs" / f"app.log.{number}"
+                    old.rename(tmp_path / "logs" / f"app.log.{number + 1}")
+                log.rename(tmp_path / "logs" / "app.log.1")
+            h.poll()
+            assert [f"{DENIAL} {n}" for n in range(4)] == [text for _, _, text in h.lines]
+        finally:
+            h.close()
+
+    def test_a_fifo_matching_the_glob_is_skipped_and_never_blocks(self, harness):
+        """Opening a FIFO for reading blocks until a writer comes: it must never be opened."""
+        os.mkfifo(harness.root / "logs" / "pipe.log")
+        append(harness.root / "logs" / "app.log", f"{DENIAL}\n")
+        assert [DENIAL] == harness.poll()
+        assert 1 == harness.events().count("source_skipped")
+        harness.poll()
+        assert 1 == harness.events().count("source_skipped")  # reported once
+
+    def test_a_symlink_loop_under_double_star_is_walked_once(self, tmp_path):
+        """/x/**/*.log with a loop: the file once, and expansion ends (before: 41 copies)."""
+        root = tmp_path / "logs"
+        (root / "a").mkdir(parents=True)
+        (root / "a" / "loop").symlink_to(root)
+        (root / "a" / "second-loop").symlink_to(root / "a")
+        append(root / "a" / "app.log", f"{DENIAL}\n")
+        h = Harness(tmp_path, pattern="**/*.log")
+        try:
+            assert [DENIAL] == h.poll()
+            assert 1 == len(h.sources.files)
+        finally:
+            h.close()
+
+    def test_deleted_files_leave_the_watch_list_and_the_state(self, harness):
+        """2,000 files created, read and deleted: none stays followed or in the database."""
+        logs = harness.root / "logs"
+        for round_ in range(2):
+            for number in range(1000):
+                append(logs / f"f{number}.log", f"{DENIAL} {round_}\n")
+            harness.poll()
+            for number in range(1000):
+                (logs / f"f{number}.log").unlink()
+            harness.poll()
+            harness.now += 10  # past rotate_wait_seconds: they are closed at the next poll
+            harness.poll()
+            assert (0, []) == (len(harness.sources.files), harness.store.followed_files())
+        assert 2000 == len(harness.lines)
