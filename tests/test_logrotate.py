@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 import shutil
 import signal
 import statistics
@@ -74,10 +75,10 @@ class Rotation:
 
     def force_every(self, interval_seconds: float, writer: AppWriter) -> None:
         """Run `logrotate -f` every ``interval_seconds`` until the writer's last line."""
+        due = time.monotonic() + interval_seconds
         while writer.running():
-            if self.started:
-                due = self.started[-1] + interval_seconds
-                time.sleep(max(0.0, due - time.monotonic()))  # the schedule, not a wait
+            time.sleep(max(0.0, due - time.monotonic()))  # the schedule, not a wait
+            due += interval_seconds
             if writer.running():
                 self.force()
 
@@ -125,6 +126,8 @@ def run_rotated_writer(
         caught_up = reached(lambda: expected <= keys_of(daemon), CATCH_UP_SECONDS)
     assert 0 == daemon.stop()
     tally = Tally.of(daemon.events(), written_keys(count))
+    with (root / "events.jsonl").open("w") as kept:  # for a failure's post-mortem
+        kept.writelines(json.dumps(event) + "\n" for event in daemon.events())
     intervals = rotation.intervals_seconds()
     mean = statistics.mean(intervals)
     print(  # noqa: T201 - the measured figures, for the report (pytest -s)
@@ -132,6 +135,8 @@ def run_rotated_writer(
         f" max {max(intervals):.2f} s), {rotation.rotated} rotations; {tally},"
         f" {tally.lost_percent:.3f}% lost"
     )
+    missing = sorted(written_keys(count) - keys_of(daemon))
+    print(f"{mode}: first missing {missing[:20]}")  # noqa: T201
     assert caught_up or tally.lost, "timed out, yet nothing is missing"
     assert mean < 1.0, "logrotate -f forced every < 1 s"
     assert rotation.rotated >= len(rotation.started) // 2, "most runs rotated"
