@@ -11,6 +11,7 @@ runtime told to reopen, the previous rotated file gzipped), starts pods and remo
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import statistics
@@ -97,8 +98,9 @@ def daemon(tmp_path, node) -> Iterator[StdoutDaemon]:
 
 
 def play_kubelet(node: Path) -> list[Pod]:
-    """Three pods: web and api from the start, jobs from 2 s; web removed once it is done.
-    Every pod's log rotated every second while its writer runs."""
+    """Three pods: web and api from the start, jobs from 2.5 s; web removed once it is done.
+    Every pod's log rotated every second while its writer runs (never one only milliseconds
+    old: before its symlink is seen, nothing tells the daemon where it is)."""
     pods = [Pod(node, "web", 750), Pod(node, "api", 1200)]
     late = Pod(node, "jobs", 750)
     for pod in pods:
@@ -108,7 +110,7 @@ def play_kubelet(node: Path) -> list[Pod]:
     while any(pod.running() for pod in pods) or late not in pods:
         time.sleep(KUBELET_TICK_SECONDS)  # kubelet's pace, not a synchronisation
         now = time.monotonic()
-        if late not in pods and now - started >= 2.0:
+        if late not in pods and now - started >= 2.5:  # between two rotations
             late.start()
             pods.append(late)
         if now >= next_rotation:
@@ -151,6 +153,10 @@ class TestKubernetesNode:
             f"kubernetes: {rotations} rotations, {tally}; latency p50"
             f" {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms"
         )
+        missing = sorted(expected - keys())
+        print(f"kubernetes: first missing {missing[:20]}")  # noqa: T201
+        with (node.parent.parent / "events.jsonl").open("w") as kept:  # for a post-mortem
+            kept.writelines(json.dumps(event) + "\n" for event in daemon.events())
         assert caught_up or tally.lost
         assert Tally(len(expected), 0, 0, 0) == tally
         assert p99 <= MAX_P99_LATENCY_MS
