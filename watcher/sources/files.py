@@ -676,8 +676,10 @@ class FileSources:
         unread = info.st_size > followed.offset or (
             followed.offset > 0 and info.st_size == followed.offset
         )
-        if not unread or info.st_mtime_ns < followed.mtime_ns:
+        if not unread:
             return None
+        if followed.fingerprint.length == 0 and info.st_mtime_ns < followed.mtime_ns:
+            return None  # nothing but its age tells an empty file's copy from older files
         fd = self._open(path)
         if fd is None:
             return None
@@ -711,9 +713,12 @@ class _Reader:
             if original is not None and original.fingerprint.matches(original.fd):
                 return  # its lines are the original's; read there (or, after a truncation, here)
             followed.copy_of = None
+        # One read of the first bytes both checks the fingerprint and extends it: a file
+        # truncated and rewritten between two reads would make the new content the reference.
+        head = os.pread(followed.fd, min(size, FINGERPRINT_BYTES), 0)
         if self._emptied_unread(followed, info):
             self._sources.finish_from_copy(followed, self)
-        elif self._truncated(followed, info):
+        elif self._truncated(followed, size, head):
             self._sources._log.warning(
                 "source_truncated", path=followed.path, offset=followed.offset, size=size,
                 detail="file truncated or rewritten; reading from the start",
@@ -725,8 +730,11 @@ class _Reader:
                 PENDING_KEY_PREFIX
             )
             self.defer_save(followed)
-        if followed.fingerprint.length < min(size, FINGERPRINT_BYTES):
-            followed.fingerprint = Fingerprint.of(followed.fd, min(size, FINGERPRINT_BYTES))
+            info = os.fstat(followed.fd)  # the file's new life, as it is now
+            size = info.st_size
+            head = os.pread(followed.fd, min(size, FINGERPRINT_BYTES), 0)
+        if followed.fingerprint.length < len(head):
+            followed.fingerprint = Fingerprint(len(head), _digest(head))
         followed.mtime_ns = info.st_mtime_ns
         followed.looked_at = True
         capped = size > followed.offset + MAX_BYTES_PER_POLL
@@ -753,11 +761,13 @@ class _Reader:
         self.defer_save(followed)
         self.consumed += max(0, cut - seen_end)
 
-    def _truncated(self, followed: FollowedFile, info: os.stat_result) -> bool:
-        size = info.st_size
-        if size < followed.offset or size < followed.fingerprint.length:
+    @staticmethod
+    def _truncated(followed: FollowedFile, size: int, head: bytes) -> bool:
+        """Smaller than what was read, or other first bytes (``head``: the first bytes now)."""
+        fingerprint = followed.fingerprint
+        if size < followed.offset or len(head) < fingerprint.length:
             return True
-        return not followed.fingerprint.matches(followed.fd)
+        return fingerprint.length > 0 and _digest(head[: fingerprint.length]) != fingerprint.digest
 
     @staticmethod
     def _emptied_unread(followed: FollowedFile, info: os.stat_result) -> bool:
