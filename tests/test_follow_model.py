@@ -713,3 +713,48 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_copy_that_took_a_compressed_copys_inode_is_read_whole(self):
+        """The old copy is gzipped while the follower is down (its checkpoint stays); the
+        next copy takes its inode: its stale offset must not stand for the new content."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=2, long=True, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            crash()
+            append(count=1, long=True, leave_partial=True)
+            start()
+            crash()
+            start()
+            poll(after_events=False)
+            compress_rotated_file(pick=0)
+            crash()
+            append(count=1, long=True, leave_partial=False)
+            start()
+            rotate_by_copytruncate(window=0)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_an_inode_taken_by_a_copy_after_a_compression_keeps_ids(self):
+        """The same, with a crash at the end: lines read again keep their ids."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=True, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            crash()
+            append(count=1, long=False, leave_partial=True)
+            start()
+            crash()
+            start()
+            poll(after_events=False)
+            crash()
+            compress_rotated_file(pick=0)
+            start()
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            crash()
+            """,
+        )

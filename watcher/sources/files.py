@@ -391,9 +391,12 @@ class FileSources:
         if (
             saved is not None
             and not _still_the_same(fd, saved, info.st_size)
-            and _copy_of_gone(fd, path, info.st_size, gone) is not None
+            and (
+                _copy_of_gone(fd, path, info.st_size, gone) is not None
+                or self._copied_from(fd, path, info.st_size) is not None
+            )
         ):
-            saved = None  # the inode was freed and taken by the copy of a file now gone
+            saved = None  # the inode was freed and taken by a copy of a file we know
         copy_of = None
         if saved is not None:  # the first read sees whether it was truncated meanwhile
             checkpoint = dataclasses.replace(saved, path=path)
@@ -629,8 +632,9 @@ class FileSources:
         tracked = self.files.get(Identity(os.fstat(fd).st_dev, os.fstat(fd).st_ino))
         if tracked is not None:  # in a pattern too: read what neither it nor we have read
             os.close(fd)
-            start = followed.offset if tracked.copy_of is not None else tracked.offset
-            start = max(start, followed.offset)
+            stale = size < tracked.offset or not tracked.fingerprint.matches(tracked.fd)
+            fresh = tracked.copy_of is not None or stale  # nothing of it read as it is now
+            start = followed.offset if fresh else max(tracked.offset, followed.offset)
             if start < size:
                 context = _bound_context(followed, tracked.fd, size)
                 reader.read_range(tracked, start, size, context)
