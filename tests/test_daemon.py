@@ -153,6 +153,20 @@ class TestDaemon:
         assert [6, 6 + len(DENIAL) + 3] == [e["source_offset"] for e in watcher.events()]
         assert {str(watcher.logs / "app.log")} == {e["source_path"] for e in watcher.events()}
 
+    def test_a_wrapped_denial_whose_rest_comes_late_still_gives_its_event(self, watcher):
+        """The writer stops after 'to perform:' for longer than a message is held: the denial
+        goes out with what it has (principal, no action) rather than not at all."""
+        watcher.start()
+        principal = "arn:aws:iam::111122223333:user/late"
+        append(watcher.logs / "app.log", f"User: {principal} is not authorized to perform:\n")
+        wait_for(lambda: len(watcher.events()) == 1, "the held denial, flushed as it is")
+        append(watcher.logs / "app.log", f"s3:PutObject on resource: arn:aws:s3:::b/k\n{DENIAL}\n")
+        wait_for(lambda: len(watcher.events()) == 2, "the next denial")
+        assert 0 == watcher.stop()
+        first, second = watcher.events()
+        assert (principal, None) == (first["principal_arn"], first["action"])
+        assert "arn:aws:iam::111122223333:user/ana" == second["principal_arn"]
+
     def test_sigterm_drains_and_a_restart_emits_nothing_twice(self, watcher):
         watcher.start()
         append(watcher.logs / "app.log", *(f"{DENIAL} {i}" for i in range(50)))

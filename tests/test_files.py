@@ -300,3 +300,47 @@ class TestIdentity:
             harness.poll()
             assert (0, []) == (len(harness.sources.files), harness.store.followed_files())
         assert 2000 == len(harness.lines)
+
+
+class TestWhatAnOutsiderFound:
+    """An outside tester's attack on the follower (real logrotate, stalls, restarts)."""
+
+    def test_generations_rotated_while_stopped_are_all_read(self, tmp_path):
+        """Two rename rotations while the daemon was down: the file it knew is finished at
+        app.log.2, the one it never saw (app.log.1) is read whole, then the new app.log."""
+        log = follow_once_then_stop(tmp_path, f"{DENIAL} a\n")
+        logs = tmp_path / "logs"
+        append(log, f"{DENIAL} b\n")
+        log.rename(logs / "app.log.1")
+        append(log, f"{DENIAL} r1\n")
+        (logs / "app.log.1").rename(logs / "app.log.2")
+        log.rename(logs / "app.log.1")
+        append(log, f"{DENIAL} r2\n")
+        assert [f"{DENIAL} b", f"{DENIAL} r1", f"{DENIAL} r2"] == poll_after_restart(tmp_path)
+
+    def test_generations_rotated_while_the_follower_was_stalled_are_all_read(self, harness):
+        """The same while running but not looking (SIGSTOP, a starved CPU)."""
+        logs = harness.root / "logs"
+        log = logs / "app.log"
+        append(log, f"{DENIAL} a\n")
+        harness.poll()
+        for generation in ("r1", "r2"):
+            if (logs / "app.log.1").exists():
+                (logs / "app.log.1").rename(logs / "app.log.2")
+            log.rename(logs / "app.log.1")
+            append(log, f"{DENIAL} {generation}\n")
+        append(log, f"{DENIAL} r3\n")
+        assert [f"{DENIAL} r1", f"{DENIAL} r2", f"{DENIAL} r3"] == harness.poll()
+        assert [] == harness.poll()
+
+    def test_a_file_cut_back_to_lines_already_read_repeats_none(self, harness):
+        """truncate -s to the end of the first line: that line is not read again."""
+        log = harness.root / "logs" / "app.log"
+        first = f"{DENIAL} a\n"
+        append(log, f"{first}{DENIAL} b\n{DENIAL} c\n")
+        assert 3 == len(harness.poll())
+        os.truncate(log, len(first))
+        append(log, f"{DENIAL} d\n")
+        assert [f"{DENIAL} d"] == harness.poll()
+        ids = event_ids_of(harness)
+        assert len(ids) == len(set(ids))

@@ -50,6 +50,11 @@ _PLAIN_RE = re.compile(
     r"(?:\bis\s++)?+\bnot\s++authorized\s++to\s++perform:\s*+"
     r"(?P<action>[A-Za-z0-9-]++:(?: (?=[A-Z]))?+[A-Za-z0-9*]++)"
 )
+# A denial sentence cut before its action, at the very end of the text: what a follower flushes
+# when the rest of a wrapped message never came. Still a denial (of an unknown action).
+_CUT_PLAIN_RE = re.compile(
+    r"(?:\bis\s++)?+\bnot\s++authorized(?:\s++to(?:\s++perform:?+)?+)?+[\s.]*+\Z"
+)
 _ON_RESOURCE_RE = re.compile(r"\s++on\s++(?:(?P<this>this\s++resource)|resource:\s*+)")
 _RESOURCE_END_RE = re.compile(
     r"\s++(?:because\b|with\s++an\s++explicit\s++deny\b)|\s*+\((?:Service|SDK)\b"
@@ -150,7 +155,7 @@ _NO_BLOB = _Blob(None, BlobState.ABSENT)
 
 class _Plain(NamedTuple):
     principal_arn: str | None
-    action: str
+    action: str | None  # None: the sentence was cut before its action (end of a message)
     resource: str | None
     policy_type: str | None
     explicit_deny: bool | None  # None: the text names no reason (older wording)
@@ -245,7 +250,24 @@ def _find_parts(text: str) -> list[_Part]:
         )
     if "perform:" in text:
         parts.extend(_parse_plain(text, m) for m in _PLAIN_RE.finditer(text))
+    if "authorized" in text[-40:]:
+        cut = _cut_plain(text)
+        if cut is not None:
+            parts.append(cut)
     return parts
+
+
+def _cut_plain(text: str) -> _Part | None:
+    """``User: ARN is not authorized to perform:`` and nothing after it: a denial whose action
+    never came (a wrapped message flushed before its next line). Needs its principal."""
+    match = _CUT_PLAIN_RE.search(text, max(0, len(text) - 40))
+    if match is None:
+        return None
+    principal, start = _principal_before(text, match.start())
+    if principal is None:
+        return None
+    plain = _Plain(principal, None, None, None, None, None, None)
+    return _Part(start, len(text), plain=plain)
 
 
 def classify_blob(token: str, followed_by_ellipsis: bool) -> _Blob:

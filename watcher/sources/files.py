@@ -122,6 +122,7 @@ class FollowedFile:
         self.more_pending = False  # stopped at MAX_BYTES_PER_POLL with data left
         self.looked_at = False  # read (or found empty) by this process
         self.read_end = checkpoint.offset  # end of the last range read (>= offset when held)
+        self.head = b""  # its first bytes (up to FINGERPRINT_BYTES) as last read here
 
     @property
     def holding(self) -> bool:
@@ -364,6 +365,9 @@ class FileSources:
                     offset=followed.offset,
                     detail="read until idle for rotate_wait_seconds, then closed",
                 )
+                self._follow_missed_generations(
+                    followed.path, followed.mtime_ns, followed.source, {}
+                )
         for saved in gone.values():
             with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
                 self._store.forget_file(saved.device, saved.inode)
@@ -414,17 +418,7 @@ class FileSources:
             checkpoint = _first_checkpoint(fd, identity, path, offset, info.st_size)
             predecessor = None if copy_of else _copy_of_gone(fd, path, info.st_size, gone)
             if predecessor is not None:  # its original is gone: the copy takes its place
-                del gone[Identity(predecessor.device, predecessor.inode)]
-                with contextlib.suppress(sqlite3.Error):
-                    self._store.forget_file(predecessor.device, predecessor.inode)
-                checkpoint = dataclasses.replace(
-                    predecessor,
-                    device=identity.device,
-                    inode=identity.inode,
-                    path=path,
-                    offset=min(predecessor.offset, info.st_size),
-                )
-                self._log.info("source_copy_continued", path=path, original=predecessor.path)
+                checkpoint = self._continue(predecessor, identity, path, info.st_size, gone)
         followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
         followed.copy_of = copy_of
         self.files[identity] = followed
@@ -482,8 +476,10 @@ class FileSources:
         self, reachable: dict[Identity, tuple[str, FileSource]], reader: _Reader
     ) -> dict[Identity, FileCheckpoint]:
         """At start: checkpoints of files that left their path while we were stopped are
-        finished where rotation put them. Returns those whose file is gone."""
-        gone = {}
+        finished where rotation put them, with the files rotation made after them that we
+        never saw. Returns the checkpoints whose file is gone."""
+        found: list[tuple[FileCheckpoint, FileSource, int, str]] = []
+        gone: dict[Identity, FileCheckpoint] = {}
         for saved in self._store.followed_files():
             identity = Identity(saved.device, saved.inode)
             if identity in reachable:
@@ -491,17 +487,88 @@ class FileSources:
             source = self._source_of(saved.path)
             if source is None:
                 continue  # not configured now; kept in case the source comes back
-            found = self._find_rotated(saved, source)
-            if found is None:
+            rotated = self._find_rotated(saved, source)
+            if rotated is None:
                 gone[identity] = saved
-                continue
-            fd, path = found
+            else:
+                found.append((saved, source, *rotated))
+        for saved, source, fd, path in found:
+            identity = Identity(saved.device, saved.inode)
             followed = FollowedFile(fd, identity, saved, source, now=self._clock())
             followed.left_paths_at = self._clock()
             self.files[identity] = followed
             self._log.info("source_rotated", path=saved.path, new_path=path, offset=saved.offset)
             reader.read(followed)
+            self._follow_missed_generations(saved.path, saved.mtime_ns, source, gone)
         return gone
+
+    def _follow_missed_generations(
+        self, path: str, since_ns: int, source: FileSource, gone: dict[Identity, FileCheckpoint]
+    ) -> None:
+        """Files rotation made of ``path`` after the one that just left it, while we were not
+        looking (stopped, or slower than rotation): beside it or in ``rotated_paths``, newer
+        than our last read of that one, and unknown to us. Read from 0, then closed."""
+        missed = []
+        for candidate in _rotation_candidates(path, source):
+            info = self._stat_regular(candidate)
+            if info is None or info.st_mtime_ns <= since_ns or candidate == path:
+                continue
+            identity = Identity(info.st_dev, info.st_ino)
+            if identity in self.files or self._unchanged_since_retired(identity, candidate):
+                continue
+            if self._store.checkpoint_of(identity.device, identity.inode) is not None:
+                continue
+            missed.append((info.st_mtime_ns, candidate, identity))
+        for _, candidate, identity in sorted(missed):
+            fd = self._open(candidate)
+            if fd is None:
+                continue
+            if _is_gzip(fd):
+                os.close(fd)
+                continue
+            size = os.fstat(fd).st_size
+            checkpoint = _first_checkpoint(fd, identity, path, 0, size)
+            predecessor = _copy_of_gone(fd, candidate, size, gone)
+            if predecessor is not None:  # a copy of a file gone meanwhile: it takes its place
+                checkpoint = self._continue(predecessor, identity, path, size, gone)
+            followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
+            followed.left_paths_at = self._clock()
+            self.files[identity] = followed
+            self._save(followed)
+            self._log.info("source_missed_generation", path=path, rotated_to=candidate)
+
+    def _continue(
+        self,
+        predecessor: FileCheckpoint,
+        identity: Identity,
+        path: str,
+        size: int,
+        gone: dict[Identity, FileCheckpoint],
+    ) -> FileCheckpoint:
+        """The checkpoint of a gone file, carried over to its copy (same offsets, same key)."""
+        del gone[Identity(predecessor.device, predecessor.inode)]
+        with contextlib.suppress(sqlite3.Error):
+            self._store.forget_file(predecessor.device, predecessor.inode)
+        self._log.info("source_copy_continued", path=path, original=predecessor.path)
+        return dataclasses.replace(
+            predecessor,
+            device=identity.device,
+            inode=identity.inode,
+            path=path,
+            offset=min(predecessor.offset, size),
+        )
+
+    def _unchanged_since_retired(self, identity: Identity, path: str) -> bool:
+        retired = self._retired.get(identity)
+        if retired is None:
+            return False
+        fd = self._open(path)
+        if fd is None:
+            return True
+        try:
+            return retired[1] == os.fstat(fd).st_size and retired[0].matches(fd)
+        finally:
+            os.close(fd)
 
     def _source_of(self, path: str) -> FileSource | None:
         for source in self._sources:
@@ -717,28 +784,8 @@ class _Reader:
             if original is not None and original.fingerprint.matches(original.fd):
                 return  # its lines are the original's; read there (or, after a truncation, here)
             followed.copy_of = None
-        # One read of the first bytes both checks the fingerprint and extends it: a file
-        # truncated and rewritten between two reads would make the new content the reference.
-        head = os.pread(followed.fd, min(size, FINGERPRINT_BYTES), 0)
-        if self._emptied_unread(followed, info):
-            self._sources.finish_from_copy(followed, self)
-        elif self._truncated(followed, size, head):
-            self._sources._log.warning(
-                "source_truncated", path=followed.path, offset=followed.offset, size=size,
-                detail="file truncated or rewritten; reading from the start",
-            )  # fmt: skip
-            self._sources.finish_from_copy(followed, self)
-            followed.offset = followed.read_end = 0
-            followed.fingerprint = Fingerprint(0, "")
-            followed.file_key = PENDING_KEY_PREFIX + followed.file_key.removeprefix(
-                PENDING_KEY_PREFIX
-            )
-            self.defer_save(followed)
-            info = os.fstat(followed.fd)  # the file's new life, as it is now
-            size = info.st_size
-            head = os.pread(followed.fd, min(size, FINGERPRINT_BYTES), 0)
-        if followed.fingerprint.length < len(head):
-            followed.fingerprint = Fingerprint(len(head), _digest(head))
+        info = self._notice_start_changes(followed, info)
+        size = info.st_size
         followed.mtime_ns = info.st_mtime_ns
         followed.looked_at = True
         capped = size > followed.offset + MAX_BYTES_PER_POLL
@@ -764,6 +811,44 @@ class _Reader:
         followed.read_end = cut
         self.defer_save(followed)
         self.consumed += max(0, cut - seen_end)
+
+    def _notice_start_changes(self, followed: FollowedFile, info: os.stat_result) -> os.stat_result:
+        """Truncation, rewrite or cut-back, seen by the size and the first bytes; returns the
+        file's state to read on from. One read of the first bytes both checks
+        the fingerprint and extends it: a file truncated and rewritten between two reads would
+        make the new content the reference."""
+        size = info.st_size
+        head = os.pread(followed.fd, min(size, FINGERPRINT_BYTES), 0)
+        log = self._sources._log
+        if self._emptied_unread(followed, info):
+            self._sources.finish_from_copy(followed, self)
+        elif 0 < size < followed.offset and (kept := _kept_lines(followed.head, head)):
+            log.warning(
+                "source_truncated", path=followed.path, offset=followed.offset, size=size,
+                detail="cut back to lines already read; going on after them",
+            )  # fmt: skip
+            followed.offset = followed.read_end = kept
+            followed.fingerprint = Fingerprint(kept, _digest(head[:kept]))
+            # What comes after the cut is new: a new key, or a line there could take the id
+            # of the one it replaced at the same offset.
+            followed.file_key = _pending(followed.file_key)
+            self.defer_save(followed)
+        elif self._truncated(followed, size, head):
+            log.warning(
+                "source_truncated", path=followed.path, offset=followed.offset, size=size,
+                detail="file truncated or rewritten; reading from the start",
+            )  # fmt: skip
+            self._sources.finish_from_copy(followed, self)
+            followed.offset = followed.read_end = 0
+            followed.fingerprint = Fingerprint(0, "")
+            followed.file_key = _pending(followed.file_key)
+            self.defer_save(followed)
+            info = os.fstat(followed.fd)  # the file's new life, as it is now
+            head = os.pread(followed.fd, min(info.st_size, FINGERPRINT_BYTES), 0)
+        if followed.fingerprint.length < len(head):
+            followed.fingerprint = Fingerprint(len(head), _digest(head))
+        followed.head = head
+        return info
 
     @staticmethod
     def _truncated(followed: FollowedFile, size: int, head: bytes) -> bool:
@@ -867,10 +952,12 @@ def _copy_of_gone(
     name of it, beside it, with its first bytes."""
     directory, name = os.path.split(path)
     for saved in gone.values():
-        other_directory, other = os.path.split(saved.path)
+        places = {os.path.split(saved.path), os.path.split(os.path.realpath(saved.path))}
         if (
-            directory == other_directory
-            and _rotation_stem(name) == _rotation_stem(other)
+            any(
+                directory == other_directory and _rotation_stem(name) == _rotation_stem(other)
+                for other_directory, other in places
+            )
             and 0 < saved.fingerprint_bytes <= size
             and Fingerprint(saved.fingerprint_bytes, saved.fingerprint).matches(fd)
         ):
@@ -893,6 +980,19 @@ def _first_checkpoint(
         file_key=PENDING_KEY_PREFIX + secrets.token_hex(8),
         mtime_ns=mtime_ns,
     )
+
+
+def _kept_lines(before: bytes, now: bytes) -> int:
+    """How many bytes of whole lines a file kept from ``before`` (its first bytes as we last
+    read them) when it now begins with ``now``: a file cut back (``truncate -s``) keeps its
+    first lines; one emptied and written anew keeps none (0)."""
+    same = len(os.path.commonprefix([before, now]))  # noqa: RUF071 - bytes, not paths
+    return before.rfind(b"\n", 0, same) + 1
+
+
+def _pending(file_key: str) -> str:
+    """The key of a file's next life: derived from this one and its first line once read."""
+    return PENDING_KEY_PREFIX + file_key.removeprefix(PENDING_KEY_PREFIX)
 
 
 def _bound_key(file_key: str, fd: int, end: int) -> str:
