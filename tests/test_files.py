@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -342,5 +343,32 @@ class TestWhatAnOutsiderFound:
         os.truncate(log, len(first))
         append(log, f"{DENIAL} d\n")
         assert [f"{DENIAL} d"] == harness.poll()
+        ids = event_ids_of(harness)
+        assert len(ids) == len(set(ids))
+
+    def test_copies_of_generations_truncated_while_stopped_are_all_read(self, tmp_path):
+        """Copy-truncate twice while the daemon was down: the copy of the content it knew is
+        finished from its offset, and the copy of the one it never saw is read whole."""
+        log = follow_once_then_stop(tmp_path, f"{DENIAL} a\n")
+        logs = tmp_path / "logs"
+        append(log, f"{DENIAL} b\n")
+        for generation in ("r1", "r2"):
+            if (logs / "app.log.1").exists():
+                (logs / "app.log.1").rename(logs / "app.log.2")
+            shutil.copyfile(log, logs / "app.log.1")
+            os.truncate(log, 0)
+            append(log, f"{DENIAL} {generation}\n")
+        assert [f"{DENIAL} b", f"{DENIAL} r1", f"{DENIAL} r2"] == poll_after_restart(tmp_path)
+
+    def test_a_file_cut_back_and_regrown_past_its_old_size_repeats_none(self, harness):
+        """Cut back to its first line, then more written than was cut, before the next look:
+        the kept line is still not read again."""
+        log = harness.root / "logs" / "app.log"
+        first = f"{DENIAL} a\n"
+        append(log, f"{first}{DENIAL} b\n{DENIAL} c\n")
+        assert 3 == len(harness.poll())
+        os.truncate(log, len(first))
+        append(log, f"{DENIAL} d\n{DENIAL} e\n{DENIAL} f\n")
+        assert [f"{DENIAL} d", f"{DENIAL} e", f"{DENIAL} f"] == harness.poll()
         ids = event_ids_of(harness)
         assert len(ids) == len(set(ids))

@@ -218,6 +218,10 @@ class FollowerModel(RuleBasedStateMachine):
                 self._rename(name, f"app.log.{number + 1}")
 
     def _rename(self, old: str, new: str) -> None:
+        if not (self.running and self.polled_since_start):
+            # Renamed while the follower was away: lines it read before a crash and never
+            # committed may be read again from the rotated file as a generation it never saw.
+            self.id_may_change.update(set(self.at[old].lines) - self.delivered)
         self._path(old).rename(self._path(new))
         self.touched |= {str(self._path(old)), str(self._path(new))}
         self.at[new] = self.at.pop(old)

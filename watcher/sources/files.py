@@ -366,7 +366,7 @@ class FileSources:
                     detail="read until idle for rotate_wait_seconds, then closed",
                 )
                 self._follow_missed_generations(
-                    followed.path, followed.mtime_ns, followed.source, {}
+                    followed.path, followed.mtime_ns, followed.source, {}, reader
                 )
         for saved in gone.values():
             with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
@@ -499,11 +499,16 @@ class FileSources:
             self.files[identity] = followed
             self._log.info("source_rotated", path=saved.path, new_path=path, offset=saved.offset)
             reader.read(followed)
-            self._follow_missed_generations(saved.path, saved.mtime_ns, source, gone)
+            self._follow_missed_generations(saved.path, saved.mtime_ns, source, gone, reader)
         return gone
 
     def _follow_missed_generations(
-        self, path: str, since_ns: int, source: FileSource, gone: dict[Identity, FileCheckpoint]
+        self,
+        path: str,
+        since_ns: int,
+        source: FileSource,
+        gone: dict[Identity, FileCheckpoint],
+        reader: _Reader,
     ) -> None:
         """Files rotation made of ``path`` after the one that just left it, while we were not
         looking (stopped, or slower than rotation): beside it or in ``rotated_paths``, newer
@@ -536,6 +541,7 @@ class FileSources:
             self.files[identity] = followed
             self._save(followed)
             self._log.info("source_missed_generation", path=path, rotated_to=candidate)
+            reader.read(followed)  # now: its lines come before those of later generations
 
     def _continue(
         self,
@@ -692,9 +698,19 @@ class FileSources:
                 best = (mtime, path, fd)
             else:
                 os.close(fd)
-        if best is None:
+        if best is None:  # gone; but rotation may have made newer ones meanwhile
+            self._follow_missed_generations(
+                followed.path, followed.mtime_ns, followed.source, {}, reader
+            )
             return
-        _, path, fd = best
+        copy_mtime, path, fd = best
+        try:
+            self._finish_from(followed, path, fd, reader)
+        finally:  # and the generations rotation made after that copy, if we were away
+            self._follow_missed_generations(followed.path, copy_mtime, followed.source, {}, reader)
+
+    def _finish_from(self, followed: FollowedFile, path: str, fd: int, reader: _Reader) -> None:
+        """Read what ``followed`` had not read from ``path`` (``fd``), its copy."""
         size = os.fstat(fd).st_size
         tracked = self.files.get(Identity(os.fstat(fd).st_dev, os.fstat(fd).st_ino))
         if tracked is not None:  # in a pattern too: read what neither it nor we have read
@@ -819,36 +835,44 @@ class _Reader:
         make the new content the reference."""
         size = info.st_size
         head = os.pread(followed.fd, min(size, FINGERPRINT_BYTES), 0)
-        log = self._sources._log
         if self._emptied_unread(followed, info):
             self._sources.finish_from_copy(followed, self)
-        elif 0 < size < followed.offset and (kept := _kept_lines(followed.head, head)):
-            log.warning(
-                "source_truncated", path=followed.path, offset=followed.offset, size=size,
-                detail="cut back to lines already read; going on after them",
-            )  # fmt: skip
-            followed.offset = followed.read_end = kept
-            followed.fingerprint = Fingerprint(kept, _digest(head[:kept]))
-            # What comes after the cut is new: a new key, or a line there could take the id
-            # of the one it replaced at the same offset.
-            followed.file_key = _pending(followed.file_key)
-            self.defer_save(followed)
         elif self._truncated(followed, size, head):
-            log.warning(
-                "source_truncated", path=followed.path, offset=followed.offset, size=size,
-                detail="file truncated or rewritten; reading from the start",
-            )  # fmt: skip
-            self._sources.finish_from_copy(followed, self)
-            followed.offset = followed.read_end = 0
-            followed.fingerprint = Fingerprint(0, "")
-            followed.file_key = _pending(followed.file_key)
-            self.defer_save(followed)
-            info = os.fstat(followed.fd)  # the file's new life, as it is now
-            head = os.pread(followed.fd, min(info.st_size, FINGERPRINT_BYTES), 0)
+            if kept := min(_kept_lines(followed.head, head), followed.offset):
+                self._cut_back(followed, size, head[:kept])
+            else:
+                self._start_again(followed, size)
+                info = os.fstat(followed.fd)  # the file's new life, as it is now
+                head = os.pread(followed.fd, min(info.st_size, FINGERPRINT_BYTES), 0)
         if followed.fingerprint.length < len(head):
             followed.fingerprint = Fingerprint(len(head), _digest(head))
         followed.head = head
         return info
+
+    def _cut_back(self, followed: FollowedFile, size: int, kept: bytes) -> None:
+        """The file kept its first lines (``kept``, all read) and lost or replaced the rest."""
+        self._sources._log.warning(
+            "source_truncated", path=followed.path, offset=followed.offset, size=size,
+            detail="cut back to lines already read; going on after them",
+        )  # fmt: skip
+        followed.offset = followed.read_end = len(kept)
+        followed.fingerprint = Fingerprint(len(kept), _digest(kept))
+        # What comes after the cut is new: a new key, or a line there could take the id of the
+        # one it replaced at the same offset.
+        followed.file_key = _pending(followed.file_key)
+        self.defer_save(followed)
+
+    def _start_again(self, followed: FollowedFile, size: int) -> None:
+        """Emptied (or rewritten): finish from the copy rotation left, then read from 0."""
+        self._sources._log.warning(
+            "source_truncated", path=followed.path, offset=followed.offset, size=size,
+            detail="file truncated or rewritten; reading from the start",
+        )  # fmt: skip
+        self._sources.finish_from_copy(followed, self)
+        followed.offset = followed.read_end = 0
+        followed.fingerprint = Fingerprint(0, "")
+        followed.file_key = _pending(followed.file_key)
+        self.defer_save(followed)
 
     @staticmethod
     def _truncated(followed: FollowedFile, size: int, head: bytes) -> bool:
