@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -345,20 +344,6 @@ class TestWhatAnOutsiderFound:
         assert [f"{DENIAL} d"] == harness.poll()
         ids = event_ids_of(harness)
         assert len(ids) == len(set(ids))
-
-    def test_copies_of_generations_truncated_while_stopped_are_all_read(self, tmp_path):
-        """Copy-truncate twice while the daemon was down: the copy of the content it knew is
-        finished from its offset, and the copy of the one it never saw is read whole."""
-        log = follow_once_then_stop(tmp_path, f"{DENIAL} a\n")
-        logs = tmp_path / "logs"
-        append(log, f"{DENIAL} b\n")
-        for generation in ("r1", "r2"):
-            if (logs / "app.log.1").exists():
-                (logs / "app.log.1").rename(logs / "app.log.2")
-            shutil.copyfile(log, logs / "app.log.1")
-            os.truncate(log, 0)
-            append(log, f"{DENIAL} {generation}\n")
-        assert [f"{DENIAL} b", f"{DENIAL} r1", f"{DENIAL} r2"] == poll_after_restart(tmp_path)
 
     def test_a_file_cut_back_and_regrown_past_its_old_size_repeats_none(self, harness):
         """Cut back to its first line, then more written than was cut, before the next look:

@@ -762,3 +762,20 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_the_file_now_behind_a_symlink_is_not_taken_for_a_copy(self):
+        """After a delete, the new file at the symlink's target is the live file, not a copy
+        of the old one (its line was read twice, under two ids)."""
+        _replay(
+            "symlink",
+            """
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            delete_live_file()
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=True)
+            """,
+        )

@@ -698,16 +698,10 @@ class FileSources:
                 best = (mtime, path, fd)
             else:
                 os.close(fd)
-        if best is None:  # gone; but rotation may have made newer ones meanwhile
-            self._follow_missed_generations(
-                followed.path, followed.mtime_ns, followed.source, {}, reader
-            )
+        if best is None:
             return
-        copy_mtime, path, fd = best
-        try:
-            self._finish_from(followed, path, fd, reader)
-        finally:  # and the generations rotation made after that copy, if we were away
-            self._follow_missed_generations(followed.path, copy_mtime, followed.source, {}, reader)
+        _, path, fd = best
+        self._finish_from(followed, path, fd, reader)
 
     def _finish_from(self, followed: FollowedFile, path: str, fd: int, reader: _Reader) -> None:
         """Read what ``followed`` had not read from ``path`` (``fd``), its copy."""
@@ -749,8 +743,8 @@ class FileSources:
         self._rebuild_index()
 
     def _copy_candidate(self, path: str, followed: FollowedFile) -> int | None:
-        if path == followed.path:
-            return None
+        if path in (followed.path, os.path.realpath(followed.path)):
+            return None  # the file now at its path (through a symlink too) is not its copy
         try:
             info = os.stat(path)
         except OSError:
