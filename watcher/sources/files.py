@@ -280,13 +280,9 @@ class FileSources:
                     or self._watched_directory(path)
                 ):
                     return True
-            elif path in self._configured_paths_of(identity) and not self._at(path, identity):
+            elif path == self.files[identity].path and not self._at(path, identity):
                 return True
         return False
-
-    def _configured_paths_of(self, identity: Identity) -> set[str]:
-        followed = self.files.get(identity)
-        return set() if followed is None else {followed.path}
 
     def _watched_directory(self, path: str) -> bool:
         return path in self._directories or any(
@@ -484,7 +480,7 @@ class FileSources:
             identity = Identity(saved.device, saved.inode)
             if identity in reachable:
                 continue
-            source = self._source_of(saved.path)
+            source = self._source_reaching(saved.path)
             if source is None:
                 continue  # not configured now; kept in case the source comes back
             rotated = self._find_rotated(saved, source)
@@ -565,22 +561,20 @@ class FileSources:
         )
 
     def _unchanged_since_retired(self, identity: Identity, path: str) -> bool:
-        retired = self._retired.get(identity)
-        if retired is None:
+        if identity not in self._retired:
             return False
         fd = self._open(path)
         if fd is None:
             return True
         try:
-            return retired[1] == os.fstat(fd).st_size and retired[0].matches(fd)
+            return self._finished(identity, fd)
         finally:
             os.close(fd)
 
-    def _source_of(self, path: str) -> FileSource | None:
-        for source in self._sources:
-            if any(_pattern_matches(p, path) for p in source.paths):
-                return source
-        return None
+    def _finished(self, identity: Identity, fd: int) -> bool:
+        """Read to its end and closed, and unchanged since (not an inode used again)."""
+        retired = self._retired.get(identity)
+        return retired is not None and retired[1] == os.fstat(fd).st_size and retired[0].matches(fd)
 
     def _find_rotated(self, saved: FileCheckpoint, source: FileSource) -> tuple[int, str] | None:
         """The file of ``saved`` by identity, beside its old path or in ``rotated_paths``."""
@@ -764,9 +758,7 @@ class FileSources:
         fd = self._open(path)
         if fd is None:
             return None
-        retired = self._retired.get(identity)
-        finished = retired is not None and retired[1] == info.st_size and retired[0].matches(fd)
-        if finished or _is_gzip(fd) or not followed.fingerprint.matches(fd):
+        if self._finished(identity, fd) or _is_gzip(fd) or not followed.fingerprint.matches(fd):
             os.close(fd)
             return None
         return fd
