@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from tests.moto_server import MotoServer
 from tests.sts_server import StsServer
 from tests.tmpfs import MountTmpfs, tmpfs_mounts
 from watcher.events import schema
@@ -167,3 +168,16 @@ def _no_thread_leaks() -> Iterator[None]:
 def tmpfs() -> Iterator[MountTmpfs]:
     """``tmpfs(path, "size=1m")`` mounts a real small tmpfs there, unmounted after the test."""
     yield from tmpfs_mounts()
+
+
+@pytest.fixture(scope="session")
+def _moto_process() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def moto_server(_moto_process: MotoServer) -> MotoServer:
+    """moto's server (one process for the session), emptied before each test."""
+    _moto_process.reset()
+    return _moto_process

@@ -8,8 +8,12 @@ from tests.conftest import REPO, run_cli
 from watcher.config import (
     DEFAULT_CLOUDTRAIL_ERROR_CODES,
     CloudTrailSource,
+    CloudWatchLogsSource,
     Config,
     FileSource,
+    JournaldSource,
+    S3Source,
+    S3SqsSource,
     load_config,
     parse_config,
     parse_duration,
@@ -83,7 +87,7 @@ class TestErrors:
     @pytest.mark.parametrize(
         ("text", "fragment"),
         [
-            ("sources:\n  - type: syslog\n", "sources.0.type: expected 'file' or 'cloudtrail'"),
+            ("sources:\n  - type: syslog\n", "sources.0.type: expected one of 'file'"),
             ("sources:\n  - type: file\n", "sources.0: missing required key 'paths'"),
             ("sources:\n  - type: file\n    paths: []\n", "must name at least one path"),
             ("sources:\n  - type: file\n    paths: [a]\n    start_at: middle\n", "start_at"),
@@ -257,3 +261,59 @@ class TestRejectedBeforeRun:
         path.write_text("metrics:\n  listen: 127.0.0.1:99999\n")
         result = run_cli("check-config", "-c", str(path))
         assert (2, True) == (result.returncode, "a port is 1 to 65535" in result.stderr)
+
+
+class TestRemoteSourceTypes:
+    """The source types of design.md section 4 beyond files: their shape and their mistakes."""
+
+    def test_each_type_with_its_defaults(self):
+        """Only the required keys given: every default is the documented one."""
+        config = parse_config(
+            "sources:\n"
+            "  - {type: s3, bucket: trail}\n"
+            "  - {type: s3_sqs, queue_url: 'https://sqs.us-east-1.amazonaws.com/1/q'}\n"
+            "  - {type: journald}\n"
+            "  - {type: cloudwatch_logs, log_groups: ['/aws/lambda/*']}\n",
+            "c.yaml",
+        )
+        s3, s3_sqs, journald, logs = config.sources
+        assert S3Source(bucket="trail") == s3
+        assert ("AWSLogs/", 60.0, "end") == (s3.prefix, s3.poll_interval_seconds, s3.start_at)
+        assert S3SqsSource(queue_url="https://sqs.us-east-1.amazonaws.com/1/q") == s3_sqs
+        assert (300.0, 4, 5, None) == (
+            s3_sqs.visibility_timeout_seconds,
+            s3_sqs.workers,
+            s3_sqs.max_receive_count,
+            s3_sqs.key_pattern,
+        )
+        assert JournaldSource() == journald
+        assert CloudWatchLogsSource(log_groups=("/aws/lambda/*",)) == logs
+        assert 10.0 == logs.poll_interval_seconds
+
+    def test_start_at_takes_a_date_for_s3(self):
+        """An unquoted date (which YAML reads as a date) and a quoted one are the same."""
+        for text in ("2026-11-01", "'2026-11-01'"):
+            config = parse_config(f"sources: [{{type: s3, bucket: b, start_at: {text}}}]")
+            source = config.sources[0]
+            assert isinstance(source, S3Source)
+            assert "2026-11-01" == source.start_at
+
+    @pytest.mark.parametrize(
+        ("text", "fragment"),
+        [
+            ("[{type: s3}]", "c.yaml:1: sources.0: missing required key 'bucket'"),
+            ("[{type: s3, bucket: b, start_at: '2026-13-01'}]", "sources.0.start_at: not a date"),
+            ("[{type: s3, bucket: b, start_at: 2026-13-01}]", "c.yaml:1: '2026-13-01' is not a"),
+            ("[{type: s3_sqs, queue_url: q, workers: 0}]", "sources.0.workers: expected"),
+            ("[{type: s3_sqs, queue_url: q, max_receive_count: -2}]", "or -1, got -2"),
+            ("[{type: s3_sqs, queue_url: q, key_pattern: '('}]", "not a regular expression"),
+            ("[{type: s3_sqs, queue_url: q, visibility_timeout: 13h}]", "1 second to 12 hours"),
+            ("[{type: cloudwatch_logs, log_groups: []}]", "must name at least one log group"),
+            ("[{type: journald, unit: [a]}]", "sources.0.unit: unknown key (did you mean 'units'"),
+            ("[{type: kafka}]", "expected one of 'file', 'cloudtrail', 's3'"),
+        ],
+    )
+    def test_mistakes_are_named(self, text, fragment):
+        with pytest.raises(ConfigError) as info:
+            parse_config(f"sources: {text}", "c.yaml")
+        assert fragment in str(info.value)

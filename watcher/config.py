@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _NO_STRINGS: tuple[str, ...] = ()
+_AWS_KEYS = ("type", "region", "aws_profile")
 MAX_EXPANDED_NODES = 100_000  # scalars, lists and mappings once aliases are expanded
 
 
@@ -60,7 +62,60 @@ class CloudTrailSource:
     type: Literal["cloudtrail"] = "cloudtrail"
 
 
-Source = FileSource | CloudTrailSource
+@dataclass(frozen=True, slots=True)
+class S3Source:
+    """A CloudTrail bucket, listed every ``poll_interval_seconds`` (no queue needed)."""
+
+    bucket: str
+    prefix: str = "AWSLogs/"
+    region: str | None = None
+    aws_profile: str | None = None
+    poll_interval_seconds: float = 60.0
+    start_at: str = "end"  # end | beginning | YYYY-MM-DD (objects of that day and later)
+    error_codes: tuple[str, ...] = DEFAULT_CLOUDTRAIL_ERROR_CODES
+    type: Literal["s3"] = "s3"
+
+
+@dataclass(frozen=True, slots=True)
+class S3SqsSource:
+    """S3 ObjectCreated notifications (or EventBridge events) on an SQS queue many share."""
+
+    queue_url: str
+    region: str | None = None  # default: the queue URL's region
+    aws_profile: str | None = None
+    visibility_timeout_seconds: float = 300.0
+    workers: int = 4  # objects in flight per watcher
+    max_receive_count: int = 5  # -1: poison messages are left to a dead-letter queue
+    key_pattern: str | None = None  # regex on the object key; None: CloudTrail log objects
+    error_codes: tuple[str, ...] = DEFAULT_CLOUDTRAIL_ERROR_CODES
+    type: Literal["s3_sqs"] = "s3_sqs"
+
+
+@dataclass(frozen=True, slots=True)
+class JournaldSource:
+    units: tuple[str, ...] = ()  # empty: every unit
+    identifiers: tuple[str, ...] = ()  # SYSLOG_IDENTIFIER
+    directory: str | None = None  # a journal directory other than the system's
+    start_at: Literal["end", "beginning"] = "end"
+    aws_profile: str | None = None
+    type: Literal["journald"] = "journald"
+
+
+@dataclass(frozen=True, slots=True)
+class CloudWatchLogsSource:
+    log_groups: tuple[str, ...]  # names, or prefixes ending in '*'
+    region: str | None = None
+    aws_profile: str | None = None
+    filter_pattern: str | None = None  # None: the words that start a denial
+    poll_interval_seconds: float = 10.0
+    start_at: Literal["end", "beginning"] = "end"
+    type: Literal["cloudwatch_logs"] = "cloudwatch_logs"
+
+
+Source = (
+    FileSource | CloudTrailSource | S3Source | S3SqsSource | JournaldSource | CloudWatchLogsSource
+)
+SOURCE_TYPES = ("file", "cloudtrail", "s3", "s3_sqs", "journald", "cloudwatch_logs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +200,8 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
         lines = _key_lines(root)
     except yaml.YAMLError as exc:
         raise ConfigError(_yaml_error_message(exc, filename)) from exc
+    except ValueError as exc:  # a scalar YAML resolves to a type it then cannot build
+        raise ConfigError(_bad_scalar_message(text, exc, filename)) from exc
     duplicate = _first_duplicate_key(root)
     if duplicate is not None:
         key_path, again, first = duplicate
@@ -191,6 +248,32 @@ def _check_alias_expansion(root: yaml.Node | None, filename: str) -> None:
 
     if root is not None:
         expanded(root)
+
+
+def _bad_scalar_message(text: str, exc: ValueError, filename: str) -> str:
+    """Name the scalar (e.g. the date 2026-13-01) that YAML recognised but could not build."""
+    constructor = yaml.SafeLoader("")
+    for node in _scalar_nodes(yaml.compose(text, Loader=yaml.SafeLoader)):
+        try:
+            constructor.construct_object(node, deep=True)
+        except ValueError:
+            return (
+                f"{filename}:{node.start_mark.line + 1}: {node.value!r} is not a valid "
+                f"{node.tag.rsplit(':', 1)[-1]} ({exc}); quote it to give a string"
+            )
+    return f"{filename}: {exc}"
+
+
+def _scalar_nodes(node: yaml.Node | None) -> Iterator[yaml.ScalarNode]:
+    if isinstance(node, yaml.ScalarNode):
+        yield node
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _scalar_nodes(item)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield from _scalar_nodes(key)
+            yield from _scalar_nodes(value)
 
 
 def _yaml_error_message(exc: yaml.YAMLError, filename: str) -> str:
@@ -387,7 +470,82 @@ class _Reader:
                 ),
                 use_polling=self.get(data, path, "use_polling", _bool, False),
             )
-        raise self.error((*path, "type"), f"expected 'file' or 'cloudtrail', got {kind!r}")
+        remote: dict[str, Callable[[dict[str, Any], tuple[str, ...]], Source]] = {
+            "s3": self.s3_source,
+            "s3_sqs": self.s3_sqs_source,
+            "journald": self.journald_source,
+            "cloudwatch_logs": self.cloudwatch_logs_source,
+        }
+        if isinstance(kind, str) and kind in remote:
+            return remote[kind](value, path)
+        expected = ", ".join(repr(t) for t in SOURCE_TYPES)
+        raise self.error((*path, "type"), f"expected one of {expected}, got {kind!r}")
+
+    def s3_source(self, value: dict[str, Any], path: tuple[str, ...]) -> S3Source:
+        data = self.mapping(value, path, (*_AWS_KEYS, "bucket", "prefix", "poll_interval",
+                                          "start_at", "error_codes"))  # fmt: skip
+        return S3Source(
+            bucket=self.require_string(data, path, "bucket"),
+            prefix=self.get(data, path, "prefix", _string, "AWSLogs/"),
+            region=self.get(data, path, "region", _optional_string, None),
+            aws_profile=self.get(data, path, "aws_profile", _optional_string, None),
+            poll_interval_seconds=self.get(data, path, "poll_interval", parse_duration, 60.0),
+            start_at=self.get(data, path, "start_at", _start_at_or_date, "end"),
+            error_codes=self.error_codes(data, path),
+        )
+
+    def s3_sqs_source(self, value: dict[str, Any], path: tuple[str, ...]) -> S3SqsSource:
+        sqs_keys = ("queue_url", "visibility_timeout", "workers", "max_receive_count",
+                    "key_pattern", "error_codes")  # fmt: skip
+        data = self.mapping(value, path, (*_AWS_KEYS, *sqs_keys))
+        return S3SqsSource(
+            queue_url=self.require_string(data, path, "queue_url"),
+            region=self.get(data, path, "region", _optional_string, None),
+            aws_profile=self.get(data, path, "aws_profile", _optional_string, None),
+            visibility_timeout_seconds=self.get(
+                data, path, "visibility_timeout", _visibility_timeout, 300.0
+            ),
+            workers=self.get(data, path, "workers", _positive_int, 4),
+            max_receive_count=self.get(data, path, "max_receive_count", _receive_count, 5),
+            key_pattern=self.get(data, path, "key_pattern", _optional_regex, None),
+            error_codes=self.error_codes(data, path),
+        )
+
+    def journald_source(self, value: dict[str, Any], path: tuple[str, ...]) -> JournaldSource:
+        keys = ("type", "units", "identifiers", "directory", "start_at", "aws_profile")
+        data = self.mapping(value, path, keys)
+        return JournaldSource(
+            units=self.get(data, path, "units", _string_list, ()),
+            identifiers=self.get(data, path, "identifiers", _string_list, ()),
+            directory=self.get(data, path, "directory", _optional_string, None),
+            start_at=self.get(data, path, "start_at", _start_at, "end"),
+            aws_profile=self.get(data, path, "aws_profile", _optional_string, None),
+        )
+
+    def cloudwatch_logs_source(
+        self, value: dict[str, Any], path: tuple[str, ...]
+    ) -> CloudWatchLogsSource:
+        keys = ("log_groups", "filter_pattern", "poll_interval", "start_at")
+        data = self.mapping(value, path, (*_AWS_KEYS, *keys))
+        groups = self.get(data, path, "log_groups", _string_list, _NO_STRINGS)
+        if not groups:
+            raise self.error((*path, "log_groups"), "must name at least one log group")
+        return CloudWatchLogsSource(
+            log_groups=groups,
+            region=self.get(data, path, "region", _optional_string, None),
+            aws_profile=self.get(data, path, "aws_profile", _optional_string, None),
+            filter_pattern=self.get(data, path, "filter_pattern", _optional_string, None),
+            poll_interval_seconds=self.get(data, path, "poll_interval", parse_duration, 10.0),
+            start_at=self.get(data, path, "start_at", _start_at, "end"),
+        )
+
+    def error_codes(self, data: Mapping[str, Any], path: tuple[str, ...]) -> tuple[str, ...]:
+        return self.get(data, path, "error_codes", _string_list, DEFAULT_CLOUDTRAIL_ERROR_CODES)
+
+    def require_string(self, data: Mapping[str, Any], path: tuple[str, ...], key: str) -> str:
+        if key not in data:
+            raise self.error(path, f"missing required key {key!r}")
+        return self.get(data, path, key, _string, "")
 
     def require_list(
         self, data: Mapping[str, Any], path: tuple[str, ...], key: str
@@ -584,6 +742,45 @@ def _positive_number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ValueError(f"expected a number greater than zero, got {value!r}")
     return float(value)
+
+
+def _start_at_or_date(value: object) -> str:
+    if isinstance(value, date):  # YAML reads an unquoted 2026-11-01 as a date
+        return value.isoformat()
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"not a date: {value!r}") from exc
+        return value
+    return _start_at(value)
+
+
+def _visibility_timeout(value: object) -> float:
+    seconds = parse_duration(value)
+    if not 1 <= seconds <= 12 * 3600:
+        raise ValueError(f"SQS takes 1 second to 12 hours, got {value!r}")
+    return seconds
+
+
+def _receive_count(value: object) -> int:
+    if value == -1:
+        return -1
+    try:
+        return _positive_int(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number > 0, or -1, got {value!r}") from None
+
+
+def _optional_regex(value: object) -> str | None:
+    if value is None:
+        return None
+    pattern = _string(value)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from exc
+    return pattern
 
 
 def _start_at(value: object) -> Literal["end", "beginning"]:

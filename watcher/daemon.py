@@ -1,10 +1,12 @@
 """daemon: ``authz-watcher run`` — the pipeline kept running over followed files.
 
     start: config -> state -> sinks -> decoding -> sources -> observer
-    loop:  signals (TERM/INT: stop, HUP: reload) -> changed files -> poll sources -> commit
+    loop:  signals (TERM/INT: stop, HUP: reload) -> changed paths -> read sources -> commit
     stop:  observer -> drain decodes -> flush sinks -> commit -> close (reverse of start)
 
-Signal handlers only record the signal and wake the loop. A file's offset is committed only
+The daemon knows sources only through their protocol (``sources/base.py``); the daemon itself
+is the ``Output`` they hand messages and denials to. Signal handlers only record the signal
+and wake the loop. A source's checkpoint (a file's offset, a message's deletion) is saved only
 after every event read before it has been written and flushed by every sink (at-least-once);
 SIGTERM drains and commits, so a stop/start emits nothing twice. A sink that cannot take
 events (a full disk) pauses reading and holds the commits back (``CommitGate``); at SIGTERM it
@@ -14,34 +16,31 @@ gets at most ``SHUTDOWN_SINK_TIMEOUT_SECONDS``, then what every sink has is comm
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from itertools import takewhile
 from queue import Empty, SimpleQueue
 from types import FrameType
 
 from watcher.alerts import AlertEngine
 from watcher.backpressure import CommitGate
-from watcher.config import CloudTrailSource, Config, FileSource, load_config
+from watcher.config import Config, load_config
 from watcher.decode import DecodeCache, StsDecoder
 from watcher.errors import ConfigError
 from watcher.events import utc_now
-from watcher.extract import might_contain_denial_bytes
+from watcher.extract import might_contain_denial, might_contain_denial_bytes
 from watcher.log import Logger
 from watcher.metrics import Metrics
 from watcher.model import Event, Origin
-from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
+from watcher.pipeline import Denial, DenialBuilder, OrderedDecodingEmitter
 from watcher.sinks import Sink, Sinks
 from watcher.sinks.file import FileSink
 from watcher.sinks.remote import remote_sink
 from watcher.sinks.stdout import StdoutSink
-from watcher.sources.exports import CloudTrailExports
-from watcher.sources.files import FileSources, LineContext
-from watcher.sources.lines import Candidate
+from watcher.sources.base import Save, Source, SourceContext
+from watcher.sources.registry import Sources, check_available
 from watcher.sources.watch import ChangedPaths, DirectoryWatcher, Wakeup
 from watcher.state import StateDirectoryLock, StateStore
 from watcher.systemd import Notifier
@@ -57,11 +56,11 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class Counters:
     """What STATUS= and the logs report."""
 
-    lines_matched: int = 0  # lines that may hold a denial (trigger and second word)
+    lines_matched: int = 0  # messages handed on by the sources
     denials: int = 0
     decoded: int = 0
     alerts: int = 0
-    commits: int = 0
+    commits: int = 0  # checkpoints saved
     sink_errors: int = 0
 
 
@@ -85,6 +84,7 @@ class Daemon:
 
     def run(self) -> int:
         config = load_config(self._config_path)
+        check_available(config)
         _raise_open_file_limit()
         lock = StateDirectoryLock(config.state_dir)  # first: a second daemon stops here
         try:
@@ -105,10 +105,10 @@ class Daemon:
         self._gate = CommitGate(self._flush_sinks, self._log)
         self._alerts = AlertEngine(config.alerts, store=store)
         self._emitter = self._build_emitter(config)
-        self._sources = FileSources(
-            _file_sources(config), store, self._log, first_start=store.is_new
+        self._sources = Sources(
+            SourceContext(store, self._log, first_start=store.is_new), self._changes.wake
         )
-        self._exports = CloudTrailExports(_cloudtrail_sources(config), store, self._log)
+        self._sources.configure(config)
         self._watcher = self._build_watcher(config)
         self._install_signal_handlers()
         self._watcher.start()
@@ -154,18 +154,15 @@ class Daemon:
             if self._paused_for_sinks():
                 continue
             changed = self._changes.take()
-            check_all = now >= next_reconcile  # every file, every pattern expanded again
-            if check_all:
-                self._process_exports(self._exports.all_files())
+            look_at_all = now >= next_reconcile  # every file, every pattern expanded again
+            if look_at_all:
                 next_reconcile = now + self._poll_seconds()
-            else:
-                self._process_exports(self._changed_exports(changed))
-            self._poll_files(None if check_all else changed)
-            if self._sources.more_pending:
+            self._read_sources(None if look_at_all else changed)
+            if any(source.more_ready for source in self._sources):
                 continue
-            wait = min(next_reconcile - time.monotonic(), 1.0)
-            flush_in = self._sources.seconds_to_next_flush()
-            self._changes.wait(max(0.0, wait if flush_in is None else min(wait, flush_in)))
+            waits = [next_reconcile - time.monotonic(), 1.0]
+            waits += [s for s in map(Source.seconds_to_next_read, self._sources) if s is not None]
+            self._changes.wait(max(0.0, min(waits)))
 
     def _paused_for_sinks(self) -> bool:
         """While a sink fails, read nothing: retry it when due, else wait (signals wake us)."""
@@ -198,11 +195,8 @@ class Daemon:
             self._log.info("decode_cache_expired", removed=removed)
             self._next_expiry = now + CACHE_EXPIRY_INTERVAL_SECONDS
 
-    def _reconcile(self) -> None:
-        self._poll_files(None)
-
     def _watch_directories(self) -> None:
-        wanted = set(self._sources.directories()) | set(self._exports.directories())
+        wanted = {directory for source in self._sources for directory in source.directories()}
         missing = set(self._watcher.watch(wanted))
         for directory in sorted(missing - self._missing_directories):
             self._log.info(
@@ -213,26 +207,9 @@ class Daemon:
         self._missing_directories = missing
 
     def _poll_seconds(self) -> float:
-        intervals = [s.poll_interval_seconds for s in self._config.sources]
-        return min(intervals, default=DEFAULT_POLL_SECONDS)
-
-    def _changed_exports(self, changed: set[str]) -> list[tuple[str, CloudTrailSource]]:
-        found = []
-        for path in sorted(changed):
-            source = self._exports.owner(path)
-            if source is not None and os.path.isfile(path):
-                found.append((path, source))
-        return found
-
-    def _process_exports(self, files: Iterable[tuple[str, CloudTrailSource]]) -> None:
-        unblocked = takewhile(lambda _: not self._gate.blocked, files)
-        self.counters.denials += self._exports.process(
-            unblocked, utc_now, self._emitter.add_denials, self._commit_export
-        )
-
-    def _commit_export(self, path: str, save: Callable[[], None]) -> None:
-        """An export's events are all read: it is marked done once every sink has them."""
-        self._gate.commit(("export", path), save)
+        """How often local sources are looked at in full (changes are seen at once)."""
+        intervals = [getattr(s, "poll_interval_seconds", None) for s in self._config.sources]
+        return min((i for i in intervals if i is not None), default=DEFAULT_POLL_SECONDS)
 
     def _flush_sinks(self) -> dict[str, str]:
         """Emit every pending decode, flush every sink; the failing sinks' reasons by name."""
@@ -253,15 +230,17 @@ class Daemon:
 
     def _status(self) -> str:
         """One line for `systemctl status`; also refreshes the gauges."""
-        behind = self._sources.bytes_behind()
-        self.metrics.files_watched.set(len(self._sources.files))
+        progress = [source.progress() for source in self._sources]
+        followed = sum(p.followed for p in progress)
+        behind = sum(p.bytes_behind for p in progress)
+        self.metrics.files_watched.set(followed)
         self.metrics.bytes_behind.set(behind)
         c = self.counters
         failing = ", ".join(sorted(self._gate.failing))
         paused = f", paused: {failing} failing" if failing else ""
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
-            f"{len(self._sources.files)} files, {behind} bytes behind{paused}"
+            f"{followed} files, {behind} bytes behind{paused}"
             + (f", {c.sink_errors} sink errors" if c.sink_errors else "")
         )
 
@@ -290,32 +269,55 @@ class Daemon:
             self.metrics.alerts.labels(alert["rule"]).inc()
             self._sinks.write(alert)
 
-    def _handle_line(self, candidate: Candidate, file: LineContext) -> None:
+    # -- the sources' Output (sources/base.py) -----------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._gate.blocked
+
+    def text(
+        self,
+        text: bytes | str,
+        origin: Origin,
+        *,
+        profile: str | None = None,
+        timestamp: str | None = None,
+    ) -> int:
         self.counters.lines_matched += 1
         self.metrics.lines_matched.inc()
-        if not might_contain_denial_bytes(candidate.text):
-            return
-        text = candidate.text.decode("utf-8", "replace")
-        origin = Origin(
-            source_kind="file",
-            source_path=file.path,
-            source_offset=candidate.line_offset,
-            text_offset=candidate.text_offset if candidate.windowed else None,
-            file_key=file.file_key,
-        )
-        self.counters.denials += self._emitter.add(
-            text, origin, utc_now(), profile=file.source.aws_profile, timestamp=candidate.timestamp
-        )
+        if isinstance(text, bytes):
+            if not might_contain_denial_bytes(text):
+                return 0
+            text = text.decode("utf-8", "replace")
+        elif not might_contain_denial(text):
+            return 0
+        count = self._emitter.add(text, origin, utc_now(), profile=profile, timestamp=timestamp)
+        self.counters.denials += count
+        return count
 
-    def _poll_files(self, changed: set[str] | None) -> None:
-        """Read the followed files; their checkpoints are saved once every sink has the events
+    def denials(self, denials: Iterable[Denial]) -> int:
+        count = self._emitter.add_denials(denials)
+        self.counters.denials += count
+        return count
+
+    def _read_sources(self, changed: set[str] | None) -> None:
+        """Read every source; each one's checkpoint is saved once every sink has the events
         (now, or when a failing sink has recovered; reading waits for that)."""
-        self.metrics.bytes_read.inc(self._sources.poll(changed, self._handle_line))
-        self._gate.commit("files", self._save_file_checkpoints)
+        for source in self._sources:
+            if self._gate.blocked:
+                break
+            self.metrics.bytes_read.inc(source.read(changed, self))
+            save = source.checkpoint()
+            if save is not None:
+                self._gate.commit((source.kind, id(source)), self._counted(save))
         self._watch_directories()
 
-    def _save_file_checkpoints(self) -> None:
-        self.counters.commits += self._sources.save_checkpoints()
+    def _counted(self, save: Save) -> Save:
+        def counted() -> None:
+            save()
+            self.counters.commits += 1
+
+        return counted
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -337,6 +339,7 @@ class Daemon:
     def _reload(self) -> None:
         try:
             config = load_config(self._config_path)
+            check_available(config)
             sinks = (
                 _build_sinks(config, self._store, self._log, self._count_sink_error)
                 if config.sinks != self._config.sinks
@@ -354,9 +357,9 @@ class Daemon:
         self._alerts.update_rules(config.alerts)
         self._emitter = self._build_emitter(config)
         self._config = config
-        self._sources.replace_sources(_file_sources(config))
-        self._exports = CloudTrailExports(_cloudtrail_sources(config), self._store, self._log)
-        self._reconcile()
+        self._gate.flush()  # a source rebuilt below leaves no save behind in the gate
+        self._sources.configure(config)
+        self._read_sources(None)
         self._log.info("config_reloaded", config=self._config_path)
 
     # -- construction ------------------------------------------------------------------------
@@ -380,8 +383,8 @@ class Daemon:
         sources = config.sources
         return DirectoryWatcher(
             self._changes,
-            polling=any(s.use_polling for s in sources),
-            poll_seconds=min((s.poll_interval_seconds for s in sources), default=1.0),
+            polling=any(getattr(s, "use_polling", False) for s in sources),
+            poll_seconds=self._poll_seconds() if sources else 1.0,
         )
 
 
@@ -391,14 +394,6 @@ def _raise_open_file_limit() -> None:
     if hard == resource.RLIM_INFINITY or soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _file_sources(config: Config) -> tuple[FileSource, ...]:
-    return tuple(s for s in config.sources if isinstance(s, FileSource))
-
-
-def _cloudtrail_sources(config: Config) -> tuple[CloudTrailSource, ...]:
-    return tuple(s for s in config.sources if isinstance(s, CloudTrailSource))
 
 
 def _build_sinks(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 Event = dict[str, Any]
 
-SourceKind = Literal["file", "cloudtrail"]
+SourceKind = Literal["file", "cloudtrail", "journald", "cloudwatch_logs"]
 
 # CloudTrail errorCodes that are authorization failures (globs); throttling and not-found are not.
 DEFAULT_CLOUDTRAIL_ERROR_CODES = (

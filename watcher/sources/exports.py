@@ -15,11 +15,14 @@ import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from itertools import takewhile
 from typing import BinaryIO, cast
 
 from watcher.config import CloudTrailSource
+from watcher.events import utc_now
 from watcher.log import Logger
 from watcher.pipeline import Denial
+from watcher.sources.base import Output, Progress, Save, Wake
 from watcher.sources.cloudtrail import (
     SKIPPED_DIRECTORIES,
     CloudTrailFormatError,
@@ -56,6 +59,59 @@ class CloudTrailExports:
         self._sources = sources
         self._store = store
         self._log = log
+        self._held: dict[str, Callable[[], None]] = {}  # path -> mark it done, once saved
+
+    # -- the source protocol (sources/base.py) -----------------------------------------------
+
+    kind = "cloudtrail"
+
+    def start(self, wake: Wake) -> None:
+        del wake  # read when the watched directories change
+
+    def read(self, changed: set[str] | None, out: Output) -> int:
+        files = self.all_files() if changed is None else self._changed_files(changed)
+        self.process(takewhile(lambda _: not out.paused, files), utc_now, out.denials, self._hold)
+        return 0
+
+    def checkpoint(self) -> Save | None:
+        """Marks done every file whose events were all handed on since the last save ran."""
+        held = dict(self._held)
+        if not held:
+            return None
+
+        def save() -> None:
+            for path, mark_done in held.items():
+                if self._held.get(path) is mark_done:
+                    mark_done()
+                    del self._held[path]
+
+        return save
+
+    @property
+    def more_ready(self) -> bool:
+        return False
+
+    def seconds_to_next_read(self) -> float | None:
+        return None
+
+    def progress(self) -> Progress:
+        return Progress()
+
+    def reconfigure(self, configs: tuple[object, ...]) -> bool:
+        del configs
+        return False
+
+    def close(self) -> None:
+        """Nothing is open; a save made before still marks its files done when it runs."""
+
+    def _hold(self, path: str, mark_done: Callable[[], None]) -> None:
+        self._held[path] = mark_done
+
+    def _changed_files(self, changed: set[str]) -> Iterator[tuple[str, CloudTrailSource]]:
+        for path in sorted(changed):
+            source = self.owner(path)
+            if source is not None and os.path.isfile(path):
+                yield path, source
 
     def directories(self) -> Iterator[tuple[str, bool]]:
         for source in self._sources:

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from watcher.config import FileSource
 from watcher.extract import SECOND_WORDS_BYTES
 from watcher.log import Logger
+from watcher.model import Origin
+from watcher.sources.base import Output, Progress, Save, Wake
 from watcher.sources.lines import Candidate, iter_candidates
 from watcher.state import FileCheckpoint, StateStore
 
@@ -266,6 +268,51 @@ class FileSources:
         """Close every file (``save_checkpoints`` first, once the sinks have everything)."""
         for followed in list(self.files.values()):
             self._drop(followed, forget=False)
+
+    # -- the source protocol (sources/base.py) -----------------------------------------------
+
+    kind = "file"
+
+    def start(self, wake: Wake) -> None:
+        del wake  # read when the watched directories change
+
+    def read(self, changed: set[str] | None, out: Output) -> int:
+        def hand_on(candidate: Candidate, file: LineContext) -> None:
+            origin = Origin(
+                source_kind="file",
+                source_path=file.path,
+                source_offset=candidate.line_offset,
+                text_offset=candidate.text_offset if candidate.windowed else None,
+                file_key=file.file_key,
+            )
+            out.text(
+                candidate.text,
+                origin,
+                profile=file.source.aws_profile,
+                timestamp=candidate.timestamp,
+            )
+
+        return self.poll(changed, hand_on)
+
+    def checkpoint(self) -> Save:
+        return self._save_checkpoints
+
+    def _save_checkpoints(self) -> None:
+        self.save_checkpoints()
+
+    @property
+    def more_ready(self) -> bool:
+        return self.more_pending
+
+    def seconds_to_next_read(self) -> float | None:
+        return self.seconds_to_next_flush()
+
+    def progress(self) -> Progress:
+        return Progress(followed=len(self.files), bytes_behind=self.bytes_behind())
+
+    def reconfigure(self, configs: tuple[object, ...]) -> bool:
+        self.replace_sources(tuple(c for c in configs if isinstance(c, FileSource)))
+        return True
 
     # -- finding files -----------------------------------------------------------------------
 
