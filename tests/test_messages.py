@@ -381,10 +381,28 @@ class TestProperties:
         Read as a whole text (find_denials): the file reader searches for the whole trigger
         word, so a cut inside 'authoriz' itself is only found this way. The last piece is kept
         shorter than the width: a full last line followed by another line cannot be told
-        from a cut one, by anyone.
+        from a cut one, by anyone. Nor can one full line cut inside the last token
+        ("...s3:::0" | "00/0": a bucket named "0" and a line "00/0"): the width shows only
+        when two lines fill it.
         """
         assume(len(sentence) % width != 0)
         pieces = [sentence[i : i + width] for i in range(0, len(sentence), width)]
+        assume(len(pieces) > 2 or " " in sentence[width - 1 :])
         text = "noise before\n" + "".join(f"{prefix}{p}\n" for p in pieces) + "noise after\n"
         expected = [judged(f) for f in find_denials(sentence)]
         assert expected == [judged(f) for f in find_denials(text)]
+
+
+class TestFoundByHypothesis:
+    """Failing examples the properties above found, kept as plain tests."""
+
+    def test_one_cut_inside_the_arn_prefix_of_the_resource(self):
+        """'on resource: a' | 'rn:aws:s3:::000/0': the 'a' was the start of the ARN."""
+        sentence = (
+            "api error AccessDenied: User: arn:aws:iam::000000000000:user/a is not authorized "
+            "to perform: kms:Decrypt on resource: arn:aws:s3:::000/0"
+        )
+        text = f"noise before\n{sentence[:119]}\n{sentence[119:]}\nnoise after\n"
+        assert [judged(f) for f in find_denials(sentence)] == [
+            judged(f) for f in find_denials(text)
+        ]

@@ -250,9 +250,19 @@ def _cut_token(tail: str, following: str) -> bool:
             return _ACTION_RE.fullmatch(fragment + rest) is not None and ":" in fragment + rest
     if last.startswith("arn:") and _arn_is_cut(last):
         return True
+    if _arn_cut_in_its_prefix(tail, last, following):
+        return True
     # "...:table/My" + "Table because ...": a token of the sentence (an action, an ARN) cut
     # mid-word by a fixed-width wrap, its rest followed straight by the next clause.
     return _token_slot(tail, last) and _REST_BEFORE_CLAUSE_RE.match(following) is not None
+
+
+def _arn_cut_in_its_prefix(tail: str, last: str, following: str) -> bool:
+    """ "on resource: a" | "rn:aws:s3:::b": the wrap fell inside the "arn:" an ARN slot holds."""
+    if not "arn:".startswith(last) or last == "arn:":
+        return False
+    before = tail[: len(tail) - len(last)].rstrip()
+    return before.endswith(("resource:", "User:")) and (last + following).startswith("arn:")
 
 
 def _token_runs_on(tail: str, following: str) -> bool:
