@@ -60,7 +60,10 @@ class TestCommitGate:
         logs = io.StringIO()
         clock = FakeClock()
         sink = FileSink(str(small / "events.jsonl"))
-        gate = CommitGate(Sinks([sink]).flush, configure_logging(logs), clock=clock)
+        failed: list[str] = []
+        gate = CommitGate(
+            Sinks([sink]).flush, configure_logging(logs), clock=clock, on_failure=failed.append
+        )
         filler = fill(small)
         sink.write({"event": "authz_denial", "n": 0})
         gate.commit("source", lambda: None)
@@ -74,6 +77,9 @@ class TestCommitGate:
         names = [json.loads(line)["event"] for line in logs.getvalue().splitlines()]
         assert ["sink_retry", "sink_recovered"] == names
         assert [0] == ids_in(small / "events.jsonl")
+        assert [
+            f"file:{small}/events.jsonl"
+        ] * 4 == failed  # every failed attempt counts (sink_errors metric)
 
 
 def _machine(small: Path, big: Path) -> type[RuleBasedStateMachine]:

@@ -29,11 +29,16 @@ class CommitGate:
     """Checkpoints saved only after every sink flushed; a failing sink holds them back."""
 
     def __init__(
-        self, flush: Flush, log: Logger, clock: Callable[[], float] = time.monotonic
+        self,
+        flush: Flush,
+        log: Logger,
+        clock: Callable[[], float] = time.monotonic,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self._flush = flush
         self._log = log
         self._clock = clock
+        self._on_failure = on_failure  # once per failed attempt of each sink (the metrics)
         self._saves: dict[Hashable, Save] = {}  # the latest save per source, not yet run
         self._failing: dict[str, str] = {}
         self._delay = BACKOFF_FIRST_SECONDS
@@ -93,6 +98,8 @@ class CommitGate:
 
     def _report(self, failures: dict[str, str]) -> None:
         for name, reason in failures.items():
+            if self._on_failure is not None:
+                self._on_failure(name)
             if self._failing.get(name) != reason:
                 self._log.warning(
                     "sink_retry", sink=name, error=reason, retry_seconds=self._delay,

@@ -102,7 +102,7 @@ class Daemon:
         self._store = store
         self._config = config
         self._sinks = _build_sinks(config, store, self._log, self._count_sink_error)
-        self._gate = CommitGate(self._flush_sinks, self._log)
+        self._gate = CommitGate(self._flush_sinks, self._log, on_failure=self._count_sink_error)
         self._alerts = AlertEngine(config.alerts, store=store)
         self._emitter = self._build_emitter(config)
         self._sources = Sources(
