@@ -43,6 +43,7 @@ class Entry:
     unit: str | None = "app.service"
     identifier: str | None = "app"
     realtime_us: int | None = None
+    boot_id: str = BOOT_ID
 
 
 def export_format(entries: list[Entry]) -> bytes:
@@ -53,7 +54,7 @@ def export_format(entries: list[Entry]) -> bytes:
         now = next(_clock)
         realtime = entry.realtime_us if entry.realtime_us is not None else now
         out += f"__REALTIME_TIMESTAMP={realtime}\n__MONOTONIC_TIMESTAMP={now}\n".encode()
-        out += f"_BOOT_ID={BOOT_ID}\n".encode()
+        out += f"_BOOT_ID={entry.boot_id}\n".encode()
         if entry.unit is not None:
             out += f"_SYSTEMD_UNIT={entry.unit}\n".encode()
         if entry.identifier is not None:

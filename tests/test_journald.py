@@ -30,6 +30,7 @@ from watcher.sources.journald import (
     JournalSources,
     journalctl_command,
     matches,
+    own_unit,
     parse_entry,
     source_key,
 )
@@ -204,12 +205,25 @@ class TestJournalEntries:
         expected = ["_SYSTEMD_UNIT=sshd.service", "_SYSTEMD_UNIT=cron.timer", "+"]
         assert [*expected, "SYSLOG_IDENTIFIER=sudo"] == matches(source)
 
+    def test_the_watchers_own_service_is_found_in_its_cgroups(self):
+        """Under systemd (cgroup v2 or v1) the process's own service is known, so its own
+        events, journal entries of that unit, are not read back; elsewhere there is none."""
+        v2 = "0::/system.slice/authz-watcher.service\n"
+        v1 = "12:pids:/system.slice/x.service\n1:name=systemd:/system.slice/x.service\n"
+        shell = "0::/user.slice/user-0.slice/session-3.scope\n"
+        assert ["authz-watcher.service", "x.service", None] == [
+            own_unit(v2),
+            own_unit(v1),
+            own_unit(shell),
+        ]
+
     def test_the_reader_starts_at_the_cursor_and_keeps_long_fields(self):
         """The reader's argv: the cursor's own entry first (--cursor), fields over 4 KiB kept
-        (--all), the directory, following from the oldest entry otherwise (--no-tail)."""
+        (--all), the directory, following from the oldest entry otherwise (--no-tail) of
+        every boot (--merge)."""
         source = JournaldSource(directory="/j", identifiers=("app",))
         command = journalctl_command(source, "s=1")
-        wanted = ["--all", "--directory=/j", "--follow", "--no-tail", "--cursor=s=1"]
+        wanted = ["--all", "--directory=/j", "--follow", "--no-tail", "--merge", "--cursor=s=1"]
         assert (wanted, "SYSLOG_IDENTIFIER=app") == (
             [a for a in command if a in wanted],
             command[-1],
@@ -237,6 +251,15 @@ class TestJournalSource:
               third.origin.source_path)  # fmt: skip
         cursors = [h.origin.file_key for h in harness.out.handed]
         assert 3 == len({c for c in cursors if c and c.startswith("s=")})
+
+    def test_entries_of_every_boot_are_read(self, harness):
+        """Entries logged before a reboot are read too, not only the latest boot's (what
+        ``journalctl --follow`` shows without ``--merge``)."""
+        earlier_boot = "f" * 32
+        harness.journal.append(Entry(denial("before-reboot"), boot_id=earlier_boot))
+        harness.journal.append(denial("after-reboot"))
+        harness.start()
+        assert [denial("before-reboot"), denial("after-reboot")] == harness.read_until(2)
 
     def test_start_at_end_skips_what_is_there_and_a_crash_resumes_at_that_place(self, tmp_path):
         """start_at: end reads only later entries; its starting place is saved before any

@@ -16,16 +16,22 @@ assuming it is the cursor's own, so when that entry was vacuumed it silently ski
 never read. With ``--cursor`` the first entry printed is the cursor's own when it still exists
 (dropped: it was handed on before); any other first entry means it is gone, which is said once,
 and reading starts again at the oldest entry (at-least-once: ids repeat, nothing is lost).
+``--merge`` because ``--follow`` alone shows only the latest boot (entries logged before a
+reboot and not yet read would be lost) and, on the system journal, needs the boot id that
+``ProcSubset=pid`` hides; with it the system journal includes the other machines' journals
+stored on the host (containers, remote).
 
 The checkpoint is per configured source (its directory, units and identifiers). A source with
 no saved cursor starts at ``start_at``: for ``end`` the cursor of the current last entry is
 saved before anything is read, so a crash before the first commit resumes there. A reader
 process that exits is logged and started again, with backoff, after the last entry it fetched.
+Entries of the service the watcher itself runs in are skipped (its stdout events would loop).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import queue
 import subprocess
@@ -146,11 +152,31 @@ def journalctl_command(
     command.append(f"--output-fields={_FIELDS}")
     if source.directory is not None:
         command.append(f"--directory={source.directory}")
-    if follow:
-        command += ["--follow", "--no-tail"]
+    if follow:  # without --merge, --follow reads only the latest boot
+        command += ["--follow", "--no-tail", "--merge"]
     if cursor is not None:
         command.append(f"--cursor={cursor}")
     return command + matches(source)
+
+
+def own_unit(cgroups: str) -> str | None:
+    """The service this process runs in, from ``/proc/self/cgroup``'s text, or None.
+
+    Its entries are never handed on: under systemd a stdout sink's events are journal entries
+    of that unit, and each one read back (it quotes the denial) would make another."""
+    for line in cgroups.splitlines():
+        name = line.rsplit("/", 1)[-1]
+        if line.count(":") >= 2 and name.endswith(".service"):
+            return name
+    return None
+
+
+def _read_own_unit() -> str | None:
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as cgroups:
+            return own_unit(cgroups.read())
+    except OSError:
+        return None
 
 
 def source_key(source: JournaldSource) -> str:
@@ -181,6 +207,7 @@ class JournalReader:
         self._process_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._lost_cursor_reported = False
+        self._own_unit = _read_own_unit()
         self.committed = store.journal_cursor(self.key)  # daemon thread only, with `handed`
         self.handed = self.committed
         self._fetched = self.committed  # reader thread only: where a new process starts
@@ -273,6 +300,11 @@ class JournalReader:
         with self._process_lock:
             if self._stopping.is_set():
                 raise OSError("stopping")
+            self._log.info(
+                "journal_opened",
+                source=describe(self.source),
+                start="at its cursor" if cursor else "at the oldest entry",
+            )
             self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 command,
                 stdin=subprocess.DEVNULL,
@@ -296,6 +328,8 @@ class JournalReader:
                     line=number, error=str(exc), detail="skipped",
                 )  # fmt: skip
                 continue
+            if entry.source_path == self._own_unit:
+                entry = dataclasses.replace(entry, message=None)  # our own events
             if expected is not None:
                 first, expected = expected, None
                 if entry.cursor == first:
