@@ -21,6 +21,7 @@ import pytest
 
 from tests.journal import Entry, Journal, denial, why_journal_cannot_be_written
 from tests.test_daemon import Watcher, wait_for
+from tests.tmpfs import remount
 from watcher.config import JournaldSource
 from watcher.log import configure_logging
 from watcher.model import Origin
@@ -449,6 +450,32 @@ class TestJournaldInTheDaemon:
             user = str(event["principal_arn"]).rsplit("/", 1)[1]
             ids_by_user.setdefault(user, set()).add(event["event_id"])
         assert dict.fromkeys(ids_by_user, 1) == {u: len(i) for u, i in ids_by_user.items()}
+
+    def test_a_crash_with_the_commit_held_repeats_each_denial_with_its_id(self, tmp_path, tmpfs):
+        """A second file sink's disk is full, so the cursor is not committed though the first
+        sink has the events; kill -9, space returns, start: every denial is there, those not
+        committed before the crash twice, with the same event_id both times."""
+        full = tmpfs(tmp_path / "full", "size=16k")
+        w = Watcher(tmp_path)
+        journal = Journal(tmp_path / "journal")
+        journald_config(w, journal.directory, f"  - type: file\n    path: {full}/events.jsonl\n")
+        try:
+            journal.append(*(denial(f"m{n}") for n in range(100)))
+            w.start()
+            wait_for(lambda: "sink_retry" in w.stderr(), "the full sink to hold the commit")
+            before = users(w.events())
+            w.kill()
+            remount(full, "size=8m")
+            w.start()
+            journal.append(denial("after-restart"))  # arrives after everything read again
+            wait_for(lambda: "after-restart" in users(w.events()), "the denial after restart")
+        finally:
+            w.kill()
+        after = users(w.events())
+        ids = {(str(e["principal_arn"]), e["event_id"]) for e in w.events()}
+        repeated = sorted(u for u, n in after.items() if n > 1)
+        assert (True, 101, True) == (sum(before.values()) > 0, len(ids), len(repeated) > 0)
+        assert set(repeated) <= set(before), "only what was emitted before the crash repeats"
 
     def test_rotation_and_vacuum_while_running_lose_nothing(self, journald_watcher):
         """The journal rotates (a new file) and the old file is vacuumed while the daemon
