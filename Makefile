@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tail_rss.py
 	$(BIN)/python benchmarks/cloudtrail_throughput.py
 	$(BIN)/python benchmarks/alerts_scale.py
+	$(BIN)/python benchmarks/journald_throughput.py
 
 # MINUTES of the daemon under a writer, rotations, SIGHUPs and a flapping receiver (prints
 # lost/duplicated per sink, which must be 0), then MINUTES of the follower's model-based test
