@@ -34,10 +34,11 @@ import contextlib
 import dataclasses
 import json
 import queue
+import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
@@ -233,7 +234,7 @@ class JournalReader:
         with self._process_lock:
             process = self._process
         if process is not None:
-            _stop(process)
+            _terminate(process)  # its pipe is the thread's to close: it may be reading it
         if self._thread is not None:
             self._thread.join(STOP_TIMEOUT_SECONDS * 2)
 
@@ -243,82 +244,94 @@ class JournalReader:
         delay = RETRY_MIN_SECONDS
         needs_tail = self._fetched is None and self.source.start_at == "end"
         while not self._stopping.is_set():
-            if needs_tail and not self._start_at_tail(delay):
-                delay = self._back_off(delay)
-                continue
-            needs_tail = False
-            outcome, returncode, stderr = self._follow(wake)
+            try:
+                if needs_tail:
+                    self._start_at_tail()
+                    needs_tail = False
+                outcome, error = self._follow(wake)
+            except ReaderError as exc:
+                outcome, error = "nothing", str(exc)
+            except Exception as exc:  # noqa: BLE001 - logged; it must never end the thread
+                outcome, error = "nothing", f"{type(exc).__name__}: {exc}"
             if self._stopping.is_set() or outcome == "restart":
                 continue
             if outcome == "read":
                 delay = RETRY_MIN_SECONDS
-            self._report_exit(returncode, stderr, delay)
+            self._log.error(
+                "journal_reader_exited", stage="source", source=describe(self.source),
+                error=error, retry_seconds=delay,
+                detail="started again after the last entry it read",
+            )  # fmt: skip
             delay = self._back_off(delay)
 
-    def _start_at_tail(self, retry_seconds: float) -> bool:
+    def _start_at_tail(self) -> None:
         """``start_at: end`` with no saved cursor: save the last entry's cursor before reading
         on from it (none: the journal is empty so far, and everything in it is new)."""
         command = [*journalctl_command(self.source, None, follow=False), "--lines=1"]
-        try:
-            done = subprocess.run(command, capture_output=True, check=False, timeout=60)  # noqa: S603 - fixed argv, no shell
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            self._report_exit(None, str(exc).encode(), retry_seconds)
-            return False
-        if done.returncode != 0:
-            self._report_exit(done.returncode, done.stderr, retry_seconds)
-            return False
-        lines = done.stdout.splitlines()
-        if lines:
+        with self._running(command) as (process, stderr):
+            last = process.stdout.read().splitlines()[-1:] if process.stdout else []
+            if self._stopping.is_set():
+                return
+            _reap(process)
+            if process.returncode != 0:
+                raise ReaderError(_exit_message(process, stderr))
+        if last:
             try:
-                self._fetched = parse_entry(lines[-1]).cursor
+                cursor = parse_entry(last[0]).cursor
             except EntryError as exc:
-                self._report_exit(done.returncode, str(exc).encode(), retry_seconds)
-                return False
-            self._store.save_journal_cursor(self.key, self._fetched)
-        return True
+                raise ReaderError(f"the last entry: {exc}") from None
+            self._store.save_journal_cursor(self.key, cursor)
+            self._fetched = cursor
 
-    def _follow(self, wake: Wake) -> tuple[str, int | None, bytes]:
-        """Run one reader process to its end: "read" if it handed on entries, "restart" when
-        its cursor was gone (read again from the oldest entry), "failed" otherwise; with the
-        process's exit status and the end of what it said on stderr."""
+    def _follow(self, wake: Wake) -> tuple[str, str]:
+        """Run one reader process to its end: ("read" if it handed on entries, "restart" when
+        its cursor was gone, "nothing" otherwise; why it ended)."""
+        cursor = self._fetched
+        self._log.info(
+            "journal_opened",
+            source=describe(self.source),
+            start="at its cursor" if cursor else "at the oldest entry",
+        )
+        with self._running(journalctl_command(self.source, cursor)) as (process, stderr):
+            try:
+                outcome = self._consume(process, cursor, wake)
+            except (OSError, ValueError) as exc:
+                raise ReaderError(f"reading its output: {exc}") from None
+            if outcome == "restart":
+                return outcome, ""
+            _reap(process)
+            return outcome, _exit_message(process, stderr)
+
+    @contextlib.contextmanager
+    def _running(self, command: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], IO[bytes]]]:
+        """A journalctl process that close() can stop; finished and forgotten on the way out."""
         with tempfile.TemporaryFile() as stderr:
+            with self._process_lock:
+                if self._stopping.is_set():
+                    raise ReaderError("stopping")
+                try:
+                    process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                        command,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=stderr,
+                        start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
+                    )
+                except OSError as exc:
+                    raise ReaderError(f"cannot run {command[0]}: {exc}") from None
+                self._process = process
             try:
-                process = self._spawn(self._fetched, stderr)
-            except OSError as exc:
-                return "failed", None, str(exc).encode()
-            try:
-                outcome = self._consume(process, self._fetched, wake)
+                yield process, stderr
             finally:
-                _stop(process)
+                _finish(process)
                 with self._process_lock:
                     self._process = None
-            stderr.seek(0)
-            return outcome, process.returncode, stderr.read()[-_STDERR_TAIL_BYTES:]
-
-    def _spawn(self, cursor: str | None, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
-        command = journalctl_command(self.source, cursor)
-        with self._process_lock:
-            if self._stopping.is_set():
-                raise OSError("stopping")
-            self._log.info(
-                "journal_opened",
-                source=describe(self.source),
-                start="at its cursor" if cursor else "at the oldest entry",
-            )
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
-            )
-            return self._process
 
     def _consume(self, process: subprocess.Popen[bytes], cursor: str | None, wake: Wake) -> str:
         if process.stdout is None:  # not with stdout=PIPE; for the type checker
-            return "failed"
+            return "nothing"
         expected = cursor
-        outcome = "failed"
+        outcome = "nothing"
         for number, line in enumerate(process.stdout, start=1):
             try:
                 entry = parse_entry(line)
@@ -365,23 +378,25 @@ class JournalReader:
             detail="its entry was vacuumed or rotated away: reading again from the oldest entry",
         )
 
-    def _report_exit(self, returncode: int | None, stderr: bytes, retry_seconds: float) -> None:
-        self._log.error(
-            "journal_reader_exited",
-            stage="source",
-            source=describe(self.source),
-            returncode=returncode,
-            error=stderr[-_STDERR_TAIL_BYTES:].decode("utf-8", "replace").strip() or None,
-            retry_seconds=retry_seconds,
-            detail="started again after the last entry it read",
-        )
-
     def _back_off(self, delay: float) -> float:
         self._stopping.wait(delay)
         return min(delay * 2, RETRY_MAX_SECONDS)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+class ReaderError(Exception):
+    """Why a reader process ended, or could not start."""
+
+
+def _exit_message(process: subprocess.Popen[bytes], stderr: IO[bytes]) -> str:
+    """How it ended, and the end of what it said on stderr."""
+    stderr.seek(0)
+    said = stderr.read()[-_STDERR_TAIL_BYTES:].decode("utf-8", "replace").strip()
+    code = process.returncode
+    ended = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+    return f"journalctl {ended}" + (f": {said}" if said else "")
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -389,6 +404,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    """Its output ended: let it exit on its own (so its status is its own), else stop it."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(STOP_TIMEOUT_SECONDS)
+    _finish(process)
+
+
+def _finish(process: subprocess.Popen[bytes]) -> None:
+    """Stop it and close its pipe (the reader thread's, which reads it)."""
+    _terminate(process)
     if process.stdout is not None:
         with contextlib.suppress(OSError):
             process.stdout.close()
