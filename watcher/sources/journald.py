@@ -51,7 +51,7 @@ from watcher.sources.base import Output, Progress, Save, Wake
 from watcher.state import StateStore
 
 JOURNALCTL = "journalctl"
-QUEUE_ENTRIES = 10_000  # per source: the reader process blocks on its pipe beyond this
+QUEUE_ENTRIES = 1_000  # per source: the reader process blocks on its pipe beyond this
 ENTRIES_PER_READ = 5_000  # per source and call: the loop commits and pings between batches
 RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
