@@ -404,12 +404,13 @@ def _key(h: Harness) -> str:
 # -- the daemon -----------------------------------------------------------------------------
 
 
-def journald_config(w: Watcher, directory: Path, sinks: str = "") -> None:
+def journald_config(w: Watcher, directory: Path, sinks: str = "", options: str = "") -> None:
     w.config.write_text(
         f"state_dir: {w.root / 'state'}\n"
         "sources:\n"
         f"  - type: journald\n    directory: {directory}\n    start_at: beginning\n"
-        "decode:\n  enabled: false\n"
+        + options
+        + "decode:\n  enabled: false\n"
         f"sinks:\n  - type: file\n    path: {w.events_path}\n" + sinks
     )
 
@@ -495,6 +496,25 @@ class TestJournaldInTheDaemon:
         repeated = sorted(u for u, n in after.items() if n > 1)
         assert (True, 101, True) == (sum(before.values()) > 0, len(ids), len(repeated) > 0)
         assert set(repeated) <= set(before), "only what was emitted before the crash repeats"
+
+    def test_a_reload_that_changes_the_source_resumes_at_its_cursor(self, journald_watcher):
+        """SIGHUP with the journald source changed (its aws_profile): it is built anew and
+        opens the journal again at its committed cursor; nothing is lost or repeated."""
+        w, journal = journald_watcher
+        journal.append(denial("p0"))
+        w.start()
+        wait_for(lambda: len(w.events()) == 1, "the first event")
+        journald_config(w, journal.directory, options="    aws_profile: other\n")
+        w.signal(signal.SIGHUP)
+        wait_for(lambda: "config_reloaded" in w.stderr(), "the reload")
+        journal.append(denial("p1"))
+        wait_for(lambda: len(w.events()) == 2, "the event after the reload")
+        assert 0 == w.stop()
+        opened = [e["start"] for e in w.log_events() if e["event"] == "journal_opened"]
+        assert (Counter({"p0": 1, "p1": 1}), ["at the oldest entry", "at its cursor"]) == (
+            users(w.events()),
+            opened,
+        )
 
     def test_rotation_and_vacuum_while_running_lose_nothing(self, journald_watcher):
         """The journal rotates (a new file) and the old file is vacuumed while the daemon
