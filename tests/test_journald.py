@@ -243,13 +243,9 @@ class TestJournalSource:
         expected = [denial("a0"), denial("a1"), "\ufffd" + denial("a2")]
         assert expected == harness.read_until(3)
         first, _, third = harness.out.handed
-        assert (
-            "2026-11-29T05:38:54.023Z",
-            "journald",
-            "app.service",
-            "app",
-        ) == (first.timestamp, first.origin.source_kind, first.origin.source_path,
-              third.origin.source_path)  # fmt: skip
+        origin = first.origin
+        seen = (first.timestamp, origin.source_kind, origin.source_path, third.origin.source_path)
+        assert ("2026-11-29T05:38:54.023Z", "journald", "app.service", "app") == seen
         cursors = [h.origin.file_key for h in harness.out.handed]
         assert 3 == len({c for c in cursors if c and c.startswith("s=")})
 
@@ -303,7 +299,7 @@ class TestJournalSource:
 
     def test_a_vacuumed_cursor_resumes_at_the_oldest_entry_and_says_so_once(self, harness):
         """The committed entry's file was deleted while stopped: reading resumes at the oldest
-        entry left (nothing lost), and the log says so once."""
+        entry left, and the log says so once (what was deleted unread, d1, the journal lost)."""
         harness.journal.append(denial("d0"))
         harness.start()
         harness.read_until(1)
