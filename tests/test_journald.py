@@ -165,6 +165,20 @@ def journalctl_children() -> list[int]:
     return found
 
 
+def journalctl_reading(directory: Path) -> list[int]:
+    """PIDs of the journalctl processes reading ``directory`` (alive, not zombies)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if argv[0].endswith(b"journalctl") and f"--directory={directory}".encode() in argv:
+            found += [int(entry)] if state != "Z" else []
+    return found
+
+
 class TestJournalEntries:
     def test_a_message_given_as_a_byte_array_is_its_bytes(self):
         """journalctl gives a non-UTF-8 MESSAGE as an array of byte values: handed on as bytes."""
@@ -446,8 +460,8 @@ class TestJournaldInTheDaemon:
         assert Counter({"h0": 1, "h1": 1}) == users(w.events())
 
     def test_a_stop_repeats_nothing_and_a_kill_9_repeats_with_the_same_ids(self, journald_watcher):
-        """SIGTERM then start: nothing twice. kill -9 then start: every denial at least once,
-        a repeat with the same event_id."""
+        """SIGTERM then start: nothing twice. kill -9: its journalctl goes too (its pipe
+        closed); then start: every denial at least once, any repeat with the same event_id."""
         w, journal = journald_watcher
         journal.append(*(denial(f"i{n}") for n in range(5)))
         w.start()
@@ -457,7 +471,9 @@ class TestJournaldInTheDaemon:
         w.start()
         wait_for(lambda: len(w.events()) == 6, "the 6th event")
         assert Counter({f"i{n}": 1 for n in range(6)}) == users(w.events())
+        assert 1 == len(journalctl_reading(journal.directory))
         w.kill()
+        wait_for(lambda: not journalctl_reading(journal.directory), "journalctl to exit")
         journal.append(*(denial(f"i{n}") for n in range(6, 10)))
         w.start()
         wait_for(lambda: set(users(w.events())) == {f"i{n}" for n in range(10)}, "all 10")
