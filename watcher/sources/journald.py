@@ -287,12 +287,12 @@ class JournalReader:
         """Run one reader process to its end: ("read" if it handed on entries, "restart" when
         its cursor was gone, "nothing" otherwise; why it ended)."""
         cursor = self._fetched
-        self._log.info(
-            "journal_opened",
-            source=describe(self.source),
-            start="at its cursor" if cursor else "at the oldest entry",
-        )
         with self._running(journalctl_command(self.source, cursor)) as (process, stderr):
+            self._log.info(
+                "journal_opened",
+                source=describe(self.source),
+                start="at its cursor" if cursor else "at the oldest entry",
+            )
             try:
                 outcome = self._consume(process, cursor, wake)
             except (OSError, ValueError) as exc:
