@@ -21,13 +21,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check watcher tests benchmarks
 	$(BIN)/mypy
 
-# Debian packages that tests drive for real: systemd-nspawn (the unit under a real systemd) and
-# logrotate. Installed when missing and running as root (CI is); otherwise those tests say why
-# they are skipped.
+# Debian packages that tests drive for real: systemd-nspawn (the unit under a real systemd),
+# logrotate, and systemd-journal-remote (writes the journal files the journald source reads).
+# Installed when missing and running as root (CI is); otherwise those tests say why they skip.
 test-packages:
 	@missing=""; \
 	command -v systemd-nspawn >/dev/null 2>&1 || missing="$$missing systemd-container"; \
 	command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || missing="$$missing logrotate"; \
+	[ -x /lib/systemd/systemd-journal-remote ] || missing="$$missing systemd-journal-remote"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "not root: not installing$$missing (tests that need it skip)"; exit 0; fi; \
 	echo "installing Debian packages the tests need:$$missing"; \
@@ -44,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tail_rss.py
 	$(BIN)/python benchmarks/cloudtrail_throughput.py
 	$(BIN)/python benchmarks/alerts_scale.py
+	$(BIN)/python benchmarks/journald_throughput.py
 
 # MINUTES of the daemon under a writer, rotations, SIGHUPs and a flapping receiver (prints
 # lost/duplicated per sink, which must be 0), then MINUTES of the follower's model-based test

@@ -211,7 +211,7 @@ class TestUnit:
     def test_unit_keeps_what_the_daemon_needs(self):
         """Hardening must not take away reading /var/log, the network, or sd_notify."""
         text = UNIT.read_text()
-        assert "SupplementaryGroups=adm" in text
+        assert "SupplementaryGroups=adm systemd-journal" in text
         assert "\nPrivateUsers=" not in text
         assert "PrivateNetwork=yes" not in text
         assert "AF_UNIX AF_INET AF_INET6" in text

@@ -2,10 +2,9 @@
 
 One container is booted for the module (tests/nspawn.py: an overlay of /, so nothing on the host
 changes); the tests run in order on it, as an operator would: `make install`, start, look at the
-process, feed it a log, reload, break the config, freeze it, stop it. The watchdog is shortened
-with a drop-in (3 s instead of 30 s) so the module runs in well under a minute.
-
-Not covered yet: a unit logging a denial to the journal (the journald source does not exist).
+process, feed it a log, reload, break the config, freeze it, have a unit log a denial to the
+journal, stop it. The watchdog is shortened with a drop-in (3 s instead of 30 s) so the module
+runs in well under a minute.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ APP_LOG = "/var/log/app/app.log"
 EVENT_FILE = "/var/log/authz-watcher/events.jsonl"
 WATCHDOG_SECONDS = 3
 ADM_GID = "4"  # Debian's adm group
+DENIER = "denier.service"  # a unit that logs a denial to the journal (its stdout)
 # What `make install` copies from: the files pyproject.toml, the Makefile and the unit need.
 PROJECT_FILES = ("Makefile", "pyproject.toml", "README.md", "watcher", "systemd", "config")
 
@@ -48,12 +48,13 @@ def denial(user: str) -> str:
     )
 
 
-def config(extra_sinks: str = "") -> str:
+def config(extra_sinks: str = "", extra_sources: str = "") -> str:
     return (
         "state_dir: /var/lib/authz-watcher\n"
         "sources:\n"
         f"  - type: file\n    paths: [{APP_LOG}]\n    start_at: beginning\n"
-        "decode:\n  enabled: false\n"
+        + extra_sources
+        + "decode:\n  enabled: false\n"
         "sinks:\n  - type: stdout\n" + extra_sinks
     )
 
@@ -93,6 +94,10 @@ def journal_events(container: Container) -> list[dict[str, Any]]:
     """The authz_denial events the stdout sink wrote to the journal."""
     lines = journal(container).splitlines()
     return [json.loads(line) for line in lines if line.startswith('{"') and "authz_denial" in line]
+
+
+def journald_events(container: Container) -> list[dict[str, Any]]:
+    return [e for e in journal_events(container) if e["source_kind"] == "journald"]
 
 
 def principals(events: list[dict[str, Any]]) -> list[str]:
@@ -219,6 +224,34 @@ class TestInstalledService:
         events = journal_events(container)
         assert ["ana", "bob", "carol"] == principals(events)
         assert [1] * 3 == list(Counter(e["event_id"] for e in events).values())
+
+    def test_is_in_group_systemd_journal(self, container):
+        """SupplementaryGroups=systemd-journal: the group that reads the system journal."""
+        gid = container.run("getent", "group", "systemd-journal").stdout.split(":")[2]
+        assert gid in process_status(container)["Groups"].split()
+
+    def test_a_unit_logging_a_denial_to_the_journal_gives_its_event(self, container):
+        """With a journald source on every unit, a denial another unit prints (stdout to the
+        journal) becomes one event naming that unit; the service's own events, journal
+        entries too, are not read back as new denials."""
+        opened = journal(container).count("journal_opened")
+        container.write(CONFIG, config(extra_sources="  - type: journald\n"))  # every unit
+        container.run("systemctl", "reload", UNIT)
+        wait_for(lambda: journal(container).count("journal_opened") > opened, "the journal opened")
+        for user in ("dave", "erin"):
+            unit = f"[Service]\nType=oneshot\nExecStart=/bin/echo '{denial(user).strip()}'\n"
+            container.write(f"/etc/systemd/system/{DENIER}", unit)
+            container.run("systemctl", "daemon-reload")
+            container.run("systemctl", "start", DENIER, timeout=60)
+            wait_for(
+                lambda u=user: u in principals(journald_events(container)),
+                f"{user}'s denial from {DENIER}",
+            )
+        events = journald_events(container)
+        assert (["dave", "erin"], {DENIER}) == (
+            principals(events),
+            {e["source_path"] for e in events},
+        )
 
     def test_stop_exits_0_within_a_second(self, container):
         """SIGTERM drains and exits 0; systemd's own timestamps say how long the stop took."""

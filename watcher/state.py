@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS followed_files (
     updated_at REAL NOT NULL,
     PRIMARY KEY (device, inode)
 );
+CREATE TABLE IF NOT EXISTS journal_cursors (
+    source_key TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
 
 
@@ -348,6 +353,21 @@ class StateStore:
                 "SELECT rule, group_key, quiet_until, times_json FROM alert_groups"
             ).fetchall()
         return [(str(r[0]), str(r[1]), float(r[2]), str(r[3])) for r in rows]
+
+    def journal_cursor(self, source_key: str) -> str | None:
+        """The cursor of the last journal entry whose events every sink has (journald)."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT cursor FROM journal_cursors WHERE source_key = ?", (source_key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_journal_cursor(self, source_key: str, cursor: str) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO journal_cursors VALUES (?, ?, ?)",
+                (source_key, cursor, time.time()),
+            )
 
     def close(self) -> None:
         with self._lock:
