@@ -14,6 +14,7 @@ from watcher.errors import ConfigError
 from watcher.sources.base import Source, SourceContext, Wake
 from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources
+from watcher.sources.s3_sqs import S3SqsSources
 
 Builder = Callable[[tuple[Any, ...], SourceContext], Source]
 
@@ -29,6 +30,7 @@ def _cloudtrail(configs: tuple[CloudTrailSource, ...], context: SourceContext) -
 BUILDERS: dict[str, Builder] = {
     "file": _files,
     "cloudtrail": _cloudtrail,
+    "s3_sqs": S3SqsSources,
 }
 
 
