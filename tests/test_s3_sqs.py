@@ -242,15 +242,17 @@ class TestBadInput:
         self, queue, daemons, tmp_path
     ):
         """A body that is not JSON, one of no known shape, an object that is gone, one that is
-        not CloudTrail, a cut gzip, and a message received more than max_receive_count times:
-        one log line each, naming the object; all deleted; the good object still comes out."""
+        not CloudTrail, a cut gzip, and an archived object (it fails every time) whose message
+        was already received more than max_receive_count times: one log line each, naming the
+        object; all deleted; the good object still comes out."""
         queue.s3.create_bucket(Bucket=OTHER_BUCKET)
         good = trail_object([trail_record(1)])
-        objects = {"not-gzip": b"\x00 not a trail", "cut": good[:-12], "poison": good, "ok": good}
-        for name, body in objects.items():
+        for name, body in {"not-gzip": b"\x00 not a trail", "cut": good[:-12], "ok": good}.items():
             queue.s3.put_object(Bucket=OTHER_BUCKET, Key=trail_key(name), Body=body)
-        queue.send(notification(OTHER_BUCKET, trail_key("poison")))
-        for _ in range(6):  # a consumer that kept failing on it
+        archived = trail_key("archived")
+        queue.s3.put_object(Bucket=OTHER_BUCKET, Key=archived, Body=good, StorageClass="GLACIER")
+        queue.send(notification(OTHER_BUCKET, archived))
+        for _ in range(5):  # consumers before this one, which failed on it
             queue.sqs.receive_message(QueueUrl=queue.url, VisibilityTimeout=0)
         queue.send("not JSON {")
         queue.send({"hello": "world"})
@@ -261,10 +263,30 @@ class TestBadInput:
         wait_for(queue.empty, "every message deleted")
         dropped = daemon.logged("sqs_message_dropped")
         named = sorted(o for entry in dropped for o in entry["objects"])
-        paths = [f"s3://{OTHER_BUCKET}/{trail_key(n)}" for n in ("cut", "gone", "not-gzip")]
-        assert sorted([*paths, f"s3://{OTHER_BUCKET}/{trail_key('poison')}"]) == named
+        names = ("archived", "cut", "gone", "not-gzip")
+        assert [f"s3://{OTHER_BUCKET}/{trail_key(n)}" for n in names] == named
         assert 6 == len(dropped)
+        (failed,) = daemon.logged("s3_object_read_failed")
+        assert "InvalidObjectState" in failed["error"]
         assert [expected_id(1)] == event_ids(daemon.events())
         assert daemon.proc is not None
         assert daemon.proc.poll() is None
+        assert 0 == daemon.stop()
+
+    def test_a_message_released_by_many_restarts_is_not_taken_for_poison(
+        self, queue, daemons, tmp_path
+    ):
+        """Each release (a SIGTERM) counts as a receive in SQS; a message that reads fine is
+        still read after more than max_receive_count of them (found by QueueMachine)."""
+        queue.s3.create_bucket(Bucket=OTHER_BUCKET)
+        key = trail_key("often-released")
+        queue.s3.put_object(Bucket=OTHER_BUCKET, Key=key, Body=trail_object([trail_record(9)]))
+        queue.send(notification(OTHER_BUCKET, key))
+        for _ in range(7):  # watchers that received it and stopped before acknowledging it
+            queue.sqs.receive_message(QueueUrl=queue.url, VisibilityTimeout=0)
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue, max_receive_count=2))
+        wait_for(lambda: len(daemon.events()) == 1, "the denial")
+        wait_for(queue.empty, "the message deleted")
+        assert [expected_id(9)] == event_ids(daemon.events())
+        assert [] == daemon.logged("sqs_message_dropped")
         assert 0 == daemon.stop()

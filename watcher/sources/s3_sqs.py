@@ -267,14 +267,28 @@ class _QueueReader:
                 self._log.error(
                     "source_error", stage="source", path=self.config.queue_url,
                     message_id=lease.message_id, error=f"{type(exc).__name__}: {exc}",
-                    detail="the message comes back after its visibility timeout",
                 )  # fmt: skip
                 outcome = None
+            if outcome is None:
+                outcome = self._given_up(lease)
             if outcome is None:
                 self._let_come_back(lease)
             else:
                 self._ready.append(outcome)
                 self._wake()
+
+    def _given_up(self, lease: _Lease) -> _Outcome | None:
+        """A message that failed again after ``max_receive_count`` receives is dropped (an
+        outcome with nothing in it, so it is deleted); None: let it come back."""
+        limit = self.config.max_receive_count
+        if limit < 0 or lease.receive_count <= limit:
+            return None
+        self._drop(
+            lease,
+            f"failed again after {lease.receive_count} receives (max_receive_count {limit})",
+            objects=_object_paths(lease.body),
+        )
+        return _Outcome(self, lease, [])
 
     def _let_come_back(self, lease: _Lease) -> None:
         """A failure worth retrying: stop extending it; it reappears after its timeout."""
@@ -289,14 +303,6 @@ class _QueueReader:
             contents = message_contents(lease.body)
         except MessageFormatError as exc:
             self._drop(lease, str(exc))
-            return outcome
-        limit = self.config.max_receive_count
-        if limit >= 0 and lease.receive_count > limit:
-            self._drop(
-                lease,
-                f"received {lease.receive_count} times (max_receive_count {limit})",
-                objects=[object_path(o.bucket, o.key) for o in contents.objects],
-            )
             return outcome
         if contents.test_event:
             self._log.info("sqs_test_event_deleted", queue=self.config.queue_url)
@@ -433,6 +439,13 @@ class _QueueReader:
             session.client("sqs", config=botocore_config),
             session.client("s3", config=botocore_config),
         )
+
+
+def _object_paths(body: str) -> list[str]:
+    try:
+        return [object_path(o.bucket, o.key) for o in message_contents(body).objects]
+    except MessageFormatError:
+        return []
 
 
 def _chunks(leases: list[_Lease]) -> Iterator[list[tuple[int, _Lease]]]:

@@ -1,7 +1,8 @@
 """sources: an SQS message body -> what the ``s3_sqs`` source must read; pure, no I/O.
 
     body -> [SNS envelope] -> S3 notification     -> objects (bucket, URL-decoded key, eTag)
-                           -> EventBridge event   -> "Object Created": one object
+                           -> EventBridge event   -> "Object Created": one object (its key
+                                                     as it is: EventBridge does not encode it)
                                                   -> "AWS API Call via CloudTrail": one record
                            -> s3:TestEvent        -> nothing (deleted quietly)
 
@@ -76,7 +77,9 @@ def _notification_objects(records: list[object]) -> tuple[ObjectVersion, ...]:
         s3 = _mapping(record, "s3")
         bucket = _mapping(s3, "bucket").get("name")
         item = _mapping(s3, "object")
-        objects.append(_version(bucket, item.get("key"), item.get("eTag"), item.get("sequencer")))
+        key = item.get("key")
+        key = notification_key(key) if isinstance(key, str) else key
+        objects.append(_version(bucket, key, item.get("eTag"), item.get("sequencer")))
     return tuple(objects)
 
 
@@ -90,7 +93,8 @@ def _eventbridge_contents(event: dict[str, Any]) -> MessageContents:
     if kind == OBJECT_CREATED_DETAIL_TYPE:
         item = _mapping(detail, "object")
         bucket = _mapping(detail, "bucket").get("name")
-        version = _version(bucket, item.get("key"), item.get("etag"), item.get("sequencer"))
+        etag = item.get("etag", item.get("eTag"))
+        version = _version(bucket, item.get("key"), etag, item.get("sequencer"))
         return MessageContents(objects=(version,))
     return MessageContents()  # another EventBridge event: nothing to read
 
@@ -100,7 +104,7 @@ def _version(bucket: object, key: object, etag: object, sequencer: object) -> Ob
         raise MessageFormatError("an object record without a bucket name or key")
     return ObjectVersion(
         bucket=bucket,
-        key=notification_key(key),
+        key=key,
         etag=etag.strip('"') if isinstance(etag, str) else "",
         sequencer=sequencer if isinstance(sequencer, str) else "",
     )
