@@ -5,7 +5,8 @@
                       through sources/s3_objects.py; the denials wait in ``ready``
     keeper thread     extends every lease at half the visibility timeout while it is held
     daemon thread     ``read`` hands the denials on; the save ``checkpoint`` returns records
-                      the objects as seen and deletes the messages, once every sink has them
+                      the objects as seen and acknowledges the messages, once every sink has them
+    deleter thread    deletes acknowledged messages, batched (at a stop, all of them first)
 
 A message is deleted only after every sink has its events, so a crash loses nothing: the
 message comes back after its visibility timeout, to this watcher or another one sharing the
@@ -133,6 +134,7 @@ class _QueueReader:
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._work: deque[_Lease] = deque()
+        self._to_delete: deque[_Lease] = deque()  # acknowledged, not deleted yet
         self._threads: list[threading.Thread] = []
         self._sqs, self._s3 = self._clients(config)
 
@@ -141,6 +143,7 @@ class _QueueReader:
     def start(self) -> None:
         name = self.config.queue_url.rsplit("/", 1)[-1]
         targets = [(self._receive_loop, "receiver"), (self._keep_loop, "keeper")]
+        targets += [(self._delete_loop, "deleter")]
         targets += [(self._work_loop, f"worker-{n}") for n in range(self.config.workers)]
         for target, role in targets:
             thread = threading.Thread(target=target, name=f"s3_sqs-{name}-{role}", daemon=True)
@@ -171,28 +174,44 @@ class _QueueReader:
             )  # fmt: skip
 
     def acknowledge(self, leases: list[_Lease]) -> None:
-        """Delete messages whose events every sink has (the daemon's thread, in a save)."""
-        for chunk in _chunks(leases):
-            entries = [{"Id": str(n), "ReceiptHandle": lease.receipt} for n, lease in chunk]
-            try:
-                reply = self._sqs.delete_message_batch(
-                    QueueUrl=self.config.queue_url,
-                    Entries=entries,  # type: ignore[arg-type]
-                )
-                failed = [f"{f['Code']}: {f.get('Message', '')}" for f in reply.get("Failed", [])]
-            except (BotoCoreError, ClientError) as exc:
-                failed = [str(exc)]
-            if failed:
-                self._log.warning(
-                    "sqs_delete_failed", queue=self.config.queue_url, error=failed[0],
-                    failed=len(failed),
-                    detail="the message comes back after its visibility timeout; this watcher "
-                    "skips its objects, another one emits their events again (same event_id)",
-                )  # fmt: skip
+        """Messages whose events every sink has: the deleter thread deletes them (the daemon's
+        thread, in a save, never waits for SQS; deletions batch up while one is sent)."""
         with self._changed:
-            for lease in leases:
-                self._leases.pop(lease.receipt, None)
+            self._to_delete.extend(leases)
             self._changed.notify_all()
+
+    def _delete_loop(self) -> None:
+        """Delete what was acknowledged, up to 10 a call; at a stop, everything still due."""
+        while True:
+            with self._changed:
+                while not self._to_delete and not self._stopping.is_set():
+                    self._changed.wait()
+                if not self._to_delete:
+                    return
+                batch = [self._to_delete.popleft() for _ in range(min(10, len(self._to_delete)))]
+            self._delete(batch)
+            with self._changed:
+                for lease in batch:
+                    self._leases.pop(lease.receipt, None)
+                self._changed.notify_all()
+
+    def _delete(self, leases: list[_Lease]) -> None:
+        entries = [{"Id": str(n), "ReceiptHandle": lease.receipt} for n, lease in enumerate(leases)]
+        try:
+            reply = self._sqs.delete_message_batch(
+                QueueUrl=self.config.queue_url,
+                Entries=entries,  # type: ignore[arg-type]
+            )
+            failed = [f"{f['Code']}: {f.get('Message', '')}" for f in reply.get("Failed", [])]
+        except (BotoCoreError, ClientError) as exc:
+            failed = [str(exc)]
+        if failed:
+            self._log.warning(
+                "sqs_delete_failed", queue=self.config.queue_url, error=failed[0],
+                failed=len(failed),
+                detail="the message comes back after its visibility timeout; this watcher "
+                "skips its objects, another one emits their events again (same event_id)",
+            )  # fmt: skip
 
     @property
     def held(self) -> int:
