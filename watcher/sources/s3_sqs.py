@@ -238,9 +238,12 @@ class _QueueReader:
                 self._take(message)
 
     def _room_to_receive(self) -> bool:
-        """Wait until fewer than ``workers`` messages are held; False once stopping."""
+        """Wait until half a batch fits under ``workers`` held messages (receiving one at a
+        time as each is deleted would double the requests); False once stopping."""
+        batch = min(SQS_BATCH_MAX, self.config.workers)
+        most = self.config.workers - max(1, batch // 2)
         with self._changed:
-            while len(self._leases) >= self.config.workers and not self._stopping.is_set():
+            while len(self._leases) > most and not self._stopping.is_set():
                 self._changed.wait()
         return not self._stopping.is_set()
 
