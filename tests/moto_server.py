@@ -69,6 +69,11 @@ class MotoServer:
         except OSError:
             return False
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (benchmarks read its CPU time)."""
+        return None if self._process is None else self._process.pid
+
     def reset(self) -> None:
         """Forget every bucket, queue, topic and log group."""
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310

@@ -88,6 +88,7 @@ class S3SqsSource:
     max_receive_count: int = 5  # -1: poison messages are left to a dead-letter queue
     key_pattern: str | None = None  # regex on the object key; None: CloudTrail log objects
     error_codes: tuple[str, ...] = DEFAULT_CLOUDTRAIL_ERROR_CODES
+    wait_time_seconds: float = 20.0  # the long poll; a stop waits for it to return
     type: Literal["s3_sqs"] = "s3_sqs"
 
 
@@ -496,7 +497,7 @@ class _Reader:
 
     def s3_sqs_source(self, value: dict[str, Any], path: tuple[str, ...]) -> S3SqsSource:
         sqs_keys = ("queue_url", "visibility_timeout", "workers", "max_receive_count",
-                    "key_pattern", "error_codes")  # fmt: skip
+                    "key_pattern", "error_codes", "wait_time")  # fmt: skip
         data = self.mapping(value, path, (*_AWS_KEYS, *sqs_keys))
         return S3SqsSource(
             queue_url=self.require_string(data, path, "queue_url"),
@@ -509,6 +510,7 @@ class _Reader:
             max_receive_count=self.get(data, path, "max_receive_count", _receive_count, 5),
             key_pattern=self.get(data, path, "key_pattern", _optional_regex, None),
             error_codes=self.error_codes(data, path),
+            wait_time_seconds=self.get(data, path, "wait_time", _wait_time, 20.0),
         )
 
     def journald_source(self, value: dict[str, Any], path: tuple[str, ...]) -> JournaldSource:
@@ -760,6 +762,13 @@ def _visibility_timeout(value: object) -> float:
     seconds = parse_duration(value)
     if not 1 <= seconds <= 12 * 3600:
         raise ValueError(f"SQS takes 1 second to 12 hours, got {value!r}")
+    return seconds
+
+
+def _wait_time(value: object) -> float:
+    seconds = parse_duration(value)
+    if not 0 <= seconds <= 20:
+        raise ValueError(f"SQS long-polls 0 to 20 seconds, got {value!r}")
     return seconds
 
 

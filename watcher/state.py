@@ -80,6 +80,15 @@ CREATE TABLE IF NOT EXISTS journal_cursors (
     cursor TEXT NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS s3_objects_seen (
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    sequencer TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (bucket, key, etag, sequencer)
+);
+CREATE INDEX IF NOT EXISTS s3_objects_seen_age ON s3_objects_seen (seen_at);
 """
 
 
@@ -154,6 +163,17 @@ class ExportState:
     mtime_ns: int
     sha256: str | None
     status: str  # "done", "failed" (retried when it changes) or "ignored" (not CloudTrail)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One version of an S3 object as its notification names it (eTag and sequencer may be
+    empty when the notification gives none)."""
+
+    bucket: str
+    key: str
+    etag: str = ""
+    sequencer: str = ""
 
 
 class StateStore:
@@ -368,6 +388,36 @@ class StateStore:
                 "INSERT OR REPLACE INTO journal_cursors VALUES (?, ?, ?)",
                 (source_key, cursor, time.time()),
             )
+
+    def object_seen(self, version: ObjectVersion) -> bool:
+        """This version of an S3 object was read and acknowledged here before (s3_sqs)."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT 1 FROM s3_objects_seen "
+                "WHERE bucket = ? AND key = ? AND etag = ? AND sequencer = ?",
+                (version.bucket, version.key, version.etag, version.sequencer),
+            ).fetchone()
+        return row is not None
+
+    def remember_objects(self, versions: list[ObjectVersion], now: float) -> None:
+        with self._lock:
+            self._connection.executemany(
+                "INSERT OR REPLACE INTO s3_objects_seen VALUES (?, ?, ?, ?, ?)",
+                [(v.bucket, v.key, v.etag, v.sequencer, now) for v in versions],
+            )
+
+    def forget_objects(self, seen_before: float, keep_at_most: int) -> int:
+        """Drop what was seen before ``seen_before``, then the oldest beyond ``keep_at_most``."""
+        with self._lock:
+            expired = self._connection.execute(
+                "DELETE FROM s3_objects_seen WHERE seen_at < ?", (seen_before,)
+            ).rowcount
+            surplus = self._connection.execute(
+                "DELETE FROM s3_objects_seen WHERE rowid IN (SELECT rowid FROM s3_objects_seen "
+                "ORDER BY seen_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                (keep_at_most,),
+            ).rowcount
+        return int(expired) + int(surplus)
 
     def close(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ from watcher.sources.base import Source, SourceContext, Wake
 from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources
 from watcher.sources.journald import JournalSources
+from watcher.sources.s3_sqs import S3SqsSources
 
 Builder = Callable[[tuple[Any, ...], SourceContext], Source]
 
@@ -35,6 +36,7 @@ BUILDERS: dict[str, Builder] = {
     "file": _files,
     "cloudtrail": _cloudtrail,
     "journald": _journald,
+    "s3_sqs": S3SqsSources,
 }
 
 

@@ -1,0 +1,297 @@
+"""``type: s3_sqs`` against moto's server: S3 notifications, EventBridge events and SNS envelopes on
+one queue, read by real daemons; leases, deletion after the sinks, release, poison messages."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.moto_server import MotoServer
+from tests.test_daemon import wait_for
+from tests.tmpfs import fill, remount
+from tests.trail_queue import (
+    BUCKET,
+    QueueDaemon,
+    TrailQueue,
+    api_call_event,
+    notification,
+    object_created_event,
+    sns_wrapped,
+    trail_key,
+    trail_object,
+    trail_record,
+)
+from watcher.events import utc_now
+from watcher.sources.cloudtrail import record_denial
+
+OTHER_BUCKET = "other-trail"  # no notifications: the tests send its messages themselves
+
+
+def expected_id(number: int) -> str:
+    """The event_id of trail_record(number)'s denial, as the CloudTrail mapping derives it."""
+    denial = record_denial(trail_record(number), 0, "anywhere", utc_now())
+    return str(denial.extra["event_id"])
+
+
+def event_ids(events: list[dict[str, Any]]) -> list[str]:
+    return [event["event_id"] for event in events]
+
+
+def put_numbered(queue: TrailQueue, objects: int, per_object: int, *, first: int = 0) -> set[str]:
+    """``objects`` trail objects of ``per_object`` denials (and one success each); their ids."""
+    ids = set()
+    for n in range(objects):
+        numbers = range(first + n * per_object, first + (n + 1) * per_object)
+        records = [trail_record(number) for number in numbers]
+        records.append(trail_record(10**9 + first + n, denial=False))
+        queue.put(trail_key(f"obj{first + n:06d}"), trail_object(records))
+        ids.update(expected_id(number) for number in numbers)
+    return ids
+
+
+@pytest.fixture
+def queue(moto_server: MotoServer) -> TrailQueue:
+    return TrailQueue(moto_server)
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[list[QueueDaemon]]:
+    running: list[QueueDaemon] = []
+    yield running
+    for daemon in running:
+        daemon.kill()
+
+
+def started(daemons: list[QueueDaemon], daemon: QueueDaemon) -> QueueDaemon:
+    daemons.append(daemon)
+    daemon.start()
+    return daemon
+
+
+def holding(
+    daemons: list[QueueDaemon], queue: TrailQueue, root: Path, tmpfs: Any, **options: object
+) -> tuple[QueueDaemon, Path]:
+    """A daemon whose file sink is on a full tmpfs: it reads messages but can acknowledge
+    none, so it holds them. Returns it and the filler file (unlink it and remount to free)."""
+    filler = fill(tmpfs(root / "out", "size=256k"))
+    return started(daemons, QueueDaemon(root, queue, **options)), filler
+
+
+def held_objects(queue: TrailQueue, holder: QueueDaemon) -> set[str]:
+    """Wait until the holder holds 3 or 4 messages (its workers: 4; it receives again only
+    when 2 are free), each of whose objects it has read; those objects."""
+    wait_for(lambda: 3 <= queue.counts()[1] == len(read_objects(holder)), "3 or 4 held")
+    return read_objects(holder)
+
+
+class TestS3Notifications:
+    def test_objects_notified_by_s3_give_their_denials_and_the_messages_are_deleted(
+        self, moto_server, daemons, tmp_path
+    ):
+        """S3's own notifications (URL-encoded keys, a space in one) lead to every denial of
+        every object; S3's TestEvent and the notifications are all deleted from the queue."""
+        queue = TrailQueue(moto_server, "with-test-event", keep_test_event=True)
+        assert (1, 0) == queue.counts()
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue))
+        queue.put(trail_key("with space"), trail_object([trail_record(1), trail_record(2)]))
+        queue.put(trail_key("plain"), trail_object([trail_record(3, denial=False)]))
+        wait_for(lambda: len(daemon.events()) >= 2, "the two denials")
+        wait_for(queue.empty, "every message deleted")
+        events = daemon.events()
+        assert {expected_id(1), expected_id(2)} == set(event_ids(events))
+        assert f"s3://{BUCKET}/{trail_key('with space')}" == events[0]["source_path"]
+        assert 1 == len(daemon.logged("sqs_test_event_deleted"))
+        assert 0 == daemon.stop()
+
+    def test_two_watchers_share_one_queue_and_every_denial_comes_out_once(
+        self, queue, daemons, tmp_path
+    ):
+        """200 objects holding 1,000 denials, two daemons on the queue: every denial is
+        emitted, and exactly once unless the queue itself handed one message to both (SQS
+        standard queues may; moto's server does when two receives race); both did work."""
+        first = started(daemons, QueueDaemon(tmp_path / "a", queue))
+        second = started(daemons, QueueDaemon(tmp_path / "b", queue))
+        expected = put_numbered(queue, 200, 5)
+        both = lambda: first.events() + second.events()  # noqa: E731
+        wait_for(lambda: len(both()) >= 1000, "1,000 denials", deadline=180)
+        wait_for(queue.empty, "every message deleted")
+        events = both()
+        assert expected == set(event_ids(events))
+        counts = Counter(event_ids(events))
+        repeated = {e["source_path"] for e in events if counts[e["event_id"]] > 1}
+        assert set() == repeated - (read_objects(first) & read_objects(second))
+        assert first.events()
+        assert second.events()
+        assert (0, 0) == (first.stop(), second.stop())
+
+    def test_the_same_object_notified_again_is_skipped_by_the_watcher_that_read_it(
+        self, queue, daemons, tmp_path
+    ):
+        """S3 may notify twice: a repeat of an object (same bucket, key, eTag) this watcher
+        already read and acknowledged is skipped, its message deleted."""
+        queue.s3.create_bucket(Bucket=OTHER_BUCKET)
+        key = trail_key("twice")
+        queue.s3.put_object(Bucket=OTHER_BUCKET, Key=key, Body=trail_object([trail_record(7)]))
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue))
+        queue.send(notification(OTHER_BUCKET, key))
+        wait_for(lambda: len(daemon.events()) == 1, "the denial")
+        wait_for(queue.empty, "the first message deleted")
+        queue.send(notification(OTHER_BUCKET, key))
+        wait_for(lambda: daemon.logged("s3_object_skipped"), "the repeat skipped")
+        wait_for(queue.empty, "the repeat deleted")
+        assert [expected_id(7)] == event_ids(daemon.events())
+        assert 0 == daemon.stop()
+
+
+def read_objects(daemon: QueueDaemon) -> set[str]:
+    return {entry["object"] for entry in daemon.logged("s3_object_read")}
+
+
+class TestLeases:
+    def test_a_watcher_killed_while_holding_messages_leaves_them_to_the_other(
+        self, queue, daemons, tmp_path, tmpfs
+    ):
+        """The first daemon's sink is full, so it holds its messages (deleting none); kill -9
+        it: after the visibility timeout the second daemon emits them; nothing is lost."""
+        holder, _ = holding(daemons, queue, tmp_path / "a", tmpfs, visibility_timeout=3)
+        expected = put_numbered(queue, 20, 5)
+        held = held_objects(queue, holder)
+        other = started(daemons, QueueDaemon(tmp_path / "b", queue, visibility_timeout=3))
+        holder.kill()
+        wait_for(lambda: len(other.events()) == 100, "every denial from the other daemon")
+        wait_for(queue.empty, "every message deleted")
+        assert expected == set(event_ids(other.events()))
+        assert held <= {event["source_path"] for event in other.events()}
+
+    def test_extension_keeps_a_held_message_from_another_watcher_beyond_the_timeout(
+        self, queue, daemons, tmp_path, tmpfs
+    ):
+        """A daemon holds messages (its sink is full) for three visibility timeouts of 2 s
+        while a second daemon reads the queue: the lease is extended at half the timeout, so
+        the second never gets them; once the sink has room, every denial is out exactly once."""
+        holder, filler = holding(daemons, queue, tmp_path / "a", tmpfs, visibility_timeout=2)
+        expected = put_numbered(queue, 20, 5)
+        held = held_objects(queue, holder)
+        other = started(daemons, QueueDaemon(tmp_path / "b", queue, visibility_timeout=2))
+        window_end = time.monotonic() + 3 * 2.0  # an observation window, not a synchronisation
+        while time.monotonic() < window_end:
+            assert set() == held & {event["source_path"] for event in other.events()}
+            time.sleep(0.1)
+        assert (20 - len(held)) * 5 == len(other.events())
+        filler.unlink()
+        remount(filler.parent, "size=8m")
+        ids = lambda: event_ids(holder.events()) + event_ids(other.events())  # noqa: E731
+        wait_for(lambda: len(ids()) >= 100, "every denial")
+        wait_for(queue.empty, "every message deleted")
+        assert expected == set(ids())
+        assert [] == [i for i, count in Counter(ids()).items() if count > 1]
+        assert 0 == holder.stop()
+
+    def test_sigterm_releases_the_messages_in_flight_and_exits_0(
+        self, queue, daemons, tmp_path, tmpfs
+    ):
+        """SIGTERM while a daemon holds messages it could not deliver: it exits 0 and gives
+        them back at once (visibility 0, not after its 10-minute timeout); the next watcher
+        emits every denial exactly once."""
+        holder, _ = holding(daemons, queue, tmp_path / "a", tmpfs, visibility_timeout="10m")
+        expected = put_numbered(queue, 20, 5)
+        held = held_objects(queue, holder)
+        assert 0 == holder.stop()
+        assert (20, 0) == queue.counts()
+        (released,) = holder.logged("sqs_messages_released")
+        assert len(held) == released["released"]
+        other = started(daemons, QueueDaemon(tmp_path / "b", queue))
+        wait_for(lambda: len(other.events()) >= 100, "every denial from the next watcher")
+        wait_for(queue.empty, "every message deleted")
+        assert sorted(expected) == sorted(event_ids(other.events()))
+
+
+class TestEventBridge:
+    def test_api_calls_envelopes_and_notifications_share_the_queue_and_one_id_per_denial(
+        self, queue, daemons, tmp_path
+    ):
+        """EventBridge CloudTrail events (direct and SNS-wrapped), S3 notifications (direct and
+        SNS-wrapped) and EventBridge 'Object Created' on one queue: every denial comes out;
+        the one that arrives both ways (EventBridge now, the S3 object later) has one event_id;
+        an API call that is not a denial is deleted quietly."""
+        queue.s3.create_bucket(Bucket=OTHER_BUCKET)
+        for name, number in (("via-sns", 5), ("via-eventbridge", 6)):
+            body = trail_object([trail_record(number)])
+            queue.s3.put_object(Bucket=OTHER_BUCKET, Key=trail_key(name), Body=body)
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue))
+        queue.send(api_call_event(trail_record(1)))
+        queue.send(sns_wrapped(api_call_event(trail_record(2))))
+        queue.send(api_call_event(trail_record(4, denial=False)))
+        queue.send(sns_wrapped(notification(OTHER_BUCKET, trail_key("via-sns"))))
+        queue.send(object_created_event(OTHER_BUCKET, trail_key("via-eventbridge")))
+        wait_for(lambda: len(daemon.events()) >= 4, "the EventBridge and other denials")
+        queue.put(trail_key("both-ways"), trail_object([trail_record(1), trail_record(3)]))
+        wait_for(lambda: len(daemon.events()) >= 6, "the S3 object's denials")
+        wait_for(queue.empty, "every message deleted")
+        events = daemon.events()
+        assert Counter({expected_id(1): 2} | {expected_id(n): 1 for n in (2, 3, 5, 6)}) == Counter(
+            event_ids(events)
+        )
+        paths = {e["source_path"] for e in events if e["event_id"] == expected_id(1)}
+        assert {queue.url, f"s3://{BUCKET}/{trail_key('both-ways')}"} == paths
+        assert 0 == daemon.stop()
+
+
+class TestBadInput:
+    def test_bad_bodies_and_objects_are_named_once_deleted_and_others_unaffected(
+        self, queue, daemons, tmp_path
+    ):
+        """A body that is not JSON, one of no known shape, an object that is gone, one that is
+        not CloudTrail, a cut gzip, and an archived object (it fails every time) whose message
+        was already received more than max_receive_count times: one log line each, naming the
+        object; all deleted; the good object still comes out."""
+        queue.s3.create_bucket(Bucket=OTHER_BUCKET)
+        good = trail_object([trail_record(1)])
+        for name, body in {"not-gzip": b"\x00 not a trail", "cut": good[:-12], "ok": good}.items():
+            queue.s3.put_object(Bucket=OTHER_BUCKET, Key=trail_key(name), Body=body)
+        archived = trail_key("archived")
+        queue.s3.put_object(Bucket=OTHER_BUCKET, Key=archived, Body=good, StorageClass="GLACIER")
+        queue.send(notification(OTHER_BUCKET, archived))
+        for _ in range(5):  # consumers before this one, which failed on it
+            queue.sqs.receive_message(QueueUrl=queue.url, VisibilityTimeout=0)
+        queue.send("not JSON {")
+        queue.send({"hello": "world"})
+        for name in ("gone", "not-gzip", "cut", "ok"):
+            queue.send(notification(OTHER_BUCKET, trail_key(name)))
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue))
+        wait_for(lambda: len(daemon.logged("sqs_message_dropped")) >= 6, "six messages dropped")
+        wait_for(queue.empty, "every message deleted")
+        dropped = daemon.logged("sqs_message_dropped")
+        named = sorted(o for entry in dropped for o in entry["objects"])
+        names = ("archived", "cut", "gone", "not-gzip")
+        assert [f"s3://{OTHER_BUCKET}/{trail_key(n)}" for n in names] == named
+        assert 6 == len(dropped)
+        (failed,) = daemon.logged("s3_object_read_failed")
+        assert "InvalidObjectState" in failed["error"]
+        assert [expected_id(1)] == event_ids(daemon.events())
+        assert daemon.proc is not None
+        assert daemon.proc.poll() is None
+        assert 0 == daemon.stop()
+
+    def test_a_message_released_by_many_restarts_is_not_taken_for_poison(
+        self, queue, daemons, tmp_path
+    ):
+        """Each release (a SIGTERM) counts as a receive in SQS; a message that reads fine is
+        still read after more than max_receive_count of them (found by QueueMachine)."""
+        queue.s3.create_bucket(Bucket=OTHER_BUCKET)
+        key = trail_key("often-released")
+        queue.s3.put_object(Bucket=OTHER_BUCKET, Key=key, Body=trail_object([trail_record(9)]))
+        queue.send(notification(OTHER_BUCKET, key))
+        for _ in range(7):  # watchers that received it and stopped before acknowledging it
+            queue.sqs.receive_message(QueueUrl=queue.url, VisibilityTimeout=0)
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue, max_receive_count=2))
+        wait_for(lambda: len(daemon.events()) == 1, "the denial")
+        wait_for(queue.empty, "the message deleted")
+        assert [expected_id(9)] == event_ids(daemon.events())
+        assert [] == daemon.logged("sqs_message_dropped")
+        assert 0 == daemon.stop()

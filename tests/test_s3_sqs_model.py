@@ -1,0 +1,218 @@
+"""The s3_sqs guarantees against simple models (hypothesis state machines).
+
+``QueueMachine`` drives the real source (its threads, moto's SQS and S3 over HTTP, a real state
+database) through objects put, reads, acknowledgements and restarts; the model says which
+denials must come out and which may come twice (handed on, not acknowledged, then restarted).
+``SeenObjectsMachine`` drives the state database's seen-objects table against a dict.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tests.moto_server import MotoServer
+from tests.trail_queue import TrailQueue, trail_key, trail_object, trail_record
+from watcher.config import S3SqsSource
+from watcher.events import utc_now
+from watcher.log import configure_logging
+from watcher.model import Origin
+from watcher.pipeline import Denial
+from watcher.sources.base import Save, SourceContext
+from watcher.sources.cloudtrail import record_denial
+from watcher.sources.s3_sqs import S3SqsSources
+from watcher.state import ObjectVersion, StateStore
+
+DEADLINE_SECONDS = 30.0
+
+
+class Collected:
+    """The daemon's side of the protocol, reduced to a list of what was handed on."""
+
+    paused = False
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def text(self, text: bytes | str, origin: Origin, **_: Any) -> int:
+        del text
+        raise AssertionError(f"s3_sqs hands on denials, not text ({origin})")
+
+    def denials(self, denials: Iterable[Denial]) -> int:
+        batch = [str(denial.extra["event_id"]) for denial in denials]
+        self.ids.extend(batch)
+        return len(batch)
+
+
+class QueueMachine(RuleBasedStateMachine):
+    def __init__(self, aws: MotoServer) -> None:
+        super().__init__()
+        aws.reset()
+        self.root = Path(tempfile.mkdtemp(prefix="s3sqs-model-"))
+        self.queue = TrailQueue(aws)
+        self.log_path = self.root / "log.jsonl"
+        self.log_file = self.log_path.open("w")
+        self.store = StateStore(self.root / "state", configure_logging(self.log_file))
+        self.out = Collected()
+        self.woken = threading.Event()
+        self.source = self._started()
+        self.next_number = 0
+        self.expected: set[str] = set()
+        self.handed_unacknowledged: set[str] = set()
+        self.may_repeat: set[str] = set()
+        self.save: Save | None = None
+
+    def _started(self) -> S3SqsSources:
+        config = S3SqsSource(
+            queue_url=self.queue.url, visibility_timeout_seconds=2, workers=3, wait_time_seconds=1
+        )
+        context = SourceContext(self.store, configure_logging(self.log_file), first_start=False)
+        source = S3SqsSources((config,), context)
+        source.start(self.woken.set)
+        return source
+
+    @rule(denials=st.integers(min_value=1, max_value=3))
+    def put_object(self, denials: int) -> None:
+        numbers = range(self.next_number, self.next_number + denials)
+        self.next_number += denials
+        records = [trail_record(n) for n in numbers]
+        self.queue.put(trail_key(f"o{numbers[0]:06d}"), trail_object(records))
+        self.expected.update(_ids(records))
+
+    @rule()
+    def hand_on(self) -> None:
+        before = len(self.out.ids)
+        self.source.read(None, self.out)
+        self.handed_unacknowledged.update(self.out.ids[before:])
+        self.save = self.source.checkpoint() or self.save
+
+    @rule()
+    def sinks_take_everything(self) -> None:
+        if self.save is not None:
+            self.save()
+        self.save = None
+        self.handed_unacknowledged.clear()
+
+    @precondition(lambda self: self.next_number > 0)
+    @rule()
+    def restart(self) -> None:
+        self.source.close()
+        self.may_repeat |= self.handed_unacknowledged
+        self.handed_unacknowledged.clear()
+        self.save = None
+        self.source = self._started()
+
+    @invariant()
+    def nothing_unexpected_and_nothing_twice_without_a_restart(self) -> None:
+        assert set() == set(self.out.ids) - self.expected
+        twice = {i for i, count in Counter(self.out.ids).items() if count > 1}
+        assert set() == twice - self.may_repeat
+
+    def teardown(self) -> None:
+        try:
+            end = time.monotonic() + DEADLINE_SECONDS
+            while not (self.expected <= set(self.out.ids) and self.queue.empty()):
+                assert time.monotonic() < end, "every denial out and every message deleted"
+                self.woken.wait(0.2)  # woken by the source; the bound only re-checks the queue
+                self.woken.clear()
+                self.hand_on()
+                self.sinks_take_everything()
+            self.nothing_unexpected_and_nothing_twice_without_a_restart()
+        finally:
+            self.source.close()
+            self.store.close()
+            self.log_file.close()
+
+
+def _ids(records: list[dict[str, Any]]) -> set[str]:
+    return {str(record_denial(r, 0, "x", utc_now()).extra["event_id"]) for r in records}
+
+
+def test_every_denial_once_and_repeats_only_after_a_restart(moto_server):
+    """Objects put, reads, acknowledgements and restarts in any order: every denial comes out;
+    one comes twice only if it was handed on and not acknowledged when the source restarted."""
+    run_state_machine_as_test(
+        lambda: QueueMachine(moto_server),
+        settings=settings(max_examples=6, stateful_step_count=12, deadline=None),
+    )
+
+
+class SeenObjectsMachine(RuleBasedStateMachine):
+    """The seen-objects table: a remembered version is seen until it expires or the bound
+    pushes it out (the least recently remembered first)."""
+
+    KEEP_AT_MOST = 5
+    TTL_SECONDS = 100.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.directory = tempfile.TemporaryDirectory(prefix="seen-model-")
+        self.store = StateStore(self.directory.name, configure_logging())
+        self.now = 1000.0
+        self.order = 0
+        self.model: dict[ObjectVersion, tuple[float, int]] = {}  # -> (seen at, order)
+
+    versions = st.builds(
+        ObjectVersion,
+        bucket=st.sampled_from(["a", "b"]),
+        key=st.sampled_from(["k1", "k 2", "k+3"]),
+        etag=st.sampled_from(["", "e1"]),
+        sequencer=st.sampled_from(["", "s1", "s2"]),
+    )
+
+    @rule(batch=st.lists(versions, max_size=3))
+    def remember(self, batch: list[ObjectVersion]) -> None:
+        self.store.remember_objects(batch, self.now)
+        for version in batch:
+            self.order += 1
+            self.model[version] = (self.now, self.order)
+
+    @rule(seconds=st.floats(min_value=0.5, max_value=60))
+    def time_passes(self, seconds: float) -> None:
+        self.now += seconds
+
+    @rule()
+    def forget(self) -> None:
+        self.store.forget_objects(self.now - self.TTL_SECONDS, self.KEEP_AT_MOST)
+        young = {v: k for v, k in self.model.items() if k[0] >= self.now - self.TTL_SECONDS}
+        kept = sorted(young, key=young.__getitem__)[-self.KEEP_AT_MOST :]
+        self.model = {version: young[version] for version in kept}
+
+    @rule(version=versions)
+    def check(self, version: ObjectVersion) -> None:
+        assert (version in self.model) == self.store.object_seen(version)
+
+    def teardown(self) -> None:
+        self.store.close()
+        self.directory.cleanup()
+
+
+SeenObjectsMachine.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=30, deadline=None
+)
+TestSeenObjects = SeenObjectsMachine.TestCase
+
+
+@pytest.fixture(autouse=True)
+def _moto_endpoint(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """In-process sources reach moto the way the daemon does: through AWS_ENDPOINT_URL."""
+    if "moto_server" in request.fixturenames:
+        aws: MotoServer = request.getfixturevalue("moto_server")
+        for name, value in aws.env().items():
+            monkeypatch.setenv(name, value)

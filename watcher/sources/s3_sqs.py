@@ -1,0 +1,574 @@
+"""sources: ``type: s3_sqs`` — S3 notifications and EventBridge events on an SQS queue.
+
+    receiver thread   long-polls the queue; a received message is a lease (its visibility)
+    worker threads    body -> objects / records (sources/sqs_messages.py); GetObject, streamed
+                      through sources/s3_objects.py; the denials wait in ``ready``
+    keeper thread     extends every lease at half the visibility timeout while it is held
+    daemon thread     ``read`` hands the denials on; the save ``checkpoint`` returns records
+                      the objects as seen and acknowledges the messages, once every sink has them
+    deleter thread    deletes acknowledged messages, batched (at a stop, all of them first)
+
+A message is deleted only after every sink has its events, so a crash loses nothing: the
+message comes back after its visibility timeout, to this watcher or another one sharing the
+queue, and its denials carry the same ``event_id`` (CloudTrail's ``eventID``). At most
+``workers`` messages are held at once (received, being read, or handed on and not yet
+acknowledged); a failing sink therefore stops receiving. ``close`` releases what it still
+holds (visibility 0), so another watcher takes it at once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config as BotocoreConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from watcher.config import S3SqsSource
+from watcher.events import utc_now
+from watcher.pipeline import Denial
+from watcher.sources.base import Output, Progress, Save, SourceContext, Wake
+from watcher.sources.cloudtrail import is_denial, record_denial
+from watcher.sources.lines import Readable
+from watcher.sources.s3_objects import (
+    ObjectFormatError,
+    UnrecognisedObjectError,
+    object_denials,
+    object_path,
+)
+from watcher.sources.sqs_messages import MessageContents, MessageFormatError, message_contents
+from watcher.state import ObjectVersion
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+# CloudTrail log files, not digests or insights: .../CloudTrail/<region>/.../<name>.json.gz
+DEFAULT_KEY_PATTERN = r"(?:^|/)CloudTrail/.*_CloudTrail_[^/]*\.json(?:\.gz)?$"
+SQS_BATCH_MAX = 10  # ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibilityBatch
+MAX_HANDED_ON_PER_READ = 64
+SEEN_OBJECTS_MAX = 100_000
+SEEN_OBJECTS_TTL_SECONDS = 3 * 86400.0  # S3's repeated notifications come within hours
+SEEN_OBJECTS_EXPIRY_INTERVAL_SECONDS = 3600.0
+RECEIVE_RETRY_FIRST_SECONDS = 1.0
+RECEIVE_RETRY_MAX_SECONDS = 60.0
+_GONE_CODES = frozenset({"NoSuchKey", "404", "NoSuchBucket"})
+_QUEUE_REGION = re.compile(r"^https://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
+
+
+class _Stopped(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The source is closing: the object in hand is given up (its message is released)."""
+
+
+@dataclass(slots=True, eq=False)
+class _Lease:
+    """One received message, held until it is deleted or released."""
+
+    message_id: str
+    receipt: str
+    body: str
+    receive_count: int
+    extend_at: float  # monotonic time of the next visibility extension
+
+
+@dataclass(slots=True, eq=False)
+class _Outcome:
+    """A message read in full: its denials, waiting to be handed on and acknowledged."""
+
+    reader: _QueueReader
+    lease: _Lease
+    denials: list[Denial]
+    objects: list[ObjectVersion] = field(default_factory=list)  # remembered once acknowledged
+    size_bytes: int = 0
+
+
+def queue_region(queue_url: str) -> str | None:
+    """The region a queue URL names (``https://sqs.eu-west-1.amazonaws.com/...``), if any."""
+    if queue_url.startswith("https://queue.amazonaws.com/"):
+        return "us-east-1"
+    match = _QUEUE_REGION.match(queue_url)
+    return None if match is None else match.group(1)
+
+
+class _StoppableBody:
+    """An object's body that gives up as soon as the source closes (a large object)."""
+
+    def __init__(self, body: Readable, stopping: threading.Event) -> None:
+        self._body = body
+        self._stopping = stopping
+        self.size_bytes = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._stopping.is_set():
+            raise _Stopped
+        data: bytes = self._body.read(size)
+        self.size_bytes += len(data)
+        return data
+
+
+class _QueueReader:
+    """One configured queue: its receiver, workers and keeper threads, and its leases."""
+
+    def __init__(
+        self,
+        config: S3SqsSource,
+        context: SourceContext,
+        ready: deque[_Outcome],
+        wake: Wake,
+    ) -> None:
+        self.config = config
+        self._store = context.store
+        self._log = context.log
+        self._ready = ready
+        self._wake = wake
+        self._key_pattern = re.compile(config.key_pattern or DEFAULT_KEY_PATTERN)
+        self._leases: dict[str, _Lease] = {}  # receipt -> lease
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._work: deque[_Lease] = deque()
+        self._to_delete: deque[_Lease] = deque()  # acknowledged, not deleted yet
+        self._threads: list[threading.Thread] = []
+        self._sqs, self._s3 = self._clients(config)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        name = self.config.queue_url.rsplit("/", 1)[-1]
+        targets = [(self._receive_loop, "receiver"), (self._keep_loop, "keeper")]
+        targets += [(self._delete_loop, "deleter")]
+        targets += [(self._work_loop, f"worker-{n}") for n in range(self.config.workers)]
+        for target, role in targets:
+            thread = threading.Thread(target=target, name=f"s3_sqs-{name}-{role}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+    def release_all(self) -> None:
+        """Give every message still held back to the queue now (visibility 0)."""
+        with self._changed:
+            leases = list(self._leases.values())
+            self._leases.clear()
+        if leases:
+            failed = self._change_visibility(leases, 0)
+            self._log.info(
+                "sqs_messages_released", queue=self.config.queue_url,
+                released=len(leases) - len(failed),
+                detail="not acknowledged by every sink; visible again for any watcher",
+            )  # fmt: skip
+
+    def acknowledge(self, leases: list[_Lease]) -> None:
+        """Messages whose events every sink has: the deleter thread deletes them (the daemon's
+        thread, in a save, never waits for SQS; deletions batch up while one is sent)."""
+        with self._changed:
+            self._to_delete.extend(leases)
+            self._changed.notify_all()
+
+    def _delete_loop(self) -> None:
+        """Delete what was acknowledged, up to 10 a call; at a stop, everything still due."""
+        while True:
+            with self._changed:
+                while not self._to_delete and not self._stopping.is_set():
+                    self._changed.wait()
+                if not self._to_delete:
+                    return
+                batch = [self._to_delete.popleft() for _ in range(min(10, len(self._to_delete)))]
+            self._delete(batch)
+            with self._changed:
+                for lease in batch:
+                    self._leases.pop(lease.receipt, None)
+                self._changed.notify_all()
+
+    def _delete(self, leases: list[_Lease]) -> None:
+        entries = [{"Id": str(n), "ReceiptHandle": lease.receipt} for n, lease in enumerate(leases)]
+        try:
+            reply = self._sqs.delete_message_batch(
+                QueueUrl=self.config.queue_url,
+                Entries=entries,  # type: ignore[arg-type]
+            )
+            failed = [f"{f['Code']}: {f.get('Message', '')}" for f in reply.get("Failed", [])]
+        except (BotoCoreError, ClientError) as exc:
+            failed = [str(exc)]
+        if failed:
+            self._log.warning(
+                "sqs_delete_failed", queue=self.config.queue_url, error=failed[0],
+                failed=len(failed),
+                detail="the message comes back after its visibility timeout; this watcher "
+                "skips its objects, another one emits their events again (same event_id)",
+            )  # fmt: skip
+
+    @property
+    def held(self) -> int:
+        with self._changed:
+            return len(self._leases)
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _receive_loop(self) -> None:
+        retry_seconds = RECEIVE_RETRY_FIRST_SECONDS
+        while self._room_to_receive():
+            try:
+                messages = self._receive(min(SQS_BATCH_MAX, self.config.workers - self.held))
+            except (BotoCoreError, ClientError) as exc:
+                self._log.warning(
+                    "sqs_receive_failed", queue=self.config.queue_url, error=str(exc),
+                    retry_seconds=retry_seconds,
+                )  # fmt: skip
+                self._stopping.wait(retry_seconds)
+                retry_seconds = min(retry_seconds * 2, RECEIVE_RETRY_MAX_SECONDS)
+                continue
+            retry_seconds = RECEIVE_RETRY_FIRST_SECONDS
+            for message in messages:
+                self._take(message)
+
+    def _room_to_receive(self) -> bool:
+        """Wait until half a batch fits under ``workers`` held messages (receiving one at a
+        time as each is deleted would double the requests); False once stopping."""
+        batch = min(SQS_BATCH_MAX, self.config.workers)
+        most = self.config.workers - max(1, batch // 2)
+        with self._changed:
+            while len(self._leases) > most and not self._stopping.is_set():
+                self._changed.wait()
+        return not self._stopping.is_set()
+
+    def _receive(self, count: int) -> list[MessageTypeDef]:
+        reply = self._sqs.receive_message(
+            QueueUrl=self.config.queue_url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=int(self.config.wait_time_seconds),
+            VisibilityTimeout=self._visibility_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return reply.get("Messages", [])
+
+    def _take(self, message: MessageTypeDef) -> None:
+        lease = _Lease(
+            message_id=message.get("MessageId", ""),
+            receipt=message.get("ReceiptHandle", ""),
+            body=message.get("Body", ""),
+            receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            extend_at=time.monotonic() + self._visibility_seconds / 2,
+        )
+        with self._changed:
+            self._leases[lease.receipt] = lease  # released by close() if stopping already
+            if not self._stopping.is_set():
+                self._work.append(lease)
+            self._changed.notify_all()
+
+    # -- reading messages and objects --------------------------------------------------------
+
+    def _work_loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._work and not self._stopping.is_set():
+                    self._changed.wait()
+                if self._stopping.is_set():
+                    return
+                lease = self._work.popleft()
+            try:
+                outcome = self._read_message(lease)
+            except _Stopped:
+                return  # the lease stays held; close() releases it
+            except Exception as exc:  # noqa: BLE001 - one bad message never stops a worker
+                self._log.error(
+                    "source_error", stage="source", path=self.config.queue_url,
+                    message_id=lease.message_id, error=f"{type(exc).__name__}: {exc}",
+                )  # fmt: skip
+                outcome = None
+            if outcome is None:
+                outcome = self._given_up(lease)
+            if outcome is None:
+                self._let_come_back(lease)
+            else:
+                self._ready.append(outcome)
+                self._wake()
+
+    def _given_up(self, lease: _Lease) -> _Outcome | None:
+        """A message that failed again after ``max_receive_count`` receives is dropped (an
+        outcome with nothing in it, so it is deleted); None: let it come back."""
+        limit = self.config.max_receive_count
+        if limit < 0 or lease.receive_count <= limit:
+            return None
+        self._drop(
+            lease,
+            f"failed again after {lease.receive_count} receives (max_receive_count {limit})",
+            objects=_object_paths(lease.body),
+        )
+        return _Outcome(self, lease, [])
+
+    def _let_come_back(self, lease: _Lease) -> None:
+        """A failure worth retrying: stop extending it; it reappears after its timeout."""
+        with self._changed:
+            self._leases.pop(lease.receipt, None)
+            self._changed.notify_all()
+
+    def _read_message(self, lease: _Lease) -> _Outcome | None:
+        """The message's denials; None to let it come back (a transient failure)."""
+        outcome = _Outcome(self, lease, [])
+        try:
+            contents = message_contents(lease.body)
+        except MessageFormatError as exc:
+            self._drop(lease, str(exc))
+            return outcome
+        if contents.test_event:
+            self._log.info("sqs_test_event_deleted", queue=self.config.queue_url)
+            return outcome
+        outcome.denials.extend(self._api_call_denials(contents))
+        for version in contents.objects:
+            if not self._read_object(version, outcome):
+                return None
+        return outcome
+
+    def _api_call_denials(self, contents: MessageContents) -> Iterator[Denial]:
+        observed_at = utc_now()
+        for record in contents.api_calls:
+            if is_denial(record, self.config.error_codes):
+                yield record_denial(
+                    record, 0, self.config.queue_url, observed_at, self.config.aws_profile
+                )
+
+    def _read_object(self, version: ObjectVersion, outcome: _Outcome) -> bool:
+        """Add the object's denials to ``outcome``; False when it should be tried again."""
+        path = object_path(version.bucket, version.key)
+        if not self._key_pattern.search(version.key):
+            self._log.debug("s3_object_ignored", object=path, detail="key_pattern")
+            return True
+        if self._store.object_seen(version):
+            self._log.info("s3_object_skipped", object=path, detail="already read by this watcher")
+            return True
+        try:
+            reply = self._s3.get_object(Bucket=version.bucket, Key=version.key)
+            body = _StoppableBody(reply["Body"], self._stopping)
+            try:
+                denials = object_denials(
+                    body, path, utc_now(),
+                    error_codes=self.config.error_codes, profile=self.config.aws_profile,
+                )  # fmt: skip
+            finally:
+                reply["Body"].close()
+        except (ObjectFormatError, UnrecognisedObjectError) as exc:
+            self._drop(outcome.lease, str(exc), objects=[path])
+            return True
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _GONE_CODES:
+                self._drop(outcome.lease, f"the object is gone ({code})", objects=[path])
+                return True
+            self._retry_later(outcome.lease, path, str(exc))
+            return False
+        except (BotoCoreError, OSError) as exc:
+            self._retry_later(outcome.lease, path, str(exc))
+            return False
+        outcome.denials.extend(denials)
+        outcome.objects.append(version)
+        outcome.size_bytes += body.size_bytes
+        self._log.info("s3_object_read", object=path, denials=len(denials))
+        return True
+
+    def _drop(self, lease: _Lease, reason: str, objects: list[str] | None = None) -> None:
+        self._log.error(
+            "sqs_message_dropped", queue=self.config.queue_url, message_id=lease.message_id,
+            objects=objects or [], error=reason,
+            detail="deleted; the other messages are unaffected",
+        )  # fmt: skip
+
+    def _retry_later(self, lease: _Lease, path: str, error: str) -> None:
+        self._log.warning(
+            "s3_object_read_failed", object=path, message_id=lease.message_id, error=error,
+            receive_count=lease.receive_count,
+            detail="the message comes back after its visibility timeout",
+        )  # fmt: skip
+
+    # -- keeping leases ----------------------------------------------------------------------
+
+    def _keep_loop(self) -> None:
+        while not self._stopping.wait(self._seconds_to_next_extension()):
+            now = time.monotonic()
+            with self._changed:
+                due = [lease for lease in self._leases.values() if lease.extend_at <= now]
+            if not due:
+                continue
+            failed = self._change_visibility(due, self._visibility_seconds)
+            for lease in due:
+                lease.extend_at = now + self._visibility_seconds / 2
+            with self._changed:
+                lost = [lease for lease in failed if lease.receipt in self._leases]
+            if lost:
+                self._log.warning(
+                    "sqs_extension_failed", queue=self.config.queue_url, failed=len(lost),
+                    detail="the message may be read again by another watcher (same event_id)",
+                )  # fmt: skip
+
+    def _seconds_to_next_extension(self) -> float:
+        with self._changed:
+            times = [lease.extend_at for lease in self._leases.values()]
+        half = self._visibility_seconds / 2
+        return max(0.0, min(times, default=time.monotonic() + half) - time.monotonic())
+
+    def _change_visibility(self, leases: list[_Lease], seconds: int) -> list[_Lease]:
+        """ChangeMessageVisibilityBatch; the leases it failed for."""
+        failed: list[_Lease] = []
+        for chunk in _chunks(leases):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": lease.receipt, "VisibilityTimeout": seconds}
+                for n, lease in chunk
+            ]
+            try:
+                reply = self._sqs.change_message_visibility_batch(
+                    QueueUrl=self.config.queue_url,
+                    Entries=entries,  # type: ignore[arg-type]
+                )
+            except (BotoCoreError, ClientError):
+                failed.extend(lease for _, lease in chunk)
+                continue
+            by_id = dict(chunk)
+            failed.extend(by_id[int(f["Id"])] for f in reply.get("Failed", []))
+        return failed
+
+    @property
+    def _visibility_seconds(self) -> int:
+        return math.ceil(self.config.visibility_timeout_seconds)
+
+    # -- AWS ---------------------------------------------------------------------------------
+
+    def _clients(self, config: S3SqsSource) -> tuple[SQSClient, S3Client]:
+        session = boto3.Session(
+            profile_name=config.aws_profile,
+            region_name=config.region or queue_region(config.queue_url),
+        )
+        botocore_config = BotocoreConfig(
+            retries={"mode": "standard"},
+            max_pool_connections=config.workers + 2,
+            read_timeout=config.wait_time_seconds + 40,
+        )
+        return (
+            session.client("sqs", config=botocore_config),
+            session.client("s3", config=botocore_config),
+        )
+
+
+def _object_paths(body: str) -> list[str]:
+    try:
+        return [object_path(o.bucket, o.key) for o in message_contents(body).objects]
+    except MessageFormatError:
+        return []
+
+
+def _chunks(leases: list[_Lease]) -> Iterator[list[tuple[int, _Lease]]]:
+    for start in range(0, len(leases), SQS_BATCH_MAX):
+        yield list(enumerate(leases[start : start + SQS_BATCH_MAX]))
+
+
+class S3SqsSources:
+    """Every configured ``s3_sqs`` queue behind the source protocol (sources/base.py)."""
+
+    kind = "s3_sqs"
+
+    def __init__(self, configs: tuple[S3SqsSource, ...], context: SourceContext) -> None:
+        self._configs = configs
+        self._context = context
+        self._ready: deque[_Outcome] = deque()
+        self._handed_on: list[_Outcome] = []  # not yet acknowledged by a save
+        self._readers: list[_QueueReader] = []
+        self._more_ready = False
+        self._next_expiry = 0.0
+
+    def start(self, wake: Wake) -> None:
+        self._forget_old_objects()
+        for config in self._configs:
+            try:
+                reader = _QueueReader(config, self._context, self._ready, wake)
+            except (BotoCoreError, ValueError) as exc:
+                self._context.log.error(  # noqa: TRY400 - the reason is in `error`
+                    "source_error", stage="source", path=config.queue_url,
+                    error=f"cannot set up SQS and S3 clients: {exc}",
+                )  # fmt: skip
+                continue
+            reader.start()
+            self._readers.append(reader)
+            self._context.log.info("sqs_queue_opened", queue=config.queue_url)
+
+    def directories(self) -> Iterator[tuple[str, bool]]:
+        return iter(())
+
+    def read(self, changed: set[str] | None, out: Output) -> int:
+        del changed  # messages wake the loop; no paths matter
+        size = 0
+        handed = 0
+        while self._ready and not out.paused and handed < MAX_HANDED_ON_PER_READ:
+            outcome = self._ready.popleft()
+            out.denials(outcome.denials)
+            self._handed_on.append(outcome)
+            size += outcome.size_bytes
+            handed += 1
+        self._more_ready = bool(self._ready) and handed == MAX_HANDED_ON_PER_READ
+        return size
+
+    def checkpoint(self) -> Save | None:
+        """Deletes every message handed on and not yet deleted, remembering its objects."""
+        held = list(self._handed_on)
+        if not held:
+            return None
+
+        def save() -> None:
+            pending = {id(outcome) for outcome in self._handed_on}
+            done = [outcome for outcome in held if id(outcome) in pending]
+            if not done:
+                return
+            self._context.store.remember_objects(
+                [version for outcome in done for version in outcome.objects], time.time()
+            )
+            for reader in {id(o.reader): o.reader for o in done}.values():
+                reader.acknowledge([o.lease for o in done if o.reader is reader])
+            finished = {id(outcome) for outcome in done}
+            self._handed_on = [o for o in self._handed_on if id(o) not in finished]
+            self._forget_old_objects()
+
+        return save
+
+    @property
+    def more_ready(self) -> bool:
+        return self._more_ready
+
+    def seconds_to_next_read(self) -> float | None:
+        return None
+
+    def progress(self) -> Progress:
+        return Progress(followed=len(self._readers))
+
+    def reconfigure(self, configs: tuple[object, ...]) -> bool:
+        del configs
+        return False
+
+    def close(self) -> None:
+        """Stop every thread, then release what is still held (not acknowledged)."""
+        for reader in self._readers:
+            reader.stop()
+        for reader in self._readers:
+            reader.join()
+            reader.release_all()
+        self._readers.clear()
+        self._ready.clear()
+        self._handed_on.clear()
+
+    def _forget_old_objects(self, clock: Callable[[], float] = time.monotonic) -> None:
+        if clock() < self._next_expiry:
+            return
+        self._next_expiry = clock() + SEEN_OBJECTS_EXPIRY_INTERVAL_SECONDS
+        self._context.store.forget_objects(time.time() - SEEN_OBJECTS_TTL_SECONDS, SEEN_OBJECTS_MAX)
