@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,26 @@ CREATE TABLE IF NOT EXISTS followed_files (
     updated_at REAL NOT NULL,
     PRIMARY KEY (device, inode)
 );
+CREATE TABLE IF NOT EXISTS s3_listings (
+    bucket TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    PRIMARY KEY (bucket, prefix)
+);
+CREATE TABLE IF NOT EXISTS s3_positions (
+    bucket TEXT NOT NULL,
+    trail_prefix TEXT NOT NULL,
+    last_key TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (bucket, trail_prefix)
+);
 """
+# A position only moves forward: a save made earlier and run later never takes one back.
+_SAVE_S3_POSITION = (
+    "INSERT INTO s3_positions VALUES (?, ?, ?, ?) ON CONFLICT (bucket, trail_prefix) "
+    "DO UPDATE SET last_key = excluded.last_key, updated_at = excluded.updated_at "
+    "WHERE excluded.last_key > s3_positions.last_key"
+)
 
 
 class StateDirectoryLock:
@@ -276,6 +296,51 @@ class StateStore:
                 "INSERT OR REPLACE INTO cloudtrail_files VALUES (?, ?, ?, ?, ?, ?)",
                 (path, state.size, state.mtime_ns, state.sha256, state.status, time.time()),
             )
+
+    def s3_listing_started(self, bucket: str, prefix: str) -> bool:
+        """Whether the ``s3`` source of ``bucket``/``prefix`` has chosen its start positions."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT 1 FROM s3_listings WHERE bucket = ? AND prefix = ?", (bucket, prefix)
+            ).fetchone()
+        return row is not None
+
+    def start_s3_listing(self, bucket: str, prefix: str, positions: dict[str, str]) -> None:
+        """Mark the listing started with its first positions, in one transaction."""
+        now = time.time()
+        with self._transaction() as connection:
+            connection.executemany(
+                _SAVE_S3_POSITION, [(bucket, p, key, now) for p, key in positions.items()]
+            )
+            connection.execute(
+                "INSERT OR IGNORE INTO s3_listings VALUES (?, ?, ?)", (bucket, prefix, now)
+            )
+
+    def s3_positions(self, bucket: str) -> dict[str, str]:
+        """Trail prefix -> the last key whose events every sink has taken."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT trail_prefix, last_key FROM s3_positions WHERE bucket = ?", (bucket,)
+            ).fetchall()
+        return {str(prefix): str(key) for prefix, key in rows}
+
+    def save_s3_positions(self, positions: dict[tuple[str, str], str]) -> None:
+        """(bucket, trail prefix) -> last key done, all in one transaction; never backwards."""
+        now = time.time()
+        rows = [(bucket, prefix, key, now) for (bucket, prefix), key in positions.items()]
+        with self._transaction() as connection:
+            connection.executemany(_SAVE_S3_POSITION, rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._connection.execute("BEGIN")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
 
     def enqueue(self, sink: str, payload: str, now: float) -> None:
         with self._lock:

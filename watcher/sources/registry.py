@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from watcher.config import CloudTrailSource, Config, FileSource
+from watcher.config import CloudTrailSource, Config, FileSource, S3Source
 from watcher.errors import ConfigError
 from watcher.sources.base import Source, SourceContext, Wake
 from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources
+from watcher.sources.s3 import S3Buckets
 
 Builder = Callable[[tuple[Any, ...], SourceContext], Source]
 
@@ -26,9 +27,14 @@ def _cloudtrail(configs: tuple[CloudTrailSource, ...], context: SourceContext) -
     return CloudTrailExports(configs, context.store, context.log)
 
 
+def _s3(configs: tuple[S3Source, ...], context: SourceContext) -> Source:
+    return S3Buckets(configs, context.store, context.log)
+
+
 BUILDERS: dict[str, Builder] = {
     "file": _files,
     "cloudtrail": _cloudtrail,
+    "s3": _s3,
 }
 
 

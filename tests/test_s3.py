@@ -1,0 +1,306 @@
+"""``type: s3``: a CloudTrail bucket polled, driven directly against moto's S3 over real HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.moto_server import MotoServer
+from tests.s3_trail import Driver, RecordingLog, TrailBucket
+from watcher.config import S3Source
+from watcher.sources.s3 import MAX_OBJECTS_HELD
+from watcher.state import StateStore
+
+BUCKET = "trail-bucket"
+# Sorts after every other trail prefix: once its object is read, the whole turn was listed.
+LAST_ACCOUNT, LAST_REGION = "999999999999", "us-west-2"
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """boto3 in this process reaches moto (AWS_ENDPOINT_URL), as the daemon would."""
+    for name, value in moto_server.env().items():
+        monkeypatch.setenv(name, value)
+    return moto_server
+
+
+@pytest.fixture
+def trail(aws: MotoServer) -> TrailBucket:
+    return TrailBucket(aws.client("s3"), BUCKET).create()
+
+
+@pytest.fixture
+def log() -> RecordingLog:
+    return RecordingLog()
+
+
+@pytest.fixture
+def store(tmp_path: Path, log: RecordingLog) -> Iterator[StateStore]:
+    state = StateStore(tmp_path / "state", log)
+    yield state
+    state.close()
+
+
+class Drivers:
+    """Start a source (``start()``) as often as a test restarts it; all closed at the end."""
+
+    def __init__(self, store: StateStore, log: RecordingLog) -> None:
+        self.store = store
+        self.log = log
+        self.started: list[Driver] = []
+
+    def start(self, **options: object) -> Driver:
+        settings: dict[str, object] = {"poll_interval_seconds": 0.1, "start_at": "beginning"}
+        settings.update(options)
+        driver = Driver((S3Source(bucket=BUCKET, **settings),), self.store, self.log)  # type: ignore[arg-type]
+        self.started.append(driver)
+        return driver
+
+
+@pytest.fixture
+def drivers(store: StateStore, log: RecordingLog) -> Iterator[Drivers]:
+    made = Drivers(store, log)
+    yield made
+    for driver in made.started:
+        driver.close()
+
+
+def read_all(driver: Driver, trail: TrailBucket, keys: list[str] | None = None) -> None:
+    wanted = trail.event_ids(keys)
+    driver.read_until(lambda: wanted <= set(driver.event_ids()), "every denial put")
+
+
+def put_last(trail: TrailBucket) -> str:
+    return trail.put_trail_object(LAST_ACCOUNT, LAST_REGION)
+
+
+class TestListing:
+    def test_objects_under_several_account_and_region_prefixes_are_each_read_once(
+        self, trail, drivers
+    ):
+        """Accounts, regions and an organisation trail's prefix: every denial once, none twice."""
+        for account in ("111122223333", "444455556666"):
+            for region in ("eu-west-1", "us-east-1"):
+                trail.put_trail_object(account, region)
+                trail.put_trail_object(account, region)
+        trail.put_trail_object("777788889999", "ap-south-1", org="o-abc123")
+        put_last(trail)
+        driver = drivers.start()
+        read_all(driver, trail)
+        put_last(trail)  # a later turn lists everything again
+        read_all(driver, trail)
+        assert sorted(trail.event_ids()) == sorted(driver.event_ids())
+        assert 6 == driver.source.progress().followed
+
+    def test_denials_keep_their_record_context_and_name_the_object(self, trail, drivers):
+        """source_path is s3://bucket/key; account and region come from the record."""
+        key = trail.put_trail_object("444455556666", "eu-west-1", denials=1)
+        driver = drivers.start()
+        read_all(driver, trail)
+        (denial,) = driver.out.handed_on
+        assert f"s3://{BUCKET}/{key}" == denial.origin.source_path
+        assert ("444455556666", "eu-west-1") == (denial.account_id, denial.extra["region"])
+
+    def test_digest_and_insight_prefixes_are_never_read(self, trail, drivers):
+        """Objects under CloudTrail-Digest and CloudTrail-Insight are not listed for denials."""
+        body = gzip.compress(json.dumps({"Records": [{"errorCode": "AccessDenied"}]}).encode())
+        for kind in ("CloudTrail-Digest", "CloudTrail-Insight"):
+            trail.put(f"AWSLogs/111122223333/{kind}/us-east-1/2026/11/29/x.json.gz", body)
+        put_last(trail)
+        driver = drivers.start()
+        read_all(driver, trail)
+        put_last(trail)
+        read_all(driver, trail)
+        assert sorted(trail.event_ids()) == sorted(driver.event_ids())
+        assert 1 == driver.source.progress().followed
+
+    def test_a_prefix_that_names_one_trail_prefix_is_listed_alone(self, trail, drivers):
+        """prefix: AWSLogs/<account>/CloudTrail/<region>/ reads that region only."""
+        wanted = trail.put_trail_object("111122223333", "eu-west-1")
+        trail.put_trail_object("111122223333", "us-east-1")
+        driver = drivers.start(prefix="AWSLogs/111122223333/CloudTrail/eu-west-1/")
+        read_all(driver, trail, [wanted])
+        later = trail.put_trail_object("111122223333", "eu-west-1")
+        read_all(driver, trail, [wanted, later])
+        assert sorted(trail.event_ids([wanted, later])) == sorted(driver.event_ids())
+
+    def test_objects_put_later_are_read_at_the_next_turn(self, trail, drivers):
+        """A new object, in a known prefix or in a new one, is read once."""
+        trail.put_trail_object("111122223333", "us-east-1")
+        driver = drivers.start()
+        read_all(driver, trail)
+        trail.put_trail_object("111122223333", "us-east-1")
+        trail.put_trail_object("222233334444", "ca-central-1")
+        read_all(driver, trail)
+        put_last(trail)
+        read_all(driver, trail)
+        assert sorted(trail.event_ids()) == sorted(driver.event_ids())
+
+
+class TestRestarts:
+    def test_a_graceful_restart_reads_nothing_twice(self, trail, drivers):
+        """Everything handed on and acknowledged before the stop is not read again."""
+        for region in ("eu-west-1", "us-east-1"):
+            trail.put_trail_object("111122223333", region)
+        first = drivers.start()
+        read_all(first, trail)
+        first.acknowledge()
+        first.close()
+        new = trail.put_trail_object("111122223333", "eu-west-1")
+        last = put_last(trail)
+        second = drivers.start()
+        read_all(second, trail, [new, last])
+        assert sorted(trail.event_ids([new, last])) == sorted(second.event_ids())
+
+    def test_after_a_crash_what_was_not_acknowledged_comes_again_with_the_same_ids(
+        self, trail, drivers
+    ):
+        """Handed on but never saved (the sinks never confirmed): read again, same event_id."""
+        acknowledged = trail.put_trail_object("111122223333", "us-east-1")
+        first = drivers.start()
+        read_all(first, trail)
+        first.acknowledge()
+        unacknowledged = trail.put_trail_object("111122223333", "us-east-1")
+        read_all(first, trail)
+        first.close()  # a crash: the save of the second object never ran
+        second = drivers.start()
+        put_last(trail)
+        read_all(second, trail, [unacknowledged])
+        assert trail.event_ids([unacknowledged]) <= set(first.event_ids())
+        assert not trail.event_ids([acknowledged]) & set(second.event_ids())
+
+    def test_a_position_saved_late_never_moves_back(self, trail, drivers, store):
+        """An older save that runs after a newer one leaves the newer position."""
+        trail.put_trail_object("111122223333", "us-east-1")
+        driver = drivers.start()
+        read_all(driver, trail)
+        older = driver.source.checkpoint()
+        second = trail.put_trail_object("111122223333", "us-east-1")
+        read_all(driver, trail)
+        driver.acknowledge()
+        assert older is not None
+        older()
+        assert {"AWSLogs/111122223333/CloudTrail/us-east-1/": second} == store.s3_positions(BUCKET)
+
+
+class TestStartAt:
+    def test_end_reads_only_objects_put_after_the_first_listing(self, trail, drivers, log):
+        """start_at: end skips what is there at the first start, in every prefix; a prefix
+        that appears later is read from its first object."""
+        trail.put_trail_object("111122223333", "us-east-1")
+        trail.put_trail_object("444455556666", "eu-west-1")
+        driver = drivers.start(start_at="end")
+        driver.read_until(lambda: bool(log.named("s3_listing_started")), "the first listing")
+        after = [
+            trail.put_trail_object("111122223333", "us-east-1"),
+            trail.put_trail_object("555566667777", "us-east-2"),
+            put_last(trail),
+        ]
+        read_all(driver, trail, after)
+        assert sorted(trail.event_ids(after)) == sorted(driver.event_ids())
+
+    def test_end_is_chosen_once_a_restart_reads_what_came_while_stopped(self, trail, drivers, log):
+        """The start positions are saved at the first listing; a restart does not skip again."""
+        trail.put_trail_object("111122223333", "us-east-1")
+        first = drivers.start(start_at="end")
+        first.read_until(lambda: bool(log.named("s3_listing_started")), "the first listing")
+        first.close()
+        while_stopped = trail.put_trail_object("111122223333", "us-east-1")
+        second = drivers.start(start_at="end")
+        read_all(second, trail, [while_stopped])
+        assert sorted(trail.event_ids([while_stopped])) == sorted(second.event_ids())
+
+    def test_a_date_reads_that_day_and_later(self, trail, drivers):
+        """start_at: 2026-11-28 reads keys of the 28th and later, in every prefix."""
+        trail.put_trail_object("111122223333", "us-east-1", day=date(2026, 11, 27))
+        trail.put_trail_object("444455556666", "us-east-1", day=date(2026, 10, 30))
+        wanted = [
+            trail.put_trail_object("111122223333", "us-east-1", day=date(2026, 11, 28)),
+            trail.put_trail_object("444455556666", "us-east-1", day=date(2026, 12, 1)),
+            trail.put_trail_object(LAST_ACCOUNT, LAST_REGION, day=date(2026, 11, 29)),
+        ]
+        driver = drivers.start(start_at="2026-11-28")
+        read_all(driver, trail, wanted)
+        assert sorted(trail.event_ids(wanted)) == sorted(driver.event_ids())
+
+    def test_beginning_reads_everything(self, trail, drivers):
+        """start_at: beginning reads every object already there."""
+        trail.put_trail_object("111122223333", "us-east-1", day=date(2020, 1, 1))
+        put_last(trail)
+        driver = drivers.start(start_at="beginning")
+        read_all(driver, trail)
+        assert sorted(trail.event_ids()) == sorted(driver.event_ids())
+
+
+class TestBadObjects:
+    def test_a_bad_object_among_good_ones_is_logged_once_by_name_and_passed(
+        self, trail, drivers, log
+    ):
+        """Not gzip/JSON, not CloudTrail, truncated gzip: one line each naming the object;
+        the good objects around them are read, and a later turn does not report them again."""
+        prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/"
+        good = [trail.put_trail_object("111122223333", "us-east-1")]
+        bad = {
+            f"{prefix}111122223333_CloudTrail_us-east-1_20261129T0100Z_a.json.gz": b"\x00 garbage",
+            f"{prefix}111122223333_CloudTrail_us-east-1_20261129T0100Z_b.json.gz": gzip.compress(
+                b'{"something": "else"}'
+            ),
+            f"{prefix}111122223333_CloudTrail_us-east-1_20261129T0100Z_c.json.gz": gzip.compress(
+                json.dumps({"Records": [{"eventID": "x"}] * 50}).encode()
+            )[:40],
+        }
+        for key, body in bad.items():
+            trail.put(key, body)
+        good.append(put_last(trail))
+        driver = drivers.start()
+        read_all(driver, trail, good)
+        put_last(trail)
+        read_all(driver, trail)
+        assert sorted(trail.event_ids()) == sorted(driver.event_ids())
+        skipped = Counter(str(fields["path"]) for fields in log.named("s3_object_skipped"))
+        assert {f"s3://{BUCKET}/{key}": 1 for key in bad} == dict(skipped)
+        assert all(fields["error"] for fields in log.named("s3_object_skipped"))
+
+    def test_an_object_deleted_between_listing_and_download_is_logged_and_passed(
+        self, trail, drivers, log
+    ):
+        """NoSuchKey: named in one log line, the objects after it still read."""
+        keys = [trail.put_trail_object("111122223333", "us-east-1") for _ in range(20)]
+        driver = drivers.start()
+        # The lister fills the hand-off and waits, holding the listing it already has.
+        driver.wait_until(lambda: MAX_OBJECTS_HELD == driver.source.held_objects, "a full hand-off")
+        gone = keys[-1]
+        trail.client.delete_object(Bucket=BUCKET, Key=gone)
+        read_all(driver, trail, keys[:-1])
+        driver.read_until(lambda: bool(log.named("s3_object_skipped")), "the skip to be logged")
+        assert [f"s3://{BUCKET}/{gone}"] == [f["path"] for f in log.named("s3_object_skipped")]
+        assert "NoSuchKey" in str(log.named("s3_object_skipped")[0]["error"])
+
+
+class TestFailures:
+    def test_an_unreachable_endpoint_is_logged_once_and_retried_until_it_answers(
+        self, monkeypatch, drivers, log
+    ):
+        """Nothing listens at first: one s3_listing_failed line; once the endpoint is up the
+        listing recovers (logged) and reads the objects."""
+        server = MotoServer()  # its port is chosen; nothing listens there yet
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        driver = drivers.start()
+        driver.read_until(lambda: bool(log.named("s3_listing_failed")), "the failure logged")
+        with server:
+            trail = TrailBucket(server.client("s3"), BUCKET).create()
+            trail.put_trail_object()
+            read_all(driver, trail)
+            driver.close()  # before the server goes
+        failures = log.named("s3_listing_failed")
+        unreachable = [f for f in failures if "Could not connect" in str(f["error"])]
+        assert 1 == len(unreachable), failures
+        assert 1 == len(log.named("s3_listing_recovered"))
+        assert sorted(trail.event_ids()) == sorted(driver.event_ids())
