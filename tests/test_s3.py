@@ -13,13 +13,14 @@ import pytest
 
 from tests.moto_server import MotoServer
 from tests.s3_trail import Driver, RecordingLog, TrailBucket
+from tests.test_daemon import Watcher, wait_for
 from watcher.config import S3Source
 from watcher.sources.s3 import MAX_OBJECTS_HELD
 from watcher.state import StateStore
 
 BUCKET = "trail-bucket"
 # Sorts after every other trail prefix: once its object is read, the whole turn was listed.
-LAST_ACCOUNT, LAST_REGION = "999999999999", "us-west-2"
+LAST_ORG, LAST_ACCOUNT, LAST_REGION = "o-zzzzzzzzzz", "999999999999", "us-west-2"
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def read_all(driver: Driver, trail: TrailBucket, keys: list[str] | None = None) 
 
 
 def put_last(trail: TrailBucket) -> str:
-    return trail.put_trail_object(LAST_ACCOUNT, LAST_REGION)
+    return trail.put_trail_object(LAST_ACCOUNT, LAST_REGION, org=LAST_ORG)
 
 
 class TestListing:
@@ -223,7 +224,7 @@ class TestStartAt:
         wanted = [
             trail.put_trail_object("111122223333", "us-east-1", day=date(2026, 11, 28)),
             trail.put_trail_object("444455556666", "us-east-1", day=date(2026, 12, 1)),
-            trail.put_trail_object(LAST_ACCOUNT, LAST_REGION, day=date(2026, 11, 29)),
+            trail.put_trail_object(LAST_ACCOUNT, LAST_REGION, day=date(2026, 11, 29), org=LAST_ORG),
         ]
         driver = drivers.start(start_at="2026-11-28")
         read_all(driver, trail, wanted)
@@ -304,3 +305,81 @@ class TestFailures:
         assert 1 == len(unreachable), failures
         assert 1 == len(log.named("s3_listing_recovered"))
         assert sorted(trail.event_ids()) == sorted(driver.event_ids())
+
+
+def s3_daemon(root: Path, aws: MotoServer, start_at: str = "beginning") -> Watcher:
+    """The real daemon (a subprocess) reading the bucket, events to a file sink."""
+    daemon = Watcher(root, env=aws.env())
+    daemon.config.write_text(
+        f"state_dir: {root / 'state'}\n"
+        "sources:\n"
+        f"  - type: s3\n    bucket: {BUCKET}\n    poll_interval: 0.2\n    start_at: {start_at}\n"
+        "decode:\n  enabled: false\n"
+        f"sinks:\n  - type: file\n    path: {daemon.events_path}\n"
+    )
+    return daemon
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, aws: MotoServer) -> Iterator[Watcher]:
+    running = s3_daemon(tmp_path, aws)
+    yield running
+    running.kill()
+
+
+def daemon_ids(daemon: Watcher) -> list[str]:
+    return [e["event_id"] for e in daemon.events() if e["event"] == "authz_denial"]
+
+
+def wait_for_denials(daemon: Watcher, wanted: set[str], what: str) -> None:
+    wait_for(lambda: wanted <= set(daemon_ids(daemon)), what)
+
+
+class TestDaemon:
+    def test_sigterm_then_start_emits_every_denial_once(self, trail, daemon):
+        """Objects in several prefixes, a graceful stop, objects put while stopped, a start:
+        every denial exactly once, each event naming its object."""
+        for account in ("111122223333", "444455556666"):
+            for region in ("eu-west-1", "us-east-1"):
+                trail.put_trail_object(account, region)
+        daemon.start()
+        wait_for_denials(daemon, trail.event_ids(), "the first objects' denials")
+        assert 0 == daemon.stop()
+        trail.put_trail_object("111122223333", "eu-west-1")
+        trail.put_trail_object("555566667777", "us-east-2")
+        daemon.start()
+        put_last(trail)
+        wait_for_denials(daemon, trail.event_ids(), "the later objects' denials")
+        assert 0 == daemon.stop()
+        assert sorted(trail.event_ids()) == sorted(daemon_ids(daemon))
+        paths = {e["source_path"] for e in daemon.events()}
+        assert {f"s3://{BUCKET}/{key}" for key in trail.denials} == paths
+
+    def test_kill_9_loses_nothing_and_repeats_carry_the_same_id(self, trail, daemon):
+        """A crash while objects are being read: after a restart every denial is there; a
+        denial emitted twice has one event_id (the ids are those of the CloudTrail eventIDs)."""
+        for serial in range(30):
+            trail.put_trail_object(("111122223333", "444455556666")[serial % 2], denials=5)
+        daemon.start()
+        wait_for(lambda: len(daemon_ids(daemon)) >= 20, "some denials before the kill")
+        daemon.kill()
+        daemon.start()
+        put_last(trail)
+        wait_for_denials(daemon, trail.event_ids(), "every denial after the restart")
+        assert 0 == daemon.stop()
+        assert trail.event_ids() == set(daemon_ids(daemon))
+        events = [e for e in daemon.events() if e["event"] == "authz_denial"]
+        by_id = {(e["event_id"], e["source_path"], e["record_index"]) for e in events}
+        assert len(by_id) == len(set(daemon_ids(daemon)))  # a repeat is the same denial
+
+    def test_a_bad_object_is_logged_by_the_daemon_and_the_rest_is_read(self, trail, daemon):
+        """One log line names the object; the denials of the good objects are emitted."""
+        bad = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/bad.json.gz"
+        trail.put_trail_object("111122223333", "us-east-1")
+        trail.put(bad, b"not gzip, not JSON")
+        put_last(trail)
+        daemon.start()
+        wait_for_denials(daemon, trail.event_ids(), "the good objects' denials")
+        assert 0 == daemon.stop()
+        skipped = [e for e in daemon.log_events() if e["event"] == "s3_object_skipped"]
+        assert [f"s3://{BUCKET}/{bad}"] == [e["path"] for e in skipped]
