@@ -95,7 +95,15 @@ class TrailBucket:
     ) -> str:
         """A gzip delivery with ``denials`` denial records and one allowed call."""
         self._serial += 1
-        key = trail_key(account, region, day, self._serial, org)
+        return self.put_trail_object_at(
+            trail_key(account, region, day, self._serial, org), account, region, denials
+        )
+
+    def put_trail_object_at(
+        self, key: str, account: str = "111122223333", region: str = "us-east-1", denials: int = 2
+    ) -> str:
+        """A delivery like ``put_trail_object``'s under a key the test chose."""
+        self._serial += 1
         ids = [f"{self.name}-{self._serial}-{n}" for n in range(denials)]
         records = [denial_record(i, account, region) for i in ids]
         records.insert(1, allowed_record(f"{self.name}-{self._serial}-ok"))

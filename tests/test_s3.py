@@ -15,7 +15,7 @@ from tests.moto_server import MotoServer
 from tests.s3_trail import Driver, RecordingLog, TrailBucket
 from tests.test_daemon import Watcher, wait_for
 from watcher.config import S3Source
-from watcher.sources.s3 import MAX_OBJECTS_HELD
+from watcher.sources.s3 import MAX_OBJECTS_HELD, lookback_floor
 from watcher.state import StateStore
 
 BUCKET = "trail-bucket"
@@ -176,18 +176,65 @@ class TestRestarts:
         assert trail.event_ids([unacknowledged]) <= set(first.event_ids())
         assert not trail.event_ids([acknowledged]) & set(second.event_ids())
 
-    def test_a_position_saved_late_never_moves_back(self, trail, drivers, store):
-        """An older save that runs after a newer one leaves the newer position."""
+    def test_an_older_save_run_after_a_newer_one_takes_nothing_back(self, trail, drivers):
+        """Saves record keys done; one run late does not make a restart read anything again."""
         trail.put_trail_object("111122223333", "us-east-1")
         driver = drivers.start()
         read_all(driver, trail)
         older = driver.source.checkpoint()
-        second = trail.put_trail_object("111122223333", "us-east-1")
+        trail.put_trail_object("111122223333", "us-east-1")
         read_all(driver, trail)
         driver.acknowledge()
         assert older is not None
         older()
-        assert {"AWSLogs/111122223333/CloudTrail/us-east-1/": second} == store.s3_positions(BUCKET)
+        driver.close()
+        again = drivers.start()
+        last = put_last(trail)
+        read_all(again, trail, [last])
+        assert sorted(trail.event_ids([last])) == sorted(again.event_ids())
+
+
+class TestLateDeliveries:
+    def test_an_object_whose_key_sorts_before_keys_already_read_is_read(self, trail, drivers):
+        """Same minute, smaller random part, delivered later (or a late delivery): read once."""
+        prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/"
+        name = "111122223333_CloudTrail_us-east-1_20261129T1205Z_{}.json.gz"
+        first = trail.put_trail_object_at(prefix + name.format("zzzz"))
+        driver = drivers.start()
+        read_all(driver, trail)
+        driver.acknowledge()
+        late = trail.put_trail_object_at(prefix + name.format("aaaa"))
+        yesterday = trail.put_trail_object_at(
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/28/"
+            "111122223333_CloudTrail_us-east-1_20261128T2355Z_late.json.gz"
+        )
+        read_all(driver, trail, [late, yesterday])
+        driver.acknowledge()
+        driver.close()
+        again = drivers.start()  # the keys done are in the state database
+        last = put_last(trail)
+        read_all(again, trail, [last])
+        assert sorted(trail.event_ids([first, late, yesterday])) == sorted(driver.event_ids())
+        assert sorted(trail.event_ids([last])) == sorted(again.event_ids())
+
+    def test_keys_before_the_look_back_window_are_forgotten(self, trail, drivers, store):
+        """The state keeps the keys done from the day before the newest one; older go."""
+        days = [date(2026, 11, 20), date(2026, 11, 28), date(2026, 11, 29)]
+        keys = [trail.put_trail_object("111122223333", "us-east-1", day=day) for day in days]
+        driver = drivers.start()
+        read_all(driver, trail)
+        driver.acknowledge()
+        done = store.s3_done_keys(BUCKET)["AWSLogs/111122223333/CloudTrail/us-east-1/"]
+        assert set(keys[1:]) == done
+
+
+class TestLookBackFloor:
+    def test_the_floor_is_the_start_of_the_day_before_the_newest_key(self):
+        """A CloudTrail key's date gives the floor; another layout gives the key itself."""
+        prefix = "AWSLogs/1/CloudTrail/r/"
+        assert f"{prefix}2026/02/28/" == lookback_floor(prefix, f"{prefix}2026/03/01/x.json.gz")
+        assert f"{prefix}odd.json.gz" == lookback_floor(prefix, f"{prefix}odd.json.gz")
+        assert None is lookback_floor(prefix, None)
 
 
 class TestStartAt:

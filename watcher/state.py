@@ -82,20 +82,20 @@ CREATE TABLE IF NOT EXISTS s3_listings (
     started_at REAL NOT NULL,
     PRIMARY KEY (bucket, prefix)
 );
-CREATE TABLE IF NOT EXISTS s3_positions (
+CREATE TABLE IF NOT EXISTS s3_start_keys (
     bucket TEXT NOT NULL,
     trail_prefix TEXT NOT NULL,
-    last_key TEXT NOT NULL,
-    updated_at REAL NOT NULL,
+    start_after TEXT NOT NULL,
     PRIMARY KEY (bucket, trail_prefix)
 );
+CREATE TABLE IF NOT EXISTS s3_done_keys (
+    bucket TEXT NOT NULL,
+    trail_prefix TEXT NOT NULL,
+    key TEXT NOT NULL,
+    done_at REAL NOT NULL,
+    PRIMARY KEY (bucket, trail_prefix, key)
+);
 """
-# A position only moves forward: a save made earlier and run later never takes one back.
-_SAVE_S3_POSITION = (
-    "INSERT INTO s3_positions VALUES (?, ?, ?, ?) ON CONFLICT (bucket, trail_prefix) "
-    "DO UPDATE SET last_key = excluded.last_key, updated_at = excluded.updated_at "
-    "WHERE excluded.last_key > s3_positions.last_key"
-)
 
 
 class StateDirectoryLock:
@@ -298,38 +298,59 @@ class StateStore:
             )
 
     def s3_listing_started(self, bucket: str, prefix: str) -> bool:
-        """Whether the ``s3`` source of ``bucket``/``prefix`` has chosen its start positions."""
+        """Whether the ``s3`` source of ``bucket``/``prefix`` has chosen where it starts."""
         with self._lock:
             row = self._connection.execute(
                 "SELECT 1 FROM s3_listings WHERE bucket = ? AND prefix = ?", (bucket, prefix)
             ).fetchone()
         return row is not None
 
-    def start_s3_listing(self, bucket: str, prefix: str, positions: dict[str, str]) -> None:
-        """Mark the listing started with its first positions, in one transaction."""
+    def start_s3_listing(self, bucket: str, prefix: str, start_after: dict[str, str]) -> None:
+        """Mark the listing started, with the key each trail prefix starts after (start_at:
+        end), in one transaction."""
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO s3_start_keys VALUES (?, ?, ?)",
+                [(bucket, trail_prefix, key) for trail_prefix, key in start_after.items()],
+            )
+            connection.execute(
+                "INSERT OR IGNORE INTO s3_listings VALUES (?, ?, ?)", (bucket, prefix, time.time())
+            )
+
+    def s3_start_keys(self, bucket: str) -> dict[str, str]:
+        """Trail prefix -> the key at and before which nothing is read."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT trail_prefix, start_after FROM s3_start_keys WHERE bucket = ?", (bucket,)
+            ).fetchall()
+        return {str(trail_prefix): str(key) for trail_prefix, key in rows}
+
+    def s3_done_keys(self, bucket: str) -> dict[str, set[str]]:
+        """Trail prefix -> the keys (of the look-back window) whose events every sink took."""
+        done: dict[str, set[str]] = {}
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT trail_prefix, key FROM s3_done_keys WHERE bucket = ?", (bucket,)
+            ).fetchall()
+        for trail_prefix, key in rows:
+            done.setdefault(str(trail_prefix), set()).add(str(key))
+        return done
+
+    def save_s3_done_keys(
+        self, done: dict[tuple[str, str], list[str]], forget_before: dict[tuple[str, str], str]
+    ) -> None:
+        """Record keys done per (bucket, trail prefix) and forget those before the window, in
+        one transaction."""
         now = time.time()
         with self._transaction() as connection:
             connection.executemany(
-                _SAVE_S3_POSITION, [(bucket, p, key, now) for p, key in positions.items()]
+                "INSERT OR IGNORE INTO s3_done_keys VALUES (?, ?, ?, ?)",
+                [(b, prefix, key, now) for (b, prefix), keys in done.items() for key in keys],
             )
-            connection.execute(
-                "INSERT OR IGNORE INTO s3_listings VALUES (?, ?, ?)", (bucket, prefix, now)
+            connection.executemany(
+                "DELETE FROM s3_done_keys WHERE bucket = ? AND trail_prefix = ? AND key < ?",
+                [(b, prefix, key) for (b, prefix), key in forget_before.items()],
             )
-
-    def s3_positions(self, bucket: str) -> dict[str, str]:
-        """Trail prefix -> the last key whose events every sink has taken."""
-        with self._lock:
-            rows = self._connection.execute(
-                "SELECT trail_prefix, last_key FROM s3_positions WHERE bucket = ?", (bucket,)
-            ).fetchall()
-        return {str(prefix): str(key) for prefix, key in rows}
-
-    def save_s3_positions(self, positions: dict[tuple[str, str], str]) -> None:
-        """(bucket, trail prefix) -> last key done, all in one transaction; never backwards."""
-        now = time.time()
-        rows = [(bucket, prefix, key, now) for (bucket, prefix), key in positions.items()]
-        with self._transaction() as connection:
-            connection.executemany(_SAVE_S3_POSITION, rows)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

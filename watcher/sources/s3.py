@@ -6,23 +6,27 @@
         -> a bounded hand-off (the lister waits while it is full), then ``wake()``
     daemon thread:
         read()        the objects' denials, in key order per trail prefix -> out.denials
-        checkpoint()  save: each trail prefix's position = the last key handed on
+        checkpoint()  save: the keys handed on are recorded done
 
-CloudTrail keys sort by time within a trail prefix, so one key per prefix (``s3_positions`` in
-the state database) says what is done. A position moves only when every sink has the events
-of its object and of every object before it: every object once across graceful restarts, at
-least once after a crash (the same ``event_id``, from CloudTrail's ``eventID``). Digest and
-Insights prefixes are never entered.
+CloudTrail keys sort by time within a trail prefix (``.../YYYY/MM/DD/<account>_CloudTrail_
+<region>_YYYYMMDDTHHMMZ_<random>.json.gz``), but not strictly by delivery: a file of the same
+minute with a smaller random part, or a late delivery, can appear after a greater key was
+read. So a listing starts after a *look-back* floor, the start of the day before the newest key
+done (``LOOKBACK_DAYS``), and passes over the keys done since then (``s3_done_keys`` in the
+state database; older ones are forgotten). A key is recorded done only when every sink has the
+events of its object: every object once across graceful restarts, at least once after a crash
+(the same ``event_id``, from CloudTrail's ``eventID``). Digest and Insights prefixes are never
+entered.
 
 Where a listing starts (``start_at``, chosen once per bucket and prefix, saved at once):
 ``end`` after the newest key of each trail prefix found at the first listing (prefixes that
 appear later are read from their first key), ``beginning`` from the first key, a date from
-that day's keys (the key holds the date: ``.../CloudTrail/<region>/YYYY/MM/DD/...``).
+that day's keys (the key holds the date).
 
 An object that cannot be read as CloudTrail (not gzip, not CloudTrail, gone: NoSuchKey) is
 logged once with its name and passed. Any other failure (the endpoint unreachable, access
 denied, a KMS key refused) stops that turn: logged once with the reason, retried with backoff
-from the same positions, so nothing is passed over.
+from the same place, so nothing is passed over.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import boto3
@@ -63,6 +67,8 @@ BACKOFF_MAX_SECONDS = 300.0
 CLOSE_TIMEOUT_SECONDS = 30.0  # a request in flight ends within botocore's timeouts
 # Where the trail prefixes are: <prefix>[o-org/]<account>/CloudTrail/<region>/
 MAX_DISCOVERY_DEPTH = 4
+LOOKBACK_DAYS = 1  # a delivery later than this after a greater key is not seen (README)
+_KEY_DATE_RE = re.compile(r"(\d{4})/(\d{2})/(\d{2})/")
 _TRAIL_PREFIX_RE = re.compile(r"(?:^|/)CloudTrail/[^/]+/$")
 _MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "404"})
 _BOTOCORE_CONFIG = BotocoreConfig(
@@ -126,6 +132,18 @@ def date_floor(start_at: str, trail_prefix: str) -> str | None:
     return f"{trail_prefix}{day:%Y/%m/%d}/"  # every key of that day sorts after it
 
 
+def lookback_floor(trail_prefix: str, newest_done: str | None) -> str | None:
+    """The StartAfter that re-lists the day before ``newest_done``'s day and after; the key
+    itself when it holds no date (a layout that is not CloudTrail's: no look-back)."""
+    if newest_done is None:
+        return None
+    found = _KEY_DATE_RE.match(newest_done, len(trail_prefix))
+    if found is None:
+        return newest_done
+    day = date(*map(int, found.groups())) - timedelta(days=LOOKBACK_DAYS)
+    return f"{trail_prefix}{day:%Y/%m/%d}/"
+
+
 def later(*keys: str | None) -> str | None:
     """The greatest of the keys given (None when none is)."""
     present = [key for key in keys if key is not None]
@@ -154,7 +172,8 @@ class BucketLister(threading.Thread):
         self._wake = wake
         self._stopped = threading.Event()
         self._client: S3Client | None = None
-        self._cursors: dict[str, str] = {}  # trail prefix -> the last key fetched
+        self._start_after: dict[str, str] = {}  # trail prefix -> start_at: end's key
+        self._done: dict[str, set[str]] = {}  # trail prefix -> keys fetched, in the window
         self._failing: str | None = None  # the reason last logged
         self.trail_prefixes = 0
 
@@ -188,8 +207,9 @@ class BucketLister(threading.Thread):
                 fetched = self._fetch(client, trail_prefix, key, size)
                 if self._stopped.is_set() or not self._handoff.put(fetched):
                     return
-                self._cursors[trail_prefix] = key
+                self._done.setdefault(trail_prefix, set()).add(key)
                 self._wake()
+            self._forget_before_window(trail_prefix)
 
     def _connected(self) -> S3Client:
         if self._client is None:
@@ -197,7 +217,8 @@ class BucketLister(threading.Thread):
                 profile_name=self.config.aws_profile, region_name=self.config.region
             )
             self._client = session.client("s3", config=_BOTOCORE_CONFIG)
-            self._cursors = self._store.s3_positions(self.config.bucket)
+            self._start_after = self._store.s3_start_keys(self.config.bucket)
+            self._done = self._store.s3_done_keys(self.config.bucket)
         return self._client
 
     def _choose_start(self, client: S3Client, prefixes: list[str]) -> None:
@@ -205,14 +226,14 @@ class BucketLister(threading.Thread):
         bucket, prefix = self.config.bucket, self.config.prefix
         if self._store.s3_listing_started(bucket, prefix):
             return
-        positions: dict[str, str] = {}
+        start_after: dict[str, str] = {}
         if self.config.start_at == "end":
             for trail_prefix in prefixes:
                 newest = deque(self._listed(client, trail_prefix, None), maxlen=1)
                 if newest:
-                    positions[trail_prefix] = newest[0][0]
-        self._store.start_s3_listing(bucket, prefix, positions)
-        self._cursors.update(positions)
+                    start_after[trail_prefix] = newest[0][0]
+        self._store.start_s3_listing(bucket, prefix, start_after)
+        self._start_after.update(start_after)
         self._log.info(
             "s3_listing_started", bucket=bucket, prefix=prefix, start_at=self.config.start_at,
             trail_prefixes=len(prefixes),
@@ -243,8 +264,21 @@ class BucketLister(threading.Thread):
                     yield common["Prefix"]
 
     def _new_keys(self, client: S3Client, trail_prefix: str) -> Iterator[tuple[str, int]]:
-        floor = date_floor(self.config.start_at, trail_prefix)
-        return self._listed(client, trail_prefix, later(self._cursors.get(trail_prefix), floor))
+        done = self._done.get(trail_prefix, set())
+        after = later(
+            self._start_after.get(trail_prefix),
+            date_floor(self.config.start_at, trail_prefix),
+            lookback_floor(trail_prefix, max(done, default=None)),
+        )
+        for key, size in self._listed(client, trail_prefix, after):
+            if key not in done:
+                yield key, size
+
+    def _forget_before_window(self, trail_prefix: str) -> None:
+        done = self._done.get(trail_prefix)
+        floor = lookback_floor(trail_prefix, max(done, default=None)) if done else None
+        if done and floor is not None:
+            self._done[trail_prefix] = {key for key in done if key >= floor}
 
     def _listed(
         self, client: S3Client, trail_prefix: str, after: str | None
@@ -291,14 +325,14 @@ class BucketLister(threading.Thread):
             self._log.warning(
                 "s3_listing_failed", stage="source", bucket=self.config.bucket, error=reason,
                 error_type=type(exc).__name__, retry_seconds=delay,
-                detail="retried with backoff from the same positions; logged again only if "
+                detail="retried with backoff from the same place; logged again only if "
                 "the reason changes",
             )  # fmt: skip
         self._failing = reason
 
 
 class S3Buckets:
-    """Every ``type: s3`` source: a lister thread each, one hand-off, positions per prefix."""
+    """Every ``type: s3`` source: a lister thread each, one hand-off, keys done per prefix."""
 
     kind = "s3"
 
@@ -308,7 +342,7 @@ class S3Buckets:
         self._log = log
         self._handoff = Handoff()
         self._listers: list[BucketLister] = []
-        self._unacknowledged: dict[tuple[str, str], str] = {}  # (bucket, prefix) -> last key
+        self._unacknowledged: dict[tuple[str, str], list[str]] = {}  # (bucket, prefix) -> keys
         self._more_ready = False
 
     # -- the source protocol (sources/base.py) -----------------------------------------------
@@ -332,22 +366,32 @@ class S3Buckets:
             if fetched is None:
                 break
             out.denials(fetched.denials)
-            self._unacknowledged[(fetched.bucket, fetched.trail_prefix)] = fetched.key
+            place = (fetched.bucket, fetched.trail_prefix)
+            self._unacknowledged.setdefault(place, []).append(fetched.key)
             size += fetched.size
         self._more_ready = not out.paused and len(self._handoff) > 0
         return size
 
     def checkpoint(self) -> Save | None:
-        """Moves each trail prefix's position to the last key handed on since it last moved."""
-        positions = dict(self._unacknowledged)
-        if not positions:
+        """Records done every key handed on since the last save ran."""
+        handed_on = {place: list(keys) for place, keys in self._unacknowledged.items()}
+        if not handed_on:
             return None
 
         def save() -> None:
-            self._store.save_s3_positions(positions)
-            for place, key in positions.items():
-                if self._unacknowledged.get(place) == key:
-                    del self._unacknowledged[place]
+            forget_before = {
+                place: floor
+                for place, keys in handed_on.items()
+                if (floor := lookback_floor(place[1], max(keys))) is not None
+            }
+            self._store.save_s3_done_keys(handed_on, forget_before)
+            for place, keys in handed_on.items():
+                saved = set(keys)
+                left = [key for key in self._unacknowledged.get(place, []) if key not in saved]
+                if left:
+                    self._unacknowledged[place] = left
+                else:
+                    self._unacknowledged.pop(place, None)
 
         return save
 
