@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fault_proxy import FaultProxy
 from tests.moto_server import MotoServer
 from tests.s3_trail import Driver, RecordingLog, TrailBucket
 from tests.test_daemon import Watcher, wait_for
@@ -330,8 +331,50 @@ class TestBadObjects:
         assert [f"s3://{BUCKET}/{gone}"] == [f["path"] for f in log.named("s3_object_skipped")]
         assert "NoSuchKey" in str(log.named("s3_object_skipped")[0]["error"])
 
+    def test_an_archived_object_is_logged_by_name_and_passed(self, trail, drivers, log):
+        """GLACIER storage class (GetObject: InvalidObjectState): named, passed, rest read."""
+        archived = trail.put_trail_object("111122223333", "us-east-1")
+        trail.client.copy_object(
+            Bucket=BUCKET, Key=archived, CopySource={"Bucket": BUCKET, "Key": archived},
+            StorageClass="GLACIER",
+        )  # fmt: skip
+        after = [trail.put_trail_object("111122223333", "us-east-1"), put_last(trail)]
+        driver = drivers.start()
+        read_all(driver, trail, after)
+        driver.read_until(lambda: bool(log.named("s3_object_skipped")), "the skip to be logged")
+        (skipped,) = log.named("s3_object_skipped")
+        assert f"s3://{BUCKET}/{archived}" == skipped["path"]
+        assert "archived" in str(skipped["error"])
+        assert sorted(trail.event_ids(after)) == sorted(driver.event_ids())
+
 
 class TestFailures:
+    def test_an_object_refused_holds_back_its_prefix_only_until_it_can_be_read(
+        self, aws, trail, drivers, log, monkeypatch
+    ):
+        """403 AccessDenied on one object (a KMS key not granted): logged once; the objects
+        after it in its prefix wait, the other prefixes are read; once it is granted, all
+        are read, each once."""
+        before = trail.put_trail_object("111122223333", "us-east-1")
+        refused = trail.put_trail_object("111122223333", "us-east-1")
+        waiting = trail.put_trail_object("111122223333", "us-east-1")
+        other = put_last(trail)
+        with FaultProxy(aws.url) as proxy:
+            proxy.refused.add(refused)
+            monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+            driver = drivers.start()
+            read_all(driver, trail, [before, other])
+            driver.wait_until(lambda: proxy.refusals >= 2, "a retry of the refused object")
+            driver.read_once()
+            assert not trail.event_ids([refused, waiting]) & set(driver.event_ids())
+            proxy.refused.clear()
+            read_all(driver, trail)
+            driver.close()
+        assert sorted(trail.event_ids()) == sorted(driver.event_ids())
+        (failed,) = log.named("s3_listing_failed")
+        assert "AccessDenied" in str(failed["error"])
+        assert 1 == len(log.named("s3_listing_recovered"))
+
     def test_an_unreachable_endpoint_is_logged_once_and_retried_until_it_answers(
         self, monkeypatch, drivers, log
     ):

@@ -23,10 +23,11 @@ Where a listing starts (``start_at``, chosen once per bucket and prefix, saved a
 appear later are read from their first key), ``beginning`` from the first key, a date from
 that day's keys (the key holds the date).
 
-An object that cannot be read as CloudTrail (not gzip, not CloudTrail, gone: NoSuchKey) is
-logged once with its name and passed. Any other failure (the endpoint unreachable, access
-denied, a KMS key refused) stops that turn: logged once with the reason, retried with backoff
-from the same place, so nothing is passed over.
+An object that cannot be read as CloudTrail (not gzip, not CloudTrail, gone: NoSuchKey,
+archived in Glacier) is logged once with its name and passed. Any other failure (the endpoint
+unreachable, access denied, a KMS key refused) stops that prefix for the turn (the others go
+on): logged once with the reason, retried with backoff from the same place, so nothing is
+passed over.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config as BotocoreConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from watcher.config import S3Source
 from watcher.events import utc_now
@@ -70,7 +71,13 @@ MAX_DISCOVERY_DEPTH = 4
 LOOKBACK_DAYS = 1  # a delivery later than this after a greater key is not seen (README)
 _KEY_DATE_RE = re.compile(r"(\d{4})/(\d{2})/(\d{2})/")
 _TRAIL_PREFIX_RE = re.compile(r"(?:^|/)CloudTrail/[^/]+/$")
-_MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "404"})
+# GetObject errors that reading again would not mend: the object is passed over, by name.
+_UNREADABLE_OBJECT_REASONS = {
+    "NoSuchKey": "the object is gone (NoSuchKey)",
+    "404": "the object is gone (NoSuchKey)",
+    "InvalidObjectState": "the object is archived (a Glacier storage class): restore it and "
+    "read it with `authz-watcher scan`",
+}
 _BOTOCORE_CONFIG = BotocoreConfig(
     connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 3}
 )
@@ -197,19 +204,32 @@ class BucketLister(threading.Thread):
             self._stopped.wait(self.config.poll_interval_seconds)
 
     def poll_once(self) -> None:
-        """One turn: find the trail prefixes, fetch every object after each one's position."""
+        """One turn: find the trail prefixes, read each one's new objects. A prefix that fails
+        holds back none of the others; the first failure is raised once all were tried."""
         client = self._connected()
         prefixes = self._trail_prefixes(client)
         self.trail_prefixes = len(prefixes)
         self._choose_start(client, prefixes)
+        failure: BotoCoreError | ClientError | None = None
         for trail_prefix in prefixes:
-            for key, size in self._new_keys(client, trail_prefix):
-                fetched = self._fetch(client, trail_prefix, key, size)
-                if self._stopped.is_set() or not self._handoff.put(fetched):
+            try:
+                if not self._read_prefix(client, trail_prefix):
                     return
-                self._done.setdefault(trail_prefix, set()).add(key)
-                self._wake()
-            self._forget_before_window(trail_prefix)
+            except (BotoCoreError, ClientError) as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def _read_prefix(self, client: S3Client, trail_prefix: str) -> bool:
+        """Hand off the prefix's new objects in key order; False once stopped."""
+        for key, size in self._new_keys(client, trail_prefix):
+            fetched = self._fetch(client, trail_prefix, key, size)
+            if self._stopped.is_set() or not self._handoff.put(fetched):
+                return False
+            self._done.setdefault(trail_prefix, set()).add(key)
+            self._wake()
+        self._forget_before_window(trail_prefix)
+        return True
 
     def _connected(self) -> S3Client:
         if self._client is None:
@@ -299,9 +319,10 @@ class BucketLister(threading.Thread):
         try:
             body = client.get_object(Bucket=self.config.bucket, Key=key)["Body"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in _MISSING_OBJECT_CODES:
+            reason = _UNREADABLE_OBJECT_REASONS.get(exc.response.get("Error", {}).get("Code", ""))
+            if reason is None:
                 raise
-            self._skip(path, "the object is gone (NoSuchKey)")
+            self._skip(path, reason)
         else:
             with body:
                 try:
