@@ -182,6 +182,7 @@ class BucketLister(threading.Thread):
         self._start_after: dict[str, str] = {}  # trail prefix -> start_at: end's key
         self._done: dict[str, set[str]] = {}  # trail prefix -> keys fetched, in the window
         self._failing: str | None = None  # the reason last logged
+        self._start_chosen = False  # start_at applied (now or at an earlier run)
         self.trail_prefixes = 0
 
     def stop(self) -> None:
@@ -244,7 +245,8 @@ class BucketLister(threading.Thread):
     def _choose_start(self, client: S3Client, prefixes: list[str]) -> None:
         """At the first listing of this bucket and prefix, save where each trail prefix starts."""
         bucket, prefix = self.config.bucket, self.config.prefix
-        if self._store.s3_listing_started(bucket, prefix):
+        if self._start_chosen or self._store.s3_listing_started(bucket, prefix):
+            self._start_chosen = True
             return
         start_after: dict[str, str] = {}
         if self.config.start_at == "end":
@@ -254,6 +256,7 @@ class BucketLister(threading.Thread):
                     start_after[trail_prefix] = newest[0][0]
         self._store.start_s3_listing(bucket, prefix, start_after)
         self._start_after.update(start_after)
+        self._start_chosen = True
         self._log.info(
             "s3_listing_started", bucket=bucket, prefix=prefix, start_at=self.config.start_at,
             trail_prefixes=len(prefixes),
