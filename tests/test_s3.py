@@ -15,6 +15,7 @@ from tests.fault_proxy import FaultProxy
 from tests.moto_server import MotoServer
 from tests.s3_trail import Driver, RecordingLog, TrailBucket
 from tests.test_daemon import Watcher, wait_for
+from tests.tmpfs import remount
 from watcher.config import S3Source
 from watcher.sources.s3 import MAX_OBJECTS_HELD, lookback_floor
 from watcher.state import StateStore
@@ -461,6 +462,36 @@ class TestDaemon:
         events = [e for e in daemon.events() if e["event"] == "authz_denial"]
         by_id = {(e["event_id"], e["source_path"], e["record_index"]) for e in events}
         assert len(by_id) == len(set(daemon_ids(daemon)))  # a repeat is the same denial
+
+    def test_kill_9_with_events_out_but_not_committed_repeats_them_with_their_ids(
+        self, trail, daemon, tmp_path, tmpfs
+    ):
+        """A second sink on a full disk holds commits back while the first has the events;
+        kill -9 then: after space returns, a restart reads the uncommitted objects again, so
+        the first sink has their denials twice, with the same event_id, and nothing is lost."""
+        full = tmpfs(tmp_path / "full", "size=64k")
+        daemon.config.write_text(
+            daemon.config.read_text() + f"  - type: file\n    path: {full / 'events.jsonl'}\n"
+        )
+        for serial in range(40):
+            trail.put_trail_object(("111122223333", "444455556666")[serial % 2], denials=5)
+        daemon.start()
+        wait_for(lambda: "sink_retry" in daemon.stderr(), "the full disk to hold commits back")
+        wait_for(lambda: daemon_ids(daemon), "events in the first sink")
+        before_kill = set(daemon_ids(daemon))
+        daemon.kill()
+        remount(full, "size=8m")
+        daemon.start()
+        put_last(trail)
+        wait_for_denials(daemon, trail.event_ids(), "every denial after the restart")
+        assert 0 == daemon.stop()
+        ids = Counter(daemon_ids(daemon))
+        assert trail.event_ids() == set(ids)
+        repeated = {event_id for event_id, times in ids.items() if times > 1}
+        assert repeated  # the objects out but not committed were read again...
+        assert set() == repeated - before_kill  # ...and only those
+        places = {(e["event_id"], e["source_path"], e["record_index"]) for e in daemon.events()}
+        assert len(ids) == len(places)  # a repeat is the same denial from the same place
 
     def test_a_bad_object_is_logged_by_the_daemon_and_the_rest_is_read(self, trail, daemon):
         """One log line names the object; the denials of the good objects are emitted."""
