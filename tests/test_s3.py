@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
@@ -492,6 +493,24 @@ class TestDaemon:
         assert set() == repeated - before_kill  # ...and only those
         places = {(e["event_id"], e["source_path"], e["record_index"]) for e in daemon.events()}
         assert len(ids) == len(places)  # a repeat is the same denial from the same place
+
+    def test_a_reload_that_changes_the_source_repeats_nothing(self, trail, daemon):
+        """SIGHUP with a new poll_interval rebuilds the source (what the sinks took is saved
+        first): objects put before and after are each read once."""
+        trail.put_trail_object("111122223333", "us-east-1")
+        daemon.start()
+        wait_for_denials(daemon, trail.event_ids(), "the first object's denials")
+        daemon.config.write_text(
+            daemon.config.read_text().replace("poll_interval: 0.2", "poll_interval: 0.3")
+        )
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: "config_reloaded" in daemon.stderr(), "the reload")
+        trail.put_trail_object("111122223333", "us-east-1")
+        put_last(trail)
+        wait_for_denials(daemon, trail.event_ids(), "the later objects' denials")
+        assert 0 == daemon.stop()
+        assert sorted(trail.event_ids()) == sorted(daemon_ids(daemon))
+        assert 1 == daemon.stderr().count("s3_listing_started")  # start_at applied once
 
     def test_a_bad_object_is_logged_by_the_daemon_and_the_rest_is_read(self, trail, daemon):
         """One log line names the object; the denials of the good objects are emitted."""
