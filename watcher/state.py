@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,25 @@ CREATE TABLE IF NOT EXISTS s3_objects_seen (
     PRIMARY KEY (bucket, key, etag, sequencer)
 );
 CREATE INDEX IF NOT EXISTS s3_objects_seen_age ON s3_objects_seen (seen_at);
+CREATE TABLE IF NOT EXISTS s3_listings (
+    bucket TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    PRIMARY KEY (bucket, prefix)
+);
+CREATE TABLE IF NOT EXISTS s3_start_keys (
+    bucket TEXT NOT NULL,
+    trail_prefix TEXT NOT NULL,
+    start_after TEXT NOT NULL,
+    PRIMARY KEY (bucket, trail_prefix)
+);
+CREATE TABLE IF NOT EXISTS s3_done_keys (
+    bucket TEXT NOT NULL,
+    trail_prefix TEXT NOT NULL,
+    key TEXT NOT NULL,
+    done_at REAL NOT NULL,
+    PRIMARY KEY (bucket, trail_prefix, key)
+);
 """
 
 
@@ -301,6 +321,72 @@ class StateStore:
                 "INSERT OR REPLACE INTO cloudtrail_files VALUES (?, ?, ?, ?, ?, ?)",
                 (path, state.size, state.mtime_ns, state.sha256, state.status, time.time()),
             )
+
+    def s3_listing_started(self, bucket: str, prefix: str) -> bool:
+        """Whether the ``s3`` source of ``bucket``/``prefix`` has chosen where it starts."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT 1 FROM s3_listings WHERE bucket = ? AND prefix = ?", (bucket, prefix)
+            ).fetchone()
+        return row is not None
+
+    def start_s3_listing(self, bucket: str, prefix: str, start_after: dict[str, str]) -> None:
+        """Mark the listing started, with the key each trail prefix starts after (start_at:
+        end), in one transaction."""
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO s3_start_keys VALUES (?, ?, ?)",
+                [(bucket, trail_prefix, key) for trail_prefix, key in start_after.items()],
+            )
+            connection.execute(
+                "INSERT OR IGNORE INTO s3_listings VALUES (?, ?, ?)", (bucket, prefix, time.time())
+            )
+
+    def s3_start_keys(self, bucket: str) -> dict[str, str]:
+        """Trail prefix -> the key at and before which nothing is read."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT trail_prefix, start_after FROM s3_start_keys WHERE bucket = ?", (bucket,)
+            ).fetchall()
+        return {str(trail_prefix): str(key) for trail_prefix, key in rows}
+
+    def s3_done_keys(self, bucket: str) -> dict[str, set[str]]:
+        """Trail prefix -> the keys (of the look-back window) whose events every sink took."""
+        done: dict[str, set[str]] = {}
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT trail_prefix, key FROM s3_done_keys WHERE bucket = ?", (bucket,)
+            ).fetchall()
+        for trail_prefix, key in rows:
+            done.setdefault(str(trail_prefix), set()).add(str(key))
+        return done
+
+    def save_s3_done_keys(
+        self, done: dict[tuple[str, str], list[str]], forget_before: dict[tuple[str, str], str]
+    ) -> None:
+        """Record keys done per (bucket, trail prefix) and forget those before the window, in
+        one transaction."""
+        now = time.time()
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT OR IGNORE INTO s3_done_keys VALUES (?, ?, ?, ?)",
+                [(b, prefix, key, now) for (b, prefix), keys in done.items() for key in keys],
+            )
+            connection.executemany(
+                "DELETE FROM s3_done_keys WHERE bucket = ? AND trail_prefix = ? AND key < ?",
+                [(b, prefix, key) for (b, prefix), key in forget_before.items()],
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._connection.execute("BEGIN")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
 
     def enqueue(self, sink: str, payload: str, now: float) -> None:
         with self._lock:

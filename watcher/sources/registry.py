@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from watcher.config import CloudTrailSource, Config, FileSource, JournaldSource
+from watcher.config import CloudTrailSource, Config, FileSource, JournaldSource, S3Source
 from watcher.errors import ConfigError
 from watcher.sources.base import Source, SourceContext, Wake
 from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources
 from watcher.sources.journald import JournalSources
+from watcher.sources.s3 import S3Buckets
 from watcher.sources.s3_sqs import S3SqsSources
 
 Builder = Callable[[tuple[Any, ...], SourceContext], Source]
@@ -32,10 +33,15 @@ def _journald(configs: tuple[JournaldSource, ...], context: SourceContext) -> So
     return JournalSources(configs, context.store, context.log)
 
 
+def _s3(configs: tuple[S3Source, ...], context: SourceContext) -> Source:
+    return S3Buckets(configs, context.store, context.log)
+
+
 BUILDERS: dict[str, Builder] = {
     "file": _files,
     "cloudtrail": _cloudtrail,
     "journald": _journald,
+    "s3": _s3,
     "s3_sqs": S3SqsSources,
 }
 
