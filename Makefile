@@ -46,6 +46,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cloudtrail_throughput.py
 	$(BIN)/python benchmarks/alerts_scale.py
 	$(BIN)/python benchmarks/journald_throughput.py
+	$(BIN)/python benchmarks/s3_throughput.py
+	$(BIN)/python benchmarks/s3_sqs_throughput.py
 
 # MINUTES of the daemon under a writer, rotations, SIGHUPs and a flapping receiver (prints
 # lost/duplicated per sink, which must be 0), then MINUTES of the follower's model-based test

@@ -182,6 +182,11 @@ class Config:
     metrics: Metrics = field(default_factory=Metrics)
     path: str | None = None  # the file it was loaded from
 
+    @property
+    def local_sources(self) -> tuple[FileSource | CloudTrailSource, ...]:
+        """The sources that watch local directories (the rest fetch on their own threads)."""
+        return tuple(s for s in self.sources if isinstance(s, FileSource | CloudTrailSource))
+
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a configuration file; raise ConfigError naming file, line and key."""

@@ -207,9 +207,10 @@ class Daemon:
         self._missing_directories = missing
 
     def _poll_seconds(self) -> float:
-        """How often local sources are looked at in full (changes are seen at once)."""
-        intervals = [getattr(s, "poll_interval_seconds", None) for s in self._config.sources]
-        return min((i for i in intervals if i is not None), default=DEFAULT_POLL_SECONDS)
+        """How often local sources (those that watch directories) are looked at in full;
+        remote kinds keep their own ``poll_interval`` on their own threads."""
+        intervals = [s.poll_interval_seconds for s in self._config.local_sources]
+        return min(intervals, default=DEFAULT_POLL_SECONDS)
 
     def _flush_sinks(self) -> dict[str, str]:
         """Emit every pending decode, flush every sink; the failing sinks' reasons by name."""
@@ -380,10 +381,10 @@ class Daemon:
         )
 
     def _build_watcher(self, config: Config) -> DirectoryWatcher:
-        sources = config.sources
+        sources = config.local_sources
         return DirectoryWatcher(
             self._changes,
-            polling=any(getattr(s, "use_polling", False) for s in sources),
+            polling=any(s.use_polling for s in sources),
             poll_seconds=self._poll_seconds() if sources else 1.0,
         )
 
