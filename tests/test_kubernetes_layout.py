@@ -29,7 +29,6 @@ from tests.test_daemon import DEADLINE_SECONDS, wait_for
 LINES_PER_SECOND = 150.0
 ROTATE_EVERY_SECONDS = 1.0
 KUBELET_TICK_SECONDS = 0.05
-MAX_P99_LATENCY_MS = 100.0
 NAMESPACE = "prod"
 
 
@@ -137,8 +136,9 @@ def latencies_ms(daemon: StdoutDaemon, pods: list[Pod]) -> list[float]:
 
 class TestKubernetesNode:
     def test_every_denial_once_through_rotations_and_pods_coming_and_going(self, daemon, node):
-        """kubelet rotation, a pod appearing, a pod removed: every denial exactly once, and
-        p99 append-to-stdout latency <= 100 ms."""
+        """kubelet rotation, a pod appearing, a pod removed: every denial exactly once. The
+        append-to-stdout latency is printed (pytest -s), not asserted: speed is measured by
+        benchmarks/tail_latency.py (its symlink case is this layout's)."""
         daemon.start()
         pods = play_kubelet(node)
         expected = {(f"{pod.name}-", n) for pod in pods for n in range(pod.count)}
@@ -159,7 +159,6 @@ class TestKubernetesNode:
             kept.writelines(json.dumps(event) + "\n" for event in daemon.events())
         assert caught_up or tally.lost
         assert Tally(len(expected), 0, 0, 0) == tally
-        assert p99 <= MAX_P99_LATENCY_MS
         assert {str(node / "containers")} == {
             os.path.dirname(e["source_path"]) for e in daemon.events()
         }, "events name the path the daemon follows, the symlink"
