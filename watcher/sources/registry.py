@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from watcher.config import CloudTrailSource, Config, FileSource
+from watcher.config import CloudTrailSource, CloudWatchLogsSource, Config, FileSource
 from watcher.errors import ConfigError
 from watcher.sources.base import Source, SourceContext, Wake
+from watcher.sources.cloudwatch_logs import CloudWatchLogsSources
 from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources
 
@@ -26,9 +27,14 @@ def _cloudtrail(configs: tuple[CloudTrailSource, ...], context: SourceContext) -
     return CloudTrailExports(configs, context.store, context.log)
 
 
+def _cloudwatch_logs(configs: tuple[CloudWatchLogsSource, ...], context: SourceContext) -> Source:
+    return CloudWatchLogsSources(configs, context.store, context.log)
+
+
 BUILDERS: dict[str, Builder] = {
     "file": _files,
     "cloudtrail": _cloudtrail,
+    "cloudwatch_logs": _cloudwatch_logs,
 }
 
 
