@@ -72,8 +72,8 @@ class LogsEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+            # HTTP/1.0: one request per connection, so no handler thread waits on an idle
+            # keep-alive connection while the server is shut down.
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 del format, args
 

@@ -22,7 +22,8 @@ import pytest
 
 from tests.logs_endpoint import LogsEndpoint
 from tests.moto_server import MotoServer
-from tests.test_daemon import wait_for
+from tests.test_daemon import Watcher, wait_for
+from tests.tmpfs import fill
 from watcher.config import CloudWatchLogsSource
 from watcher.events import iso_utc
 from watcher.log import configure_logging
@@ -382,3 +383,117 @@ class TestReading:
             assert [denial("a")] == harness.read_until(1)
             harness.stop()
         assert 1 == len(harness.logged("source_recovered"))
+
+
+def cloudwatch_watcher(root: Path, moto: MotoServer, *groups: str) -> Watcher:
+    """``authz-watcher run`` reading ``groups`` from moto, events to a file sink."""
+    watcher = Watcher(root, env=moto.env())
+    names = ", ".join(json.dumps(group) for group in groups)
+    watcher.config.write_text(
+        f"state_dir: {root / 'state'}\n"
+        "sources:\n"
+        f"  - type: cloudwatch_logs\n    log_groups: [{names}]\n"
+        "    start_at: beginning\n    poll_interval: 0.2\n"
+        "decode:\n  enabled: false\n"
+        f"sinks:\n  - type: file\n    path: {watcher.events_path}\n"
+    )
+    return watcher
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, moto_server: MotoServer) -> Iterator[Watcher]:
+    watcher = cloudwatch_watcher(tmp_path, moto_server, "/aws/lambda/*")
+    yield watcher
+    watcher.kill()
+
+
+def principals(events: list[dict[str, Any]]) -> list[str]:
+    return [str(e["principal_arn"]).rsplit("/", 1)[-1] for e in events]
+
+
+def ids_by_principal(events: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """The event ids each denial (by its principal's name) was emitted with."""
+    ids_of: dict[str, set[str]] = {}
+    for name, event in zip(principals(events), events, strict=True):
+        ids_of.setdefault(name, set()).add(event["event_id"])
+    return ids_of
+
+
+class TestDaemon:
+    """``authz-watcher run`` as a process, reading moto's CloudWatch Logs."""
+
+    def test_events_while_running_and_a_restart_without_repeats(self, logs, daemon, now_ms):
+        """Events put before and while it runs arrive once each with the log event's origin;
+        after SIGTERM and a start, only the events put in between arrive."""
+        logs.group("/aws/lambda/f", "2026/11/29/[$LATEST]abc")
+        stream = "2026/11/29/[$LATEST]abc"
+        logs.put("/aws/lambda/f", stream, (now_ms, denial("a")), (now_ms + 1, "START Request"))
+        daemon.start()
+        wait_for(lambda: len(daemon.events()) >= 1, "the first event")
+        logs.put("/aws/lambda/f", stream, (now_ms + 2, denial("b")), (now_ms + 2, denial("c")))
+        wait_for(lambda: len(daemon.events()) >= 3, "the events put while running")
+        assert 0 == daemon.stop()
+        logs.put("/aws/lambda/f", stream, (now_ms + 2, denial("d")), (now_ms + 3, denial("e")))
+        daemon.start()
+        wait_for(lambda: len(daemon.events()) >= 5, "the events put while stopped")
+        assert 0 == daemon.stop()
+        events = daemon.events()
+        assert ["a", "b", "c", "d", "e"] == principals(events)
+        assert 5 == len({e["event_id"] for e in events})
+        first = events[0]
+        expected_time = iso_utc(datetime.fromtimestamp(now_ms / 1000, tz=UTC))
+        assert ("cloudwatch_logs", f"/aws/lambda/f/{stream}", expected_time) == (
+            first["source_kind"],
+            first["source_path"],
+            first["timestamp"],
+        )
+
+    def test_kill_9_repeats_with_the_same_event_id_and_loses_nothing(self, logs, daemon, now_ms):
+        """SIGKILL while events arrive: after a start every denial is there at least once, and
+        a denial seen twice carries the same event_id both times."""
+        logs.group("/aws/lambda/f")
+        logs.put("/aws/lambda/f", "s1", *[(now_ms + i, denial(f"u{i}")) for i in range(300)])
+        daemon.start()
+        wait_for(daemon.events, "the first events")
+        daemon.kill()  # SIGKILL: no drain, no commit
+        logs.put("/aws/lambda/f", "s1", (now_ms + 400, denial("after")))
+        daemon.start()
+        wait_for(lambda: "after" in principals(daemon.events()), "the event put after the kill")
+        assert 0 == daemon.stop()
+        events = daemon.events()
+        ids_of = ids_by_principal(events)
+        assert {f"u{i}" for i in range(300)} | {"after"} == set(ids_of)
+        assert all(1 == len(ids) for ids in ids_of.values())
+
+    def test_kill_9_before_the_commit_repeats_every_event_with_its_event_id(
+        self, logs, tmp_path, moto_server, now_ms, tmpfs
+    ):
+        """A second file sink on a full disk holds the commit back while the first one has
+        the events; SIGKILL; space returns; the start reads them again: each denial is in
+        the first sink twice, with the same event_id both times."""
+        full = tmpfs(tmp_path / "full", "size=256k")
+        filler = fill(full)
+        (tmp_path / "d").mkdir()
+        daemon = cloudwatch_watcher(tmp_path / "d", moto_server, "/aws/lambda/f")
+        with daemon.config.open("a") as config:
+            config.write(f"  - type: file\n    path: {full / 'events.jsonl'}\n")
+        logs.group("/aws/lambda/f")
+        logs.put("/aws/lambda/f", "s1", *[(now_ms + i, denial(f"u{i}")) for i in range(50)])
+        try:
+            daemon.start()
+            wait_for(lambda: len(daemon.events()) == 50, "the 50 events in the first sink")
+            wait_for(
+                lambda: any(e["event"] == "sink_retry" for e in daemon.log_events()),
+                "the full disk to be noticed",
+            )
+            daemon.kill()
+            filler.unlink()
+            daemon.start()
+            wait_for(lambda: len(daemon.events()) == 100, "the 50 events again")
+            assert 0 == daemon.stop()
+        finally:
+            daemon.kill()
+        events = daemon.events()
+        ids_of = ids_by_principal(events)
+        assert {f"u{i}" for i in range(50)} == set(ids_of)
+        assert all(1 == len(ids) for ids in ids_of.values())

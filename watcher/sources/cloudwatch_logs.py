@@ -157,6 +157,8 @@ class _AccountReader:
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join()
+        if self._client is not None:
+            self._client.close()  # its pooled connections, now rather than when collected
 
     # -- the loop ----------------------------------------------------------------------------
 
