@@ -284,6 +284,26 @@ class TestReading:
             harness.out.messages()
         )
 
+    def test_an_event_at_the_last_millisecond_in_another_stream_comes_once(
+        self, logs, harness, now_ms, moto_server, monkeypatch
+    ):
+        """Found by the model: an event of stream s2 at the millisecond already read from s1,
+        then a later one in s1; polls after that hand on nothing again."""
+        logs.group("/app/a", "s1", "s2")
+        with LogsEndpoint(moto_server.url) as endpoint:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.url)
+            harness.start(config("/app/a"))
+            logs.put("/app/a", "s1", (now_ms, denial("m0")))
+            harness.read_until(1)
+            logs.put("/app/a", "s2", (now_ms, denial("m1")))
+            logs.put("/app/a", "s1", (now_ms + 7, denial("m2")))
+            harness.read_until(3)
+            polls = len(endpoint.calls_of("FilterLogEvents"))
+            wait_for(lambda: len(endpoint.calls_of("FilterLogEvents")) >= polls + 3, "3 polls")
+            harness.source.read(None, harness.out)
+            harness.stop()
+        assert [denial("m0"), denial("m1"), denial("m2")] == harness.out.messages()
+
     def test_a_crash_hands_on_again_with_the_same_origin(self, logs, harness, now_ms):
         """Not saved (a crash): the events come again, with the same origins (event ids)."""
         logs.group("/app/a")

@@ -334,6 +334,9 @@ class _AccountReader:
             "startTime": group.poll_start.last_event_ms,
             "filterPattern": group.source.filter_pattern or DEFAULT_FILTER_PATTERN,
             "limit": self._page_events,
+            # Time order across streams, which positions rely on. AWS ignores the flag and
+            # always interleaves; moto (the tests) sorts only when asked.
+            "interleaved": True,
         }
         if group.next_token:
             kwargs["nextToken"] = group.next_token
@@ -370,7 +373,7 @@ class _AccountReader:
                 )  # fmt: skip
                 continue
             if millis == start.last_event_ms and event_id in start.event_ids:
-                continue  # handed on before this poll began
+                continue  # handed on before this poll, which starts at that millisecond
             position = group.position
             if millis == position.last_event_ms and event_id in position.event_ids:
                 continue  # already fetched in this poll
