@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -517,3 +518,22 @@ class TestDaemon:
         ids_of = ids_by_principal(events)
         assert {f"u{i}" for i in range(50)} == set(ids_of)
         assert all(1 == len(ids) for ids in ids_of.values())
+
+    def test_a_reload_that_rebuilds_the_source_repeats_nothing(self, logs, daemon, now_ms):
+        """SIGHUP with a changed poll_interval builds the source anew from the saved
+        positions: the events read before are not emitted again, later ones are."""
+        logs.group("/aws/lambda/f")
+        logs.put("/aws/lambda/f", "s1", (now_ms, denial("a")), (now_ms, denial("b")))
+        daemon.start()
+        wait_for(lambda: len(daemon.events()) >= 2, "the first two events")
+        daemon.config.write_text(
+            daemon.config.read_text().replace("poll_interval: 0.2", "poll_interval: 0.3")
+        )
+        daemon.signal(signal.SIGHUP)
+        wait_for(
+            lambda: any(e["event"] == "config_reloaded" for e in daemon.log_events()), "reload"
+        )
+        logs.put("/aws/lambda/f", "s1", (now_ms, denial("c")))
+        wait_for(lambda: len(daemon.events()) >= 3, "the event put after the reload")
+        assert 0 == daemon.stop()
+        assert ["a", "b", "c"] == principals(daemon.events())
