@@ -3,9 +3,11 @@
 Real HTTP, the AWS JSON protocol (``X-Amz-Target: Logs_20140328.<Action>``), reached by real
 boto3 through ``endpoint_url``/``AWS_ENDPOINT_URL``. Each request consumes one queued fault of
 its action (``throttle``: HTTP 400 ``ThrottlingException``; ``500``: ``ServiceUnavailable``;
-``drop``: the connection closed without an answer) or, when none is queued, is passed on to
-moto unchanged. Every request is recorded (action, group, when it arrived), as
-``tests/sts_server.py`` does for STS.
+``drop``: the connection closed without an answer; ``garbage``: HTTP 200 with JSON of the
+wrong shape; ``malformed``: moto's answer with its first event stripped of its ``eventId``
+and its second of its ``message``) or, when none is queued, is passed on to moto unchanged.
+Every request is recorded (action, group, when it arrived), as ``tests/sts_server.py`` does
+for STS.
 """
 
 from __future__ import annotations
@@ -86,11 +88,15 @@ class LogsEndpoint:
                     self.close_connection = True
                     self.connection.close()
                     return
-                if fault is not None:
+                if fault in FAULTS:
                     status, code, message = FAULTS[fault]
                     payload = json.dumps({"__type": code, "message": message}).encode()
+                elif fault == "garbage":
+                    status, payload = 200, b'{"events": 5, "nextToken": 7}'
                 else:
                     status, payload = endpoint._forward(body, dict(self.headers))
+                    if fault == "malformed":
+                        payload = _malformed(payload)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/x-amz-json-1.1")
                 self.send_header("Content-Length", str(len(payload)))
@@ -117,3 +123,13 @@ class LogsEndpoint:
                 return answer.status, answer.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
+
+
+def _malformed(payload: bytes) -> bytes:
+    answer = json.loads(payload)
+    events = answer.get("events", [])
+    if events:
+        del events[0]["eventId"]
+    if len(events) > 1:
+        del events[1]["message"]
+    return json.dumps(answer).encode()

@@ -386,6 +386,41 @@ class TestReading:
             harness.stop()
         assert [denial(f"u{i}") for i in range(30)] == harness.out.messages()
 
+    def test_an_answer_of_the_wrong_shape_is_reported_and_retried(
+        self, logs, harness, now_ms, moto_server, monkeypatch
+    ):
+        """HTTP 200 with JSON no service sends (botocore raises TypeError on it): reported,
+        backed off, and the events arrive with the next answer; the fetch thread survives."""
+        logs.group("/app/a")
+        logs.put("/app/a", "s1", (now_ms, denial("a")))
+        with LogsEndpoint(moto_server.url) as endpoint:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.url)
+            endpoint.fail("FilterLogEvents", "garbage")
+            harness.start(config("/app/a"))
+            assert [denial("a")] == harness.read_until(1)
+            harness.stop()
+        [error] = harness.logged("source_error")
+        assert ("/app/a", "TypeError") == (error["path"], error["error_type"])
+
+    def test_malformed_log_events_are_reported_and_the_rest_read(
+        self, logs, harness, now_ms, moto_server, monkeypatch
+    ):
+        """An event without eventId and one without a message are each reported with the
+        group and skipped; the third event of the page is handed on."""
+        logs.group("/app/a")
+        logs.put("/app/a", "s1", *[(now_ms + i, denial(f"u{i}")) for i in range(3)])
+        with LogsEndpoint(moto_server.url) as endpoint:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.url)
+            endpoint.fail("FilterLogEvents", "malformed")
+            harness.start(config("/app/a"))
+            assert [denial("u2")] == harness.read_until(1)
+            wait_for(lambda: len(endpoint.calls_of("FilterLogEvents")) >= 3, "later polls")
+            harness.source.read(None, harness.out)
+            harness.stop()
+        reasons = [(e["path"], e["error"]) for e in harness.logged("log_event_malformed")]
+        assert [("/app/a", "no timestamp or eventId"), ("/app/a", "no message")] == reasons
+        assert [denial("u2")] == harness.out.messages()
+
     def test_an_unreachable_endpoint_is_reported_and_read_once_it_answers(
         self, logs, harness, now_ms, moto_server, monkeypatch
     ):

@@ -195,7 +195,7 @@ class _AccountReader:
                 ),
             )
         except BotoCoreError as exc:
-            self._report_unreachable(None, str(exc))
+            self._report_unreachable(None, str(exc), type(exc).__name__)
             self._stopping.wait(self._backoff.next_delay())
             return None
 
@@ -218,7 +218,11 @@ class _AccountReader:
                 self._resolve_due = time.monotonic() + self._slow_retry_seconds()
             return
         except BotoCoreError as exc:
-            self._report_unreachable(group, str(exc))
+            self._report_unreachable(group, str(exc), type(exc).__name__)
+            self._next_request_at = time.monotonic() + self._backoff.next_delay()
+            return
+        except Exception as exc:  # noqa: BLE001 - botocore's parser on an odd answer; the thread lives
+            self._report_unreachable(group, f"unexpected answer: {exc}", type(exc).__name__)
             self._next_request_at = time.monotonic() + self._backoff.next_delay()
             return
         if not self._answered:
@@ -240,13 +244,15 @@ class _AccountReader:
             f"{BACKOFF_MAX_SECONDS:.0f} s while throttling lasts",
         )  # fmt: skip
 
-    def _report_unreachable(self, group: _Group | None, reason: str) -> None:
+    def _report_unreachable(
+        self, group: _Group | None, reason: str, error_type: str = "ClientError"
+    ) -> None:
         if self._unreachable == reason:
             return
         self._unreachable = reason
         self._log.error(
             "source_error", stage="source", kind=KIND, account=self.account,
-            path=group.name if group else None, error=reason,
+            path=group.name if group else None, error=reason, error_type=error_type,
             detail="retried with backoff; nothing is lost meanwhile",
         )  # fmt: skip
 
