@@ -25,7 +25,8 @@ from tests.logs_endpoint import LogsEndpoint
 from tests.moto_server import MotoServer
 from tests.test_daemon import Watcher, wait_for
 from tests.tmpfs import fill
-from watcher.config import CloudWatchLogsSource
+from watcher.config import CloudWatchLogsSource, parse_config
+from watcher.errors import ConfigError
 from watcher.events import iso_utc
 from watcher.log import configure_logging
 from watcher.model import Origin
@@ -168,6 +169,18 @@ def config(*groups: str, **options: Any) -> CloudWatchLogsSource:
         log_groups=groups,
         **{"start_at": "beginning", "poll_interval_seconds": 0.05, **options},
     )
+
+
+class TestConfig:
+    def test_a_star_inside_a_group_name_is_a_config_error(self):
+        """Only a trailing '*' (a prefix) is understood; elsewhere it is named with its line."""
+        with pytest.raises(ConfigError) as info:
+            parse_config(
+                "sources:\n  - {type: cloudwatch_logs, log_groups: ['/aws/*/x']}\n", "c.yaml"
+            )
+        assert "c.yaml:2: sources.0.log_groups: '/aws/*/x': '*' may only end a name" in str(
+            info.value
+        )
 
 
 class TestPosition:
