@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
 
 KIND = "cloudwatch_logs"
-# The two phrases every denial the extractor finds starts with (a blob, or the plain sentence).
+# The phrases a denial holds: before a blob, and in the plain sentence (case-sensitive in AWS).
 DEFAULT_FILTER_PATTERN = '?"Encoded authorization failure message" ?"not authorized to perform"'
 MIN_REQUEST_INTERVAL_SECONDS = 0.25  # at most 4 requests a second per profile and region
 PAGE_EVENTS = 1000  # FilterLogEvents' ``limit`` (the API allows up to 10,000)
@@ -214,7 +214,7 @@ class _AccountReader:
             elif group is not None:
                 self._group_failed(group, code, f"{code}: {message}")
             else:
-                self._report_unreachable(None, f"{code}: {message}")
+                self._report_unreachable(None, f"{code}: {message}", code)
                 self._resolve_due = time.monotonic() + self._slow_retry_seconds()
             return
         except BotoCoreError as exc:
@@ -244,9 +244,7 @@ class _AccountReader:
             f"{BACKOFF_MAX_SECONDS:.0f} s while throttling lasts",
         )  # fmt: skip
 
-    def _report_unreachable(
-        self, group: _Group | None, reason: str, error_type: str = "ClientError"
-    ) -> None:
+    def _report_unreachable(self, group: _Group | None, reason: str, error_type: str) -> None:
         if self._unreachable == reason:
             return
         self._unreachable = reason
