@@ -32,6 +32,7 @@ from watcher.log import configure_logging
 from watcher.model import Origin
 from watcher.sources.cloudwatch_logs import (
     BACKOFF_FIRST_SECONDS,
+    MIN_REQUEST_INTERVAL_SECONDS,
     CloudWatchLogsSources,
     account_label,
     advanced,
@@ -342,6 +343,47 @@ class TestReading:
         assert (None, []) == (source.checkpoint(), harness.out.texts)
         harness.out.paused = False
         assert [denial("a")] == harness.read_until(1)
+
+    def test_first_polls_are_spread_over_the_interval(
+        self, logs, harness, moto_server, monkeypatch
+    ):
+        """Four groups, a 2 s interval: their first polls come about half a second apart,
+        not in one burst."""
+        for name in "abcd":
+            logs.group(f"/app/{name}")
+        with LogsEndpoint(moto_server.url) as endpoint:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.url)
+            harness.start(config("/app/*", poll_interval_seconds=2.0))
+            wait_for(lambda: len(endpoint.calls_of("FilterLogEvents")) >= 4, "four first polls")
+            harness.stop()
+        first = endpoint.calls_of("FilterLogEvents")[:4]
+        assert ["/app/a", "/app/b", "/app/c", "/app/d"] == [call.group for call in first]
+        gaps = [b.at - a.at for a, b in itertools.pairwise(first)]
+        assert all(gap >= 0.35 for gap in gaps), gaps  # 0.5 s apart; 0.01 s if not spread
+
+    def test_requests_are_paced_however_short_the_interval(
+        self, logs, tmp_path, moto_server, monkeypatch
+    ):
+        """A 10 ms interval over three groups: with the default pacing no two requests of one
+        profile and region come closer than MIN_REQUEST_INTERVAL_SECONDS."""
+        for name in "abc":
+            logs.group(f"/app/{name}")
+        paced = Harness(tmp_path / "paced")
+        try:
+            with LogsEndpoint(moto_server.url) as endpoint:
+                monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.url)
+                paced.start(
+                    config("/app/a", "/app/b", "/app/c", poll_interval_seconds=0.01),
+                    min_request_interval_seconds=MIN_REQUEST_INTERVAL_SECONDS,
+                )
+                wait_for(lambda: len(endpoint.calls_of("FilterLogEvents")) >= 8, "8 polls")
+                paced.stop()
+        finally:
+            paced.close()
+        calls = endpoint.calls
+        gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
+        assert all(gap >= MIN_REQUEST_INTERVAL_SECONDS * 0.9 for gap in gaps), gaps
+        assert {"/app/a", "/app/b", "/app/c"} == {call.group for call in calls[:6]}
 
     def test_a_missing_group_is_reported_once_and_read_once_created(
         self, logs, harness, now_ms, moto_server, monkeypatch

@@ -173,10 +173,10 @@ class _AccountReader:
                 self._stopping.wait(wait)
                 continue
             self._next_request_at = now + self._min_interval
-            if now >= self._resolve_due:
+            group = min(self.groups.values(), key=lambda g: g.due_at, default=None)
+            if group is None or self._resolve_due <= group.due_at:  # whichever waited longest
                 self._request(None, self._resolve)
             else:
-                group = min(self.groups.values(), key=lambda g: g.due_at)
                 self._request(group, functools.partial(self._fetch_page, group))
 
     def _next_due(self) -> float:
