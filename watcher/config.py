@@ -537,6 +537,12 @@ class _Reader:
         groups = self.get(data, path, "log_groups", _string_list, _NO_STRINGS)
         if not groups:
             raise self.error((*path, "log_groups"), "must name at least one log group")
+        for group in groups:
+            if "*" in group[:-1]:
+                raise self.error(
+                    (*path, "log_groups"),
+                    f"{group!r}: '*' may only end a name (a prefix such as '/aws/lambda/*')",
+                )
         return CloudWatchLogsSource(
             log_groups=groups,
             region=self.get(data, path, "region", _optional_string, None),

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,13 @@ CREATE TABLE IF NOT EXISTS s3_done_keys (
     key TEXT NOT NULL,
     done_at REAL NOT NULL,
     PRIMARY KEY (bucket, trail_prefix, key)
+CREATE TABLE IF NOT EXISTS cloudwatch_logs_positions (
+    account TEXT NOT NULL,
+    log_group TEXT NOT NULL,
+    last_event_ms INTEGER NOT NULL,
+    event_ids_json TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (account, log_group)
 );
 """
 
@@ -194,6 +202,16 @@ class ObjectVersion:
     key: str
     etag: str = ""
     sequencer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogGroupPosition:
+    """How far a CloudWatch Logs group was read: the time of the last event handed on, and
+    the ids of the events at that millisecond already handed on (read again from there, they
+    are skipped)."""
+
+    last_event_ms: int
+    event_ids: frozenset[str] = frozenset()
 
 
 class StateStore:
@@ -387,6 +405,33 @@ class StateStore:
                 self._connection.execute("ROLLBACK")
                 raise
             self._connection.execute("COMMIT")
+
+    def log_group_position(self, account: str, group: str) -> LogGroupPosition | None:
+        """Where ``group`` (read with ``account``'s profile and region) was read up to."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT last_event_ms, event_ids_json FROM cloudwatch_logs_positions "
+                "WHERE account = ? AND log_group = ?",
+                (account, group),
+            ).fetchone()
+        if row is None:
+            return None
+        return LogGroupPosition(int(row[0]), frozenset(json.loads(row[1])))
+
+    def save_log_group_positions(
+        self, account: str, positions: Mapping[str, LogGroupPosition]
+    ) -> None:
+        """Save the positions of several groups (each row on its own: an older row is only
+        read again, never lost)."""
+        now = time.time()
+        rows = [
+            (account, group, p.last_event_ms, json.dumps(sorted(p.event_ids)), now)
+            for group, p in positions.items()
+        ]
+        with self._lock:
+            self._connection.executemany(
+                "INSERT OR REPLACE INTO cloudwatch_logs_positions VALUES (?, ?, ?, ?, ?)", rows
+            )
 
     def enqueue(self, sink: str, payload: str, now: float) -> None:
         with self._lock:

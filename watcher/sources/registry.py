@@ -9,9 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from watcher.config import CloudTrailSource, Config, FileSource, JournaldSource, S3Source
+from watcher.config import (
+    CloudTrailSource,
+    CloudWatchLogsSource,
+    Config,
+    FileSource,
+    JournaldSource,
+    S3Source,
+)
 from watcher.errors import ConfigError
 from watcher.sources.base import Source, SourceContext, Wake
+from watcher.sources.cloudwatch_logs import CloudWatchLogsSources
 from watcher.sources.exports import CloudTrailExports
 from watcher.sources.files import FileSources
 from watcher.sources.journald import JournalSources
@@ -37,12 +45,17 @@ def _s3(configs: tuple[S3Source, ...], context: SourceContext) -> Source:
     return S3Buckets(configs, context.store, context.log)
 
 
+def _cloudwatch_logs(configs: tuple[CloudWatchLogsSource, ...], context: SourceContext) -> Source:
+    return CloudWatchLogsSources(configs, context.store, context.log)
+
+
 BUILDERS: dict[str, Builder] = {
     "file": _files,
     "cloudtrail": _cloudtrail,
     "journald": _journald,
     "s3": _s3,
     "s3_sqs": S3SqsSources,
+    "cloudwatch_logs": _cloudwatch_logs,
 }
 
 
