@@ -109,6 +109,7 @@ CREATE TABLE IF NOT EXISTS s3_done_keys (
     key TEXT NOT NULL,
     done_at REAL NOT NULL,
     PRIMARY KEY (bucket, trail_prefix, key)
+);
 CREATE TABLE IF NOT EXISTS cloudwatch_logs_positions (
     account TEXT NOT NULL,
     log_group TEXT NOT NULL,
