@@ -784,3 +784,22 @@ class TestFoundByHypothesis:
             poll(after_events=True)
             """,
         )
+
+    def test_a_copy_of_the_live_file_is_not_a_missed_generation(self):
+        """Stopped after a rename rotation, then the new file copy-truncated: at the restart the
+        copy is the live file's (read from its checkpoint), not a generation the follower missed
+        (its lines were read from 0 again, without a crash)."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_rename(create_new=True)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            stop()
+            rotate_by_copytruncate(window=0)
+            start()
+            poll(after_events=False)
+            """,
+        )

@@ -528,6 +528,9 @@ class FileSources:
                 os.close(fd)
                 continue
             size = os.fstat(fd).st_size
+            if self._copy_of_file_at(path, fd, size):
+                os.close(fd)  # read from the live file's checkpoint once its truncation is seen
+                continue
             checkpoint = _first_checkpoint(fd, identity, path, 0, size)
             predecessor = _copy_of_gone(fd, candidate, size, gone)
             if predecessor is not None:  # a copy of a file gone meanwhile: it takes its place
@@ -538,6 +541,19 @@ class FileSources:
             self._save(followed)
             self._log.info("source_missed_generation", path=path, rotated_to=candidate)
             reader.read(followed)  # now: its lines come before those of later generations
+
+    def _copy_of_file_at(self, path: str, fd: int, size: int) -> bool:
+        """Whether ``fd`` has the first bytes of the file now at ``path`` as we know it (followed,
+        or saved): a copy copy-truncate made of that file, not a generation of its own."""
+        known = [
+            f.fingerprint for f in self.files.values() if f.left_paths_at is None and f.path == path
+        ]
+        with contextlib.suppress(OSError):
+            info = os.stat(path)
+            saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
+            if saved is not None:
+                known.append(Fingerprint(saved.fingerprint_bytes, saved.fingerprint))
+        return any(0 < f.length <= size and f.matches(fd) for f in known)
 
     def _continue(
         self,
