@@ -478,7 +478,7 @@ class FileSources:
         gone: dict[Identity, FileCheckpoint] = {}
         for saved in self._store.followed_files():
             identity = Identity(saved.device, saved.inode)
-            if identity in reachable:
+            if identity in reachable and not self._taken_by_another(saved, reachable[identity][0]):
                 continue
             source = self._source_reaching(saved.path)
             if source is None:
@@ -497,6 +497,20 @@ class FileSources:
             reader.read(followed)
             self._follow_missed_generations(saved.path, saved.mtime_ns, source, gone, reader)
         return gone
+
+    def _taken_by_another(self, saved: FileCheckpoint, path: str) -> bool:
+        """The inode of ``saved``, now at ``path``, is another file: under another name, with
+        other first bytes (freed while we were stopped and taken by, say, a gzipped copy).
+        At its own path the file may just have been truncated: its first read sees to that."""
+        if path == saved.path:
+            return False
+        fd = self._open(path)
+        if fd is None:
+            return False
+        try:
+            return _is_gzip(fd) or not _still_the_same(fd, saved, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
 
     def _follow_missed_generations(
         self,
