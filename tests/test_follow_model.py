@@ -832,3 +832,25 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_copy_read_for_a_truncation_is_known_at_the_next_start(self):
+        """A copy outside the patterns, read for the live file's truncation after a restart:
+        the restart after that must not take it for a generation it missed (its line came
+        again from 0, under a new id)."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_rename(create_new=False)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            crash()
+            start()
+            poll(after_events=False)
+            crash()
+            start()
+            crash()
+            """,
+        )

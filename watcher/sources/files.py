@@ -756,13 +756,15 @@ class FileSources:
             now=self._clock(),
         )
         reader.read_range(copy, followed.offset, size, _bound_context(followed, fd, size))
+        copy.mtime_ns = info.st_mtime_ns
         source = self._source_reaching(path)
         if source is None:
-            self._retire(copy.identity, copy.fd)  # read to its end: not a copy again
-            copy.close()
-            return
-        copy.source, copy.mtime_ns = source, info.st_mtime_ns
-        self.files[copy.identity] = copy  # a pattern reaches the copy: followed from its end
+            # Outside every pattern: kept as the original's rotated file until idle, its
+            # checkpoint saved, so a restart knows it was read (not a generation it missed).
+            copy.path, copy.left_paths_at = followed.path, self._clock()
+        else:
+            copy.source = source  # a pattern reaches the copy: followed from its end
+        self.files[copy.identity] = copy
         reader.defer_save(copy)
         self._rebuild_index()
 
