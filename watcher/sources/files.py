@@ -365,6 +365,8 @@ class FileSources:
                     followed.path, followed.mtime_ns, followed.source, {}, reader
                 )
         for saved in gone.values():
+            if Identity(saved.device, saved.inode) in self.files:
+                continue  # its inode was taken by a file followed now: the row is that file's
             with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
                 self._store.forget_file(saved.device, saved.inode)
         self._rebuild_index()
