@@ -892,3 +892,23 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_an_empty_files_truncation_does_not_take_a_followed_file_for_its_copy(self):
+        """An empty app.log copy-truncated while the renamed file still grows: only its age
+        could tie a copy to an empty file, and a file followed on its own is not that copy
+        (its new line was read under app.log's key, then again under its own after a crash)."""
+        _replay(
+            "rotated_in_glob",
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_rename(create_new=True)
+            start()
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            writer_appends_to_renamed_file(count=1)
+            crash()
+            start()
+            crash()
+            """,
+        )

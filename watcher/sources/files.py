@@ -14,7 +14,9 @@ followed once.
 - Copy-truncate: when a file shrinks below the offset (or its first bytes change), the copy
   that logrotate left beside it (a name starting with the file's name, or one in
   ``rotated_paths``, with the same first bytes) is read from the offset to its end, then the
-  truncated file from 0. Only lines written between the copy and the truncation are lost.
+  truncated file from 0. Only lines written between the copy and the truncation are lost. A
+  copy no pattern reaches is then kept like a renamed file (read until idle, its checkpoint
+  saved), so a restart knows it was read.
 - At start, a checkpoint whose file is no longer at its path is looked for by identity beside
   that path and in ``rotated_paths``, and finished from its offset.
 - Only regular files are opened (never blocking: O_NONBLOCK), and gzip files are skipped.
@@ -787,8 +789,10 @@ class FileSources:
         )
         if not unread:
             return None
-        if followed.fingerprint.length == 0 and info.st_mtime_ns < followed.mtime_ns:
-            return None  # nothing but its age tells an empty file's copy from older files
+        if followed.fingerprint.length == 0 and (
+            info.st_mtime_ns < followed.mtime_ns or self._followed_on_its_own(identity)
+        ):
+            return None  # nothing but its age tells an empty file's copy from other files
         fd = self._open(path)
         if fd is None:
             return None
@@ -796,6 +800,11 @@ class FileSources:
             os.close(fd)
             return None
         return fd
+
+    def _followed_on_its_own(self, identity: Identity) -> bool:
+        """Followed already, and not as a copy of another file: its lines are its own."""
+        tracked = self.files.get(identity)
+        return tracked is not None and tracked.copy_of is None
 
 
 class _Reader:
