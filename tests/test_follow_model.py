@@ -118,6 +118,7 @@ class FollowerModel(RuleBasedStateMachine):
         self.deleted_but_open: list[Generation] = []
         self.polled_since_start = False  # before its first poll a follower holds nothing open
         self.touched: set[str] = set()
+        self.inode_for: dict[str, str] = {}  # next file of a name -> the name whose inode it gets
         self.ids: dict[str, int] = {}  # event_id -> line
         self.id_of: dict[int, str] = {}  # line -> event_id of its first handing
         self.steps: list[str] = []  # what happened, for the failure message
@@ -168,6 +169,7 @@ class FollowerModel(RuleBasedStateMachine):
         return self.root / "logs" / name
 
     def _write(self, name: str, generation: Generation, count: int, long: bool) -> None:
+        self._created(name)
         with self._path(name).open("a", encoding="utf-8") as handle:
             for _ in range(count):
                 line = self.next_line
@@ -241,7 +243,10 @@ class FollowerModel(RuleBasedStateMachine):
         self.allowed_loss.update(generation.unsecured)
 
     def _delete(self, name: str) -> None:
-        self._path(name).unlink()
+        if name in self.inode_for.values():
+            self._path(name).rename(self.root / f"freed-{name}")  # its inode, for inode_for
+        else:
+            self._path(name).unlink()
         self.touched.add(str(self._path(name)))
         generation = self.at.pop(name)
         if self.running and generation.held and self.polled_since_start:
@@ -264,6 +269,7 @@ class FollowerModel(RuleBasedStateMachine):
         self._rename("app.log", "app.log.1")
         self.late = self.at["app.log.1"]
         if create_new:
+            self._created("app.log")
             self._path("app.log").touch()
             self.touched.add(str(self._path("app.log")))
             self.at["app.log"] = Generation()
@@ -286,6 +292,7 @@ class FollowerModel(RuleBasedStateMachine):
         self._shift_rotated()
         original = self.at["app.log"]
         self.id_may_change.update(set(original.lines) - self.delivered)
+        self._created("app.log.1")
         shutil.copyfile(self._path("app.log"), self._path("app.log.1"))
         copy = Generation(lines=list(original.lines), unsecured=list(original.unsecured))
         original.copies.append(copy)
@@ -350,11 +357,28 @@ class FollowerModel(RuleBasedStateMachine):
             if n.startswith("app.log.") and not n.endswith(".gz") and not g.unsecured
         )
         name = names[pick % len(names)]
+        self._created(name + ".gz")
         with self._path(name).open("rb") as plain, gzip.open(self._path(name + ".gz"), "wb") as z:
             shutil.copyfileobj(plain, z)
         self.touched.add(str(self._path(name + ".gz")))
         self.at[name + ".gz"] = Generation(observed=True)  # never holds a line of its own
         self._delete(name)
+
+    def inode_goes_to(self, name: str, new_name: str) -> None:
+        """Not a rule: in a replay, makes the file system's reuse of a freed inode certain
+        (ext4 often does it, so random runs find such cases by chance): once ``name`` is
+        deleted, the next file created as ``new_name`` gets its inode, emptied."""
+        self.steps.append(f"inode_goes_to(name={name!r}, new_name={new_name!r})")
+        self.inode_for[new_name] = name
+
+    def _created(self, name: str) -> None:
+        """``name`` is about to be written: if it does not exist and is to take a freed
+        inode (``inode_goes_to``), it is that inode, emptied, under its new name."""
+        freed = self.root / f"freed-{self.inode_for.get(name)}"
+        if name in self.inode_for and freed.exists() and not self._path(name).exists():
+            freed.rename(self._path(name))
+            os.truncate(self._path(name), 0)
+            del self.inode_for[name]
 
     # -- time, polls, restarts, crashes ------------------------------------------------------
 
@@ -782,5 +806,109 @@ class TestFoundByHypothesis:
             delete_live_file()
             append(count=1, long=False, leave_partial=False)
             poll(after_events=True)
+            """,
+        )
+
+    def test_a_copy_of_the_live_file_is_not_a_missed_generation(self):
+        """Stopped after a rename rotation, then the new file copy-truncated: at the restart the
+        copy is the live file's (read from its checkpoint), not a generation the follower missed
+        (its lines were read from 0 again, without a crash)."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_rename(create_new=True)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            stop()
+            rotate_by_copytruncate(window=0)
+            start()
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_checkpoint_whose_inode_a_compressed_file_took_is_finished_from_its_copy(self):
+        """Stopped, then copy-truncated twice, the live file deleted and the newest copy
+        gzipped: the .gz file takes the deleted file's inode (as ext4 often does). The checkpoint
+        must still count as gone, so the older copy continues it (it was read from 0: line 0
+        twice, without a crash)."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=True)
+            poll(after_events=False)
+            stop()
+            start()
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            rotate_by_copytruncate(window=0)
+            inode_goes_to(name="app.log", new_name="app.log.1.gz")
+            delete_live_file()
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_copy_read_for_a_truncation_is_known_at_the_next_start(self):
+        """A copy outside the patterns, read for the live file's truncation after a restart:
+        the restart after that must not take it for a generation it missed (its line came
+        again from 0, under a new id)."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_rename(create_new=False)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            crash()
+            start()
+            poll(after_events=False)
+            crash()
+            start()
+            crash()
+            """,
+        )
+
+    def test_an_inode_taken_by_the_next_live_file_keeps_its_checkpoint_across_crashes(self):
+        """The rotated file is gzipped while stopped and the next app.log takes its inode:
+        the checkpoint the new file is read under must stay saved (it was forgotten, so after
+        a second crash line 1 came under a new id)."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_rename(create_new=False)
+            poll(after_events=False)
+            crash()
+            inode_goes_to(name="app.log.1", new_name="app.log")
+            compress_rotated_file(pick=0)
+            append(count=1, long=False, leave_partial=False)
+            start()
+            crash()
+            start()
+            crash()
+            """,
+        )
+
+    def test_an_empty_files_truncation_does_not_take_a_followed_file_for_its_copy(self):
+        """An empty app.log copy-truncated while the renamed file still grows: only its age
+        could tie a copy to an empty file, and a file followed on its own is not that copy
+        (its new line was read under app.log's key, then again under its own after a crash)."""
+        _replay(
+            "rotated_in_glob",
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_rename(create_new=True)
+            start()
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            writer_appends_to_renamed_file(count=1)
+            crash()
+            start()
+            crash()
             """,
         )

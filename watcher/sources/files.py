@@ -14,7 +14,9 @@ followed once.
 - Copy-truncate: when a file shrinks below the offset (or its first bytes change), the copy
   that logrotate left beside it (a name starting with the file's name, or one in
   ``rotated_paths``, with the same first bytes) is read from the offset to its end, then the
-  truncated file from 0. Only lines written between the copy and the truncation are lost.
+  truncated file from 0. Only lines written between the copy and the truncation are lost. A
+  copy no pattern reaches is then kept like a renamed file (read until idle, its checkpoint
+  saved), so a restart knows it was read.
 - At start, a checkpoint whose file is no longer at its path is looked for by identity beside
   that path and in ``rotated_paths``, and finished from its offset.
 - Only regular files are opened (never blocking: O_NONBLOCK), and gzip files are skipped.
@@ -412,6 +414,8 @@ class FileSources:
                     followed.path, followed.mtime_ns, followed.source, {}, reader
                 )
         for saved in gone.values():
+            if Identity(saved.device, saved.inode) in self.files:
+                continue  # its inode was taken by a file followed now: the row is that file's
             with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
                 self._store.forget_file(saved.device, saved.inode)
         self._rebuild_index()
@@ -525,7 +529,7 @@ class FileSources:
         gone: dict[Identity, FileCheckpoint] = {}
         for saved in self._store.followed_files():
             identity = Identity(saved.device, saved.inode)
-            if identity in reachable:
+            if identity in reachable and not self._taken_by_another(saved, reachable[identity][0]):
                 continue
             source = self._source_reaching(saved.path)
             if source is None:
@@ -544,6 +548,20 @@ class FileSources:
             reader.read(followed)
             self._follow_missed_generations(saved.path, saved.mtime_ns, source, gone, reader)
         return gone
+
+    def _taken_by_another(self, saved: FileCheckpoint, path: str) -> bool:
+        """The inode of ``saved``, now at ``path``, is another file: under another name, with
+        other first bytes (freed while we were stopped and taken by, say, a gzipped copy).
+        At its own path the file may just have been truncated: its first read sees to that."""
+        if path == saved.path:
+            return False
+        fd = self._open(path)
+        if fd is None:
+            return False
+        try:
+            return _is_gzip(fd) or not _still_the_same(fd, saved, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
 
     def _follow_missed_generations(
         self,
@@ -575,6 +593,9 @@ class FileSources:
                 os.close(fd)
                 continue
             size = os.fstat(fd).st_size
+            if self._copy_of_file_at(path, fd, size):
+                os.close(fd)  # read from the live file's checkpoint once its truncation is seen
+                continue
             checkpoint = _first_checkpoint(fd, identity, path, 0, size)
             predecessor = _copy_of_gone(fd, candidate, size, gone)
             if predecessor is not None:  # a copy of a file gone meanwhile: it takes its place
@@ -585,6 +606,19 @@ class FileSources:
             self._save(followed)
             self._log.info("source_missed_generation", path=path, rotated_to=candidate)
             reader.read(followed)  # now: its lines come before those of later generations
+
+    def _copy_of_file_at(self, path: str, fd: int, size: int) -> bool:
+        """Whether ``fd`` has the first bytes of the file now at ``path`` as we know it (followed,
+        or saved): a copy copy-truncate made of that file, not a generation of its own."""
+        known = [
+            f.fingerprint for f in self.files.values() if f.left_paths_at is None and f.path == path
+        ]
+        with contextlib.suppress(OSError):
+            info = os.stat(path)
+            saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
+            if saved is not None:
+                known.append(Fingerprint(saved.fingerprint_bytes, saved.fingerprint))
+        return any(0 < f.length <= size and f.matches(fd) for f in known)
 
     def _continue(
         self,
@@ -773,13 +807,15 @@ class FileSources:
             now=self._clock(),
         )
         reader.read_range(copy, followed.offset, size, _bound_context(followed, fd, size))
+        copy.mtime_ns = info.st_mtime_ns
         source = self._source_reaching(path)
         if source is None:
-            self._retire(copy.identity, copy.fd)  # read to its end: not a copy again
-            copy.close()
-            return
-        copy.source, copy.mtime_ns = source, info.st_mtime_ns
-        self.files[copy.identity] = copy  # a pattern reaches the copy: followed from its end
+            # Outside every pattern: kept as the original's rotated file until idle, its
+            # checkpoint saved, so a restart knows it was read (not a generation it missed).
+            copy.path, copy.left_paths_at = followed.path, self._clock()
+        else:
+            copy.source = source  # a pattern reaches the copy: followed from its end
+        self.files[copy.identity] = copy
         reader.defer_save(copy)
         self._rebuild_index()
 
@@ -800,8 +836,10 @@ class FileSources:
         )
         if not unread:
             return None
-        if followed.fingerprint.length == 0 and info.st_mtime_ns < followed.mtime_ns:
-            return None  # nothing but its age tells an empty file's copy from older files
+        if followed.fingerprint.length == 0 and (
+            info.st_mtime_ns < followed.mtime_ns or self._followed_on_its_own(identity)
+        ):
+            return None  # nothing but its age tells an empty file's copy from other files
         fd = self._open(path)
         if fd is None:
             return None
@@ -809,6 +847,11 @@ class FileSources:
             os.close(fd)
             return None
         return fd
+
+    def _followed_on_its_own(self, identity: Identity) -> bool:
+        """Followed already, and not as a copy of another file: its lines are its own."""
+        tracked = self.files.get(identity)
+        return tracked is not None and tracked.copy_of is None
 
 
 class _Reader:
