@@ -14,12 +14,15 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli, validate_event
 from tests.receiver import Receiver
 from tests.test_daemon import DEADLINE_SECONDS, DENIAL, Watcher, append, wait_for
 from tests.test_sinks import FastClock, webhook
 from tests.test_systemd import NotifySocket
 from tests.tmpfs import fill, remount
+from watcher.errors import StateError
 from watcher.log import configure_logging
 from watcher.sinks.delivery import DeliveringSink
 from watcher.state import StateStore
@@ -408,3 +411,24 @@ class TestScanBesideADaemon:
         assert ["outbox_left_to_daemon"] == [
             e["event"] for e in result.logs() if e["event"] == "outbox_left_to_daemon"
         ]
+
+
+class TestStateNotCorrupt:
+    def test_a_database_sqlite_reads_but_our_schema_cannot_use_is_kept_not_moved_aside(
+        self, tmp_path
+    ):
+        """Only a file SQLite cannot read as a database is corrupt. One it reads, whose tables
+        our statements cannot use (another version's schema), is an error that names the
+        reason, and the file and its checkpoints stay where they are."""
+        state_dir = tmp_path / "state"
+        state_dir.mkdir()
+        database = state_dir / "state.sqlite3"
+        with sqlite3.connect(database) as connection:
+            connection.execute("CREATE TABLE s3_objects_seen (bucket TEXT)")  # no seen_at
+        with pytest.raises(StateError) as info:
+            StateStore(state_dir, configure_logging(io.StringIO()))
+        assert "no such column: seen_at" in str(info.value)
+        assert [] == [p.name for p in state_dir.iterdir() if "corrupt" in p.name]
+        with sqlite3.connect(database) as connection:
+            columns = connection.execute("PRAGMA table_info(s3_objects_seen)").fetchall()
+        assert ["bucket"] == [column[1] for column in columns]

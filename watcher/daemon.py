@@ -83,6 +83,7 @@ class Daemon:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def run(self) -> int:
+        self._install_signal_handlers()  # a SIGTERM while starting stops it cleanly once up
         config = load_config(self._config_path)
         check_available(config)
         _raise_open_file_limit()
@@ -110,7 +111,6 @@ class Daemon:
         )
         self._sources.configure(config)
         self._watcher = self._build_watcher(config)
-        self._install_signal_handlers()
         self._watcher.start()
         stop_metrics = self.metrics.serve(config.metrics.listen) if config.metrics.listen else None
         self._watch_directories()  # the loop's first turn finds and reads every file

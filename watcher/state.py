@@ -231,7 +231,11 @@ class StateStore:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             _create_private(self.path)
             return self._connect()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
+            # Locked, a full disk, an I/O error, or a statement of ours that SQLite refuses: the
+            # file may be fine, so it is never moved aside for that (checkpoints would be lost).
+            raise StateError(f"{self.path}: cannot open the state database: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
             broken = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             log.error(  # noqa: TRY400 - the reason is in `error`; a traceback would not help
                 "state_corrupt",
@@ -252,11 +256,15 @@ class StateStore:
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.executescript(_SCHEMA)
-        _migrate_path_offsets(connection)
-        connection.execute("PRAGMA quick_check").fetchone()
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+            _migrate_path_offsets(connection)
+            connection.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.Error:
+            connection.close()
+            raise
         return connection
 
     def cached_decode(self, blob_sha256: str, now: float) -> str | None:
