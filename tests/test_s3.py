@@ -256,6 +256,24 @@ class TestStartAt:
         read_all(driver, trail, after)
         assert sorted(trail.event_ids(after)) == sorted(driver.event_ids())
 
+    def test_end_reads_a_later_delivery_that_sorts_before_the_newest_key_at_start(
+        self, trail, drivers, log
+    ):
+        """An outsider found it: the same minute's next file (smaller random part) put after
+        the first listing was skipped because it sorted before the newest key then."""
+        prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/"
+        name = "111122223333_CloudTrail_us-east-1_20261129T1205Z_{}.json.gz"
+        trail.put_trail_object_at(prefix + name.format("ffff0000"))
+        driver = drivers.start(start_at="end")
+        driver.read_until(lambda: bool(log.named("s3_listing_started")), "the first listing")
+        after = [
+            trail.put_trail_object_at(prefix + name.format("01234567")),
+            trail.put_trail_object_at(prefix + name.format("ffff1111")),
+            put_last(trail),
+        ]
+        read_all(driver, trail, after)
+        assert sorted(trail.event_ids(after)) == sorted(driver.event_ids())
+
     def test_end_is_chosen_once_a_restart_reads_what_came_while_stopped(self, trail, drivers, log):
         """The start positions are saved at the first listing; a restart does not skip again."""
         trail.put_trail_object("111122223333", "us-east-1")

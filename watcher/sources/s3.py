@@ -19,9 +19,10 @@ events of its object: every object once across graceful restarts, at least once 
 entered.
 
 Where a listing starts (``start_at``, chosen once per bucket and prefix, saved at once):
-``end`` after the newest key of each trail prefix found at the first listing (prefixes that
-appear later are read from their first key), ``beginning`` from the first key, a date from
-that day's keys (the key holds the date).
+``end`` after the objects of each trail prefix found at the first listing (those from the day
+before its newest key on are remembered as done, so a same-minute or late delivery that sorts
+before them is still read; prefixes that appear later are read from their first key),
+``beginning`` from the first key, a date from that day's keys (the key holds the date).
 
 An object that cannot be read as CloudTrail (not gzip, not CloudTrail, gone: NoSuchKey,
 archived in Glacier) is logged once with its name and passed. Any other failure (the endpoint
@@ -249,11 +250,20 @@ class BucketLister(threading.Thread):
             self._start_chosen = True
             return
         start_after: dict[str, str] = {}
+        present: dict[tuple[str, str], list[str]] = {}
         if self.config.start_at == "end":
+            # Keys are not in write order within a minute (a random part follows it) and a
+            # delivery can be late: what is there now, from the day before the newest key on,
+            # counts as done, so a key that arrives later is read wherever it sorts.
             for trail_prefix in prefixes:
-                newest = deque(self._listed(client, trail_prefix, None), maxlen=1)
-                if newest:
-                    start_after[trail_prefix] = newest[0][0]
+                keys = [key for key, _ in self._listed(client, trail_prefix, None)]
+                if keys:
+                    floor = lookback_floor(trail_prefix, keys[-1]) or keys[-1]
+                    start_after[trail_prefix] = floor
+                    present[(bucket, trail_prefix)] = [key for key in keys if key > floor]
+        self._store.save_s3_done_keys(present, {})
+        for (_, trail_prefix), keys in present.items():
+            self._done.setdefault(trail_prefix, set()).update(keys)
         self._store.start_s3_listing(bucket, prefix, start_after)
         self._start_after.update(start_after)
         self._start_chosen = True
