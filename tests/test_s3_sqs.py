@@ -147,6 +147,24 @@ class TestS3Notifications:
         assert [expected_id(7)] == event_ids(daemon.events())
         assert 0 == daemon.stop()
 
+    def test_copies_of_a_notification_received_together_read_the_object_once(
+        self, queue, daemons, tmp_path
+    ):
+        """An outsider found it: four copies of one notification waiting in the queue were
+        all read at once (28 events for 7 denials, no crash). Copies in flight are skipped."""
+        queue.s3.create_bucket(Bucket=OTHER_BUCKET)
+        key = trail_key("four times")
+        records = [trail_record(n) for n in range(7)]
+        queue.s3.put_object(Bucket=OTHER_BUCKET, Key=key, Body=trail_object(records))
+        for _ in range(4):
+            queue.send(notification(OTHER_BUCKET, key))
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue))
+        wait_for(lambda: len(daemon.events()) >= 7, "the denials")
+        wait_for(queue.empty, "every copy deleted")
+        assert 0 == daemon.stop()
+        assert sorted(expected_id(n) for n in range(7)) == sorted(event_ids(daemon.events()))
+        assert 1 == len(daemon.logged("s3_object_read"))
+
 
 def read_objects(daemon: QueueDaemon) -> set[str]:
     return {entry["object"] for entry in daemon.logged("s3_object_read")}

@@ -98,6 +98,27 @@ def queue_region(queue_url: str) -> str | None:
     return None if match is None else match.group(1)
 
 
+class _ObjectsInFlight:
+    """Objects this watcher is reading or has handed on and not yet acknowledged, by the
+    message that carries them: a copy of the notification received meanwhile (S3 delivers
+    at least once) is not read again; the seen-objects table covers copies after the ack."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._carrier: dict[ObjectVersion, str] = {}  # version -> message id
+
+    def claim(self, version: ObjectVersion, message_id: str) -> bool:
+        """True when ``message_id`` is to read the object (no other message has it)."""
+        with self._lock:
+            return self._carrier.setdefault(version, message_id) == message_id
+
+    def release(self, message_id: str) -> None:
+        """The message was acknowledged or will come back: its objects are free again."""
+        with self._lock:
+            for version in [v for v, m in self._carrier.items() if m == message_id]:
+                del self._carrier[version]
+
+
 class _StoppableBody:
     """An object's body that gives up as soon as the source closes (a large object)."""
 
@@ -123,8 +144,10 @@ class _QueueReader:
         context: SourceContext,
         ready: deque[_Outcome],
         wake: Wake,
+        in_flight: _ObjectsInFlight,
     ) -> None:
         self.config = config
+        self.in_flight = in_flight
         self._store = context.store
         self._log = context.log
         self._ready = ready
@@ -137,6 +160,7 @@ class _QueueReader:
         self._to_delete: deque[_Lease] = deque()  # acknowledged, not deleted yet
         self._threads: list[threading.Thread] = []
         self._sqs, self._s3 = self._clients(config)
+        self.visibility_errors: set[str] = set()  # why the last visibility change failed
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -314,6 +338,7 @@ class _QueueReader:
 
     def _let_come_back(self, lease: _Lease) -> None:
         """A failure worth retrying: stop extending it; it reappears after its timeout."""
+        self.in_flight.release(lease.message_id)
         with self._changed:
             self._leases.pop(lease.receipt, None)
             self._changed.notify_all()
@@ -351,6 +376,12 @@ class _QueueReader:
             return True
         if self._store.object_seen(version):
             self._log.info("s3_object_skipped", object=path, detail="already read by this watcher")
+            return True
+        if not self.in_flight.claim(version, outcome.lease.message_id):
+            self._log.info(
+                "s3_object_skipped", object=path,
+                detail="another notification of it is being read by this watcher",
+            )  # fmt: skip
             return True
         try:
             reply = self._s3.get_object(Bucket=version.bucket, Key=version.key)
@@ -412,6 +443,7 @@ class _QueueReader:
             if lost:
                 self._log.warning(
                     "sqs_extension_failed", queue=self.config.queue_url, failed=len(lost),
+                    error="; ".join(sorted(self.visibility_errors)),
                     detail="the message may be read again by another watcher (same event_id)",
                 )  # fmt: skip
 
@@ -422,8 +454,10 @@ class _QueueReader:
         return max(0.0, min(times, default=time.monotonic() + half) - time.monotonic())
 
     def _change_visibility(self, leases: list[_Lease], seconds: int) -> list[_Lease]:
-        """ChangeMessageVisibilityBatch; the leases it failed for."""
+        """ChangeMessageVisibilityBatch; the leases it failed for (the reasons in
+        ``visibility_errors``, for the log)."""
         failed: list[_Lease] = []
+        self.visibility_errors = set()
         for chunk in _chunks(leases):
             entries = [
                 {"Id": str(n), "ReceiptHandle": lease.receipt, "VisibilityTimeout": seconds}
@@ -434,11 +468,14 @@ class _QueueReader:
                     QueueUrl=self.config.queue_url,
                     Entries=entries,  # type: ignore[arg-type]
                 )
-            except (BotoCoreError, ClientError):
+            except (BotoCoreError, ClientError) as exc:
                 failed.extend(lease for _, lease in chunk)
+                self.visibility_errors.add(str(exc))
                 continue
             by_id = dict(chunk)
-            failed.extend(by_id[int(f["Id"])] for f in reply.get("Failed", []))
+            for failure in reply.get("Failed", []):
+                failed.append(by_id[int(failure["Id"])])
+                self.visibility_errors.add(f"{failure.get('Code')}: {failure.get('Message')}")
         return failed
 
     @property
@@ -486,6 +523,7 @@ class S3SqsSources:
         self._ready: deque[_Outcome] = deque()
         self._handed_on: list[_Outcome] = []  # not yet acknowledged by a save
         self._readers: list[_QueueReader] = []
+        self._in_flight = _ObjectsInFlight()
         self._more_ready = False
         self._next_expiry = 0.0
 
@@ -493,7 +531,7 @@ class S3SqsSources:
         self._forget_old_objects()
         for config in self._configs:
             try:
-                reader = _QueueReader(config, self._context, self._ready, wake)
+                reader = _QueueReader(config, self._context, self._ready, wake, self._in_flight)
             except (BotoCoreError, ValueError) as exc:
                 self._context.log.error(  # noqa: TRY400 - the reason is in `error`
                     "source_error", stage="source", path=config.queue_url,
@@ -536,6 +574,8 @@ class S3SqsSources:
             )
             for reader in {id(o.reader): o.reader for o in done}.values():
                 reader.acknowledge([o.lease for o in done if o.reader is reader])
+            for outcome in done:
+                self._in_flight.release(outcome.lease.message_id)
             finished = {id(outcome) for outcome in done}
             self._handed_on = [o for o in self._handed_on if id(o) not in finished]
             self._forget_old_objects()
