@@ -242,6 +242,7 @@ class JournalReader:
 
     def _run(self, wake: Wake) -> None:
         delay = RETRY_MIN_SECONDS
+        reported: str | None = None  # the failure last logged
         needs_tail = self._fetched is None and self.source.start_at == "end"
         while not self._stopping.is_set():
             try:
@@ -256,12 +257,14 @@ class JournalReader:
             if self._stopping.is_set() or outcome == "restart":
                 continue
             if outcome == "read":
-                delay = RETRY_MIN_SECONDS
-            self._log.error(
-                "journal_reader_exited", stage="source", source=describe(self.source),
-                error=error, retry_seconds=delay,
-                detail="started again after the last entry it read",
-            )  # fmt: skip
+                delay, reported = RETRY_MIN_SECONDS, None
+            if error != reported:  # once per reason, not at every retry of the backoff
+                self._log.error(
+                    "journal_reader_exited", stage="source", source=describe(self.source),
+                    error=error, retry_seconds=delay,
+                    detail="started again after the last entry it read; retried with backoff",
+                )  # fmt: skip
+                reported = error
             delay = self._back_off(delay)
 
     def _start_at_tail(self) -> None:
