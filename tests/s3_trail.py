@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from tests.recording_output import RecordingOutput
 from watcher.config import S3Source
-from watcher.pipeline import Denial
 from watcher.sources.s3 import S3Buckets
 from watcher.state import StateStore
 
@@ -153,7 +153,7 @@ class Driver:
 
     def __init__(self, configs: tuple[S3Source, ...], store: StateStore, log: RecordingLog) -> None:
         self.source = S3Buckets(configs, store, log)
-        self.out = _Output()
+        self.out = RecordingOutput()
         self._woken = threading.Event()
         self._save: Callable[[], None] | None = None
         self.source.start(self._woken.set)
@@ -194,30 +194,3 @@ class Driver:
 
     def event_ids(self) -> list[str]:
         return self.out.event_ids()
-
-
-class _Output:
-    """The ``Output`` of sources/base.py, keeping every denial handed on."""
-
-    def __init__(self) -> None:
-        self.handed_on: list[Denial] = []
-        self.paused = False
-
-    def text(
-        self,
-        text: bytes | str,
-        origin: object,
-        *,
-        profile: str | None = None,
-        timestamp: str | None = None,
-    ) -> int:
-        del profile, timestamp
-        raise AssertionError(f"the s3 source hands on denials, not text: {text!r} {origin}")
-
-    def denials(self, denials: Any) -> int:
-        before = len(self.handed_on)
-        self.handed_on.extend(denials)
-        return len(self.handed_on) - before
-
-    def event_ids(self) -> list[str]:
-        return [str(d.extra["event_id"]) for d in self.handed_on]

@@ -14,7 +14,6 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,13 @@ import pytest
 
 from tests.logs_endpoint import LogsEndpoint
 from tests.moto_server import MotoServer
+from tests.recording_output import RecordingOutput
 from tests.test_daemon import Watcher, wait_for
 from tests.tmpfs import fill
 from watcher.config import CloudWatchLogsSource, parse_config
 from watcher.errors import ConfigError
 from watcher.events import iso_utc
 from watcher.log import configure_logging
-from watcher.model import Origin
 from watcher.sources.cloudwatch_logs import (
     BACKOFF_FIRST_SECONDS,
     MIN_REQUEST_INTERVAL_SECONDS,
@@ -45,33 +44,6 @@ DENIAL = "User: arn:aws:iam::111122223333:user/{name} is not authorized to perfo
 
 def denial(name: str) -> str:
     return DENIAL.format(name=name)
-
-
-@dataclass
-class Recorded:
-    """An ``Output`` that keeps what the source hands on (the daemon's side, without sinks)."""
-
-    paused: bool = False
-    texts: list[tuple[str, Origin, str | None, str | None]] = field(default_factory=list)
-
-    def text(
-        self,
-        text: bytes | str,
-        origin: Origin,
-        *,
-        profile: str | None = None,
-        timestamp: str | None = None,
-    ) -> int:
-        assert not self.paused, "handed on while paused"
-        self.texts.append((str(text), origin, profile, timestamp))
-        return 1
-
-    def denials(self, denials: object) -> int:
-        del denials
-        raise AssertionError("a cloudwatch_logs source builds no denials itself")
-
-    def messages(self) -> list[str]:
-        return [text for text, *_ in self.texts]
 
 
 class Logs:
@@ -115,7 +87,7 @@ class Harness:
         self.store = StateStore(state_dir, self.log)
         self.options = options
         self.source: CloudWatchLogsSources | None = None
-        self.out = Recorded()
+        self.out = RecordingOutput()
 
     def start(self, *configs: CloudWatchLogsSource, **options: Any) -> CloudWatchLogsSources:
         merged = {"min_request_interval_seconds": 0.01, **self.options, **options}
@@ -130,9 +102,9 @@ class Harness:
 
         def enough() -> bool:
             source.read(None, self.out)
-            return len(self.out.texts) >= count
+            return len(self.out.handed) >= count
 
-        wait_for(enough, f"{count} {what} (have {len(self.out.texts)})")
+        wait_for(enough, f"{count} {what} (have {len(self.out.handed)})")
         return self.out.messages()
 
     def commit(self) -> None:
@@ -217,7 +189,7 @@ class TestReading:
             wait_for(lambda: len(endpoint.calls_of("FilterLogEvents")) >= 4, "a later poll")
             harness.source.read(None, harness.out)
             harness.stop()
-        assert 25 == len(harness.out.texts)
+        assert 25 == len(harness.out.handed)
 
     def test_origin_and_timestamp_come_from_the_log_event(self, logs, harness, now_ms):
         """source_path is group/stream, the time is the event's, the key is its eventId."""
@@ -225,7 +197,7 @@ class TestReading:
         logs.put("/aws/lambda/f", "2026/11/29/[$LATEST]abc", (now_ms, denial("ana")))
         harness.start(config("/aws/lambda/f", aws_profile=None))
         harness.read_until(1)
-        _, origin, profile, timestamp = harness.out.texts[0]
+        _, origin, profile, timestamp = harness.out.handed[0]
         event = logs.client.filter_log_events(logGroupName="/aws/lambda/f")["events"][0]
         expected = log_event("/aws/lambda/f", "2026/11/29/[$LATEST]abc", event)
         assert expected is not None
@@ -242,7 +214,7 @@ class TestReading:
             logs.put(group, "s1", (now_ms, denial(group.replace("/", "-"))))
         harness.start(config("/aws/lambda/*", "/ecs/x"))
         harness.read_until(3)
-        paths = sorted(origin.source_path for _, origin, *_ in harness.out.texts)
+        paths = sorted(origin.source_path for _, origin, *_ in harness.out.handed)
         assert ["/aws/lambda/a/s1", "/aws/lambda/b/s1", "/ecs/x/s1"] == paths
         assert 3 == harness.source.progress().followed
 
@@ -325,12 +297,12 @@ class TestReading:
         logs.put("/app/a", "s1", (now_ms, denial("a")), (now_ms + 1, denial("b")))
         harness.start(config("/app/a"))
         harness.read_until(2)
-        first = [origin for _, origin, *_ in harness.out.texts]
+        first = [origin for _, origin, *_ in harness.out.handed]
         harness.stop(commit=False)
-        harness.out = Recorded()
+        harness.out = RecordingOutput()
         harness.start(config("/app/a"))
         harness.read_until(2)
-        assert first == [origin for _, origin, *_ in harness.out.texts]
+        assert first == [origin for _, origin, *_ in harness.out.handed]
 
     def test_nothing_is_handed_on_while_paused(self, logs, harness, now_ms):
         """While a sink is failing the events wait; they are handed on once it recovers."""
@@ -340,7 +312,7 @@ class TestReading:
         source = harness.start(config("/app/a"))
         wait_for(lambda: source.more_ready, "a fetched page")
         assert 0 == source.read(None, harness.out)
-        assert (None, []) == (source.checkpoint(), harness.out.texts)
+        assert (None, []) == (source.checkpoint(), harness.out.handed)
         harness.out.paused = False
         assert [denial("a")] == harness.read_until(1)
 

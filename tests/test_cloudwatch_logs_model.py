@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from tests.moto_server import MotoServer
-from tests.test_cloudwatch_logs import Logs, Recorded, denial
+from tests.recording_output import RecordingOutput
+from tests.test_cloudwatch_logs import Logs, denial
 from tests.test_daemon import wait_for
 from watcher.config import CloudWatchLogsSource
 from watcher.log import configure_logging
@@ -53,7 +54,7 @@ class CloudWatchLogsMachine(RuleBasedStateMachine):
             log_groups=(self.group,), start_at="beginning", poll_interval_seconds=0.02
         )
         self.source = self._start()
-        self.out = Recorded()
+        self.out = RecordingOutput()
         self.written: list[str] = []
         self.handed_on: Counter[str] = Counter()
         self.origin_of: dict[str, object] = {}
@@ -86,9 +87,9 @@ class CloudWatchLogsMachine(RuleBasedStateMachine):
         """Read until every event put has been handed on."""
 
         def everything_handed_on() -> bool:
-            before = len(self.out.texts)
+            before = len(self.out.handed)
             self.source.read(None, self.out)
-            for text, origin, *_ in self.out.texts[before:]:
+            for text, origin, *_ in self.out.handed[before:]:
                 self.handed_on[text] += 1
                 self.unsaved.add(text)
                 assert self.origin_of.setdefault(text, origin) == origin, "same event_id"

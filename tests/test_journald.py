@@ -12,20 +12,18 @@ import json
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.journal import Entry, Journal, denial, why_journal_cannot_be_written
+from tests.recording_output import RecordingOutput
 from tests.test_daemon import Watcher, wait_for
 from tests.tmpfs import remount
 from watcher.config import JournaldSource
 from watcher.log import configure_logging
-from watcher.model import Origin
-from watcher.pipeline import Denial
 from watcher.sources.journald import (
     EntryError,
     JournalSources,
@@ -41,44 +39,6 @@ _SKIP_REASON = why_journal_cannot_be_written()
 needs_journal = pytest.mark.skipif(_SKIP_REASON is not None, reason=str(_SKIP_REASON))
 
 
-@dataclass
-class Handed:
-    text: bytes | str
-    origin: Origin
-    profile: str | None
-    timestamp: str | None
-
-    @property
-    def message(self) -> str:
-        text = self.text
-        return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-
-
-@dataclass
-class Recorder:
-    """The daemon's side of ``Output``: records every message handed on."""
-
-    paused: bool = False
-    handed: list[Handed] = field(default_factory=list)
-
-    def text(
-        self,
-        text: bytes | str,
-        origin: Origin,
-        *,
-        profile: str | None = None,
-        timestamp: str | None = None,
-    ) -> int:
-        self.handed.append(Handed(text, origin, profile, timestamp))
-        return 0
-
-    def denials(self, denials: Iterable[Denial]) -> int:
-        return len(list(denials))
-
-    def messages(self) -> list[str]:
-        return [h.message for h in self.handed]
-
-
 class Harness:
     """One JournalSources over a journal directory, with its state database and log."""
 
@@ -89,7 +49,7 @@ class Harness:
         self.log_stream = io.StringIO()
         self.log = configure_logging(self.log_stream)
         self.store = StateStore(root / "state", self.log)
-        self.out = Recorder()
+        self.out = RecordingOutput()
         self.source: JournalSources | None = None
         self.wakes = 0
 
@@ -125,7 +85,7 @@ class Harness:
         if not crash:
             self.commit()
         self.source.close()
-        self.out = Recorder()
+        self.out = RecordingOutput()
         self.start()
 
     def stop(self) -> None:
@@ -323,7 +283,7 @@ class TestJournalSource:
         finished = harness.journal.rotate()
         harness.journal.append(denial("d2"))
         harness.journal.vacuum(finished)
-        harness.out = Recorder()
+        harness.out = RecordingOutput()
         harness.start()
         assert [denial("d2")] == harness.read_until(1)
         harness.journal.append(denial("d3"))

@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
+from tests.recording_output import RecordingOutput
 from tests.test_daemon import wait_for
-from tests.test_journald import Harness, Recorder, needs_journal
+from tests.test_journald import Harness, needs_journal
 
 EXAMPLES = int(os.environ.get("JOURNALD_MODEL_EXAMPLES", "25"))
 EXPLORE = os.environ.get("JOURNALD_MODEL_RANDOM") == "1"
@@ -86,7 +87,7 @@ class JournalModel(RuleBasedStateMachine):
     def _start_again(self) -> None:
         assert self.harness.source is not None
         self.harness.source.close()
-        self.harness.out = Recorder()
+        self.harness.out = RecordingOutput()
         self.harness.start()
 
     def _take_handed(self) -> None:

@@ -107,7 +107,7 @@ class TestListing:
         key = trail.put_trail_object("444455556666", "eu-west-1", denials=1)
         driver = drivers.start()
         read_all(driver, trail)
-        (denial,) = driver.out.handed_on
+        (denial,) = driver.out.denials_handed
         assert f"s3://{BUCKET}/{key}" == denial.origin.source_path
         assert ("444455556666", "eu-west-1") == (denial.account_id, denial.extra["region"])
 
