@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from tests.test_daemon import wait_for
 from watcher.model import Origin
 from watcher.pipeline import Denial
+from watcher.sources.base import Source
 
 
 class Handed(NamedTuple):
@@ -56,3 +58,21 @@ class RecordingOutput:
 
     def event_ids(self) -> list[str]:
         return [str(denial.extra["event_id"]) for denial in self.denials_handed]
+
+    def read_until(self, source: Source, count: int, what: str = "messages") -> list[str]:
+        """``source.read`` until ``count`` messages were handed on in all (the deadline fails
+        the test); every message so far."""
+
+        def enough() -> bool:
+            source.read(None, self)
+            return len(self.handed) >= count
+
+        wait_for(enough, f"{count} {what} handed on (have {len(self.handed)})")
+        return self.messages()
+
+
+def commit(source: Source) -> None:
+    """What the daemon does once the sinks have everything: run the source's save, if any."""
+    save = source.checkpoint()
+    if save is not None:
+        save()

@@ -22,7 +22,7 @@ import pytest
 
 from tests.logs_endpoint import LogsEndpoint
 from tests.moto_server import MotoServer
-from tests.recording_output import RecordingOutput
+from tests.recording_output import RecordingOutput, commit
 from tests.test_daemon import Watcher, wait_for
 from tests.tmpfs import fill
 from watcher.config import CloudWatchLogsSource, parse_config
@@ -98,20 +98,11 @@ class Harness:
     def read_until(self, count: int, what: str = "events") -> list[str]:
         """Read until ``count`` texts were handed on in all (fails after the deadline)."""
         assert self.source is not None
-        source = self.source
-
-        def enough() -> bool:
-            source.read(None, self.out)
-            return len(self.out.handed) >= count
-
-        wait_for(enough, f"{count} {what} (have {len(self.out.handed)})")
-        return self.out.messages()
+        return self.out.read_until(self.source, count, what)
 
     def commit(self) -> None:
         assert self.source is not None
-        save = self.source.checkpoint()
-        if save is not None:
-            save()
+        commit(self.source)
 
     def stop(self, *, commit: bool = True) -> None:
         """A graceful stop saves what was handed on; ``commit=False`` is a crash."""

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.journal import Entry, Journal, denial, why_journal_cannot_be_written
-from tests.recording_output import RecordingOutput
+from tests.recording_output import RecordingOutput, commit
 from tests.test_daemon import Watcher, wait_for
 from tests.tmpfs import remount
 from watcher.config import JournaldSource
@@ -64,20 +64,11 @@ class Harness:
     def read_until(self, count: int) -> list[str]:
         """Read until ``count`` messages were handed on in all (deadline: the test fails)."""
         assert self.source is not None
-        source = self.source
-
-        def enough() -> bool:
-            source.read(None, self.out)
-            return len(self.out.handed) >= count
-
-        wait_for(enough, f"{count} messages handed on")
-        return self.out.messages()
+        return self.out.read_until(self.source, count)
 
     def commit(self) -> None:
         assert self.source is not None
-        save = self.source.checkpoint()
-        if save is not None:
-            save()
+        commit(self.source)
 
     def restart(self, *, crash: bool = False) -> None:
         """Stop (graceful: commit first; crash: not) and start a new source on the same state."""
