@@ -4,7 +4,7 @@ one queue, read by real daemons; leases, deletion after the sinks, release, pois
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,13 @@ from tests.trail_queue import (
     trail_object,
     trail_record,
 )
+from watcher.config import S3SqsSource
 from watcher.events import utc_now
+from watcher.log import configure_logging
+from watcher.sources.base import SourceContext
 from watcher.sources.cloudtrail import record_denial
+from watcher.sources.s3_sqs import _Lease, _ObjectsInFlight, _QueueReader
+from watcher.state import StateStore
 
 OTHER_BUCKET = "other-trail"  # no notifications: the tests send its messages themselves
 
@@ -313,3 +318,54 @@ class TestBadInput:
         assert [expected_id(9)] == event_ids(daemon.events())
         assert [] == daemon.logged("sqs_message_dropped")
         assert 0 == daemon.stop()
+
+
+class TestDeletions:
+    """The deleter's batches and what counts against ``workers``, on a reader whose threads
+    are not started (its messages received from moto by the test through the reader)."""
+
+    @pytest.fixture
+    def reader(self, queue, moto_server, monkeypatch, tmp_path) -> Iterator[_QueueReader]:
+        for name, value in moto_server.env().items():
+            monkeypatch.setenv(name, value)
+        log_file = (tmp_path / "log.jsonl").open("w")
+        log = configure_logging(log_file)
+        store = StateStore(tmp_path / "state", log)
+        config = S3SqsSource(queue_url=queue.url, workers=4, wait_time_seconds=1)
+        ready: deque[Any] = deque()
+        reader = _QueueReader(
+            config, SourceContext(store, log, first_start=False), ready, lambda: None,
+            _ObjectsInFlight(),
+        )  # fmt: skip
+        yield reader
+        store.close()
+        log_file.close()
+
+    def leases(self, queue: TrailQueue, reader: _QueueReader, count: int) -> list[_Lease]:
+        for n in range(count):
+            queue.send(api_call_event(trail_record(n)))
+        messages: list[Any] = []
+        while len(messages) < count:
+            messages += reader._receive(min(10, count - len(messages)))
+        for message in messages:
+            reader._take(message)
+        return list(reader._leases.values())
+
+    def test_acknowledged_messages_go_ten_a_call_and_no_longer_count_against_workers(
+        self, queue, reader
+    ):
+        leases = self.leases(queue, reader, 12)
+        assert 12 == reader.unacknowledged
+        reader.acknowledge(leases[:11])
+        assert 1 == reader.unacknowledged  # acknowledged: receiving need not wait for SQS
+        first, second = reader._next_deletions(), reader._next_deletions()
+        assert (10, 1) == (len(first or []), len(second or []))  # the 11th waited, then alone
+        reader._delete([*(first or []), *(second or [])])
+        assert 1 == sum(queue.counts())  # only the 12th is left in the queue
+
+    def test_a_stop_deletes_what_is_due_at_once_and_then_ends_the_deleter(self, queue, reader):
+        leases = self.leases(queue, reader, 3)
+        reader.acknowledge(leases)
+        reader.stop()
+        assert 3 == len(reader._next_deletions() or [])
+        assert reader._next_deletions() is None

@@ -6,13 +6,15 @@
     keeper thread     extends every lease at half the visibility timeout while it is held
     daemon thread     ``read`` hands the denials on; the save ``checkpoint`` returns records
                       the objects as seen and acknowledges the messages, once every sink has them
-    deleter thread    deletes acknowledged messages, batched (at a stop, all of them first)
+    deleter thread    deletes acknowledged messages, up to 10 a call (a message waits at most
+                      DELETE_BATCH_WAIT_SECONDS for others; at a stop, all of them at once)
 
 A message is deleted only after every sink has its events, so a crash loses nothing: the
 message comes back after its visibility timeout, to this watcher or another one sharing the
 queue, and its denials carry the same ``event_id`` (CloudTrail's ``eventID``). At most
-``workers`` messages are held at once (received, being read, or handed on and not yet
-acknowledged); a failing sink therefore stops receiving. ``close`` releases what it still
+``workers`` messages are held unacknowledged at once (received, being read, or handed on);
+a failing sink therefore stops receiving. Acknowledged messages waiting for their deletion do
+not count: they hold nothing back. ``close`` releases what it still
 holds (visibility 0), so another watcher takes it at once.
 """
 
@@ -60,6 +62,7 @@ SEEN_OBJECTS_TTL_SECONDS = 3 * 86400.0  # S3's repeated notifications come withi
 SEEN_OBJECTS_EXPIRY_INTERVAL_SECONDS = 3600.0
 RECEIVE_RETRY_FIRST_SECONDS = 1.0
 RECEIVE_RETRY_MAX_SECONDS = 60.0
+DELETE_BATCH_WAIT_SECONDS = 0.2  # one DeleteMessageBatch for several acknowledgements
 _GONE_CODES = frozenset({"NoSuchKey", "404", "NoSuchBucket"})
 _QUEUE_REGION = re.compile(r"^https://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
@@ -154,7 +157,13 @@ class _QueueReader:
         self._wake = wake
         self._key_pattern = re.compile(config.key_pattern or DEFAULT_KEY_PATTERN)
         self._leases: dict[str, _Lease] = {}  # receipt -> lease
-        self._changed = threading.Condition()
+        self._acknowledged: set[str] = set()  # receipts of leases waiting to be deleted
+        # One lock; each kind of thread waits on its own condition, so that a message taken
+        # wakes one worker, not every thread of the reader.
+        self._lock = threading.Lock()
+        self._work_ready = threading.Condition(self._lock)  # workers: a message to read
+        self._room = threading.Condition(self._lock)  # receiver: fewer messages held
+        self._deletions = threading.Condition(self._lock)  # deleter: acknowledged messages
         self._stopping = threading.Event()
         self._work: deque[_Lease] = deque()
         self._to_delete: deque[_Lease] = deque()  # acknowledged, not deleted yet
@@ -176,8 +185,9 @@ class _QueueReader:
 
     def stop(self) -> None:
         self._stopping.set()
-        with self._changed:
-            self._changed.notify_all()
+        with self._lock:
+            for condition in (self._work_ready, self._room, self._deletions):
+                condition.notify_all()
 
     def join(self) -> None:
         for thread in self._threads:
@@ -186,7 +196,7 @@ class _QueueReader:
 
     def release_all(self) -> None:
         """Give every message still held back to the queue now (visibility 0)."""
-        with self._changed:
+        with self._lock:
             leases = list(self._leases.values())
             self._leases.clear()
         if leases:
@@ -200,24 +210,37 @@ class _QueueReader:
     def acknowledge(self, leases: list[_Lease]) -> None:
         """Messages whose events every sink has: the deleter thread deletes them (the daemon's
         thread, in a save, never waits for SQS; deletions batch up while one is sent)."""
-        with self._changed:
+        with self._lock:
             self._to_delete.extend(leases)
-            self._changed.notify_all()
+            self._acknowledged.update(lease.receipt for lease in leases)
+            self._deletions.notify()
+            self._room.notify()
 
     def _delete_loop(self) -> None:
         """Delete what was acknowledged, up to 10 a call; at a stop, everything still due."""
-        while True:
-            with self._changed:
-                while not self._to_delete and not self._stopping.is_set():
-                    self._changed.wait()
-                if not self._to_delete:
-                    return
-                batch = [self._to_delete.popleft() for _ in range(min(10, len(self._to_delete)))]
+        while (batch := self._next_deletions()) is not None:
             self._delete(batch)
-            with self._changed:
+            with self._lock:
                 for lease in batch:
                     self._leases.pop(lease.receipt, None)
-                self._changed.notify_all()
+                    self._acknowledged.discard(lease.receipt)
+
+    def _next_deletions(self) -> list[_Lease] | None:
+        """Up to 10 acknowledged leases, once 10 are due or the first has waited
+        DELETE_BATCH_WAIT_SECONDS (at once when stopping); None when stopped with none due."""
+        with self._lock:
+            while not self._to_delete and not self._stopping.is_set():
+                self._deletions.wait()
+            if not self._to_delete:
+                return None
+            deadline = time.monotonic() + DELETE_BATCH_WAIT_SECONDS
+            while len(self._to_delete) < SQS_BATCH_MAX and not self._stopping.is_set():
+                seconds_left = deadline - time.monotonic()
+                if seconds_left <= 0:
+                    break
+                self._deletions.wait(seconds_left)
+            count = min(SQS_BATCH_MAX, len(self._to_delete))
+            return [self._to_delete.popleft() for _ in range(count)]
 
     def _delete(self, leases: list[_Lease]) -> None:
         entries = [{"Id": str(n), "ReceiptHandle": lease.receipt} for n, lease in enumerate(leases)]
@@ -238,9 +261,10 @@ class _QueueReader:
             )  # fmt: skip
 
     @property
-    def held(self) -> int:
-        with self._changed:
-            return len(self._leases)
+    def unacknowledged(self) -> int:
+        """Messages held that are not waiting for their deletion."""
+        with self._lock:
+            return len(self._leases) - len(self._acknowledged)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -248,7 +272,9 @@ class _QueueReader:
         retry_seconds = RECEIVE_RETRY_FIRST_SECONDS
         while self._room_to_receive():
             try:
-                messages = self._receive(min(SQS_BATCH_MAX, self.config.workers - self.held))
+                messages = self._receive(
+                    min(SQS_BATCH_MAX, self.config.workers - self.unacknowledged)
+                )
             except (BotoCoreError, ClientError) as exc:
                 self._log.warning(
                     "sqs_receive_failed", queue=self.config.queue_url, error=str(exc),
@@ -262,13 +288,15 @@ class _QueueReader:
                 self._take(message)
 
     def _room_to_receive(self) -> bool:
-        """Wait until half a batch fits under ``workers`` held messages (receiving one at a
-        time as each is deleted would double the requests); False once stopping."""
+        """Wait until half a batch fits under ``workers`` unacknowledged messages (receiving
+        one at a time as each is acknowledged would double the requests); False once stopping."""
         batch = min(SQS_BATCH_MAX, self.config.workers)
         most = self.config.workers - max(1, batch // 2)
-        with self._changed:
-            while len(self._leases) > most and not self._stopping.is_set():
-                self._changed.wait()
+        with self._lock:
+            while (
+                len(self._leases) - len(self._acknowledged) > most and not self._stopping.is_set()
+            ):
+                self._room.wait()
         return not self._stopping.is_set()
 
     def _receive(self, count: int) -> list[MessageTypeDef]:
@@ -289,19 +317,19 @@ class _QueueReader:
             receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
             extend_at=time.monotonic() + self._visibility_seconds / 2,
         )
-        with self._changed:
+        with self._lock:
             self._leases[lease.receipt] = lease  # released by close() if stopping already
             if not self._stopping.is_set():
                 self._work.append(lease)
-            self._changed.notify_all()
+                self._work_ready.notify()
 
     # -- reading messages and objects --------------------------------------------------------
 
     def _work_loop(self) -> None:
         while True:
-            with self._changed:
+            with self._lock:
                 while not self._work and not self._stopping.is_set():
-                    self._changed.wait()
+                    self._work_ready.wait()
                 if self._stopping.is_set():
                     return
                 lease = self._work.popleft()
@@ -339,9 +367,9 @@ class _QueueReader:
     def _let_come_back(self, lease: _Lease) -> None:
         """A failure worth retrying: stop extending it; it reappears after its timeout."""
         self.in_flight.release(lease.message_id)
-        with self._changed:
+        with self._lock:
             self._leases.pop(lease.receipt, None)
-            self._changed.notify_all()
+            self._room.notify()
 
     def _read_message(self, lease: _Lease) -> _Outcome | None:
         """The message's denials; None to let it come back (a transient failure)."""
@@ -431,14 +459,14 @@ class _QueueReader:
     def _keep_loop(self) -> None:
         while not self._stopping.wait(self._seconds_to_next_extension()):
             now = time.monotonic()
-            with self._changed:
+            with self._lock:
                 due = [lease for lease in self._leases.values() if lease.extend_at <= now]
             if not due:
                 continue
             failed = self._change_visibility(due, self._visibility_seconds)
             for lease in due:
                 lease.extend_at = now + self._visibility_seconds / 2
-            with self._changed:
+            with self._lock:
                 lost = [lease for lease in failed if lease.receipt in self._leases]
             if lost:
                 self._log.warning(
@@ -448,7 +476,7 @@ class _QueueReader:
                 )  # fmt: skip
 
     def _seconds_to_next_extension(self) -> float:
-        with self._changed:
+        with self._lock:
             times = [lease.extend_at for lease in self._leases.values()]
         half = self._visibility_seconds / 2
         return max(0.0, min(times, default=time.monotonic() + half) - time.monotonic())
