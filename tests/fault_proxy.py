@@ -3,12 +3,14 @@
 ``with FaultProxy(moto.url) as proxy``: clients given ``proxy.url`` as their endpoint reach
 moto, except for GETs whose path contains one of ``proxy.refused`` (answered 403
 ``AccessDenied``, as S3 answers for an object whose KMS key the caller may not use).
+``proxy.operations`` counts the JSON-protocol calls (SQS, CloudWatch Logs) by ``X-Amz-Target``.
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -27,6 +29,7 @@ class FaultProxy:
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.refused: set[str] = set()
         self.refusals = 0
+        self.operations: Counter[str] = Counter()  # X-Amz-Target -> requests forwarded
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = False
@@ -65,6 +68,8 @@ class FaultProxy:
                     self._answer(403, {"Content-Type": "application/xml"}, ACCESS_DENIED)
                     return
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with proxy._lock:
+                    proxy.operations[self.headers.get("X-Amz-Target", self.command)] += 1
                 upstream = http.client.HTTPConnection(*proxy._upstream, timeout=30)
                 try:
                     upstream.request(self.command, self.path, body, dict(self.headers))

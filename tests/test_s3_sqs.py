@@ -3,14 +3,17 @@ one queue, read by real daemons; leases, deletion after the sinks, release, pois
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.fault_proxy import FaultProxy
 from tests.moto_server import MotoServer
 from tests.test_daemon import wait_for
 from tests.tmpfs import fill, remount
@@ -317,6 +320,31 @@ class TestBadInput:
         wait_for(queue.empty, "the message deleted")
         assert [expected_id(9)] == event_ids(daemon.events())
         assert [] == daemon.logged("sqs_message_dropped")
+        assert 0 == daemon.stop()
+
+    def test_a_failing_receive_is_logged_once_and_the_queue_read_once_it_answers(
+        self, moto_server, daemons, tmp_path
+    ):
+        """A queue that does not exist yet: one sqs_receive_failed for all the retries of
+        its backoff, then sqs_receive_recovered and its messages read."""
+        name = f"later-{tmp_path.name}"[:80]
+        with FaultProxy(moto_server.url) as proxy:
+            later = SimpleNamespace(
+                url=f"{moto_server.url}/123456789012/{name}",
+                aws=SimpleNamespace(env=lambda: moto_server.env(AWS_ENDPOINT_URL=proxy.url)),
+            )
+            daemon = started(daemons, QueueDaemon(tmp_path / "a", later))  # type: ignore[arg-type]
+            receives = lambda: proxy.operations["AmazonSQS.ReceiveMessage"]  # noqa: E731
+            wait_for(lambda: receives() >= 3, "three receives refused")
+            assert 1 == len(daemon.logged("sqs_receive_failed"))
+            sqs = moto_server.client("sqs")
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(api_call_event(trail_record(7))))
+            wait_for(lambda: len(daemon.events()) == 1, "the denial")
+        (failed,) = daemon.logged("sqs_receive_failed")
+        assert "NonExistentQueue" in failed["error"] or "QueueDoesNotExist" in failed["error"]
+        assert 1 == len(daemon.logged("sqs_receive_recovered"))
+        assert [expected_id(7)] == event_ids(daemon.events())
         assert 0 == daemon.stop()
 
 

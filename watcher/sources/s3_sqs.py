@@ -270,19 +270,27 @@ class _QueueReader:
 
     def _receive_loop(self) -> None:
         retry_seconds = RECEIVE_RETRY_FIRST_SECONDS
+        reported: str | None = None  # the failure last logged: once per reason, not per retry
         while self._room_to_receive():
             try:
                 messages = self._receive(
                     min(SQS_BATCH_MAX, self.config.workers - self.unacknowledged)
                 )
             except (BotoCoreError, ClientError) as exc:
-                self._log.warning(
-                    "sqs_receive_failed", queue=self.config.queue_url, error=str(exc),
-                    retry_seconds=retry_seconds,
-                )  # fmt: skip
+                if str(exc) != reported:
+                    self._log.warning(
+                        "sqs_receive_failed", queue=self.config.queue_url, error=str(exc),
+                        retry_seconds=retry_seconds,
+                        detail=f"retried with backoff up to {RECEIVE_RETRY_MAX_SECONDS:.0f} s; "
+                        "logged again if the reason changes, sqs_receive_recovered when it works",
+                    )  # fmt: skip
+                    reported = str(exc)
                 self._stopping.wait(retry_seconds)
                 retry_seconds = min(retry_seconds * 2, RECEIVE_RETRY_MAX_SECONDS)
                 continue
+            if reported is not None:
+                self._log.info("sqs_receive_recovered", queue=self.config.queue_url)
+                reported = None
             retry_seconds = RECEIVE_RETRY_FIRST_SECONDS
             for message in messages:
                 self._take(message)
