@@ -34,7 +34,7 @@ from watcher.events import utc_now
 from watcher.log import configure_logging
 from watcher.sources.base import SourceContext
 from watcher.sources.cloudtrail import record_denial
-from watcher.sources.s3_sqs import _Lease, _ObjectsInFlight, _QueueReader
+from watcher.sources.s3_sqs import S3SqsSources, _Lease, _ObjectsInFlight, _QueueReader
 from watcher.state import StateStore
 
 OTHER_BUCKET = "other-trail"  # no notifications: the tests send its messages themselves
@@ -346,6 +346,29 @@ class TestBadInput:
         assert 1 == len(daemon.logged("sqs_receive_recovered"))
         assert [expected_id(7)] == event_ids(daemon.events())
         assert 0 == daemon.stop()
+
+    def test_a_queue_url_without_a_region_and_none_configured_says_how_to_fix_it(
+        self, monkeypatch, tmp_path
+    ):
+        """A local endpoint's queue URL names no region: the source is not read, and the
+        error line says so and what to set."""
+        for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+            monkeypatch.delenv(name, raising=False)
+        log_path = tmp_path / "log.jsonl"
+        with log_path.open("w") as log_file:
+            log = configure_logging(log_file)
+            store = StateStore(tmp_path / "state", log)
+            config = S3SqsSource(queue_url="http://127.0.0.1:9/000000000000/q")
+            source = S3SqsSources((config,), SourceContext(store, log, first_start=True))
+            source.start(lambda: None)
+            source.close()
+            store.close()
+        errors = [json.loads(line) for line in log_path.read_text().splitlines()]
+        (error,) = [e for e in errors if e["event"] == "source_error"]
+        assert "region" in error["error"]
+        assert "is not read" in error["detail"]
+        assert "region:" in error["detail"]
+        assert "http://127.0.0.1:9/000000000000/q" == error["path"]
 
 
 class TestDeletions:

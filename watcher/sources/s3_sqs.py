@@ -572,6 +572,9 @@ class S3SqsSources:
                 self._context.log.error(  # noqa: TRY400 - the reason is in `error`
                     "source_error", stage="source", path=config.queue_url,
                     error=f"cannot set up SQS and S3 clients: {exc}",
+                    detail="this queue is not read; fix the config or the environment (a queue "
+                    "URL that names no region needs `region:` or AWS_REGION), then reload "
+                    "(SIGHUP) or restart",
                 )  # fmt: skip
                 continue
             reader.start()
