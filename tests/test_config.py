@@ -299,6 +299,20 @@ class TestRemoteSourceTypes:
             assert "2026-11-01" == source.start_at
 
     @pytest.mark.parametrize(
+        "text",
+        [
+            "[{type: journald, units: [a]}, {type: journald, units: [b.service]}]",
+            "[{type: journald, units: [a]}, {type: journald, identifiers: [a]}]",
+            "[{type: journald}, {type: journald, directory: /var/log/journal/remote}]",
+            "[{type: journald, directory: /d1}, {type: journald, directory: /d2}]",
+        ],
+    )
+    def test_journald_sources_that_share_no_entry_for_certain_are_accepted(self, text):
+        """Different units or identifiers, or different journal directories: each entry
+        is read by one source (a unit and an identifier filter may meet; that is allowed)."""
+        assert 2 == len(parse_config(f"sources: {text}", "c.yaml").sources)
+
+    @pytest.mark.parametrize(
         ("text", "fragment"),
         [
             ("[{type: s3}]", "c.yaml:1: sources.0: missing required key 'bucket'"),
@@ -310,6 +324,19 @@ class TestRemoteSourceTypes:
             ("[{type: s3_sqs, queue_url: q, visibility_timeout: 13h}]", "1 second to 12 hours"),
             ("[{type: cloudwatch_logs, log_groups: []}]", "must name at least one log group"),
             ("[{type: journald, unit: [a]}]", "sources.0.unit: unknown key (did you mean 'units'"),
+            (
+                "[{type: journald}, {type: journald, units: [a]}]",
+                "sources.1: reads journal entries sources.0 reads too (one of them reads every",
+            ),
+            (
+                "[{type: journald, units: [sshd, b]}, {type: journald, units: [sshd.service]}]",
+                "sources.0 reads too (both read sshd.service), so each would be emitted twice",
+            ),
+            (
+                "[{type: journald, identifiers: [sudo]}, {type: file, paths: [x]},"
+                " {type: journald, identifiers: [cron, sudo]}]",
+                "sources.2: reads journal entries sources.0 reads too (both read sudo)",
+            ),
             ("[{type: kafka}]", "expected one of 'file', 'cloudtrail', 's3'"),
         ],
     )

@@ -102,6 +102,32 @@ class JournaldSource:
     type: Literal["journald"] = "journald"
 
 
+_UNIT_SUFFIXES = (
+    ".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target", ".path",
+    ".timer", ".slice", ".scope",
+)  # fmt: skip
+
+
+def journal_unit_name(name: str) -> str:
+    """``sshd`` -> ``sshd.service``, as ``journalctl -u`` reads a name without a suffix."""
+    return name if name.endswith(_UNIT_SUFFIXES) else f"{name}.service"
+
+
+def journal_overlap(first: JournaldSource, second: JournaldSource) -> str | None:
+    """What makes two journald sources read the same entries for certain (the same journal,
+    and a filter that takes every entry or a unit or identifier both name); None if nothing
+    does (a unit filter and an identifier filter may still meet in one entry)."""
+    if first.directory != second.directory:
+        return None
+    for source in (first, second):
+        if not source.units and not source.identifiers:
+            return "one of them reads every entry (no units, no identifiers)"
+    units = {journal_unit_name(u) for u in first.units}
+    units &= {journal_unit_name(u) for u in second.units}
+    names = sorted(units) + sorted(set(first.identifiers) & set(second.identifiers))
+    return f"both read {', '.join(names)}" if names else None
+
+
 @dataclass(frozen=True, slots=True)
 class CloudWatchLogsSource:
     log_groups: tuple[str, ...]  # names, or prefixes ending in '*'
@@ -415,6 +441,7 @@ class _Reader:
         sinks = (
             self.sequence(top["sinks"], ("sinks",), self.sink) if "sinks" in top else Config().sinks
         )
+        self.check_journals(sources)
         alerts = self.sequence(top.get("alerts", []), ("alerts",), self.alert)
         names = [rule.name for rule in alerts]
         for index, name in enumerate(names):
@@ -438,6 +465,20 @@ class _Reader:
         if not isinstance(value, list):
             raise self.error(path, f"expected a list, got {_type_name(value)}")
         return tuple(build(item, (*path, str(index))) for index, item in enumerate(value))
+
+    def check_journals(self, sources: tuple[Source, ...]) -> None:
+        """Two journald sources that would both emit one entry are a config error."""
+        journals = [(n, s) for n, s in enumerate(sources) if isinstance(s, JournaldSource)]
+        for later, (index, source) in enumerate(journals):
+            for first_index, first in journals[:later]:
+                overlap = journal_overlap(first, source)
+                if overlap is not None:
+                    raise self.error(
+                        ("sources", str(index)),
+                        f"reads journal entries sources.{first_index} reads too ({overlap}), so "
+                        "each would be emitted twice: merge the two, or give them units and "
+                        "identifiers that no entry shares",
+                    )
 
     def source(self, value: object, path: tuple[str, ...]) -> Source:
         if not isinstance(value, dict):

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-from watcher.config import JournaldSource
+from watcher.config import JournaldSource, journal_unit_name
 from watcher.events import iso_utc
 from watcher.log import Logger
 from watcher.model import Origin
@@ -59,10 +59,6 @@ STOP_TIMEOUT_SECONDS = 5.0
 _PUT_WAIT_SECONDS = 0.2  # how often a reader blocked on a full queue looks for a stop
 _STDERR_TAIL_BYTES = 2048
 _FIELDS = "MESSAGE,_SYSTEMD_UNIT,SYSLOG_IDENTIFIER,_COMM"
-_UNIT_SUFFIXES = (
-    ".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target", ".path",
-    ".timer", ".slice", ".scope",
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +127,11 @@ def _realtime(value: object) -> str | None:
     return iso_utc(datetime.fromtimestamp(int(value) / 1_000_000, UTC))
 
 
-def unit_name(name: str) -> str:
-    """``sshd`` -> ``sshd.service``, as ``journalctl -u`` reads a name without a suffix."""
-    return name if name.endswith(_UNIT_SUFFIXES) else f"{name}.service"
-
-
 def matches(source: JournaldSource) -> list[str]:
     """journalctl match arguments: entries of any of the units OR any of the identifiers.
 
     Not ``-u``/``-t``: journalctl ANDs those two, and both lists are meant as one union."""
-    units = [f"_SYSTEMD_UNIT={unit_name(unit)}" for unit in source.units]
+    units = [f"_SYSTEMD_UNIT={journal_unit_name(unit)}" for unit in source.units]
     identifiers = [f"SYSLOG_IDENTIFIER={name}" for name in source.identifiers]
     return [*units, "+", *identifiers] if units and identifiers else [*units, *identifiers]
 
@@ -190,7 +181,7 @@ def source_key(source: JournaldSource) -> str:
 def describe(source: JournaldSource) -> str:
     """How the logs name a source."""
     where = source.directory or "the system journal"
-    filters = [*map(unit_name, source.units), *source.identifiers]
+    filters = [*map(journal_unit_name, source.units), *source.identifiers]
     return f"{where} ({', '.join(filters)})" if filters else where
 
 
