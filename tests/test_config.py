@@ -105,6 +105,11 @@ class TestErrors:
             ("sinks:\n  - type: kafka\n", "sinks.0.type: expected one of stdout"),
             ("sinks:\n  - type: stdout\n    events: [denial]\n", "unknown event type 'denial'"),
             ("sinks:\n  - type: stdout\n    url: x\n", "sinks.0.url: unknown key"),
+            (
+                "sinks:\n  - type: webhook\n    url: https://example.com/h\n    max_outbox: 0\n",
+                "sinks.0.max_outbox: expected a whole number greater than zero, got 0",
+            ),
+            ("sinks:\n  - type: file\n    path: x\n    max_outbox: 9\n", "sinks.0.max_outbox"),
             ("metrics:\n  listen: everywhere\n", "metrics.listen: expected host:port"),
             ("- just\n- a list\n", "(top level): expected a mapping"),
         ],

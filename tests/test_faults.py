@@ -12,6 +12,7 @@ import json
 import signal
 import sqlite3
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -360,6 +361,67 @@ class TestRemoteSinkRetryLog:
             names,
             ["0", "1", "2", "3", "4"],
         )
+
+
+class TestOutboxFull:
+    def test_full_counts_queued_events_against_max_outbox_and_clears_once_delivered(self, tmp_path):
+        """``full`` names the sink's waiting events once they reach ``max_outbox`` (counted
+        from the database, so events another process delivered are seen), None below it."""
+        store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+        log = configure_logging(io.StringIO())
+        try:
+            with Receiver() as receiver:
+                queuing = DeliveringSink(
+                    "hook", webhook(receiver.url), store, log, events=("authz_denial",),
+                    start_worker=False, max_outbox=3,
+                )  # fmt: skip
+                for n in range(2):
+                    queuing.write({"event": "authz_denial", "event_id": str(n)})
+                assert queuing.full is None
+                queuing.write({"event": "authz_denial", "event_id": "2"})
+                assert "3 events wait for the receiver (max_outbox 3)" == queuing.full
+                delivering = DeliveringSink(
+                    "hook", webhook(receiver.url), store, log, events=("authz_denial",)
+                )
+                wait_for(lambda: len(receiver.received) == 3, "the three deliveries")
+                delivering.close()
+                assert queuing.full is None
+        finally:
+            store.close()
+
+    def test_a_receiver_outage_pauses_reading_at_max_outbox_and_loses_nothing(self, tmp_path):
+        """Denials go to a webhook that answers 503: at max_outbox waiting events the daemon
+        reads nothing more (sink_outbox_full); once the receiver takes them it reads again
+        (sink_outbox_drained), and every denial reaches both sinks once."""
+        with Receiver() as receiver:
+            receiver.answers.extend([503] * 100_000)
+            extra = (
+                f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
+                "    max_outbox: 3\n"
+            )
+            w = Watcher(tmp_path, extra_config=extra)
+            log = w.logs / "app.log"
+            try:
+                w.start()
+                append(log, *denial_lines(3))
+                wait_for(lambda: logged(w, "sink_outbox_full"), "the outbox full")
+                append(log, *(f"{DENIAL} after {i}" for i in range(3)))
+                assert 3 == len(w.events())  # read before it filled (the first three lines)
+                receiver.answers.clear()
+                wait_for(lambda: len(w.events()) == 6, "the lines written while it was full")
+                wait_for(lambda: len(receiver.received) == 6, "every denial delivered")
+                assert 0 == w.stop()
+            finally:
+                w.kill()
+            received = sorted(event["raw"] for event in receiver.received)
+        (drained,) = logged(w, "sink_outbox_drained")
+        (full,) = logged(w, "sink_outbox_full")
+        assert "3 events wait for the receiver (max_outbox 3)" == full["reason"]
+        assert sorted(event["raw"] for event in w.events()) == received
+        after = [e for e in w.events() if " after " in e["raw"]]
+        assert 3 == len(after)
+        resumed = datetime.fromisoformat(drained["timestamp"])
+        assert all(datetime.fromisoformat(e["observed_at"]) >= resumed for e in after)
 
 
 class TestReloadDuringRotation:

@@ -26,6 +26,7 @@ from watcher.sources.framing import FRAMINGS, Framing
 T = TypeVar("T")
 
 DEFAULT_STATE_DIR = "/var/lib/authz-watcher"
+DEFAULT_MAX_OUTBOX = 100_000  # a remote sink's undelivered events; then reading pauses
 EVENT_TYPES = ("authz_denial", "authz_alert")
 DEFAULT_MAX_ALERTS_PER_MINUTE = 20
 MAX_PORT = 65535
@@ -191,6 +192,7 @@ class Sink:
     profile: str | None = None
     endpoint_url: str | None = None
     follow_symlinks: bool = False  # file sinks: write through a symbolic link at path
+    max_outbox: int = DEFAULT_MAX_OUTBOX  # webhook, sns: events waiting before reading pauses
 
 
 @dataclass(frozen=True, slots=True)
@@ -703,8 +705,15 @@ class _Reader:
         allowed_by_kind: dict[str, tuple[str, ...]] = {
             "stdout": (),
             "file": ("path", "follow_symlinks"),
-            "webhook": ("url", "format", "headers", "timeout_seconds"),
-            "sns": ("topic_arn", "region", "profile", "endpoint_url", "timeout_seconds"),
+            "webhook": ("url", "format", "headers", "timeout_seconds", "max_outbox"),
+            "sns": (
+                "topic_arn",
+                "region",
+                "profile",
+                "endpoint_url",
+                "timeout_seconds",
+                "max_outbox",
+            ),
         }
         if kind not in allowed_by_kind:
             raise self.error(
@@ -730,6 +739,7 @@ class _Reader:
             profile=self.get(data, path, "profile", _optional_string, None),
             endpoint_url=self.get(data, path, "endpoint_url", _optional_string, None),
             follow_symlinks=self.get(data, path, "follow_symlinks", _bool, False),
+            max_outbox=self.get(data, path, "max_outbox", _positive_int, DEFAULT_MAX_OUTBOX),
         )
 
     def metrics(self, value: object, path: tuple[str, ...]) -> Metrics:

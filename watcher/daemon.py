@@ -48,6 +48,7 @@ from watcher.systemd import Notifier
 DEFAULT_POLL_SECONDS = 5.0
 CACHE_EXPIRY_INTERVAL_SECONDS = 3600.0
 STATUS_INTERVAL_SECONDS = 5.0
+OUTBOX_CHECK_SECONDS = 1.0  # while an outbox is full, how often it is counted again
 SHUTDOWN_SINK_TIMEOUT_SECONDS = 10.0  # how long SIGTERM waits for a failing sink
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -78,6 +79,7 @@ class Daemon:
         self.metrics = Metrics()
         self._notifier = Notifier(log)
         self._next_status = 0.0
+        self._outbox_full: dict[str, str] = {}  # sink name -> why reading waits for it
         self._next_expiry = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -151,7 +153,7 @@ class Daemon:
                 return
             now = time.monotonic()
             self._housekeeping(now)
-            if self._paused_for_sinks():
+            if self._paused_for_sinks() or self._paused_for_outbox():
                 continue
             changed = self._changes.take()
             look_at_all = now >= next_reconcile  # every file, every pattern expanded again
@@ -173,6 +175,22 @@ class Daemon:
             return False
         self._wait_for_signal(min(self._gate.seconds_until_retry(), 1.0))
         return True
+
+    def _paused_for_outbox(self) -> bool:
+        """While a remote sink's outbox is full, read nothing: what was read is durable in
+        it, but a receiver's long outage must not fill the disk. Checked about once a second."""
+        full = self._sinks.full()
+        for name in sorted(full.keys() - self._outbox_full.keys()):
+            self._log.warning(
+                "sink_outbox_full", sink=name, reason=full[name],
+                detail="reading waits until the receiver takes events; nothing is lost",
+            )  # fmt: skip
+        for name in sorted(self._outbox_full.keys() - full.keys()):
+            self._log.info("sink_outbox_drained", sink=name, detail="reading again")
+        self._outbox_full = full
+        if full:
+            self._wait_for_signal(OUTBOX_CHECK_SECONDS)
+        return bool(full)
 
     def _wait_for_signal(self, timeout: float) -> None:
         """Sleep up to ``timeout``, or until a signal. Not ``_changes.wait``: file changes keep
@@ -238,7 +256,9 @@ class Daemon:
         self.metrics.bytes_behind.set(behind)
         c = self.counters
         failing = ", ".join(sorted(self._gate.failing))
+        full = ", ".join(sorted(self._outbox_full))
         paused = f", paused: {failing} failing" if failing else ""
+        paused += f", paused: {full} outbox full" if full and not failing else ""
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
             f"{followed} files, {behind} bytes behind{paused}"
@@ -410,7 +430,7 @@ def _build_sinks(
                 FileSink(sink.path, events=sink.events, follow_symlinks=sink.follow_symlinks)
             )
         else:
-            remote = remote_sink(sink, store, log, on_error=on_error)
+            remote = remote_sink(sink, store, log, on_error=on_error, bounded=True)
             if remote is not None:
                 sinks.append(remote)
     return Sinks(sinks)

@@ -58,6 +58,14 @@ class Sinks:
                 failures[sink.name] = failure_reason(exc)
         return failures
 
+    def full(self) -> dict[str, str]:
+        """The remote sinks whose outbox is full, with why (reading waits for them)."""
+        return {
+            sink.name: reason
+            for sink in self._sinks
+            if (reason := getattr(sink, "full", None)) is not None
+        }
+
     def reopen(self) -> None:
         for sink in self._sinks:
             sink.reopen()

@@ -12,6 +12,10 @@ backoff ends, then the oldest delivery probes the receiver; when it is taken, th
 in order. Deliveries of one sink name are made under one lock per state database, so the
 worker of a sink rebuilt by a reload never sends what the old worker has in flight.
 
+With ``max_outbox`` (the daemon's sinks), ``full`` says when that many events wait: the
+daemon then reads nothing until the receiver has taken some, so an outage of the receiver
+pauses reading instead of filling the disk. What is in the outbox is durable either way.
+
 The worker never dies: any other exception from a delivery (a bug, a header the HTTP library
 refuses) is caught, counted, logged by its type only (its message may carry a header's secret)
 and the delivery failed permanently, so it cannot hold the queue behind it forever.
@@ -71,6 +75,7 @@ class DeliveringSink:
         clock: Callable[[], float] = time.time,
         on_error: Callable[[str], None] | None = None,
         start_worker: bool = True,
+        max_outbox: int | None = None,
     ) -> None:
         self._on_error = on_error  # called with the sink's name on every failed attempt
         self.name = name
@@ -86,6 +91,9 @@ class DeliveringSink:
         self.delivered_count = 0
         self.failed_count = 0
         self._lock = _delivery_lock(store, name)
+        self._max_outbox = max_outbox
+        self._counted: int | None = None  # the outbox's size when last counted
+        self._enqueued_since_count = 0  # so counted + this bounds the size from above
         self._failures_in_a_row = 0
         self._backoff_until = 0.0
         self._worker = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
@@ -103,6 +111,20 @@ class DeliveringSink:
         (``sqlite3.Error`` when it still cannot take them, a full disk)."""
         self._enqueue_unqueued()
 
+    @property
+    def full(self) -> str | None:
+        """Why reading should wait (``max_outbox`` events wait for the receiver), else None.
+        The outbox is counted only when an upper bound of its size reaches the limit."""
+        if self._max_outbox is None:
+            return None
+        bound = (self._counted or 0) + self._enqueued_since_count + len(self._unqueued)
+        if self._counted is None or bound >= self._max_outbox:
+            self._counted, self._enqueued_since_count = self._store.outbox_count(self.name), 0
+            bound = self._counted + len(self._unqueued)
+        if bound < self._max_outbox:
+            return None
+        return f"{bound:,} events wait for the receiver (max_outbox {self._max_outbox:,})"
+
     def outbox_count(self) -> int:
         """Events taken and not delivered yet (in the outbox or waiting to enter it)."""
         return self._store.outbox_count(self.name) + len(self._unqueued)
@@ -111,6 +133,7 @@ class DeliveringSink:
         while self._unqueued:
             self._store.enqueue(self.name, self._unqueued[0], self._clock())
             self._unqueued.popleft()
+            self._enqueued_since_count += 1
             self._wake.set()
 
     def reopen(self) -> None:

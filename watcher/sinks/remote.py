@@ -24,12 +24,14 @@ def remote_sink(
     *,
     on_error: Callable[[str], None] | None = None,
     start_worker: bool = True,
+    bounded: bool = False,
 ) -> DeliveringSink | None:
     """The outbox sink for a ``webhook`` or ``sns`` entry (None for the local kinds).
 
     ``start_worker=False`` only queues: another process (the daemon holding the state directory)
-    delivers.
+    delivers. ``bounded``: the sink says when ``max_outbox`` events wait (the daemon pauses).
     """
+    max_outbox = settings.max_outbox if bounded else None
     if settings.type == "webhook" and settings.url is not None:
         webhook = WebhookDelivery(
             settings.url,
@@ -46,6 +48,7 @@ def remote_sink(
             events=settings.events,
             on_error=on_error,
             start_worker=start_worker,
+            max_outbox=max_outbox,
         )
     if settings.type == "sns" and settings.topic_arn is not None:
         from watcher.sinks.sns import SnsDelivery  # noqa: PLC0415 - boto3 only when used
@@ -60,5 +63,6 @@ def remote_sink(
         return DeliveringSink(
             f"sns:{settings.topic_arn}", sns, store, log,
             events=settings.events, on_error=on_error, start_worker=start_worker,
+            max_outbox=max_outbox,
         )  # fmt: skip
     return None
