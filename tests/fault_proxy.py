@@ -3,7 +3,9 @@
 ``with FaultProxy(moto.url) as proxy``: clients given ``proxy.url`` as their endpoint reach
 moto, except for GETs whose path contains one of ``proxy.refused`` (answered 403
 ``AccessDenied``, as S3 answers for an object whose KMS key the caller may not use).
-``proxy.operations`` counts the JSON-protocol calls (SQS, CloudWatch Logs) by ``X-Amz-Target``.
+``proxy.operations`` counts the JSON-protocol calls (SQS, CloudWatch Logs) by ``X-Amz-Target``;
+those named in ``proxy.failing_operations`` are answered 500 ``InternalError``, as AWS answers
+in an incident.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ ACCESS_DENIED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
     b"<Message>Access Denied</Message><RequestId>fault-proxy</RequestId></Error>"
 )
+INTERNAL_ERROR = b'{"__type": "InternalError", "message": "We encountered an internal error."}'
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
@@ -29,7 +32,8 @@ class FaultProxy:
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.refused: set[str] = set()
         self.refusals = 0
-        self.operations: Counter[str] = Counter()  # X-Amz-Target -> requests forwarded
+        self.operations: Counter[str] = Counter()  # X-Amz-Target -> requests received
+        self.failing_operations: set[str] = set()  # X-Amz-Target values answered 500
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = False
@@ -68,8 +72,14 @@ class FaultProxy:
                     self._answer(403, {"Content-Type": "application/xml"}, ACCESS_DENIED)
                     return
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                operation = self.headers.get("X-Amz-Target", self.command)
                 with proxy._lock:
-                    proxy.operations[self.headers.get("X-Amz-Target", self.command)] += 1
+                    proxy.operations[operation] += 1
+                    failing = operation in proxy.failing_operations
+                if failing:
+                    headers = {"Content-Type": "application/x-amz-json-1.0"}
+                    self._answer(500, headers, INTERNAL_ERROR)
+                    return
                 upstream = http.client.HTTPConnection(*proxy._upstream, timeout=30)
                 try:
                     upstream.request(self.command, self.path, body, dict(self.headers))

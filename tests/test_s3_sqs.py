@@ -370,6 +370,33 @@ class TestBadInput:
         assert "region:" in error["detail"]
         assert "http://127.0.0.1:9/000000000000/q" == error["path"]
 
+    def test_a_deletion_that_fails_is_tried_again_while_the_message_is_held(
+        self, moto_server, queue, daemons, tmp_path
+    ):
+        """SQS answers DeleteMessageBatch 500 for a while: the message stays held (not
+        visible, so no other watcher emits it again), one sqs_delete_failed line counts it,
+        and it is deleted once SQS answers (sqs_delete_recovered)."""
+        with FaultProxy(moto_server.url) as proxy:
+            through_proxy = SimpleNamespace(
+                url=queue.url,
+                aws=SimpleNamespace(env=lambda: moto_server.env(AWS_ENDPOINT_URL=proxy.url)),
+            )
+            proxy.failing_operations.add("AmazonSQS.DeleteMessageBatch")
+            daemon = started(daemons, QueueDaemon(tmp_path / "a", through_proxy))  # type: ignore[arg-type]
+            ids = put_numbered(queue, 1, 3)
+            wait_for(lambda: len(daemon.events()) == 3, "the denials")
+            deletions = lambda: proxy.operations["AmazonSQS.DeleteMessageBatch"]  # noqa: E731
+            wait_for(lambda: deletions() >= 6, "two rounds of refused deletions (3 tries each)")
+            assert (0, 1) == queue.counts()  # still held by the watcher
+            proxy.failing_operations.clear()
+            wait_for(queue.empty, "the message deleted")
+            assert 0 == daemon.stop()
+        assert ids == set(event_ids(daemon.events()))
+        (failed,) = daemon.logged("sqs_delete_failed")
+        assert 1 == failed["failed"]
+        assert "(InternalError)" in failed["error"]
+        assert 1 == len(daemon.logged("sqs_delete_recovered"))
+
 
 class TestDeletions:
     """The deleter's batches and what counts against ``workers``, on a reader whose threads
@@ -411,7 +438,7 @@ class TestDeletions:
         assert 1 == reader.unacknowledged  # acknowledged: receiving need not wait for SQS
         first, second = reader._next_deletions(), reader._next_deletions()
         assert (10, 1) == (len(first or []), len(second or []))  # the 11th waited, then alone
-        reader._delete([*(first or []), *(second or [])])
+        assert ([], None) == reader._delete([*(first or []), *(second or [])])
         assert 1 == sum(queue.counts())  # only the 12th is left in the queue
 
     def test_a_stop_deletes_what_is_due_at_once_and_then_ends_the_deleter(self, queue, reader):

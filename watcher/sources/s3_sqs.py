@@ -63,6 +63,8 @@ SEEN_OBJECTS_EXPIRY_INTERVAL_SECONDS = 3600.0
 RECEIVE_RETRY_FIRST_SECONDS = 1.0
 RECEIVE_RETRY_MAX_SECONDS = 60.0
 DELETE_BATCH_WAIT_SECONDS = 0.2  # one DeleteMessageBatch for several acknowledgements
+DELETE_RETRY_FIRST_SECONDS = 1.0
+DELETE_RETRY_MAX_SECONDS = 30.0
 _GONE_CODES = frozenset({"NoSuchKey", "404", "NoSuchBucket"})
 _QUEUE_REGION = re.compile(r"^https://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
@@ -217,13 +219,38 @@ class _QueueReader:
             self._room.notify()
 
     def _delete_loop(self) -> None:
-        """Delete what was acknowledged, up to 10 a call; at a stop, everything still due."""
+        """Delete what was acknowledged, up to 10 a call; at a stop, everything still due. A
+        deletion that fails for a reason that may pass (the endpoint, a 5xx) is tried again
+        with backoff while the lease is held (the keeper extends it), so a network blip does
+        not hand the message to another watcher; at a stop it is tried once."""
+        retry_seconds = DELETE_RETRY_FIRST_SECONDS
+        reported: str | None = None  # the retryable failure last logged
         while (batch := self._next_deletions()) is not None:
-            self._delete(batch)
+            again, reason = self._delete(batch)
+            if self._stopping.is_set():
+                again = []  # given up: the messages come back after their visibility timeout
             with self._lock:
                 for lease in batch:
-                    self._leases.pop(lease.receipt, None)
-                    self._acknowledged.discard(lease.receipt)
+                    if lease not in again:
+                        self._leases.pop(lease.receipt, None)
+                        self._acknowledged.discard(lease.receipt)
+                self._to_delete.extendleft(reversed(again))
+            if not again:
+                if reported is not None and reason is None:
+                    self._log.info("sqs_delete_recovered", queue=self.config.queue_url)
+                    reported = None
+                retry_seconds = DELETE_RETRY_FIRST_SECONDS
+                continue
+            if reason != reported:
+                self._log.warning(
+                    "sqs_delete_failed", queue=self.config.queue_url, error=reason,
+                    failed=len(again), retry_seconds=retry_seconds,
+                    detail="retried with backoff while this watcher holds the messages; "
+                    "logged again if the reason changes, sqs_delete_recovered when it works",
+                )  # fmt: skip
+                reported = reason
+            self._stopping.wait(retry_seconds)
+            retry_seconds = min(retry_seconds * 2, DELETE_RETRY_MAX_SECONDS)
 
     def _next_deletions(self) -> list[_Lease] | None:
         """Up to 10 acknowledged leases, once 10 are due or the first has waited
@@ -242,23 +269,30 @@ class _QueueReader:
             count = min(SQS_BATCH_MAX, len(self._to_delete))
             return [self._to_delete.popleft() for _ in range(count)]
 
-    def _delete(self, leases: list[_Lease]) -> None:
+    def _delete(self, leases: list[_Lease]) -> tuple[list[_Lease], str | None]:
+        """DeleteMessageBatch; the leases worth trying again and why. Deletions SQS refuses
+        for good (an expired receipt: SenderFault) are logged here and not tried again."""
         entries = [{"Id": str(n), "ReceiptHandle": lease.receipt} for n, lease in enumerate(leases)]
         try:
             reply = self._sqs.delete_message_batch(
                 QueueUrl=self.config.queue_url,
                 Entries=entries,  # type: ignore[arg-type]
             )
-            failed = [f"{f['Code']}: {f.get('Message', '')}" for f in reply.get("Failed", [])]
         except (BotoCoreError, ClientError) as exc:
-            failed = [str(exc)]
-        if failed:
+            return leases, str(exc)
+        refused = [f for f in reply.get("Failed", []) if f.get("SenderFault", True)]
+        if refused:
             self._log.warning(
-                "sqs_delete_failed", queue=self.config.queue_url, error=failed[0],
-                failed=len(failed),
-                detail="the message comes back after its visibility timeout; this watcher "
-                "skips its objects, another one emits their events again (same event_id)",
+                "sqs_delete_failed", queue=self.config.queue_url, failed=len(refused),
+                error=f"{refused[0]['Code']}: {refused[0].get('Message', '')}",
+                detail="refused by SQS: the message comes back after its visibility timeout; "
+                "this watcher skips its objects, another one emits their events again "
+                "(same event_id)",
             )  # fmt: skip
+        transient = [f for f in reply.get("Failed", []) if not f.get("SenderFault", True)]
+        again = [leases[int(f["Id"])] for f in transient]
+        reason = f"{transient[0]['Code']}: {transient[0].get('Message', '')}" if again else None
+        return again, reason
 
     @property
     def unacknowledged(self) -> int:
