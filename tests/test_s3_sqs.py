@@ -409,7 +409,9 @@ class TestDeletions:
         log_file = (tmp_path / "log.jsonl").open("w")
         log = configure_logging(log_file)
         store = StateStore(tmp_path / "state", log)
-        config = S3SqsSource(queue_url=queue.url, workers=4, wait_time_seconds=1)
+        config = S3SqsSource(
+            queue_url=queue.url, workers=4, wait_time_seconds=1, max_receive_count=2
+        )
         ready: deque[Any] = deque()
         reader = _QueueReader(
             config, SourceContext(store, log, first_start=False), ready, lambda: None,
@@ -440,6 +442,37 @@ class TestDeletions:
         assert (10, 1) == (len(first or []), len(second or []))  # the 11th waited, then alone
         assert ([], None) == reader._delete([*(first or []), *(second or [])])
         assert 1 == sum(queue.counts())  # only the 12th is left in the queue
+
+    def test_releases_at_a_stop_do_not_make_a_message_look_like_poison(self, queue, reader):
+        """Found by an outside tester: a watcher restarted while its sink was full gave a
+        message back at each stop, each a receive in SQS; one transient failure after that
+        dropped it (max_receive_count 2), losing its denials without a crash. Only receives
+        this watcher did not give back count."""
+        (lease,) = self.leases(queue, reader, 1)
+        for _ in range(3):  # three stops while holding it
+            reader.release_all()
+            (lease,) = self.leases_again(reader, 1)
+        assert 4 == lease.receive_count
+        assert reader._given_up(lease) is None  # 4 receives, 3 of them given back: 1 <= 2
+        queue.sqs.change_message_visibility(
+            QueueUrl=queue.url, ReceiptHandle=lease.receipt, VisibilityTimeout=0
+        )  # another watcher's receives and failures count in full
+        for _ in range(2):
+            received = queue.sqs.receive_message(QueueUrl=queue.url, VisibilityTimeout=0)
+            assert 1 == len(received["Messages"])
+        (lease,) = self.leases_again(reader, 1)
+        assert 7 == lease.receive_count
+        assert reader._given_up(lease) is not None  # 7 - 3 = 4 > 2: dropped
+
+    def leases_again(self, reader: _QueueReader, count: int) -> list[_Lease]:
+        """Receive ``count`` messages already in the queue through the reader."""
+        reader._leases.clear()
+        messages: list[Any] = []
+        while len(messages) < count:
+            messages += reader._receive(count - len(messages))
+        for message in messages:
+            reader._take(message)
+        return list(reader._leases.values())
 
     def test_a_stop_deletes_what_is_due_at_once_and_then_ends_the_deleter(self, queue, reader):
         leases = self.leases(queue, reader, 3)

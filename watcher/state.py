@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS s3_objects_seen (
     PRIMARY KEY (bucket, key, etag, sequencer)
 );
 CREATE INDEX IF NOT EXISTS s3_objects_seen_age ON s3_objects_seen (seen_at);
+CREATE TABLE IF NOT EXISTS sqs_releases (
+    message_id TEXT PRIMARY KEY,
+    releases INTEGER NOT NULL,
+    released_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS s3_listings (
     bucket TEXT NOT NULL,
     prefix TEXT NOT NULL,
@@ -558,6 +563,30 @@ class StateStore:
                 (keep_at_most,),
             ).rowcount
         return int(expired) + int(surplus)
+
+    def count_releases(self, message_ids: list[str], now: float) -> None:
+        """These SQS messages were given back at a stop (each counts as a receive in SQS)."""
+        with self._lock:
+            self._connection.executemany(
+                "INSERT INTO sqs_releases VALUES (?, 1, ?) ON CONFLICT (message_id) "
+                "DO UPDATE SET releases = releases + 1, released_at = excluded.released_at",
+                [(message_id, now) for message_id in message_ids],
+            )
+
+    def releases_of(self, message_id: str) -> int:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT releases FROM sqs_releases WHERE message_id = ?", (message_id,)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def forget_releases(self, released_before: float) -> int:
+        with self._lock:
+            return int(
+                self._connection.execute(
+                    "DELETE FROM sqs_releases WHERE released_at < ?", (released_before,)
+                ).rowcount
+            )
 
     def close(self) -> None:
         with self._lock:

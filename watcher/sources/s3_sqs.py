@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -60,6 +61,7 @@ MAX_HANDED_ON_PER_READ = 64
 SEEN_OBJECTS_MAX = 100_000
 SEEN_OBJECTS_TTL_SECONDS = 3 * 86400.0  # S3's repeated notifications come within hours
 SEEN_OBJECTS_EXPIRY_INTERVAL_SECONDS = 3600.0
+RELEASES_TTL_SECONDS = 14 * 86400.0  # SQS keeps a message at most 14 days
 RECEIVE_RETRY_FIRST_SECONDS = 1.0
 RECEIVE_RETRY_MAX_SECONDS = 60.0
 DELETE_BATCH_WAIT_SECONDS = 0.2  # one DeleteMessageBatch for several acknowledgements
@@ -203,6 +205,11 @@ class _QueueReader:
             self._leases.clear()
         if leases:
             failed = self._change_visibility(leases, 0)
+            released = [lease.message_id for lease in leases if lease not in failed]
+            try:  # so that this watcher's own stops do not make a message look like poison
+                self._store.count_releases(released, time.time())
+            except sqlite3.Error as exc:
+                self._log.warning("sqs_releases_not_counted", error=str(exc))
             self._log.info(
                 "sqs_messages_released", queue=self.config.queue_url,
                 released=len(leases) - len(failed),
@@ -399,9 +406,16 @@ class _QueueReader:
         limit = self.config.max_receive_count
         if limit < 0 or lease.receive_count <= limit:
             return None
+        try:
+            receives = lease.receive_count - self._store.releases_of(lease.message_id)
+        except sqlite3.Error:
+            return None  # cannot tell: let it come back rather than drop it
+        if receives <= limit:  # the rest were this watcher giving it back at a stop
+            return None
         self._drop(
             lease,
-            f"failed again after {lease.receive_count} receives (max_receive_count {limit})",
+            f"failed again after {receives} receives, not counting this watcher's releases "
+            f"at a stop (max_receive_count {limit})",
             objects=_object_paths(lease.body),
         )
         return _Outcome(self, lease, [])
@@ -685,3 +699,4 @@ class S3SqsSources:
             return
         self._next_expiry = clock() + SEEN_OBJECTS_EXPIRY_INTERVAL_SECONDS
         self._context.store.forget_objects(time.time() - SEEN_OBJECTS_TTL_SECONDS, SEEN_OBJECTS_MAX)
+        self._context.store.forget_releases(time.time() - RELEASES_TTL_SECONDS)
