@@ -236,6 +236,28 @@ class TestLeases:
         wait_for(queue.empty, "every message deleted")
         assert sorted(expected) == sorted(event_ids(other.events()))
 
+    def test_a_release_that_fails_at_a_stop_is_logged_with_its_count(
+        self, moto_server, queue, daemons, tmp_path, tmpfs
+    ):
+        """SQS refuses ChangeMessageVisibilityBatch when the holder stops: it still exits 0,
+        and says how many messages stay invisible until their timeout (an outside tester
+        saw the stop say nothing)."""
+        with FaultProxy(moto_server.url) as proxy:
+            through_proxy = SimpleNamespace(
+                url=queue.url,
+                aws=SimpleNamespace(env=lambda: moto_server.env(AWS_ENDPOINT_URL=proxy.url)),
+            )
+            holder, _ = holding(daemons, through_proxy, tmp_path / "a", tmpfs)  # type: ignore[arg-type]
+            put_numbered(queue, 2, 1)
+            wait_for(lambda: len(read_objects(holder)) == 2, "both objects read and held")
+            proxy.failing_operations.add("AmazonSQS.ChangeMessageVisibilityBatch")
+            assert 0 == holder.stop()
+        assert (0, 2) == queue.counts()  # still invisible: not given back
+        (failed,) = holder.logged("sqs_release_failed")
+        assert 2 == failed["failed"]
+        assert "(InternalError)" in failed["error"]
+        assert "visibility timeout (30 s)" in failed["detail"]
+
 
 class TestEventBridge:
     def test_api_calls_envelopes_and_notifications_share_the_queue_and_one_id_per_denial(

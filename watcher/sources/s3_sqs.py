@@ -215,6 +215,13 @@ class _QueueReader:
                 released=len(leases) - len(failed),
                 detail="not acknowledged by every sink; visible again for any watcher",
             )  # fmt: skip
+            if failed:
+                self._log.warning(
+                    "sqs_release_failed", queue=self.config.queue_url, failed=len(failed),
+                    error="; ".join(sorted(self.visibility_errors)),
+                    detail=f"visible again for any watcher when their visibility timeout "
+                    f"({self._visibility_seconds} s) ends; nothing is lost",
+                )  # fmt: skip
 
     def acknowledge(self, leases: list[_Lease]) -> None:
         """Messages whose events every sink has: the deleter thread deletes them (the daemon's
