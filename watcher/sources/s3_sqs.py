@@ -14,8 +14,9 @@ message comes back after its visibility timeout, to this watcher or another one 
 queue, and its denials carry the same ``event_id`` (CloudTrail's ``eventID``). At most
 ``workers`` messages are held unacknowledged at once (received, being read, or handed on);
 a failing sink therefore stops receiving. Acknowledged messages waiting for their deletion do
-not count: they hold nothing back. ``close`` releases what it still
-holds (visibility 0), so another watcher takes it at once.
+not count: they hold nothing back. ``close`` releases what it still holds (visibility 0), so
+another watcher takes it at once; those releases are counted in the state database, so that
+they do not count toward ``max_receive_count``.
 """
 
 from __future__ import annotations
