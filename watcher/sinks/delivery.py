@@ -119,8 +119,12 @@ class DeliveringSink:
             return None
         bound = (self._counted or 0) + self._enqueued_since_count + len(self._unqueued)
         if self._counted is None or bound >= self._max_outbox:
-            self._counted, self._enqueued_since_count = self._store.outbox_count(self.name), 0
-            bound = self._counted + len(self._unqueued)
+            try:
+                counted = self._store.outbox_count(self.name)
+            except sqlite3.Error:
+                return None  # the state database fails: the commit gate pauses reading for that
+            self._counted, self._enqueued_since_count = counted, 0
+            bound = counted + len(self._unqueued)
         if bound < self._max_outbox:
             return None
         return f"{bound:,} events wait for the receiver (max_outbox {self._max_outbox:,})"
