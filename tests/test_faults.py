@@ -389,6 +389,29 @@ class TestOutboxFull:
         finally:
             store.close()
 
+    def test_once_full_it_waits_for_a_tenth_to_go_and_sees_every_delivery(self, tmp_path):
+        """No flapping at the limit: full at max_outbox (10), clear again only below 9 (the
+        size counted afresh at each look while full, so deliveries are seen)."""
+        store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+        try:
+            sink = DeliveringSink(
+                "hook", webhook("http://127.0.0.1:9/"), store, configure_logging(io.StringIO()),
+                events=("authz_denial",), start_worker=False, max_outbox=10,
+            )  # fmt: skip
+            for n in range(10):
+                sink.write({"event": "authz_denial", "event_id": str(n)})
+            states = [sink.full is not None]
+            for _ in range(2):  # what the worker does when the receiver takes one
+                ((delivery_id, _, _),) = store.due("hook", time.time() + 1, limit=1)
+                store.delivered(delivery_id)
+                states.append(sink.full is not None)
+            for n in range(2):
+                sink.write({"event": "authz_denial", "event_id": f"again-{n}"})
+                states.append(sink.full is not None)
+        finally:
+            store.close()
+        assert [True, True, False, False, True] == states  # 10, 9, 8, then 9 and 10
+
     def test_a_receiver_outage_pauses_reading_at_max_outbox_and_loses_nothing(self, tmp_path):
         """Denials go to a webhook that answers 503: at max_outbox waiting events the daemon
         reads nothing more (sink_outbox_full); once the receiver takes them it reads again
@@ -422,6 +445,32 @@ class TestOutboxFull:
         assert 3 == len(after)
         resumed = datetime.fromisoformat(drained["timestamp"])
         assert all(datetime.fromisoformat(e["observed_at"]) >= resumed for e in after)
+
+
+class TestLongBacklog:
+    def test_a_backlog_is_read_in_slices_each_committed_before_the_next(self, tmp_path):
+        """An outside tester's 150,000-line backlog was read in one go: no commit, no
+        watchdog ping and no signal handled for 46-213 s (systemd would have killed it and
+        it would have started over). A file is now read 1 MiB per poll: a 6 MiB backlog is
+        committed at least six times, and every denial in it comes out once."""
+        w = Watcher(tmp_path)
+        log = w.logs / "app.log"
+        filler = "x" * 90
+        lines = [
+            f"{DENIAL} {n:06d}" if n % 1000 == 0 else f"{n:06d} nothing to see {filler}"
+            for n in range(64_000)
+        ]
+        log.write_text("\n".join(lines) + "\n")
+        assert log.stat().st_size > 6 * MiB
+        try:
+            w.start()
+            wait_for(lambda: len(w.events()) == 64, "every denial of the backlog")
+            assert 0 == w.stop()
+        finally:
+            w.kill()
+        (stopped,) = logged(w, "daemon_stopped")
+        assert stopped["commits"] >= 6
+        assert 64 == len({e["raw"] for e in w.events()})
 
 
 class TestReloadDuringRotation:

@@ -94,6 +94,7 @@ class DeliveringSink:
         self._max_outbox = max_outbox
         self._counted: int | None = None  # the outbox's size when last counted
         self._enqueued_since_count = 0  # so counted + this bounds the size from above
+        self._paused = False  # the outbox was full at the last look
         self._failures_in_a_row = 0
         self._backoff_until = 0.0
         self._worker = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
@@ -118,14 +119,17 @@ class DeliveringSink:
         if self._max_outbox is None:
             return None
         bound = (self._counted or 0) + self._enqueued_since_count + len(self._unqueued)
-        if self._counted is None or bound >= self._max_outbox:
+        if self._counted is None or self._paused or bound >= self._max_outbox:
             try:
                 counted = self._store.outbox_count(self.name)
             except sqlite3.Error:
                 return None  # the state database fails: the commit gate pauses reading for that
             self._counted, self._enqueued_since_count = counted, 0
             bound = counted + len(self._unqueued)
-        if bound < self._max_outbox:
+        # once full, reading waits until a tenth has gone, not for the first event taken
+        limit = self._max_outbox - self._max_outbox // 10 if self._paused else self._max_outbox
+        self._paused = bound >= limit
+        if not self._paused:
             return None
         return f"{bound:,} events wait for the receiver (max_outbox {self._max_outbox:,})"
 

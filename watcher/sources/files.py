@@ -53,7 +53,11 @@ from watcher.sources.lines import Candidate, iter_candidates
 from watcher.state import FileCheckpoint, StateStore
 
 FINGERPRINT_BYTES = 1024
-MAX_BYTES_PER_POLL = 64 * 1024 * 1024  # then the loop checks for signals before going on
+# At most this much is read per file and per poll; then the loop commits, pings the watchdog
+# and looks at signals before reading on (150,000 denial lines read in one go once kept it
+# away for 46 s, past the unit's WatchdogSec).
+MAX_BYTES_PER_POLL = 1024 * 1024  # per file
+POLL_BUDGET_BYTES = 4 * 1024 * 1024  # every file together
 READ_CHUNK_BYTES = 4 * 1024 * 1024
 RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
@@ -206,7 +210,11 @@ class FileSources:
         if first or changed_paths is None or self._layout_may_have_changed(changed_paths):
             self._reconcile(reader)
         due = self._due(None if first else changed_paths)
-        for followed in due:
+        for index, followed in enumerate(due):
+            if reader.consumed >= POLL_BUDGET_BYTES:
+                for waiting in due[index:]:
+                    waiting.more_pending = True  # read on at the next poll, in the same order
+                break
             reader.read(followed)
         if any(not self._still_reachable(f) for f in due):
             self._reconcile(reader)  # a path now names another file: read the new one too
