@@ -12,12 +12,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA, parse_events, run_cli
+from tests.recording_output import RecordingOutput
+from tests.trail_queue import trail_object, trail_record
+from watcher.config import CloudTrailSource
+from watcher.log import configure_logging
 from watcher.sources.cloudtrail import (
     CloudTrailFormatError,
     iter_records,
     looks_like_cloudtrail,
     record_denials,
 )
+from watcher.sources.exports import CloudTrailExports
+from watcher.state import StateStore
 
 TRAIL = DATA / "cloudtrail"
 ACCOUNT = "123837392027"
@@ -235,3 +241,33 @@ class TestStdin:
         assert (0, 3) == (result.returncode, len(events))
         assert {"<stdin>"} == {e["source_path"] for e in events}
         assert {"cloudtrail"} == {e["source_kind"] for e in events}
+
+
+class TestBacklog:
+    def test_a_directory_backlog_is_read_twenty_files_a_read_each_file_once(self, tmp_path):
+        """Thousands of files waiting must not keep the daemon's loop (commits, watchdog,
+        signals) away: each read takes at most MAX_FILES_PER_READ new files and says there
+        is more; reading on, with the saves run between reads, gives every file once."""
+        trail = tmp_path / "AWSLogs"
+        for n in range(45):
+            path = trail / f"111122223333_CloudTrail_us-east-1_{n:04d}.json.gz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(trail_object([trail_record(n)]))
+        store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+        source = CloudTrailExports(
+            (CloudTrailSource(paths=(str(trail),)),), store, configure_logging(io.StringIO())
+        )
+        out = RecordingOutput()
+        handed_per_read = []
+        try:
+            for changed in (None, set(), set(), set()):
+                before = len(out.denials_handed)
+                source.read(changed, out)
+                handed_per_read.append((len(out.denials_handed) - before, source.more_ready))
+                save = source.checkpoint()
+                if save is not None:
+                    save()
+        finally:
+            store.close()
+        assert [(20, True), (20, True), (5, False), (0, False)] == handed_per_read
+        assert 45 == len({denial.text for denial in out.denials_handed})

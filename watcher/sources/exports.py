@@ -34,6 +34,9 @@ from watcher.sources.lines import Readable
 from watcher.state import ExportState, StateStore
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# Files read per call of ``read``; then the loop commits, pings the watchdog and looks at
+# signals before reading on (a backlog of thousands of files must not keep it away).
+MAX_FILES_PER_READ = 20
 _SNIFF_BYTES = 4096
 
 
@@ -60,6 +63,8 @@ class CloudTrailExports:
         self._store = store
         self._log = log
         self._held: dict[str, Callable[[], None]] = {}  # path -> mark it done, once saved
+        self._more = False  # the last read stopped with files left: the next looks at all
+        self.stopped_early = False  # the last ``process`` reached ``max_files``
 
     # -- the source protocol (sources/base.py) -----------------------------------------------
 
@@ -69,8 +74,13 @@ class CloudTrailExports:
         del wake  # read when the watched directories change
 
     def read(self, changed: set[str] | None, out: Output) -> int:
-        files = self.all_files() if changed is None else self._changed_files(changed)
-        self.process(takewhile(lambda _: not out.paused, files), utc_now, out.denials, self._hold)
+        whole = changed is None or self._more
+        files = self.all_files() if whole else self._changed_files(changed or set())
+        self.process(
+            takewhile(lambda _: not out.paused, files), utc_now, out.denials, self._hold,
+            max_files=MAX_FILES_PER_READ,
+        )  # fmt: skip
+        self._more = self.stopped_early or out.paused  # then every file is looked at again
         return 0
 
     def checkpoint(self) -> Save | None:
@@ -89,7 +99,7 @@ class CloudTrailExports:
 
     @property
     def more_ready(self) -> bool:
-        return False
+        return self._more
 
     def seconds_to_next_read(self) -> float | None:
         return None
@@ -146,12 +156,18 @@ class CloudTrailExports:
         now: Callable[[], datetime],
         add_denials: Callable[[list[Denial]], int],
         commit: Callable[[str, Callable[[], None]], None],
+        *,
+        max_files: int | None = None,
     ) -> int:
         """Process the files that are new or changed; return the number of denials emitted.
+        With ``max_files``, stop before the next new file once that many were read
+        (``stopped_early``).
 
         ``commit(path, save)`` runs ``save`` (which marks the file done) once every sink has
         the file's events."""
         emitted = 0
+        read = 0
+        self.stopped_early = False
         for path, source in files:
             try:
                 info = os.stat(path)
@@ -160,6 +176,10 @@ class CloudTrailExports:
             seen = self._store.export_state(path)
             if seen is not None and (seen.size, seen.mtime_ns) == (info.st_size, info.st_mtime_ns):
                 continue
+            if max_files is not None and read >= max_files:
+                self.stopped_early = True
+                break
+            read += 1
             emitted += self._process_file(
                 path, source, info, seen=seen, observed_at=now(), add=add_denials, commit=commit
             )
