@@ -104,3 +104,19 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Stop; what was handed on and not yet acknowledged comes again at the next start."""
+
+
+class RemoteSource:
+    """What the remote kinds (S3, SQS, the journal, CloudWatch Logs) answer alike: no local
+    directory to watch (their threads call ``wake``), no timed read, and a change of config
+    builds the kind anew (the new one resumes from the saved positions)."""
+
+    def directories(self) -> Iterable[tuple[str, bool]]:
+        return ()
+
+    def seconds_to_next_read(self) -> float | None:
+        return None
+
+    def reconfigure(self, configs: tuple[object, ...]) -> bool:
+        del configs
+        return False

@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from watcher.config import CloudWatchLogsSource
 from watcher.log import Logger
-from watcher.sources.base import Output, Progress, Save, Wake
+from watcher.sources.base import Output, Progress, RemoteSource, Save, Wake
 from watcher.sources.log_events import log_event
 from watcher.state import LogGroupPosition, StateStore
 
@@ -396,7 +396,7 @@ class _AccountReader:
             return
 
 
-class CloudWatchLogsSources:
+class CloudWatchLogsSources(RemoteSource):
     """Every configured ``cloudwatch_logs`` source; one fetch thread per profile and region."""
 
     kind = KIND
@@ -438,9 +438,6 @@ class CloudWatchLogsSources:
         for reader in self._readers:
             reader.start(wake)
 
-    def directories(self) -> Iterator[tuple[str, bool]]:
-        return iter(())
-
     def read(self, changed: set[str] | None, out: Output) -> int:
         del changed  # nothing local: the fetch threads wake the loop
         handed_on = 0
@@ -479,15 +476,8 @@ class CloudWatchLogsSources:
     def more_ready(self) -> bool:
         return bool(self._current and self._current.items) or not self._pages.empty()
 
-    def seconds_to_next_read(self) -> float | None:
-        return None
-
     def progress(self) -> Progress:
         return Progress(followed=sum(len(reader.groups) for reader in self._readers))
-
-    def reconfigure(self, configs: tuple[object, ...]) -> bool:
-        del configs
-        return False  # rebuilt: the new one starts from the saved positions
 
     def close(self) -> None:
         """Stops the fetch threads; pages not handed on are fetched again at the next start."""

@@ -47,7 +47,7 @@ from watcher.config import JournaldSource, journal_unit_name
 from watcher.events import iso_utc
 from watcher.log import Logger
 from watcher.model import Origin
-from watcher.sources.base import Output, Progress, Save, Wake
+from watcher.sources.base import Output, Progress, RemoteSource, Save, Wake
 from watcher.state import StateStore
 
 JOURNALCTL = "journalctl"
@@ -415,7 +415,7 @@ def _finish(process: subprocess.Popen[bytes]) -> None:
             process.stdout.close()
 
 
-class JournalSources:
+class JournalSources(RemoteSource):
     """Every configured journald source; the kind ``journald`` of ``sources/base.py``."""
 
     kind = "journald"
@@ -428,9 +428,6 @@ class JournalSources:
     def start(self, wake: Wake) -> None:
         for reader in self._readers:
             reader.start(wake)
-
-    def directories(self) -> list[tuple[str, bool]]:
-        return []  # the reader threads wake the loop
 
     def read(self, changed: set[str] | None, out: Output) -> int:
         del changed
@@ -473,15 +470,8 @@ class JournalSources:
     def more_ready(self) -> bool:
         return self._more_ready
 
-    def seconds_to_next_read(self) -> float | None:
-        return None
-
     def progress(self) -> Progress:
         return Progress(followed=len(self._readers))
-
-    def reconfigure(self, configs: tuple[object, ...]) -> bool:
-        del configs
-        return False  # rebuilt: each new reader starts from its saved cursor
 
     def close(self) -> None:
         """Stops every reader process and thread; entries not committed come again."""

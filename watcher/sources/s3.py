@@ -49,7 +49,7 @@ from watcher.config import S3Source
 from watcher.events import utc_now
 from watcher.log import Logger
 from watcher.pipeline import Denial
-from watcher.sources.base import Output, Progress, Save, Wake
+from watcher.sources.base import Output, Progress, RemoteSource, Save, Wake
 from watcher.sources.cloudtrail import SKIPPED_DIRECTORIES
 from watcher.sources.s3_objects import (
     ObjectFormatError,
@@ -365,7 +365,7 @@ class BucketLister(threading.Thread):
         self._failing = reason
 
 
-class S3Buckets:
+class S3Buckets(RemoteSource):
     """Every ``type: s3`` source: a lister thread each, one hand-off, keys done per prefix."""
 
     kind = "s3"
@@ -386,9 +386,6 @@ class S3Buckets:
             lister = BucketLister(config, self._store, self._log, self._handoff, wake)
             lister.start()
             self._listers.append(lister)
-
-    def directories(self) -> Iterator[tuple[str, bool]]:
-        return iter(())
 
     def read(self, changed: set[str] | None, out: Output) -> int:
         del changed  # the listers wake the loop
@@ -438,15 +435,8 @@ class S3Buckets:
         """Objects fetched and waiting to be handed on."""
         return len(self._handoff)
 
-    def seconds_to_next_read(self) -> float | None:
-        return None
-
     def progress(self) -> Progress:
         return Progress(followed=sum(lister.trail_prefixes for lister in self._listers))
-
-    def reconfigure(self, configs: tuple[object, ...]) -> bool:
-        del configs
-        return False
 
     def close(self) -> None:
         """Stop the listers; objects fetched and not handed on are listed again next time."""

@@ -38,7 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from watcher.config import S3SqsSource
 from watcher.events import utc_now
 from watcher.pipeline import Denial
-from watcher.sources.base import Output, Progress, Save, SourceContext, Wake
+from watcher.sources.base import Output, Progress, RemoteSource, Save, SourceContext, Wake
 from watcher.sources.cloudtrail import is_denial, record_denial
 from watcher.sources.lines import Readable
 from watcher.sources.s3_objects import (
@@ -604,7 +604,7 @@ def _chunks(leases: list[_Lease]) -> Iterator[list[tuple[int, _Lease]]]:
         yield list(enumerate(leases[start : start + SQS_BATCH_MAX]))
 
 
-class S3SqsSources:
+class S3SqsSources(RemoteSource):
     """Every configured ``s3_sqs`` queue behind the source protocol (sources/base.py)."""
 
     kind = "s3_sqs"
@@ -636,9 +636,6 @@ class S3SqsSources:
             reader.start()
             self._readers.append(reader)
             self._context.log.info("sqs_queue_opened", queue=config.queue_url)
-
-    def directories(self) -> Iterator[tuple[str, bool]]:
-        return iter(())
 
     def read(self, changed: set[str] | None, out: Output) -> int:
         del changed  # messages wake the loop; no paths matter
@@ -681,15 +678,8 @@ class S3SqsSources:
     def more_ready(self) -> bool:
         return self._more_ready
 
-    def seconds_to_next_read(self) -> float | None:
-        return None
-
     def progress(self) -> Progress:
         return Progress(followed=len(self._readers))
-
-    def reconfigure(self, configs: tuple[object, ...]) -> bool:
-        del configs
-        return False
 
     def close(self) -> None:
         """Stop every thread, then release what is still held (not acknowledged)."""
