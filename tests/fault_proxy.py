@@ -2,7 +2,8 @@
 
 ``with FaultProxy(moto.url) as proxy``: clients given ``proxy.url`` as their endpoint reach
 moto, except for GETs whose path contains one of ``proxy.refused`` (answered 403
-``AccessDenied``, as S3 answers for an object whose KMS key the caller may not use).
+``AccessDenied``, as S3 answers for an object whose KMS key the caller may not use), or one of
+``proxy.refused_once`` (the same, for the next such GET only: a blip).
 ``proxy.operations`` counts the JSON-protocol calls (SQS, CloudWatch Logs) by ``X-Amz-Target``;
 those named in ``proxy.failing_operations`` are answered 500 ``InternalError``, as AWS answers
 in an incident.
@@ -31,6 +32,7 @@ class FaultProxy:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.refused: set[str] = set()
+        self.refused_once: set[str] = set()
         self.refusals = 0
         self.operations: Counter[str] = Counter()  # X-Amz-Target -> requests received
         self.failing_operations: set[str] = set()  # X-Amz-Target values answered 500
@@ -55,7 +57,11 @@ class FaultProxy:
 
     def _refuses(self, method: str, path: str) -> bool:
         with self._lock:
-            refused = method == "GET" and any(part in path for part in self.refused)
+            if method != "GET":
+                return False
+            once = {part for part in self.refused_once if part in path}
+            self.refused_once -= once
+            refused = bool(once) or any(part in path for part in self.refused)
             self.refusals += refused
             return refused
 

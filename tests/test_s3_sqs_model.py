@@ -1,8 +1,12 @@
 """The s3_sqs guarantees against simple models (hypothesis state machines).
 
-``QueueMachine`` drives the real source (its threads, moto's SQS and S3 over HTTP, a real state
-database) through objects put, reads, acknowledgements and restarts; the model says which
-denials must come out and which may come twice (handed on, not acknowledged, then restarted).
+``QueueMachine`` drives the real source (its threads, moto's SQS and S3 over HTTP through a
+proxy that can refuse deletions, a real state database) through objects put, reads,
+acknowledgements, restarts, S3 refusing an object once, and SQS refusing DeleteMessageBatch for
+a while; the model says which denials the sinks must take (all, each once) and which may be
+handed on twice (handed on, not taken, then restarted). ``max_receive_count`` is 1 and no object
+fails more than once, so a message is dropped only if the watcher counted its own releases at a
+stop as failures.
 ``SeenObjectsMachine`` drives the state database's seen-objects table against a dict.
 """
 
@@ -27,6 +31,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from tests.fault_proxy import FaultProxy
 from tests.moto_server import MotoServer
 from tests.trail_queue import TrailQueue, trail_key, trail_object, trail_record
 from watcher.config import S3SqsSource
@@ -40,6 +45,9 @@ from watcher.sources.s3_sqs import S3SqsSources
 from watcher.state import ObjectVersion, StateStore
 
 DEADLINE_SECONDS = 30.0
+DELETE_BATCH = "AmazonSQS.DeleteMessageBatch"
+WAIT_FOR_READY_SECONDS = 3.0
+BOTOCORE_ATTEMPTS = 3  # a call's attempts in botocore's "standard" retry mode, the source's
 
 
 class Collected:
@@ -61,9 +69,12 @@ class Collected:
 
 
 class QueueMachine(RuleBasedStateMachine):
-    def __init__(self, aws: MotoServer) -> None:
+    def __init__(self, aws: MotoServer, proxy: FaultProxy) -> None:
         super().__init__()
         aws.reset()
+        self.proxy = proxy
+        proxy.failing_operations.clear()
+        proxy.refused_once.clear()
         self.root = Path(tempfile.mkdtemp(prefix="s3sqs-model-"))
         self.queue = TrailQueue(aws)
         self.log_path = self.root / "log.jsonl"
@@ -74,13 +85,20 @@ class QueueMachine(RuleBasedStateMachine):
         self.source = self._started()
         self.next_number = 0
         self.expected: set[str] = set()
-        self.handed_unacknowledged: set[str] = set()
-        self.may_repeat: set[str] = set()
+        self.keys: list[str] = []  # objects put; each is refused by S3 at most once
+        self.handed_unacknowledged: list[str] = []
+        self.may_repeat: set[str] = set()  # handed on again: the sinks had not taken them
+        self.taken: list[str] = []  # what the sinks took (acknowledged)
+        self.stopped_while_deletions_refused = False  # its messages come back: skipped
         self.save: Save | None = None
 
     def _started(self) -> S3SqsSources:
         config = S3SqsSource(
-            queue_url=self.queue.url, visibility_timeout_seconds=2, workers=3, wait_time_seconds=1
+            queue_url=self.queue.url,
+            visibility_timeout_seconds=2,
+            workers=3,
+            wait_time_seconds=1,
+            max_receive_count=1,
         )
         context = SourceContext(self.store, configure_logging(self.log_file), first_start=False)
         source = S3SqsSources((config,), context)
@@ -92,30 +110,59 @@ class QueueMachine(RuleBasedStateMachine):
         numbers = range(self.next_number, self.next_number + denials)
         self.next_number += denials
         records = [trail_record(n) for n in numbers]
-        self.queue.put(trail_key(f"o{numbers[0]:06d}"), trail_object(records))
+        key = trail_key(f"o{numbers[0]:06d}")
+        self.queue.put(key, trail_object(records))
+        self.keys.append(key)
         self.expected.update(_ids(records))
 
-    @rule()
-    def hand_on(self) -> None:
+    @rule(wait=st.booleans())
+    def hand_on(self, wait: bool) -> None:
+        """With wait, first wait (bounded) until the source has something ready; without,
+        hand on whatever its threads have read by now."""
+        if wait and self.woken.wait(WAIT_FOR_READY_SECONDS):
+            self.woken.clear()
         before = len(self.out.ids)
         self.source.read(None, self.out)
-        self.handed_unacknowledged.update(self.out.ids[before:])
+        self.handed_unacknowledged.extend(self.out.ids[before:])
         self.save = self.source.checkpoint() or self.save
 
-    @rule()
-    def sinks_take_everything(self) -> None:
+    @rule(sqs_refuses_deletions=st.booleans())
+    def sinks_take_everything(self, sqs_refuses_deletions: bool = False) -> None:
+        """The sinks take what was handed on, while SQS refuses DeleteMessageBatch or again
+        answers it (the refusal lasts until the next take); then wait until the deleter's call
+        has been answered for good (refused: every attempt botocore makes)."""
+        self.deletions_refused(refused=sqs_refuses_deletions)
         if self.save is not None:
+            attempts = BOTOCORE_ATTEMPTS if sqs_refuses_deletions else 1
+            deletions = self.proxy.operations[DELETE_BATCH] + attempts
             self.save()
+            end = time.monotonic() + DEADLINE_SECONDS
+            while self.proxy.operations[DELETE_BATCH] < deletions:
+                assert time.monotonic() < end, "the deleter sends what was acknowledged"
+                self.woken.wait(0.05)  # re-checks the proxy's count; nothing to wake on
         self.save = None
+        self.taken.extend(self.handed_unacknowledged)
         self.handed_unacknowledged.clear()
 
+    def deletions_refused(self, *, refused: bool) -> None:
+        if refused:
+            self.proxy.failing_operations.add(DELETE_BATCH)
+        else:
+            self.proxy.failing_operations.discard(DELETE_BATCH)
+
     @precondition(lambda self: self.next_number > 0)
-    @rule()
-    def restart(self) -> None:
+    @rule(s3_blip=st.booleans())
+    def restart(self, s3_blip: bool) -> None:
+        """With s3_blip, S3 refuses the next read of each object put so far (and never
+        refused): the messages released at the stop fail once on their next receive."""
         self.source.close()
-        self.may_repeat |= self.handed_unacknowledged
+        self.stopped_while_deletions_refused |= DELETE_BATCH in self.proxy.failing_operations
+        self.may_repeat.update(self.handed_unacknowledged)  # lost by the sinks: come again
         self.handed_unacknowledged.clear()
         self.save = None
+        if s3_blip:
+            self.proxy.refused_once.update(self.keys)
+            self.keys.clear()
         self.source = self._started()
 
     @invariant()
@@ -124,16 +171,33 @@ class QueueMachine(RuleBasedStateMachine):
         twice = {i for i, count in Counter(self.out.ids).items() if count > 1}
         assert set() == twice - self.may_repeat
 
+    @invariant()
+    def the_sinks_take_nothing_twice(self) -> None:
+        assert [] == [i for i, count in Counter(self.taken).items() if count > 1]
+
+    @invariant()
+    def a_message_held_never_comes_back(self) -> None:
+        """An acknowledged message whose deletion fails stays held (another watcher would emit
+        it again); only one left by a stop while SQS refused deletions may come back."""
+        if not self.stopped_while_deletions_refused:
+            self.log_file.flush()
+            assert "already read by this watcher" not in self.log_path.read_text()
+
     def teardown(self) -> None:
         try:
+            self.deletions_refused(refused=False)
             end = time.monotonic() + DEADLINE_SECONDS
-            while not (self.expected <= set(self.out.ids) and self.queue.empty()):
+            while not (self.expected <= set(self.taken) and self.queue.empty()):
                 assert time.monotonic() < end, "every denial out and every message deleted"
                 self.woken.wait(0.2)  # woken by the source; the bound only re-checks the queue
                 self.woken.clear()
-                self.hand_on()
+                self.hand_on(wait=False)
                 self.sinks_take_everything()
             self.nothing_unexpected_and_nothing_twice_without_a_restart()
+            self.the_sinks_take_nothing_twice()
+            self.a_message_held_never_comes_back()
+            self.log_file.flush()
+            assert "sqs_message_dropped" not in self.log_path.read_text()
         finally:
             self.source.close()
             self.store.close()
@@ -144,13 +208,16 @@ def _ids(records: list[dict[str, Any]]) -> set[str]:
     return {str(record_denial(r, 0, "x", utc_now()).extra["event_id"]) for r in records}
 
 
-def test_every_denial_once_and_repeats_only_after_a_restart(moto_server):
-    """Objects put, reads, acknowledgements and restarts in any order: every denial comes out;
-    one comes twice only if it was handed on and not acknowledged when the source restarted."""
-    run_state_machine_as_test(
-        lambda: QueueMachine(moto_server),
-        settings=settings(max_examples=6, stateful_step_count=12, deadline=None),
-    )
+def test_every_denial_once_and_repeats_only_after_a_restart(moto_server, monkeypatch):
+    """Objects put, reads, acknowledgements, restarts and refused deletions in any order: the
+    sinks take every denial, each once; one is handed on twice only if it was handed on and not
+    taken when the source restarted; nothing is dropped for the releases at those restarts."""
+    with FaultProxy(moto_server.url) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        run_state_machine_as_test(
+            lambda: QueueMachine(moto_server, proxy),
+            settings=settings(max_examples=10, stateful_step_count=14, deadline=None),
+        )
 
 
 class SeenObjectsMachine(RuleBasedStateMachine):
