@@ -14,8 +14,10 @@ from __future__ import annotations
 import http.client
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from tests.local_server import LocalServer, QuietHandler
 
 ACCESS_DENIED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
@@ -25,7 +27,7 @@ INTERNAL_ERROR = b'{"__type": "InternalError", "message": "We encountered an int
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
-class FaultProxy:
+class FaultProxy(LocalServer):
     """Forwards every request to ``upstream``; refuses GETs of the paths in ``refused``."""
 
     def __init__(self, upstream: str) -> None:
@@ -37,23 +39,9 @@ class FaultProxy:
         self.operations: Counter[str] = Counter()  # X-Amz-Target -> requests received
         self.failing_operations: set[str] = set()  # X-Amz-Target values answered 500
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = False
-        self._server.block_on_close = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy")
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+    thread_name = "fault-proxy"
 
     def _refuses(self, method: str, path: str) -> bool:
         with self._lock:
@@ -68,11 +56,7 @@ class FaultProxy:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            # HTTP/1.0: one request per connection, so closing never waits on an idle client.
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                del format, args
-
+        class Handler(QuietHandler):
             def _forward(self) -> None:
                 if proxy._refuses(self.command, self.path):
                     self._answer(403, {"Content-Type": "application/xml"}, ACCESS_DENIED)
@@ -106,6 +90,6 @@ class FaultProxy:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward  # noqa: N815
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
         return Handler

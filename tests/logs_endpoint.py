@@ -19,7 +19,9 @@ import urllib.error
 import urllib.request
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.local_server import LocalServer, QuietHandler
 
 FAULTS = {
     "throttle": (400, "ThrottlingException", "Rate exceeded"),
@@ -34,7 +36,7 @@ class Call:
     at: float  # time.monotonic() when it arrived
 
 
-class LogsEndpoint:
+class LogsEndpoint(LocalServer):
     """``with LogsEndpoint(moto.url) as logs:``; ``logs.url`` is the endpoint for boto3."""
 
     def __init__(self, upstream: str, port: int = 0) -> None:
@@ -42,15 +44,9 @@ class LogsEndpoint:
         self.calls: list[Call] = []
         self.faults: dict[str, deque[str]] = defaultdict(deque)  # action -> faults, in turn
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = False
-        self._server.block_on_close = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="logs-endpoint")
+        super().__init__(port)
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    thread_name = "logs-endpoint"
 
     def fail(self, action: str, *faults: str) -> None:
         """The next requests of ``action`` get ``faults``, one each."""
@@ -61,24 +57,10 @@ class LogsEndpoint:
         with self._lock:
             return [call for call in self.calls if call.action == action]
 
-    def __enter__(self) -> LogsEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
-            # HTTP/1.0: one request per connection, so no handler thread waits on an idle
-            # keep-alive connection while the server is shut down.
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                del format, args
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 target = self.headers.get("X-Amz-Target", "")

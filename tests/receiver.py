@@ -11,8 +11,10 @@ import json
 import re
 import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.local_server import LocalServer, QuietHandler
 
 SLACK_MAX_TEXT_CHARS = 40_000
 _SLACK_CODE_RE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
@@ -24,7 +26,7 @@ def slack_live_mentions(text: str) -> list[str]:
     return _SLACK_MENTION_RE.findall(_SLACK_CODE_RE.sub("", text))
 
 
-class Receiver:
+class Receiver(LocalServer):
     """``with Receiver() as r``: POSTs to ``r.url`` are recorded in ``r.received``.
 
     ``r.answers`` holds status codes to answer next (then 200); "hang" answers after the
@@ -39,37 +41,18 @@ class Receiver:
         self.answers: deque[int | str] = deque()
         self.attempts = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._server.daemon_threads = False
-        self._server.block_on_close = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="receiver")
+        super().__init__(port)
 
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+    thread_name = "receiver"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                del format, args
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver._lock:

@@ -18,10 +18,12 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
+
+from tests.local_server import LocalServer, QuietHandler
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -86,7 +88,7 @@ class StsBehaviour:
     xxe_target: str = "/etc/hostname"  # the file an external entity in a reply points at
 
 
-class StsServer:
+class StsServer(LocalServer):
     """Start with ``with StsServer() as sts:``; ``sts.url`` is the endpoint for boto3."""
 
     def __init__(self) -> None:
@@ -95,38 +97,18 @@ class StsServer:
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = False
-        self._server.block_on_close = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sts-server")
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    thread_name = "sts-server"
 
     def decode_calls(self) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.action == "DecodeAuthorizationMessage"]
 
-    def __enter__(self) -> StsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopping.set()  # cut injected latency short so handler threads end now
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                del format, args  # quiet: pytest shows stderr of failing tests
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode())
