@@ -446,6 +446,41 @@ class TestOutboxFull:
         resumed = datetime.fromisoformat(drained["timestamp"])
         assert all(datetime.fromisoformat(e["observed_at"]) >= resumed for e in after)
 
+    def test_events_left_for_a_removed_webhook_are_named_and_go_out_if_it_comes_back(
+        self, tmp_path
+    ):
+        """A reload that removes a webhook whose receiver was down left its queued events in
+        the outbox without a word: now sink_outbox_stranded names the sink and the count, at
+        that reload and at each start; the same URL configured again delivers them."""
+        with Receiver() as receiver:
+            receiver.answers.extend([503] * 100_000)
+            hook = f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
+            w = Watcher(tmp_path, extra_config=hook)
+            log = w.logs / "app.log"
+            try:
+                w.start()
+                append(log, *denial_lines(3))
+                wait_for(lambda: receiver.attempts >= 1, "a refused delivery")
+                w.write_config()
+                w.signal(signal.SIGHUP)
+                wait_for(lambda: logged(w, "config_reloaded"), "the reload")
+                assert 0 == w.stop()
+                w.start()
+                wait_for(lambda: len(logged(w, "daemon_started")) == 2, "the restart")
+                receiver.answers.clear()
+                w.write_config(hook)
+                w.signal(signal.SIGHUP)
+                wait_for(lambda: len(receiver.received) == 3, "the kept events delivered")
+                assert 0 == w.stop()
+            finally:
+                w.kill()
+        stranded = logged(w, "sink_outbox_stranded")
+        assert 2 == len(stranded)  # the reload that removed it, the start without it
+        assert {3} == {line["events"] for line in stranded}
+        assert all(line["sink"].startswith("webhook:") for line in stranded)
+        assert receiver.url not in json.dumps(stranded)  # a webhook URL can hold a secret
+        assert sorted(e["raw"] for e in w.events()) == sorted(e["raw"] for e in receiver.received)
+
 
 class TestLongBacklog:
     def test_a_backlog_is_read_in_slices_each_committed_before_the_next(self, tmp_path):

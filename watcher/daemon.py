@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -105,6 +106,7 @@ class Daemon:
         self._store = store
         self._config = config
         self._sinks = _build_sinks(config, store, self._log, self._count_sink_error)
+        self._report_stranded_outbox()
         self._gate = CommitGate(self._flush_sinks, self._log, on_failure=self._count_sink_error)
         self._alerts = AlertEngine(config.alerts, store=store)
         self._emitter = self._build_emitter(config)
@@ -373,6 +375,7 @@ class Daemon:
         if sinks is not None:
             self._close_sinks()
             self._sinks = sinks
+            self._report_stranded_outbox()
         else:
             self._reopen_sinks()
         self._alerts.update_rules(config.alerts)
@@ -382,6 +385,23 @@ class Daemon:
         self._sources.configure(config)
         self._read_sources(None)
         self._log.info("config_reloaded", config=self._config_path)
+
+    def _report_stranded_outbox(self) -> None:
+        """Events queued for a webhook or SNS topic no longer configured (removed, or its URL
+        changed) stay in the outbox, kept for a sink configured again with the same URL or
+        topic: say so, at start and at each reload that changes the sinks."""
+        try:
+            waiting = self._store.outbox_counts()
+        except sqlite3.Error as exc:
+            self._log.warning("sink_outbox_unreadable", error=str(exc))
+            return
+        for name in sorted(waiting.keys() - self._sinks.names):
+            self._log.warning(
+                "sink_outbox_stranded", sink=name, events=waiting[name],
+                detail="no configured sink delivers these events; they stay in the state "
+                "database and go out if a sink with the same url or topic_arn is configured "
+                "again",
+            )  # fmt: skip
 
     # -- construction ------------------------------------------------------------------------
 

@@ -479,6 +479,14 @@ class StateStore:
             ).fetchone()
         return int(row[0])
 
+    def outbox_counts(self) -> dict[str, int]:
+        """Events waiting in the outbox, by sink."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT sink, COUNT(*) FROM outbox GROUP BY sink"
+            ).fetchall()
+        return {str(sink): int(count) for sink, count in rows}
+
     def delivered(self, delivery_id: int) -> None:
         with self._lock:
             self._connection.execute("DELETE FROM outbox WHERE id = ?", (delivery_id,))

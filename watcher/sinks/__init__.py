@@ -44,6 +44,10 @@ class Sinks:
     def __init__(self, sinks: list[Sink]) -> None:
         self._sinks = sinks
 
+    @property
+    def names(self) -> set[str]:
+        return {sink.name for sink in self._sinks}
+
     def write(self, event: Event) -> None:
         for sink in self._sinks:
             sink.write(event)
