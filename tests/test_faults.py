@@ -446,6 +446,41 @@ class TestOutboxFull:
         resumed = datetime.fromisoformat(drained["timestamp"])
         assert all(datetime.fromisoformat(e["observed_at"]) >= resumed for e in after)
 
+    def test_a_restart_while_an_outbox_is_full_says_nothing_is_read_yet(
+        self, tmp_path, monkeypatch
+    ):
+        """An outside tester restarted the daemon while a webhook's outbox was full: STATUS=
+        said "0 files, 0 bytes behind" for the whole pause, as if there were nothing to read.
+        It now says the pause came before the first read; once drained, the file is counted."""
+        with Receiver() as receiver:
+            receiver.answers.extend([503] * 100_000)
+            extra = (
+                f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
+                "    max_outbox: 3\n"
+            )
+            w = Watcher(tmp_path, extra_config=extra)
+            notify = NotifySocket(tmp_path / "notify.sock")
+            try:
+                w.start()
+                append(w.logs / "app.log", *denial_lines(3))
+                wait_for(lambda: logged(w, "sink_outbox_full"), "the outbox full")
+                assert 0 == w.stop()
+                monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+                w.start()
+                statuses = lambda: [m for m in notify.collect() if m.startswith("STATUS=")]  # noqa: E731
+                before = "paused before the first read: webhook:"
+                wait_for(lambda: any(before in m for m in statuses()), "STATUS= of the pause")
+                receiver.answers.clear()
+                wait_for(
+                    lambda: any("1 files" in m and "paused" not in m for m in statuses()),
+                    "STATUS= counting the file once drained",
+                )
+                assert 0 == w.stop()
+            finally:
+                w.kill()
+                notify.close()
+        assert 3 == len(receiver.received)
+
     def test_events_left_for_a_removed_webhook_are_named_and_go_out_if_it_comes_back(
         self, tmp_path
     ):

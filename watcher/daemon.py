@@ -81,6 +81,7 @@ class Daemon:
         self._notifier = Notifier(log)
         self._next_status = 0.0
         self._outbox_full: dict[str, str] = {}  # sink name -> why reading waits for it
+        self._reads = 0  # source reads since the start
         self._next_expiry = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -260,7 +261,9 @@ class Daemon:
         failing = ", ".join(sorted(self._gate.failing))
         full = ", ".join(sorted(self._outbox_full))
         paused = f", paused: {failing} failing" if failing else ""
-        paused += f", paused: {full} outbox full" if full and not failing else ""
+        if full and not failing:  # before the first read, nothing is followed yet: say so
+            paused += f", paused{'' if self._reads else ' before the first read'}: {full}"
+            paused += " outbox full"
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
             f"{followed} files, {behind} bytes behind{paused}"
@@ -330,6 +333,7 @@ class Daemon:
             if self._gate.blocked:
                 break
             self.metrics.bytes_read.inc(source.read(changed, self))
+            self._reads += 1
             save = source.checkpoint()
             if save is not None:
                 self._gate.commit((source.kind, id(source)), self._counted(save))
