@@ -39,6 +39,14 @@ def events_in(path: Path) -> list[dict]:
     return [validate_event(json.loads(line)) for line in lines]
 
 
+def refusing_webhook(receiver: Receiver, max_outbox: int | None = None) -> str:
+    """The config lines of a webhook sink for denials at ``receiver``, which answers 503 until
+    its ``answers`` are cleared."""
+    receiver.answers.extend([503] * 100_000)
+    hook = f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
+    return hook + (f"    max_outbox: {max_outbox}\n" if max_outbox is not None else "")
+
+
 def saved_offset(state_dir: Path, log: Path) -> int:
     """The committed offset of ``log`` in the state database (0 when none yet)."""
     connection = sqlite3.connect(f"file:{state_dir / 'state.sqlite3'}?mode=ro", uri=True)
@@ -417,11 +425,7 @@ class TestOutboxFull:
         reads nothing more (sink_outbox_full); once the receiver takes them it reads again
         (sink_outbox_drained), and every denial reaches both sinks once."""
         with Receiver() as receiver:
-            receiver.answers.extend([503] * 100_000)
-            extra = (
-                f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
-                "    max_outbox: 3\n"
-            )
+            extra = refusing_webhook(receiver, max_outbox=3)
             w = Watcher(tmp_path, extra_config=extra)
             log = w.logs / "app.log"
             try:
@@ -453,11 +457,7 @@ class TestOutboxFull:
         said "0 files, 0 bytes behind" for the whole pause, as if there were nothing to read.
         It now says the pause came before the first read; once drained, the file is counted."""
         with Receiver() as receiver:
-            receiver.answers.extend([503] * 100_000)
-            extra = (
-                f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
-                "    max_outbox: 3\n"
-            )
+            extra = refusing_webhook(receiver, max_outbox=3)
             w = Watcher(tmp_path, extra_config=extra)
             notify = NotifySocket(tmp_path / "notify.sock")
             try:
@@ -488,8 +488,7 @@ class TestOutboxFull:
         the outbox without a word: now sink_outbox_stranded names the sink and the count, at
         that reload and at each start; the same URL configured again delivers them."""
         with Receiver() as receiver:
-            receiver.answers.extend([503] * 100_000)
-            hook = f"  - type: webhook\n    url: {receiver.url}\n    events: [authz_denial]\n"
+            hook = refusing_webhook(receiver)
             w = Watcher(tmp_path, extra_config=hook)
             log = w.logs / "app.log"
             try:
