@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -304,6 +305,61 @@ class TestIdentity:
 
 class TestWhatAnOutsiderFound:
     """An outside tester's attack on the follower (real logrotate, stalls, restarts)."""
+
+    def test_a_reload_that_changes_the_patterns_reads_a_rotated_backlog_to_its_end(self, harness):
+        """An outside tester reloaded with another ``paths`` list while a file renamed away
+        still had a backlog: it was closed unread, without a word (lost for good once
+        logrotate compressed it). A file whose path a source still reaches is kept."""
+        log = harness.root / "logs" / "app.log"
+        filler = "".join(f"{n:07d} nothing to see here {'x' * 80}\n" for n in range(30_000))
+        append(log, f"{DENIAL} first\n{filler}{DENIAL} last of the backlog\n")
+        assert [f"{DENIAL} first"] == harness.poll()  # a slice: the rest waits
+        log.rename(harness.root / "logs" / "app.log.1")
+        append(log, f"{DENIAL} in the new file\n")
+        harness.poll()
+        reloaded = FileSource(  # type: ignore[call-arg]
+            paths=(str(harness.root / "logs" / "*.log"), str(harness.root / "other.log")),
+            start_at="beginning",
+        )
+        harness.source = reloaded
+        harness.sources.replace_sources((reloaded,))
+        for _ in range(10):
+            harness.poll()
+        texts = [text for _, _, text in harness.lines]
+        assert f"{DENIAL} last of the backlog" in texts
+        assert sorted(set(texts)) == sorted(texts)  # each once
+
+    def test_a_copytruncate_copy_of_a_backlog_is_read_in_slices(self, harness):
+        """An outside tester copy-truncated a 220 MB file while it was being caught up: the
+        copy was read in one go (SIGTERM acted on 47 s later, no commit meanwhile, another
+        file's lines waited), and a second copytruncate meanwhile went unnoticed (its
+        generation lost). The copy is now read in slices, the live file between them."""
+        log = harness.root / "logs" / "app.log"
+        filler = "".join(f"{n:07d} nothing to see here {'x' * 80}\n" for n in range(30_000))
+        append(log, f"{DENIAL} first\n{filler}{DENIAL} last of the backlog\n")
+        assert [f"{DENIAL} first"] == harness.poll()  # 1 MiB of ~2.8: the rest waits
+        shutil.copyfile(log, harness.root / "logs" / "app.log.1")
+        with log.open("r+") as handle:
+            handle.truncate(0)
+        append(log, f"{DENIAL} after the first truncation\n")
+        commits = harness.commits
+        assert f"{DENIAL} after the first truncation" in harness.poll()
+        assert f"{DENIAL} last of the backlog" not in [t for _, _, t in harness.lines]
+        assert harness.commits > commits
+        append(log, f"{DENIAL} before the second truncation\n")
+        (harness.root / "logs" / "app.log.1").rename(harness.root / "logs" / "app.log.2")
+        shutil.copyfile(log, harness.root / "logs" / "app.log.1")
+        with log.open("r+") as handle:
+            handle.truncate(0)
+        append(log, f"{DENIAL} after the second truncation\n")
+        for _ in range(10):
+            harness.poll()
+        texts = [text for _, _, text in harness.lines]
+        assert f"{DENIAL} last of the backlog" in texts
+        assert f"{DENIAL} before the second truncation" in texts
+        assert f"{DENIAL} after the second truncation" in texts
+        assert sorted(set(texts)) == sorted(texts)  # each once
+        assert 5 == len(texts)
 
     def test_generations_rotated_while_stopped_are_all_read(self, tmp_path):
         """Two rename rotations while the daemon was down: the file it knew is finished at

@@ -253,13 +253,14 @@ class FileSources:
                 yield real_directory, False
 
     def replace_sources(self, sources: tuple[FileSource, ...]) -> None:
-        """After a reload: files of a source whose patterns are still configured are kept (one
-        just renamed away is still read to its end); those of a removed source are closed, their
-        checkpoints kept, so adding the source back resumes where it stopped."""
+        """After a reload: files of a source whose patterns are still configured, or whose path
+        (a rotated file's: where it was) a source reaches now, are kept (one just renamed away
+        is still read to its end); the others are closed, their checkpoints kept, so adding the
+        source back resumes where it stopped."""
         self._sources = sources
         by_paths = {source.paths: source for source in sources}
         for followed in list(self.files.values()):
-            source = by_paths.get(followed.source.paths)
+            source = by_paths.get(followed.source.paths) or self._source_reaching(followed.path)
             if source is None:
                 self._drop(followed, forget=False)
             else:
@@ -807,22 +808,23 @@ class FileSources:
             "source_copy_read", path=path, original=followed.path, offset=followed.offset
         )
         info = os.fstat(fd)
-        copy = FollowedFile(
-            fd,
-            Identity(info.st_dev, info.st_ino),
-            _first_checkpoint(fd, Identity(info.st_dev, info.st_ino), path, size, size),
-            followed.source,
-            now=self._clock(),
-        )
-        reader.read_range(copy, followed.offset, size, _bound_context(followed, fd, size))
-        copy.mtime_ns = info.st_mtime_ns
+        identity = Identity(info.st_dev, info.st_ino)
         source = self._source_reaching(path)
         if source is None:
-            # Outside every pattern: kept as the original's rotated file until idle, its
-            # checkpoint saved, so a restart knows it was read (not a generation it missed).
-            copy.path, copy.left_paths_at = followed.path, self._clock()
+            # Outside every pattern: followed as the original's rotated file, from where the
+            # original was read, in slices like any backlog (a big copy read in one go kept
+            # the loop from committing, pinging the watchdog and seeing signals), until idle;
+            # its checkpoint saved, so a restart reads on (or knows it was read).
+            checkpoint = _first_checkpoint(fd, identity, followed.path, followed.offset, size)
+            copy = FollowedFile(fd, identity, checkpoint, followed.source, now=self._clock())
+            copy.file_key = _bound_key(followed.file_key, fd, size)
+            copy.left_paths_at, copy.more_pending = self._clock(), followed.offset < size
         else:
+            checkpoint = _first_checkpoint(fd, identity, path, size, size)
+            copy = FollowedFile(fd, identity, checkpoint, followed.source, now=self._clock())
+            reader.read_range(copy, followed.offset, size, _bound_context(followed, fd, size))
             copy.source = source  # a pattern reaches the copy: followed from its end
+        copy.mtime_ns = info.st_mtime_ns
         self.files[copy.identity] = copy
         reader.defer_save(copy)
         self._rebuild_index()
