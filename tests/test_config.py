@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import REPO, run_cli
@@ -349,3 +351,217 @@ class TestRemoteSourceTypes:
         with pytest.raises(ConfigError) as info:
             parse_config(f"sources: {text}", "c.yaml")
         assert fragment in str(info.value)
+
+
+class TestWebhookUrls:
+    """A webhook URL that can never be delivered to is refused when the config is read, with
+    the entry and the key and what to do; never with the URL (it is often the credential)."""
+
+    def error_of(self, text: str) -> str:
+        with pytest.raises(ConfigError) as info:
+            parse_config(text, "c.yaml")
+        return str(info.value)
+
+    @pytest.mark.parametrize(
+        ("url", "secrets", "reason"),
+        [
+            (
+                "http://[::1/x",
+                ["[::1", "/x"],
+                "not a valid URL (Invalid IPv6 URL); expected e.g. https://hooks.example.com/path",
+            ),
+            (
+                "http://127.0.0.1:18082/x y",
+                ["127.0.0.1", "18082", "x y"],
+                "contains a space; write a space in the path or query as %20",
+            ),
+            (
+                "http://127.0.0.1:18082/x\ny",
+                ["127.0.0.1", "18082"],
+                "contains a control character (a line break or a tab?); remove it "
+                "(a ${VAR} read from a file may end with a newline)",
+            ),
+            (
+                "http://127.0.0.1:18082/x\x1by",
+                ["127.0.0.1", "18082"],
+                "contains a control character (a line break or a tab?); remove it "
+                "(a ${VAR} read from a file may end with a newline)",
+            ),
+            (
+                "http://user:pw@127.0.0.1:18082/ui",
+                ["user:pw", ":pw@", "127.0.0.1", "/ui"],
+                "has a user name or password before the host (user:password@), which the "
+                "webhook sink does not send; remove it and give the credentials in 'headers' "
+                'instead, e.g. Authorization: "Basic ${HOOK_CREDENTIALS}"',
+            ),
+            (
+                "http://127.0.0.1:99999/x",
+                ["127.0.0.1", "99999"],
+                "the port is not a number from 1 to 65535",
+            ),
+            ("http://hooks.example.net:0/x", ["hooks.example.net"], "the port is not a number"),
+            ("http://hooks.example.net:8o/x", ["hooks.example.net", "8o"], "the port is not"),
+            (
+                "http:///services/T0/B0/s3cr3t",
+                ["services", "s3cr3t"],
+                "has no host; expected e.g. https://hooks.example.com/path",
+            ),
+            (
+                "ftp://hooks.example.net/s3cr3t",
+                ["hooks.example.net", "s3cr3t"],
+                "expected an http:// or https:// URL, got a ftp one",
+            ),
+            (
+                "hooks.example.net/services/s3cr3t",
+                ["hooks.example.net", "s3cr3t"],
+                "expected an http:// or https:// URL, got a relative one",
+            ),
+            (
+                "admin:s3cr3t@hooks.example.net/x",
+                ["admin", "s3cr3t", "hooks.example.net"],
+                "expected an http:// or https:// URL (it must start with http:// or https://)",
+            ),
+            (
+                "https://hooks.example.net/caf\u00e9?token=s3cr3t",
+                ["hooks.example.net", "caf", "s3cr3t"],
+                "has a character that is not ASCII in its path or query; percent-encode it",
+            ),
+            (
+                "https://hooks.ex\uff03ample.net/s3cr3t",
+                ["ample.net", "s3cr3t"],
+                "not a valid URL (the host is not valid)",
+            ),
+            (
+                "https://hooks.example.net/${TOKEN} x",
+                ["hooks.example.net", "TOKEN"],
+                "contains a space; write a space in the path or query as %20",
+            ),
+        ],
+    )
+    def test_a_url_that_cannot_work_is_refused_naming_entry_and_key_not_the_url(
+        self, url, secrets, reason
+    ):
+        """The second sink's url, on line 4: its place and the reason, nothing of the URL."""
+        message = self.error_of(
+            f"sinks:\n  - type: stdout\n  - type: webhook\n    url: {json.dumps(url)}\n"
+        )
+        assert message.startswith(f"c.yaml:4: sinks.1.url: {reason}")
+        assert url not in message
+        assert [] == [secret for secret in secrets if secret in message]
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://hooks.example.com/services/${SLACK_PATH}?token=a%20b&x=1",
+            "${SLACK_WEBHOOK_URL}",
+            "http://[::1]:18082/x",
+            "HTTPS://hooks.example.com:443/x#fragment",
+        ],
+    )
+    def test_urls_that_can_work_are_accepted_as_written(self, url):
+        """A query, a ${VAR} anywhere, an IPv6 host, a port: kept unsubstituted as written."""
+        config = parse_config(f"sinks:\n  - type: webhook\n    url: {json.dumps(url)}\n")
+        assert url == config.sinks[0].url
+
+    def test_two_webhooks_with_one_url_are_refused_naming_both(self):
+        """They would share one outbox and take each other's events."""
+        message = self.error_of(
+            "sinks:\n"
+            "  - {type: webhook, url: 'https://h.example.com/s3cr3t', events: [authz_alert]}\n"
+            "  - {type: file, path: /tmp/events.jsonl}\n"
+            "  - {type: webhook, url: 'https://h.example.com/s3cr3t', format: slack}\n"
+        )
+        assert (
+            "c.yaml:4: sinks.2.url: the same url as sinks.0; one webhook sink per URL is "
+            "supported (the two would share one outbox, and events meant for one would go out "
+            "with the other's headers, format and events:): merge their events: into one sink, "
+            "or give the receiver two URLs (e.g. a different path or query)"
+        ) == message
+
+    def test_two_webhooks_with_one_url_template_are_refused(self):
+        """The same ``${VAR}`` twice is one URL whatever the environment says."""
+        message = self.error_of(
+            "sinks:\n  - {type: webhook, url: '${HOOK}'}\n  - {type: webhook, url: '${HOOK}'}\n"
+        )
+        assert message.startswith("c.yaml:3: sinks.1.url: the same url as sinks.0;")
+
+    @pytest.mark.parametrize(
+        "second",
+        [
+            "https://h.example.com/s3cr3t/alerts",
+            "https://h.example.com/s3cr3t?sink=alerts",
+            "http://h.example.com/s3cr3t",
+        ],
+    )
+    def test_webhooks_with_urls_differing_by_path_or_query_are_accepted(self, second):
+        config = parse_config(
+            "sinks:\n"
+            "  - {type: webhook, url: 'https://h.example.com/s3cr3t'}\n"
+            f"  - {{type: webhook, url: '{second}'}}\n"
+        )
+        assert ["webhook", "webhook"] == [sink.type for sink in config.sinks]
+
+    def test_two_sns_sinks_with_one_topic_are_refused_naming_both(self):
+        """The SNS outbox is keyed by the topic ARN, so they would share one too."""
+        topic = "arn:aws:sns:us-east-1:111122223333:alerts"
+        message = self.error_of(
+            f"sinks:\n  - {{type: sns, topic_arn: '{topic}'}}\n"
+            f"  - {{type: sns, topic_arn: '{topic}', region: us-east-1}}\n"
+        )
+        assert message.startswith(
+            "c.yaml:3: sinks.1.topic_arn: the same topic_arn as sinks.0; one sns sink per topic "
+            "is supported"
+        )
+
+
+class TestWebhookUrlsInCheckConfig:
+    """``check-config`` checks the URL the environment gives, and exits 2, never 1."""
+
+    def check(self, tmp_path, urls: list[str], env: dict[str, str] | None = None):
+        path = tmp_path / "c.yaml"
+        sinks = "".join(f"  - type: webhook\n    url: {json.dumps(url)}\n" for url in urls)
+        path.write_text(f"sinks:\n{sinks}")
+        return path, run_cli("check-config", "-c", str(path), env=env)
+
+    def test_an_unclosed_ipv6_bracket_exits_2_not_an_internal_error(self, tmp_path):
+        path, result = self.check(tmp_path, ["http://[::1/x"])
+        assert 2 == result.returncode
+        assert f"{path}:3: sinks.0.url: not a valid URL (Invalid IPv6 URL)" in result.stderr
+        assert "internal error" not in result.stderr
+
+    def test_a_url_with_a_query_from_the_environment_passes(self, tmp_path):
+        _, result = self.check(
+            tmp_path, ["https://hooks.example.com/services/${SLACK_PATH}?a=1&b=2"],
+            env={"SLACK_PATH": "T0/B0/s3cr3t"},
+        )  # fmt: skip
+        assert (0, "") == (result.returncode, result.stderr)
+
+    def test_an_unset_variable_still_fails(self, tmp_path):
+        path, result = self.check(tmp_path, ["https://hooks.example.com/${SLACK_PATH}"])
+        assert 2 == result.returncode
+        assert f"{path}: sinks.0: environment variable SLACK_PATH is not set" in result.stderr
+
+    def test_a_variable_giving_a_bad_url_fails_without_its_value(self, tmp_path):
+        """A token read with its newline: refused, and neither value nor URL printed."""
+        path, result = self.check(
+            tmp_path, ["https://hooks.example.com/${SLACK_PATH}"],
+            env={"SLACK_PATH": "T0/B0/s3cr3t\n"},
+        )  # fmt: skip
+        assert 2 == result.returncode
+        assert (
+            f"{path}: sinks.0.url: contains a control character (a line break or a tab?); "
+            "remove it (a ${VAR} read from a file may end with a newline) (once its ${VAR}s "
+            "are substituted)"
+        ) in result.stderr
+        assert [] == [s for s in ("s3cr3t", "hooks.example.com") if s in result.stderr]
+
+    def test_two_variables_giving_one_url_are_refused_naming_both(self, tmp_path):
+        path, result = self.check(
+            tmp_path, ["${HOOK_A}", "${HOOK_B}"],
+            env={"HOOK_A": "https://h.example.com/s3cr3t", "HOOK_B": "https://h.example.com/s3cr3t"},
+        )  # fmt: skip
+        assert 2 == result.returncode
+        assert (
+            f"{path}: sinks.1.url: the same url as sinks.0; one webhook sink per URL is supported"
+        ) in result.stderr
+        assert "s3cr3t" not in result.stderr

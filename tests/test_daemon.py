@@ -218,6 +218,23 @@ class TestDaemon:
         wait_for(lambda: len(watcher.events()) == 2, "events under the old config")
         assert 0 == watcher.stop()
 
+    def test_sighup_with_a_malformed_webhook_url_keeps_the_daemon_running(self, watcher):
+        """A URL urlsplit cannot parse is a config error at reload (the old config is kept),
+        not an exception that ends the daemon; the log names the key, never the URL."""
+        watcher.start()
+        watcher.write_config("  - type: webhook\n    url: 'http://[::1/s3cr3t'\n")
+        watcher.signal(signal.SIGHUP)
+        wait_for(
+            lambda: any(e["event"] == "config_reload_failed" for e in watcher.log_events()),
+            "the rejected reload",
+        )
+        (failed,) = [e for e in watcher.log_events() if e["event"] == "config_reload_failed"]
+        assert "sinks.1.url: not a valid URL (Invalid IPv6 URL)" in failed["error"]
+        assert "s3cr3t" not in watcher.stderr()
+        append(watcher.logs / "app.log", f"{DENIAL} still running")
+        wait_for(lambda: len(watcher.events()) == 1, "an event under the old config")
+        assert 0 == watcher.stop()
+
     def test_sighup_reopens_the_event_file_for_logrotate(self, watcher):
         watcher.start()
         append(watcher.logs / "app.log", f"{DENIAL} before rotation")

@@ -654,8 +654,8 @@ class TestYamlBomb:
     def test_ordinary_aliases_still_work(self):
         """Anchors reused a few times are fine."""
         config = parse_config(
-            "sinks:\n  - &hook {type: webhook, url: 'http://h/', events: [authz_alert]}\n"
-            "  - *hook\n"
+            "sinks:\n  - {type: webhook, url: 'http://h/a', events: &alerts [authz_alert]}\n"
+            "  - {type: webhook, url: 'http://h/b', events: *alerts}\n"
         )
         assert 2 == len(config.sinks)
 

@@ -364,19 +364,12 @@ def _print_summary(counts: Counter[tuple[str, str]]) -> None:
     print(f"{sum(counts.values()):>7}  denials in total")
 
 
-def _check_environment(config: Config) -> None:
-    """The ${VAR}s the sinks will need must be set (the values are not printed)."""
-    from watcher.sinks.webhook import expand_environment, expand_headers  # noqa: PLC0415
-
-    for index, sink in enumerate(config.sinks):
-        expand_environment(sink.url or "", f"{config.path}: sinks.{index}")
-        expand_headers(dict(sink.headers), f"{config.path}: sinks.{index}")
-
-
 def _check_config(args: argparse.Namespace) -> int:
     path = _config_path(args.config)
     config = _load_config(path)
-    _check_environment(config)
+    from watcher.sinks.remote import check_remote_sinks  # noqa: PLC0415 - only here
+
+    check_remote_sinks(config)
     print(
         f"{path}: OK ({len(config.sources)} sources, {len(config.sinks)} sinks, "
         f"{len(config.alerts)} alert rules)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, uses_netloc
 
 import yaml
 
@@ -444,6 +444,7 @@ class _Reader:
             self.sequence(top["sinks"], ("sinks",), self.sink) if "sinks" in top else Config().sinks
         )
         self.check_journals(sources)
+        self.check_shared_outboxes(sinks)
         alerts = self.sequence(top.get("alerts", []), ("alerts",), self.alert)
         names = [rule.name for rule in alerts]
         for index, name in enumerate(names):
@@ -467,6 +468,21 @@ class _Reader:
         if not isinstance(value, list):
             raise self.error(path, f"expected a list, got {_type_name(value)}")
         return tuple(build(item, (*path, str(index))) for index, item in enumerate(value))
+
+    def check_shared_outboxes(self, sinks: tuple[Sink, ...]) -> None:
+        """A remote sink's outbox is keyed by its URL (webhook) or topic (sns): two sinks with
+        one key would take each other's events."""
+        first_with: dict[tuple[str, str], int] = {}
+        for index, sink in enumerate(sinks):
+            key = sink.url if sink.type == "webhook" else sink.topic_arn
+            if sink.type not in ("webhook", "sns") or key is None:
+                continue
+            first = first_with.setdefault((sink.type, key), index)
+            if first != index:
+                name = "url" if sink.type == "webhook" else "topic_arn"
+                raise self.error(
+                    ("sinks", str(index), name), shared_outbox_problem(first, sink.type)
+                )
 
     def check_journals(self, sources: tuple[Source, ...]) -> None:
         """Two journald sources that would both emit one entry are a config error."""
@@ -947,11 +963,107 @@ def _sink_target_problem(kind: str, data: Mapping[str, Any]) -> str | None:
         return None
     if kind == "file" and Path(target).is_dir():
         return f"{target} is a directory; give the path of the events file inside it"
-    if kind == "webhook" and not target.startswith("${"):
-        scheme = urlsplit(target).scheme.lower()
-        if scheme not in ("http", "https"):
-            return f"expected an http:// or https:// URL, got a {scheme or 'relative'} one"
+    if kind == "webhook":
+        return _webhook_template_problem(target)
     return None
+
+
+_ENV_REFERENCE_RE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_URL_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?=:)")
+_URL_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_QUOTABLE_URL_ERRORS = (  # urlsplit's reasons that quote no part of the URL
+    "Invalid IPv6 URL",
+    "IPvFuture address is invalid",
+    "An IPv4 address cannot be in brackets",
+)
+_URL_EXAMPLE = "https://hooks.example.com/path"
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why a webhook URL (once its ``${VAR}``s are substituted) can never be delivered to, or
+    None. The reason never quotes the URL or a part of it: the URL is often the credential."""
+    characters = _url_characters_problem(url)
+    if characters is not None:
+        return characters
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed '[' of an IPv6 address
+        reason = str(exc) if str(exc) in _QUOTABLE_URL_ERRORS else "the host is not valid"
+        return f"not a valid URL ({reason}); expected e.g. {_URL_EXAMPLE}"
+    scheme = _url_scheme_problem(parts.scheme)
+    if scheme is not None:
+        return scheme
+    if "@" in parts.netloc:
+        return (
+            "has a user name or password before the host (user:password@), which the webhook "
+            "sink does not send; remove it and give the credentials in 'headers' instead, e.g. "
+            'Authorization: "Basic ${HOOK_CREDENTIALS}"'
+        )
+    if not parts.hostname:
+        return f"has no host; expected e.g. {_URL_EXAMPLE}"
+    try:
+        port = parts.port
+    except ValueError:  # its message quotes the port as written
+        port = 0
+    if port is not None and not 1 <= port <= MAX_PORT:
+        return f"the port is not a number from 1 to {MAX_PORT}"
+    if not (parts.path + parts.query + parts.fragment).isascii():
+        return (
+            "has a character that is not ASCII in its path or query; percent-encode it "
+            "(its UTF-8 bytes, e.g. %C3%A4 for an a-umlaut)"
+        )
+    return None
+
+
+def _webhook_template_problem(url: str) -> str | None:
+    """What can be told of a URL before its ``${VAR}``s are substituted: all of it when it has
+    none; else only its own characters and its scheme (``check-config`` and ``run`` check the
+    substituted URL once they read the environment)."""
+    if not _ENV_REFERENCE_RE.search(url):
+        return webhook_url_problem(url)
+    characters = _url_characters_problem(_ENV_REFERENCE_RE.sub("", url))
+    if characters is not None or url.startswith("${"):
+        return characters
+    scheme = _URL_SCHEME_RE.match(url)
+    return _url_scheme_problem(scheme.group(0) if scheme else "")
+
+
+def _url_characters_problem(url: str) -> str | None:
+    if _URL_CONTROL_RE.search(url):
+        return (
+            "contains a control character (a line break or a tab?); remove it (a ${VAR} read "
+            "from a file may end with a newline)"
+        )
+    if any(character.isspace() for character in url):
+        return "contains a space; write a space in the path or query as %20"
+    return None
+
+
+def _url_scheme_problem(scheme: str) -> str | None:
+    scheme = scheme.lower()
+    if scheme in ("http", "https"):
+        return None
+    if not scheme:
+        return "expected an http:// or https:// URL, got a relative one"
+    if scheme in uses_netloc:  # a well-known scheme; anything else may be a user name
+        return f"expected an http:// or https:// URL, got a {scheme} one"
+    return "expected an http:// or https:// URL (it must start with http:// or https://)"
+
+
+def shared_outbox_problem(first: int, kind: str) -> str:
+    """Why a second webhook with one URL, or SNS sink with one topic, is refused."""
+    if kind == "webhook":
+        return (
+            f"the same url as sinks.{first}; one webhook sink per URL is supported (the two "
+            "would share one outbox, and events meant for one would go out with the other's "
+            "headers, format and events:): merge their events: into one sink, or give the "
+            "receiver two URLs (e.g. a different path or query)"
+        )
+    return (
+        f"the same topic_arn as sinks.{first}; one sns sink per topic is supported (the two "
+        "would share one outbox, and events meant for one would go out with the other's "
+        "events:): merge their events: into one sink, or publish to two topics"
+    )
 
 
 def _os_reason(exc: BaseException) -> str:

@@ -38,7 +38,7 @@ from watcher.model import Event, Origin
 from watcher.pipeline import Denial, DenialBuilder, OrderedDecodingEmitter
 from watcher.sinks import Sink, Sinks
 from watcher.sinks.file import FileSink
-from watcher.sinks.remote import remote_sink
+from watcher.sinks.remote import check_remote_sinks, remote_sink
 from watcher.sinks.stdout import StdoutSink
 from watcher.sources.base import Save, Source, SourceContext
 from watcher.sources.registry import Sources, check_available
@@ -90,6 +90,7 @@ class Daemon:
         self._install_signal_handlers()  # a SIGTERM while starting stops it cleanly once up
         config = load_config(self._config_path)
         check_available(config)
+        check_remote_sinks(config)
         _raise_open_file_limit()
         lock = StateDirectoryLock(config.state_dir)  # first: a second daemon stops here
         try:
@@ -367,6 +368,7 @@ class Daemon:
         try:
             config = load_config(self._config_path)
             check_available(config)
+            check_remote_sinks(config)  # before any sink of the new config starts a worker
             sinks = (
                 _build_sinks(config, self._store, self._log, self._count_sink_error)
                 if config.sinks != self._config.sinks

@@ -306,9 +306,10 @@ class Outbox:
         remote = [s for s in config.sinks if s.type in ("webhook", "sns")] if config else []
         if config is None or not remote:
             return cls()
-        from watcher.sinks.remote import remote_sink  # noqa: PLC0415 - only with remote sinks
+        from watcher.sinks.remote import check_remote_sinks, remote_sink  # noqa: PLC0415
         from watcher.state import StateDirectoryLock, StateStore  # noqa: PLC0415 - same
 
+        check_remote_sinks(config)  # before the state directory is locked or a sink built
         outbox = cls(config.state_dir)
         try:
             outbox.lock = StateDirectoryLock(config.state_dir)

@@ -10,11 +10,36 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
+from watcher.config import Config, shared_outbox_problem, webhook_url_problem
 from watcher.config import Sink as SinkSettings
+from watcher.errors import ConfigError
 from watcher.log import Logger
 from watcher.sinks.delivery import DeliveringSink
-from watcher.sinks.webhook import WebhookDelivery
+from watcher.sinks.webhook import WebhookDelivery, expand_environment, expand_headers
 from watcher.state import StateStore
+
+
+def check_remote_sinks(config: Config) -> None:
+    """What only the environment tells, checked before any sink is built (``check-config``,
+    ``run``, a reload, ``scan -c``): every ``${VAR}`` a webhook's URL or headers use is set,
+    the URL it gives can be delivered to, and no two webhooks get one URL. A ConfigError names
+    the file, the entry and the key, never a value."""
+    first_with_url: dict[str, int] = {}
+    for index, sink in enumerate(config.sinks):
+        if sink.type != "webhook" or sink.url is None:
+            continue
+        entry = f"{config.path or '<config>'}: sinks.{index}"
+        url = expand_environment(sink.url, entry)
+        expand_headers(dict(sink.headers), entry)
+        problem = webhook_url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"{entry}.url: {problem} (once its ${{VAR}}s are substituted)")
+        first = first_with_url.setdefault(url, index)
+        if first != index:
+            raise ConfigError(
+                f"{entry}.url: {shared_outbox_problem(first, 'webhook')} (once their ${{VAR}}s "
+                "are substituted)"
+            )
 
 
 def remote_sink(

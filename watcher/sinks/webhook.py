@@ -16,8 +16,8 @@ import os
 import re
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
 
+from watcher.config import webhook_url_problem
 from watcher.errors import ConfigError
 from watcher.model import Event
 from watcher.sinks.delivery import PermanentDeliveryError, RetryableDeliveryError
@@ -60,16 +60,16 @@ class WebhookDelivery:
         self, url: str, *, body_format: str, headers: dict[str, str], timeout_seconds: float
     ) -> None:
         self._url = expand_environment(url, "webhook url")
-        scheme = urlsplit(self._url).scheme
-        if scheme not in ("http", "https"):
-            raise ConfigError(f"webhook url must be http or https, not {scheme or 'empty'!r}")
+        problem = webhook_url_problem(self._url)
+        if problem is not None:
+            raise ConfigError(f"webhook url: {problem}")
         self._format = body_format
         self._headers = expand_headers(headers, "webhook")
         self._timeout = timeout_seconds
 
     def __call__(self, event: Event) -> None:
         body = slack_message(event) if self._format == "slack" else event
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+        request = urllib.request.Request(  # noqa: S310 - URL checked in __init__
             self._url,
             data=json.dumps(body).encode(),
             method="POST",
