@@ -205,6 +205,47 @@ class TestStateDiskFull:
         assert len(ids) == len(set(ids)), "nothing emitted twice"
         assert 1 == len(logged(w, "sink_retry", sink="state"))
 
+    def test_a_stop_on_a_full_state_disk_exits_0_and_says_what_was_not_saved(self, tmp_path, tmpfs):
+        """An outside tester filled the state filesystem while a webhook's receiver was down:
+        SIGTERM ended in "internal error: OperationalError: database or disk is full" (exit
+        1, no daemon_stopped). Saving the alert windows at the stop is now one warning, and the
+        stop goes on."""
+        state = tmpfs(tmp_path / "state", "size=1m")
+        with Receiver() as receiver:
+            w = Watcher(tmp_path, extra_config=refusing_webhook(receiver))
+            log = w.logs / "app.log"
+            try:
+                w.start()
+                append(log, f"{DENIAL} first")
+                wait_for(lambda: len(events_in(w.events_path)) == 1, "the first event")
+                fill(state)
+                append(log, *denial_lines(300))
+                wait_for(lambda: logged(w, "sink_retry", error="database or disk is full"), "full")
+                assert 0 == w.stop()
+            finally:
+                w.kill()
+        assert "internal error" not in w.stderr()
+        assert logged(w, "daemon_stopped")
+        (warning,) = logged(w, "alert_windows_not_saved")
+        assert "full" in warning["error"]
+
+    def test_a_commit_the_full_disk_refused_leaves_no_transaction_open(self, tmp_path, tmpfs):
+        """After a write the full disk refused, later ones work once there is room again (a
+        refused COMMIT may leave SQLite's transaction open: it is rolled back if so; here
+        SQLite had rolled it back itself, so this passes with and without that)."""
+        state = tmpfs(tmp_path / "state", "size=1m")
+        store = StateStore(state, configure_logging(io.StringIO()))
+        try:
+            filler = fill(state)
+            rows = [("rule", f"key {n}", 0.0, "[" + "1.0, " * 200 + "1.0]") for n in range(2000)]
+            with pytest.raises(sqlite3.Error):
+                store.save_alert_groups(rows)
+            filler.unlink()
+            store.save_alert_groups(rows[:10])
+            assert 10 == len(store.alert_groups())
+        finally:
+            store.close()
+
     def test_decode_cache_write_on_a_full_disk_is_skipped(self, tmp_path, tmpfs):
         """A decode-cache write the full database refuses is skipped with one warning."""
         state = tmpfs(tmp_path / "state", "size=1m")

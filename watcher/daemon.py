@@ -131,7 +131,7 @@ class Daemon:
             self._watcher.stop()
             self._emitter.close()
             self._write_alerts(self._alerts.flush_summaries())
-            self._alerts.save_windows()
+            self._save_alert_windows()
             self._close_sinks()  # the gate saves the last checkpoints once the sinks have all
             self._sources.close()
             self._log.info("daemon_stopped", **asdict(self.counters))
@@ -238,6 +238,17 @@ class Daemon:
         """Emit every pending decode, flush every sink; the failing sinks' reasons by name."""
         self._emitter.flush()
         return self._sinks.flush()
+
+    def _save_alert_windows(self) -> None:
+        """At a stop; a state database that refuses them (a full disk) costs only that."""
+        try:
+            self._alerts.save_windows()
+        except sqlite3.Error as exc:
+            self._log.warning(
+                "alert_windows_not_saved", error=str(exc),
+                detail="after the restart, a group in progress counts from zero and a cooldown "
+                "in force is forgotten",
+            )  # fmt: skip
 
     def _close_sinks(self) -> None:
         """Give a failing sink at most SHUTDOWN_SINK_TIMEOUT_SECONDS, commit, then close."""

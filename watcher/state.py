@@ -415,10 +415,14 @@ class StateStore:
             self._connection.execute("BEGIN")
             try:
                 yield self._connection
+                self._connection.execute("COMMIT")
             except BaseException:
-                self._connection.execute("ROLLBACK")
+                # A COMMIT refused (a full disk) can leave the transaction open: every later
+                # BEGIN would then fail, even once there is room again.
+                if self._connection.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._connection.execute("ROLLBACK")
                 raise
-            self._connection.execute("COMMIT")
 
     def log_group_position(self, account: str, group: str) -> LogGroupPosition | None:
         """Where ``group`` (read with ``account``'s profile and region) was read up to."""
@@ -508,17 +512,9 @@ class StateStore:
 
     def save_alert_groups(self, rows: list[tuple[str, str, float, str]]) -> None:
         """Every group's (rule, key, quiet_until, times), replacing what was saved before."""
-        with self._lock:
-            self._connection.execute("BEGIN")
-            try:
-                self._connection.execute("DELETE FROM alert_groups")
-                self._connection.executemany(
-                    "INSERT OR REPLACE INTO alert_groups VALUES (?, ?, ?, ?)", rows
-                )
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-            self._connection.execute("COMMIT")
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM alert_groups")
+            connection.executemany("INSERT OR REPLACE INTO alert_groups VALUES (?, ?, ?, ?)", rows)
 
     def alert_groups(self) -> list[tuple[str, str, float, str]]:
         with self._lock:
