@@ -522,6 +522,31 @@ class TestOutboxFull:
                 notify.close()
         assert 3 == len(receiver.received)
 
+    def test_removing_a_webhook_whose_outbox_is_full_resumes_reading_without_drained(
+        self, tmp_path
+    ):
+        """An outside tester removed a paused webhook by a reload: the log said
+        sink_outbox_drained ("reading again") though nothing was delivered, and the STATUS= of
+        the reload still said paused. Now only sink_outbox_stranded names it."""
+        with Receiver() as receiver:
+            w = Watcher(tmp_path, extra_config=refusing_webhook(receiver, max_outbox=3))
+            log = w.logs / "app.log"
+            try:
+                w.start()
+                append(log, *denial_lines(3))
+                wait_for(lambda: logged(w, "sink_outbox_full"), "the outbox full")
+                w.write_config()
+                w.signal(signal.SIGHUP)
+                wait_for(lambda: logged(w, "config_reloaded"), "the reload")
+                append(log, f"{DENIAL} after the reload")
+                wait_for(lambda: len(w.events()) == 4, "reading again")
+                assert 0 == w.stop()
+            finally:
+                w.kill()
+        assert [] == logged(w, "sink_outbox_drained")
+        (stranded,) = logged(w, "sink_outbox_stranded")
+        assert 3 == stranded["events"]
+
     def test_events_left_for_a_removed_webhook_are_named_and_go_out_if_it_comes_back(
         self, tmp_path
     ):

@@ -393,6 +393,10 @@ class Daemon:
             self._close_sinks()
             self._sinks = sinks
             self._report_stranded_outbox()
+            # a removed sink's full outbox no longer pauses reading, and was not drained
+            self._outbox_full = {
+                name: why for name, why in self._outbox_full.items() if name in sinks.names
+            }
         else:
             self._reopen_sinks()
         self._alerts.update_rules(config.alerts)
