@@ -353,6 +353,21 @@ class TestRemoteSourceTypes:
         assert fragment in str(info.value)
 
 
+class TestSinkTimeout:
+    def test_a_remote_sink_timeout_over_20s_is_refused_with_why(self):
+        """An outside tester set timeout_seconds: 60 on a webhook whose receiver answered after
+        40 s: a reload waited for that delivery, no watchdog ping for 38 s (the unit's
+        WatchdogSec is 30 s), and SIGTERM took 39 s. At most 20 s now."""
+        text = "sinks:\n  - type: webhook\n    url: https://h.example.com/x\n"
+        with pytest.raises(ConfigError) as info:
+            parse_config(text + "    timeout_seconds: 60\n", "c.yaml")
+        assert "sinks.0.timeout_seconds" in str(info.value)
+        assert "at most 20s" in str(info.value)
+        assert "watchdog" in str(info.value)
+        config = parse_config(text + "    timeout_seconds: 20s\n", "c.yaml")
+        assert 20.0 == config.sinks[0].timeout_seconds
+
+
 class TestWebhookUrls:
     """A webhook URL that can never be delivered to is refused when the config is read, with
     the entry and the key and what to do; never with the URL (it is often the credential)."""

@@ -27,6 +27,7 @@ T = TypeVar("T")
 
 DEFAULT_STATE_DIR = "/var/lib/authz-watcher"
 DEFAULT_MAX_OUTBOX = 100_000  # a remote sink's undelivered events; then reading pauses
+MAX_SINK_TIMEOUT_SECONDS = 20.0  # a webhook's or SNS sink's timeout_seconds at most
 EVENT_TYPES = ("authz_denial", "authz_alert")
 DEFAULT_MAX_ALERTS_PER_MINUTE = 20
 MAX_PORT = 65535
@@ -749,7 +750,7 @@ class _Reader:
             url=self.get(data, path, "url", _optional_string, None),
             format=self.get(data, path, "format", _webhook_format, "json"),
             headers=self.get(data, path, "headers", _string_map, {}),
-            timeout_seconds=self.get(data, path, "timeout_seconds", parse_duration, 10.0),
+            timeout_seconds=self.get(data, path, "timeout_seconds", _sink_timeout, 10.0),
             topic_arn=self.get(data, path, "topic_arn", _optional_string, None),
             region=self.get(data, path, "region", _optional_string, None),
             profile=self.get(data, path, "profile", _optional_string, None),
@@ -816,6 +817,18 @@ def _positive_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"expected a whole number greater than zero, got {value!r}")
     return value
+
+
+def _sink_timeout(value: object) -> float:
+    """A remote sink's timeout: a reload or a stop waits for the delivery in flight, and
+    meanwhile the loop pings no watchdog (the unit's WatchdogSec is 30 s)."""
+    seconds = parse_duration(value)
+    if seconds > MAX_SINK_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"at most {MAX_SINK_TIMEOUT_SECONDS:.0f}s, got {value!r}: a reload or a stop waits "
+            "for a delivery in flight, and systemd's watchdog (30 s) would kill the daemon"
+        )
+    return seconds
 
 
 def _positive_number(value: object) -> float:
