@@ -246,6 +246,36 @@ class TestStateDiskFull:
         finally:
             store.close()
 
+    def test_a_delivery_the_full_disk_cannot_record_is_not_sent_again(self, tmp_path, tmpfs):
+        """An outside tester filled the state filesystem with a healthy receiver: the worker
+        re-sent the event at the head of the outbox every 5 s (one event 8 times in 29 s), as it
+        could not delete its row. Now such a delivery is remembered and the sink waits for
+        room; every event reaches the receiver once. The worker's turns are driven here."""
+        state = tmpfs(tmp_path / "state", "size=8m")
+        logs = io.StringIO()
+        store = StateStore(state, configure_logging(logs))
+        try:
+            with Receiver() as receiver:
+                sink = DeliveringSink(
+                    "hook", webhook(receiver.url), store, configure_logging(logs),
+                    events=("authz_denial",), start_worker=False,
+                )  # fmt: skip
+                for n in range(100):
+                    sink.write({"event": "authz_denial", "event_id": f"{n:03d}"})
+                filler = fill(state)
+                for _ in range(5):  # turns while full: each stops at the first refused row
+                    sink._deliver_due()
+                assert "sink_outbox_not_updated" in logs.getvalue()
+                filler.unlink()
+                end = time.monotonic() + DEADLINE_SECONDS
+                while store.outbox_count("hook"):
+                    assert time.monotonic() < end, "the rest delivered once there is room"
+                    sink._deliver_due()
+                ids = [event["event_id"] for event in receiver.received]
+        finally:
+            store.close()
+        assert [f"{n:03d}" for n in range(100)] == ids  # each once, in order
+
     def test_decode_cache_write_on_a_full_disk_is_skipped(self, tmp_path, tmpfs):
         """A decode-cache write the full database refuses is skipped with one warning."""
         state = tmpfs(tmp_path / "state", "size=1m")

@@ -97,6 +97,7 @@ class DeliveringSink:
         self._paused = False  # the outbox was full at the last look
         self._failures_in_a_row = 0
         self._backoff_until = 0.0
+        self._unrecorded: set[int] = set()  # delivered; the database refused to drop the row
         self._worker = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
         if start_worker:  # else only queue: the process holding the state directory delivers
             self._worker.start()
@@ -173,6 +174,8 @@ class DeliveringSink:
         if self._clock() >= self._backoff_until:
             while not self._stop.is_set():
                 with self._lock:
+                    if not self._record_delivered():
+                        return IDLE_CHECK_SECONDS  # the disk is full: sending on would repeat
                     due = self._store.due(self.name, self._clock(), limit=1)
                     if not due or not self._attempt(*due[0]):
                         break
@@ -201,7 +204,7 @@ class DeliveringSink:
             return False
         except PermanentDeliveryError as exc:
             self._count_error()
-            self._store.delivered(delivery_id)
+            self._done(delivery_id)
             self.failed_count += 1
             self._log.error(
                 "sink_delivery_failed", sink=self.name, event_id=event.get("event_id"),
@@ -209,7 +212,7 @@ class DeliveringSink:
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - see the module docstring
             self._count_error()
-            self._store.delivered(delivery_id)
+            self._done(delivery_id)
             self.failed_count += 1
             self._log.error(
                 "sink_delivery_failed", sink=self.name, event_id=event.get("event_id"),
@@ -217,12 +220,37 @@ class DeliveringSink:
                 detail="unexpected error (message withheld: it may hold a secret); not retried",
             )  # fmt: skip
         else:
-            self._store.delivered(delivery_id)
+            self._done(delivery_id)
             self.delivered_count += 1
             if self._failing is not None:
                 self._log.info("sink_recovered", sink=self.name)
                 self._failing = None
         self._failures_in_a_row = 0
+        return True
+
+    def _done(self, delivery_id: int) -> None:
+        """The delivery is over: its row goes. If the database refuses (a full disk), the row
+        is remembered here, so this process sends it no more, and dropped once there is room."""
+        try:
+            self._store.delivered(delivery_id)
+        except sqlite3.Error as exc:
+            if not self._unrecorded:
+                self._log.warning(
+                    "sink_outbox_not_updated", sink=self.name, error=str(exc),
+                    detail="delivered, but the state database cannot record it (a full disk?): "
+                    "this sink delivers nothing more until it can, so nothing is sent twice "
+                    "(after a restart meanwhile, that event is sent again)",
+                )  # fmt: skip
+            self._unrecorded.add(delivery_id)
+
+    def _record_delivered(self) -> bool:
+        """Drop the rows of deliveries the database refused to record; True once none is left."""
+        for delivery_id in sorted(self._unrecorded):
+            try:
+                self._store.delivered(delivery_id)
+            except sqlite3.Error:
+                return False
+            self._unrecorded.discard(delivery_id)
         return True
 
     def _count_error(self) -> None:
