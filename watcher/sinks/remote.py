@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from watcher.config import Config, shared_outbox_problem, webhook_url_problem
+from watcher.config import Config, webhook_url_problem
 from watcher.config import Sink as SinkSettings
 from watcher.errors import ConfigError
 from watcher.log import Logger
@@ -35,10 +35,12 @@ def check_remote_sinks(config: Config) -> None:
         if problem is not None:
             raise ConfigError(f"{entry}.url: {problem} (once its ${{VAR}}s are substituted)")
         first = first_with_url.setdefault(url, index)
-        if first != index:
+        if first != index:  # not one outbox (that is keyed by the URL as written): one receiver
             raise ConfigError(
-                f"{entry}.url: {shared_outbox_problem(first, 'webhook')} (once their ${{VAR}}s "
-                "are substituted)"
+                f"{entry}.url: the same url as sinks.{first}; one webhook sink per URL is "
+                "supported (once their ${VAR}s are substituted the two send every event to one "
+                "receiver twice): merge their events: into one sink, or give the receiver two "
+                "URLs (e.g. a different path or query)"
             )
 
 
