@@ -81,7 +81,7 @@ class Daemon:
         self._notifier = Notifier(log)
         self._next_status = 0.0
         self._outbox_full: dict[str, str] = {}  # sink name -> why reading waits for it
-        self._reads = 0  # source reads since the start
+        self._read_once = False  # a source was read since the start
         self._next_expiry = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -274,7 +274,7 @@ class Daemon:
         full = ", ".join(sorted(self._outbox_full))
         paused = f", paused: {failing} failing" if failing else ""
         if full and not failing:  # before the first read, nothing is followed yet: say so
-            paused += f", paused{'' if self._reads else ' before the first read'}: {full}"
+            paused += f", paused{'' if self._read_once else ' before the first read'}: {full}"
             paused += " outbox full"
         return (
             f"{c.denials} denials ({c.decoded} decoded), {c.alerts} alerts, "
@@ -345,7 +345,7 @@ class Daemon:
             if self._gate.blocked:
                 break
             self.metrics.bytes_read.inc(source.read(changed, self))
-            self._reads += 1
+            self._read_once = True
             save = source.checkpoint()
             if save is not None:
                 self._gate.commit((source.kind, id(source)), self._counted(save))
