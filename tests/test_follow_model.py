@@ -809,6 +809,32 @@ class TestFoundByHypothesis:
             """,
         )
 
+    def test_a_truncated_file_renamed_away_keeps_its_ids_across_restarts(self):
+        """Copy-truncated, written, renamed away (no new file), crashed on before a commit:
+        each start finds the rotated file truncated with no copy of its new life; its lines
+        must keep the ids they were first read with (reading its generations again from 0
+        gave them new ones)."""
+        _replay(
+            "symlink",
+            """
+            crash()
+            start()
+            crash()
+            start()
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            append(count=1, long=False, leave_partial=False)
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_rename(create_new=False)
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            """,
+        )
+
     def test_a_copy_of_the_live_file_is_not_a_missed_generation(self):
         """Stopped after a rename rotation, then the new file copy-truncated: at the restart the
         copy is the live file's (read from its checkpoint), not a generation the follower missed

@@ -43,6 +43,7 @@ MODES = {
     "create": "create\n    " + REOPEN,
     "copytruncate": "copytruncate\n",
     "compress": "create\n    compress\n    delaycompress\n    " + DATEEXT + "    " + REOPEN,
+    "compress-at-once": "create\n    compress\n    " + DATEEXT + "    " + REOPEN,
     "olddir": "create\n    olddir {olddir}\n    " + REOPEN,
     "rotate0": "create\n    " + REOPEN,
 }
@@ -149,17 +150,24 @@ def keys_of(daemon: StdoutDaemon) -> set[tuple[str, int]]:
 
 
 class TestLogrotateModes:
-    @pytest.mark.parametrize("mode", ["create", "compress", "olddir", "rotate0"])
+    @pytest.mark.parametrize(
+        "mode", ["create", "compress", "compress-at-once", "olddir", "rotate0"]
+    )
     def test_a_renaming_mode_loses_nothing_and_repeats_nothing(self, tmp_path, daemon, mode):
-        """create, compress+delaycompress+dateext, olddir, rotate 0: every denial exactly once."""
+        """create, compress+delaycompress+dateext, compress+dateext (each rotated file
+        compressed as it is renamed: the watcher reads it through the file it holds open),
+        olddir, rotate 0: every denial exactly once, and no compressed file is named as
+        unread."""
         if mode == "olddir":
             daemon.write_config(f"    rotated_paths: [{tmp_path / 'old' / '*'}]\n")
         daemon.start()
         tally = run_rotated_writer(tmp_path, daemon, mode)
         assert Tally(DENIALS, 0, 0, 0) == tally
-        if mode == "compress":
+        if mode.startswith("compress"):
             assert any(p.suffix == ".gz" for p in (tmp_path / "logs").iterdir())
             assert all(is_gzip(p) for p in (tmp_path / "logs").glob("*.gz"))
+        unread = [e for e in daemon.log_events() if e["event"] == "source_compressed_unread"]
+        assert [] == unread
 
     def test_copytruncate_repeats_nothing_and_loses_only_what_logrotate_destroyed(
         self, tmp_path, daemon
@@ -236,3 +244,64 @@ def append(log: Path, prefix: str, number: int) -> None:
 
     with log.open("ab") as handle:
         handle.write(denial_line(prefix, number, cri=False))
+
+
+TWICE_WHILE_AWAY = {
+    # directives -> (generation read from its plain file, compressed names the warnings give)
+    "create+delaycompress": ("create\n    compress\n    delaycompress\n", True, ["app.log.2.gz"]),
+    "create+compress": ("create\n    compress\n", False, ["app.log.1.gz", "app.log.2.gz"]),
+    "copytruncate+delaycompress": (
+        "copytruncate\n    compress\n    delaycompress\n",
+        True,
+        ["app.log.2.gz"],
+    ),
+    "copytruncate+compress": (
+        "copytruncate\n    compress\n",
+        False,
+        ["app.log.1.gz", "app.log.2.gz"],
+    ),
+}
+
+
+class TestRotatedTwiceWhileAway:
+    @pytest.mark.parametrize("mode", sorted(TWICE_WHILE_AWAY))
+    @pytest.mark.parametrize("away", ["stopped", "stalled"])
+    def test_a_missed_generation_is_read_or_named(self, tmp_path, daemon, mode, away):
+        """Stopped (SIGTERM) or stalled (SIGSTOP), a line appended, rotated, a line in the next
+        generation, rotated again, a new line: the generation still plain is read whole once;
+        lines only a compressed file holds are named in a warning (file, what is lost), never
+        skipped without a word; the new file's line comes out once."""
+        directives, plain, compressed = TWICE_WHILE_AWAY[mode]
+        log = tmp_path / "logs" / "app.log"
+        rotation = Rotation(tmp_path, log, directives)
+        daemon.start()
+        append(log, "before", 0)
+        assert reached(lambda: ("before", 0) in keys_of(daemon), CATCH_UP_SECONDS)
+        assert daemon.proc is not None
+        if away == "stopped":
+            daemon.stop()
+        else:
+            daemon.proc.send_signal(signal.SIGSTOP)
+        append(log, "first", 0)
+        rotation.force()
+        append(log, "second", 0)
+        rotation.force()
+        append(log, "new-file", 0)
+        if away == "stopped":
+            daemon.start()
+        else:
+            daemon.proc.send_signal(signal.SIGCONT)
+        assert reached(lambda: ("new-file", 0) in keys_of(daemon), CATCH_UP_SECONDS)
+        assert 0 == daemon.stop()
+        keys = [denial_key(e) for e in daemon.events()]
+        warned = [e for e in daemon.log_events() if e["event"] == "source_compressed_unread"]
+        read_from_open_file = away == "stalled" and not mode.startswith("copytruncate")
+        first_out = read_from_open_file  # the stalled daemon still holds the renamed file
+        assert [1, int(first_out), int(plain), 1] == [
+            keys.count(key) for key in [("before", 0), ("first", 0), ("second", 0), ("new-file", 0)]
+        ]
+        expected = [name for name in compressed if not (first_out and name == "app.log.2.gz")]
+        assert sorted(Path(e["compressed"]).name for e in warned) == expected
+        for event in warned:
+            assert event["path"] == str(log)
+            assert is_gzip(Path(event["compressed"]))

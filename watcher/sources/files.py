@@ -41,6 +41,7 @@ import secrets
 import sqlite3
 import stat
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -63,6 +64,8 @@ RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
 GLOB_CHARACTERS = frozenset("*?[")
 GZIP_MAGIC = b"\x1f\x8b"
+GZIP_HEAD_CHUNK = 16 * 1024
+GZIP_HEAD_INPUT_MAX = 1024 * 1024  # compressed bytes read to find a file's first KiB
 # A key not bound to a first line yet (a new file, a truncated one): "after:<base>", saved so.
 PENDING_KEY_PREFIX = "after:"
 HOLD_SECONDS = 0.5  # a message that may go on waits this long for its next line, then goes out
@@ -548,6 +551,7 @@ class FileSources:
                 gone[identity] = saved
             else:
                 found.append((saved, source, *rotated))
+        former = dict(gone)  # the rows as they were: a copy that continues one takes it out
         for saved, source, fd, path in found:
             identity = Identity(saved.device, saved.inode)
             followed = FollowedFile(fd, identity, saved, source, now=self._clock())
@@ -555,7 +559,15 @@ class FileSources:
             self.files[identity] = followed
             self._log.info("source_rotated", path=saved.path, new_path=path, offset=saved.offset)
             reader.read(followed)
-            self._follow_missed_generations(saved.path, saved.mtime_ns, source, gone, reader)
+            self._follow_missed_generations(
+                saved.path, saved.mtime_ns, source, gone, reader, former=former
+            )
+        for saved in list(gone.values()):  # deleted or compressed: what rotation made after it
+            source = self._source_reaching(saved.path)
+            if source is not None and Identity(saved.device, saved.inode) in gone:
+                self._follow_missed_generations(
+                    saved.path, saved.mtime_ns, source, gone, reader, former=former
+                )
         return gone
 
     def _taken_by_another(self, saved: FileCheckpoint, path: str) -> bool:
@@ -579,10 +591,14 @@ class FileSources:
         source: FileSource,
         gone: dict[Identity, FileCheckpoint],
         reader: _Reader,
+        *,
+        former: dict[Identity, FileCheckpoint] | None = None,
     ) -> None:
         """Files rotation made of ``path`` after the one that just left it, while we were not
         looking (stopped, or slower than rotation): beside it or in ``rotated_paths``, newer
-        than our last read of that one, and unknown to us. Read from 0, then closed."""
+        than our last read of that one, and unknown to us. Read from 0, then closed. One whose
+        inode a saved checkpoint had (``former``: truncated and rewritten, then renamed) gets
+        the key a truncated file's next life gets, so lines read before a crash keep their ids."""
         missed = []
         for candidate in _rotation_candidates(path, source):
             info = self._stat_regular(candidate)
@@ -591,14 +607,16 @@ class FileSources:
             identity = Identity(info.st_dev, info.st_ino)
             if identity in self.files or self._unchanged_since_retired(identity, candidate):
                 continue
-            if self._store.checkpoint_of(identity.device, identity.inode) is not None:
-                continue
+            known = self._store.checkpoint_of(identity.device, identity.inode) is not None
+            if known and (former is None or identity not in former):
+                continue  # a gone file's row describes its inode's last life, not this one
             missed.append((info.st_mtime_ns, candidate, identity))
         for _, candidate, identity in sorted(missed):
             fd = self._open(candidate)
             if fd is None:
                 continue
             if _is_gzip(fd):
+                self._report_compressed(path, candidate, fd, gone)
                 os.close(fd)
                 continue
             size = os.fstat(fd).st_size
@@ -609,12 +627,62 @@ class FileSources:
             predecessor = _copy_of_gone(fd, candidate, size, gone)
             if predecessor is not None:  # a copy of a file gone meanwhile: it takes its place
                 checkpoint = self._continue(predecessor, identity, path, size, gone)
+            elif former is not None and identity in former:
+                key = _pending(former[identity].file_key)
+                checkpoint = dataclasses.replace(checkpoint, file_key=key)
             followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
             followed.left_paths_at = self._clock()
             self.files[identity] = followed
             self._save(followed)
             self._log.info("source_missed_generation", path=path, rotated_to=candidate)
             reader.read(followed)  # now: its lines come before those of later generations
+
+    def _report_compressed(
+        self, path: str, compressed: str, fd: int, gone: dict[Identity, FileCheckpoint]
+    ) -> None:
+        """A compressed generation newer than our last read of ``path``: compressed files are
+        not read, so whatever only it holds is named, never skipped without a word. Its first
+        bytes tell whose it is (logrotate keeps the mtime): a file we still hold open (read
+        there: nothing to say); a file we read up to an offset and can no longer read (gone, or
+        its inode now another file's): the lines written after that offset; or none we know: a
+        generation never read."""
+        head = _gzip_head(fd, FINGERPRINT_BYTES)
+        mtime_ns = os.fstat(fd).st_mtime_ns
+        if head is not None:
+            for followed in self.files.values():
+                if not _fingerprint_of(followed.fingerprint, head):
+                    continue
+                if followed.fingerprint.matches(followed.fd) or mtime_ns <= followed.mtime_ns:
+                    return
+                self._warn_compressed(path, compressed, followed.offset)
+                return
+            for saved in gone.values():
+                if not _fingerprint_of(
+                    Fingerprint(saved.fingerprint_bytes, saved.fingerprint), head
+                ):
+                    continue
+                if mtime_ns > saved.mtime_ns:
+                    self._warn_compressed(path, compressed, saved.offset)
+                return
+        self._warn_compressed(path, compressed, None)
+
+    def _warn_compressed(self, path: str, compressed: str, offset: int | None) -> None:
+        if offset is None:
+            detail = (
+                "a generation rotation made and compressed before the watcher read it: "
+                "compressed files are not followed, so its lines are not emitted "
+                "(`authz-watcher scan` reads it)"
+            )
+        else:
+            detail = (
+                "rotation compressed this file before the watcher read it to its end: "
+                "the lines written after `offset` are only in the compressed file and are not "
+                "emitted (`authz-watcher scan` reads it, the lines before `offset` again)"
+            )
+        self._log.warning(
+            "source_compressed_unread", path=path, compressed=compressed, offset=offset,
+            detail=detail,
+        )  # fmt: skip
 
     def _copy_of_file_at(self, path: str, fd: int, size: int) -> bool:
         """Whether ``fd`` has the first bytes of the file now at ``path`` as we know it (followed,
@@ -783,6 +851,12 @@ class FileSources:
             else:
                 os.close(fd)
         if best is None:
+            # No copy of what we read: its inode was taken by a new file while we were away
+            # (rename rotation, the old file deleted or compressed), or a copy-truncate's copy
+            # was compressed. Generations rotation made since our last read are read first.
+            self._follow_missed_generations(
+                followed.path, followed.mtime_ns, followed.source, {}, reader
+            )
             return
         _, path, fd = best
         self._finish_from(followed, path, fd, reader)
@@ -1132,6 +1206,35 @@ def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
 
 def _is_gzip(fd: int) -> bool:
     return os.pread(fd, 2, 0) == GZIP_MAGIC
+
+
+def _gzip_head(fd: int, length: int) -> bytes | None:
+    """The first ``length`` bytes a gzip file holds (fewer if it holds fewer); None when it
+    cannot be decompressed."""
+    unzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    head, position = b"", 0
+    try:
+        while len(head) < length and position < GZIP_HEAD_INPUT_MAX:
+            chunk = os.pread(fd, GZIP_HEAD_CHUNK, position)
+            if not chunk:
+                break
+            position += len(chunk)
+            head += unzip.decompress(chunk, length - len(head))
+            if unzip.eof:
+                break
+            while unzip.unconsumed_tail and len(head) < length:
+                head += unzip.decompress(unzip.unconsumed_tail, length - len(head))
+    except (OSError, zlib.error):
+        return None
+    return head[:length]
+
+
+def _fingerprint_of(fingerprint: Fingerprint, head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts as the file ``fingerprint`` was taken of.
+    An empty fingerprint says nothing, so it matches nothing here."""
+    return 0 < fingerprint.length <= len(head) and (
+        _digest(head[: fingerprint.length]) == fingerprint.digest
+    )
 
 
 def _deleted(followed: FollowedFile) -> bool:
