@@ -329,11 +329,22 @@ class TestWhatAnOutsiderFound:
         assert f"{DENIAL} last of the backlog" in texts
         assert sorted(set(texts)) == sorted(texts)  # each once
 
-    def test_a_copytruncate_copy_of_a_backlog_is_read_in_slices(self, harness):
+    @pytest.mark.parametrize("pattern", ["*.log", "app.log*"])
+    def test_a_copytruncate_copy_of_a_backlog_is_read_in_slices(self, tmp_path, pattern):
         """An outside tester copy-truncated a 220 MB file while it was being caught up: the
         copy was read in one go (SIGTERM acted on 47 s later, no commit meanwhile, another
         file's lines waited), and a second copytruncate meanwhile went unnoticed (its
-        generation lost). The copy is now read in slices, the live file between them."""
+        generation lost). The copy is now read in slices, the live file between them; also
+        when the glob matches the copy (``app.log*``: it was still read in one go)."""
+        (tmp_path / "logs").mkdir()
+        harness = Harness(tmp_path, pattern=pattern)
+        try:
+            self._copy_of_a_backlog_read_in_slices(harness)
+        finally:
+            harness.close()
+
+    @staticmethod
+    def _copy_of_a_backlog_read_in_slices(harness: Harness) -> None:
         log = harness.root / "logs" / "app.log"
         filler = "".join(f"{n:07d} nothing to see here {'x' * 80}\n" for n in range(30_000))
         append(log, f"{DENIAL} first\n{filler}{DENIAL} last of the backlog\n")

@@ -871,9 +871,14 @@ class FileSources:
             fresh = tracked.copy_of is not None or stale  # nothing of it read as it is now
             start = followed.offset if fresh else max(tracked.offset, followed.offset)
             if start < size:
-                context = _bound_context(followed, tracked.fd, size)
-                reader.read_range(tracked, start, size, context)
-            tracked.offset, tracked.copy_of = max(tracked.offset, size), None
+                # The rest holds the original's lines at the original's offsets: read on under
+                # its key, in slices like any backlog (not in one go).
+                tracked.file_key = _bound_key(followed.file_key, tracked.fd, size)
+                tracked.offset = tracked.read_end = start
+                tracked.more_pending = True
+            else:
+                tracked.offset = max(tracked.offset, size)
+            tracked.copy_of = None
             tracked.fingerprint = Fingerprint.of(tracked.fd, min(size, FINGERPRINT_BYTES))
             tracked.mtime_ns = os.fstat(tracked.fd).st_mtime_ns
             reader.defer_save(tracked)  # what it holds now is read: a stale past is forgotten
@@ -883,21 +888,16 @@ class FileSources:
         )
         info = os.fstat(fd)
         identity = Identity(info.st_dev, info.st_ino)
-        source = self._source_reaching(path)
-        if source is None:
-            # Outside every pattern: followed as the original's rotated file, from where the
-            # original was read, in slices like any backlog (a big copy read in one go kept
-            # the loop from committing, pinging the watchdog and seeing signals), until idle;
-            # its checkpoint saved, so a restart reads on (or knows it was read).
-            checkpoint = _first_checkpoint(fd, identity, followed.path, followed.offset, size)
-            copy = FollowedFile(fd, identity, checkpoint, followed.source, now=self._clock())
-            copy.file_key = _bound_key(followed.file_key, fd, size)
-            copy.left_paths_at, copy.more_pending = self._clock(), followed.offset < size
-        else:
-            checkpoint = _first_checkpoint(fd, identity, path, size, size)
-            copy = FollowedFile(fd, identity, checkpoint, followed.source, now=self._clock())
-            reader.read_range(copy, followed.offset, size, _bound_context(followed, fd, size))
-            copy.source = source  # a pattern reaches the copy: followed from its end
+        # Followed as the original's rotated file, from where the original was read, under its
+        # key, in slices like any backlog (a big copy read in one go kept the loop from
+        # committing, pinging the watchdog and seeing signals); its checkpoint saved, so a
+        # restart reads on (or knows it was read). A pattern that reaches the copy takes it
+        # over at the next look; otherwise it is closed once idle.
+        checkpoint = _first_checkpoint(fd, identity, followed.path, followed.offset, size)
+        source = self._source_reaching(path) or followed.source
+        copy = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
+        copy.file_key = _bound_key(followed.file_key, fd, size)
+        copy.left_paths_at, copy.more_pending = self._clock(), followed.offset < size
         copy.mtime_ns = info.st_mtime_ns
         self.files[copy.identity] = copy
         reader.defer_save(copy)
@@ -1189,12 +1189,6 @@ def _bound_key(file_key: str, fd: int, end: int) -> str:
     first_line = head[: head.find(b"\n") + 1] or head
     base = file_key.removeprefix(PENDING_KEY_PREFIX)
     return _digest(base.encode() + b"/" + first_line)[:16]
-
-
-def _bound_context(followed: FollowedFile, fd: int, end: int) -> LineContext:
-    """``followed``'s context for lines read through ``fd`` (its copy, which holds the same
-    first line)."""
-    return LineContext(followed.path, _bound_key(followed.file_key, fd, end), followed.source)
 
 
 def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
