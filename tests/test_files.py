@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -424,3 +425,67 @@ class TestWhatAnOutsiderFound:
         assert [f"{DENIAL} d", f"{DENIAL} e", f"{DENIAL} f"] == harness.poll()
         ids = event_ids_of(harness)
         assert len(ids) == len(set(ids))
+
+
+def compress_like_logrotate(path: Path) -> Path:
+    """``path`` -> ``path.gz``, keeping its mtime (logrotate does), the plain file removed."""
+    compressed = path.with_name(path.name + ".gz")
+    compressed.write_bytes(gzip.compress(path.read_bytes()))
+    info = path.stat()
+    os.utime(compressed, ns=(info.st_atime_ns, info.st_mtime_ns))
+    path.unlink()
+    return compressed
+
+
+def unread_warnings(harness: Harness) -> list[dict[str, object]]:
+    events = [json.loads(line) for line in harness.logs.getvalue().splitlines()]
+    return [e for e in events if e["event"] == "source_compressed_unread"]
+
+
+class TestCompressedWhileStopped:
+    """A generation compressed before the watcher read it to its end: named, never skipped
+    without a word; one compressed after it was read is quiet."""
+
+    def _restart_after(self, root: Path, write_after_stop: bool) -> tuple[list[str], Harness]:
+        log = follow_once_then_stop(root, f"{DENIAL} a\n")
+        if write_after_stop:
+            append(log, f"{DENIAL} b\n")
+        rotated = log.rename(root / "logs" / "app.log.1")
+        compress_like_logrotate(rotated)
+        append(root / "logs" / "app.log", f"{DENIAL} new\n")
+        second = Harness(root)
+        return second.poll(), second
+
+    def test_a_file_compressed_unchanged_since_its_last_read_is_quiet(self, tmp_path):
+        lines, second = self._restart_after(tmp_path, write_after_stop=False)
+        try:
+            assert ([f"{DENIAL} new"], []) == (lines, unread_warnings(second))
+        finally:
+            second.close()
+
+    def test_lines_written_after_the_last_read_then_compressed_are_named(self, tmp_path):
+        lines, second = self._restart_after(tmp_path, write_after_stop=True)
+        try:
+            assert [f"{DENIAL} new"] == lines
+            (warning,) = unread_warnings(second)
+            assert warning["compressed"] == str(tmp_path / "logs" / "app.log.1.gz")
+            assert warning["offset"] == len(f"{DENIAL} a\n")
+            assert warning["path"] == str(tmp_path / "logs" / "app.log")
+        finally:
+            second.close()
+
+    def test_a_compressed_file_that_cannot_be_decompressed_is_named_as_never_read(self, tmp_path):
+        log = follow_once_then_stop(tmp_path, f"{DENIAL} a\n")
+        log.rename(tmp_path / "logs" / "app.log.1")
+        (tmp_path / "logs" / "app.log.2.gz").write_bytes(b"\x1f\x8b" + b"not deflate" * 10)
+        append(log, f"{DENIAL} new\n")
+        second = Harness(tmp_path)
+        try:
+            assert [f"{DENIAL} new"] == second.poll()
+            (warning,) = unread_warnings(second)
+            assert (warning["compressed"], warning["offset"]) == (
+                str(tmp_path / "logs" / "app.log.2.gz"),
+                None,
+            )
+        finally:
+            second.close()
