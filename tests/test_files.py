@@ -489,3 +489,32 @@ class TestCompressedWhileStopped:
             )
         finally:
             second.close()
+
+
+class TestCompressedCopy:
+    """copytruncate with compress and no delaycompress, the watcher running: the plain copy is
+    gone when the truncation is seen."""
+
+    @pytest.mark.parametrize("unread", [False, True])
+    def test_lines_only_the_compressed_copy_holds_are_named(self, harness, unread):
+        log = harness.root / "logs" / "app.log"
+        append(log, f"{DENIAL} a\n")
+        assert [f"{DENIAL} a"] == harness.poll()
+        if unread:
+            append(log, f"{DENIAL} b\n")
+        copy = harness.root / "logs" / "app.log.1"
+        shutil.copy2(log, copy)  # logrotate's copy keeps the mtime
+        compress_like_logrotate(copy)
+        with log.open("r+") as handle:
+            handle.truncate(0)
+        append(log, f"{DENIAL} after\n")
+        assert [f"{DENIAL} after"] == harness.poll()
+        warnings = unread_warnings(harness)
+        if unread:
+            (warning,) = warnings
+            assert (warning["compressed"], warning["offset"]) == (
+                str(harness.root / "logs" / "app.log.1.gz"),
+                len(f"{DENIAL} a\n"),
+            )
+        else:
+            assert [] == warnings
