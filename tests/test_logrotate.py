@@ -251,18 +251,32 @@ def append(log: Path, prefix: str, number: int) -> None:
 
 
 TWICE_WHILE_AWAY = {
-    # directives -> (generation read from its plain file, compressed names the warnings give)
-    "create+delaycompress": ("create\n    compress\n    delaycompress\n", True, ["app.log.2.gz"]),
-    "create+compress": ("create\n    compress\n", False, ["app.log.1.gz", "app.log.2.gz"]),
+    # directives -> (the first generation's last line is out: stopped / stalled; the second
+    # generation's line is out; the compressed files warned about: stopped / stalled)
+    "create+delaycompress": (
+        "create\n    compress\n    delaycompress\n",
+        (False, True),  # stalled: read from the renamed file the daemon still holds open
+        True,
+        (["app.log.2.gz"], []),
+    ),
+    "create+compress": (
+        "create\n    compress\n",
+        (False, True),
+        False,
+        (["app.log.1.gz", "app.log.2.gz"], ["app.log.1.gz"]),
+    ),
+    "copytruncate": ("copytruncate\n", (True, True), True, ([], [])),
     "copytruncate+delaycompress": (
         "copytruncate\n    compress\n    delaycompress\n",
+        (False, False),
         True,
-        ["app.log.2.gz"],
+        (["app.log.2.gz"], ["app.log.2.gz"]),
     ),
     "copytruncate+compress": (
         "copytruncate\n    compress\n",
+        (False, False),
         False,
-        ["app.log.1.gz", "app.log.2.gz"],
+        (["app.log.1.gz", "app.log.2.gz"], ["app.log.1.gz", "app.log.2.gz"]),
     ),
 }
 
@@ -274,8 +288,10 @@ class TestRotatedTwiceWhileAway:
         """Stopped (SIGTERM) or stalled (SIGSTOP), a line appended, rotated, a line in the next
         generation, rotated again, a new line: the generation still plain is read whole once;
         lines only a compressed file holds are named in a warning (file, what is lost), never
-        skipped without a word; the new file's line comes out once."""
-        directives, plain, compressed = TWICE_WHILE_AWAY[mode]
+        skipped without a word; the new file's line comes out once. Plain copytruncate twice:
+        both copies are read (the second one's lines were lost without a word)."""
+        directives, first_out, second_out, compressed = TWICE_WHILE_AWAY[mode]
+        stalled = away == "stalled"
         log = tmp_path / "logs" / "app.log"
         rotation = Rotation(tmp_path, log, directives)
         daemon.start()
@@ -299,13 +315,10 @@ class TestRotatedTwiceWhileAway:
         assert 0 == daemon.stop()
         keys = [denial_key(e) for e in daemon.events()]
         warned = [e for e in daemon.log_events() if e["event"] == "source_compressed_unread"]
-        read_from_open_file = away == "stalled" and not mode.startswith("copytruncate")
-        first_out = read_from_open_file  # the stalled daemon still holds the renamed file
-        assert [1, int(first_out), int(plain), 1] == [
+        assert [1, int(first_out[stalled]), int(second_out), 1] == [
             keys.count(key) for key in [("before", 0), ("first", 0), ("second", 0), ("new-file", 0)]
         ]
-        expected = [name for name in compressed if not (first_out and name == "app.log.2.gz")]
-        assert sorted(Path(e["compressed"]).name for e in warned) == expected
+        assert sorted(Path(e["compressed"]).name for e in warned) == compressed[stalled]
         for event in warned:
             assert event["path"] == str(log)
             assert is_gzip(Path(event["compressed"]))

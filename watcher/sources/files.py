@@ -850,16 +850,16 @@ class FileSources:
                 best = (mtime, path, fd)
             else:
                 os.close(fd)
-        if best is None:
-            # No copy of what we read: its inode was taken by a new file while we were away
-            # (rename rotation, the old file deleted or compressed), or a copy-truncate's copy
-            # was compressed. Generations rotation made since our last read are read first.
-            self._follow_missed_generations(
-                followed.path, followed.mtime_ns, followed.source, {}, reader
-            )
-            return
-        _, path, fd = best
-        self._finish_from(followed, path, fd, reader)
+        if best is not None:
+            _, path, fd = best
+            self._finish_from(followed, path, fd, reader)
+        # Generations rotation made since our last read, while we were away: a second
+        # copy-truncate's copy; with no copy of what we read, those after its inode was taken by
+        # a new file (rename rotation, the old file deleted or compressed) or after a
+        # copy-truncate whose copy was compressed. Read before the file's new life.
+        self._follow_missed_generations(
+            followed.path, followed.mtime_ns, followed.source, {}, reader
+        )
 
     def _finish_from(self, followed: FollowedFile, path: str, fd: int, reader: _Reader) -> None:
         """Read what ``followed`` had not read from ``path`` (``fd``), its copy."""
