@@ -446,25 +446,36 @@ class TestCompressedWhileStopped:
     """A generation compressed before the watcher read it to its end: named, never skipped
     without a word; one compressed after it was read is quiet."""
 
-    def _restart_after(self, root: Path, write_after_stop: bool) -> tuple[list[str], Harness]:
+    def _restart_after(
+        self, root: Path, write_after_stop: bool, keep_inode: bool
+    ) -> tuple[list[str], Harness]:
+        """``keep_inode``: a hard link outside the patterns keeps the old file's inode taken,
+        so the new app.log cannot reuse it (the checkpoint's file is then gone, not found at
+        its path holding another file: both ways are checked)."""
         log = follow_once_then_stop(root, f"{DENIAL} a\n")
         if write_after_stop:
             append(log, f"{DENIAL} b\n")
         rotated = log.rename(root / "logs" / "app.log.1")
+        if keep_inode:
+            os.link(rotated, root / "kept-inode")
         compress_like_logrotate(rotated)
         append(root / "logs" / "app.log", f"{DENIAL} new\n")
         second = Harness(root)
         return second.poll(), second
 
-    def test_a_file_compressed_unchanged_since_its_last_read_is_quiet(self, tmp_path):
-        lines, second = self._restart_after(tmp_path, write_after_stop=False)
+    @pytest.mark.parametrize("keep_inode", [False, True])
+    def test_a_file_compressed_unchanged_since_its_last_read_is_quiet(self, tmp_path, keep_inode):
+        lines, second = self._restart_after(tmp_path, write_after_stop=False, keep_inode=keep_inode)
         try:
             assert ([f"{DENIAL} new"], []) == (lines, unread_warnings(second))
         finally:
             second.close()
 
-    def test_lines_written_after_the_last_read_then_compressed_are_named(self, tmp_path):
-        lines, second = self._restart_after(tmp_path, write_after_stop=True)
+    @pytest.mark.parametrize("keep_inode", [False, True])
+    def test_lines_written_after_the_last_read_then_compressed_are_named(
+        self, tmp_path, keep_inode
+    ):
+        lines, second = self._restart_after(tmp_path, write_after_stop=True, keep_inode=keep_inode)
         try:
             assert [f"{DENIAL} new"] == lines
             (warning,) = unread_warnings(second)
