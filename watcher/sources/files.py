@@ -64,6 +64,7 @@ RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
 GLOB_CHARACTERS = frozenset("*?[")
 GZIP_MAGIC = b"\x1f\x8b"
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".lzo", ".Z", ".zip")
 GZIP_HEAD_CHUNK = 16 * 1024
 GZIP_HEAD_INPUT_MAX = 1024 * 1024  # compressed bytes read to find a file's first KiB
 # A key not bound to a first line yet (a new file, a truncated one): "after:<base>", saved so.
@@ -445,8 +446,8 @@ class FileSources:
         if fd is None:
             return None
         info = os.fstat(fd)
-        if Identity(info.st_dev, info.st_ino) != identity or _is_gzip(fd):
-            if _is_gzip(fd):
+        if Identity(info.st_dev, info.st_ino) != identity or _compressed(path, fd):
+            if _compressed(path, fd):
                 self._report_once(path, "compressed", "compressed; rotated files are not read")
             os.close(fd)
             return None
@@ -580,7 +581,7 @@ class FileSources:
         if fd is None:
             return False
         try:
-            return _is_gzip(fd) or not _still_the_same(fd, saved, os.fstat(fd).st_size)
+            return _compressed(path, fd) or not _still_the_same(fd, saved, os.fstat(fd).st_size)
         finally:
             os.close(fd)
 
@@ -615,8 +616,9 @@ class FileSources:
             fd = self._open(candidate)
             if fd is None:
                 continue
-            if _is_gzip(fd):
-                self._report_compressed(path, candidate, fd, gone)
+            if _compressed(candidate, fd):
+                if os.fstat(fd).st_size > 0:  # empty: logrotate is still writing it
+                    self._report_compressed(path, candidate, fd, gone)
                 os.close(fd)
                 continue
             size = os.fstat(fd).st_size
@@ -746,7 +748,7 @@ class FileSources:
             fd = self._open(path)
             if fd is None:
                 return None
-            if _still_the_same(fd, saved, os.fstat(fd).st_size):
+            if not _compressed(path, fd) and _still_the_same(fd, saved, os.fstat(fd).st_size):
                 return fd, path
             os.close(fd)  # the inode now holds another file (a copy that took it, say)
             return None
@@ -927,7 +929,11 @@ class FileSources:
         fd = self._open(path)
         if fd is None:
             return None
-        if self._finished(identity, fd) or _is_gzip(fd) or not followed.fingerprint.matches(fd):
+        if (
+            self._finished(identity, fd)
+            or _compressed(path, fd)
+            or not followed.fingerprint.matches(fd)
+        ):
             os.close(fd)
             return None
         return fd
@@ -959,6 +965,11 @@ class _Reader:
             original = self._sources.files.get(followed.copy_of)
             if original is not None and original.fingerprint.matches(original.fd):
                 return  # its lines are the original's; read there (or, after a truncation, here)
+            if original is not None:
+                # Truncated since it was read (maybe while this poll read it): its truncation is
+                # seen first, so this copy is read on from where the original was read, not
+                # from the copy's size when the glob first found it, part-written.
+                self.read(original)
             followed.copy_of = None
         info = self._notice_start_changes(followed, info)
         size = info.st_size
@@ -1200,6 +1211,12 @@ def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
 
 def _is_gzip(fd: int) -> bool:
     return os.pread(fd, 2, 0) == GZIP_MAGIC
+
+
+def _compressed(path: str, fd: int) -> bool:
+    """gzip by its first bytes, or any compressor's file by its name: one logrotate is still
+    writing is empty, and bz2, xz or zstd files have no gzip header."""
+    return path.endswith(COMPRESSED_SUFFIXES) or _is_gzip(fd)
 
 
 def _gzip_head(fd: int, length: int) -> bytes | None:

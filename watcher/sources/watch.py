@@ -13,10 +13,17 @@ import os
 import select
 import threading
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED_NO_WRITE,
+    EVENT_TYPE_OPENED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
+
+_READ_ONLY_EVENTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
 
 
 class Wakeup:
@@ -83,6 +90,8 @@ class _RecordChanges(FileSystemEventHandler):
         self._changes = changes
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _READ_ONLY_EVENTS:
+            return  # our own reads would wake us again: a file opened each look, forever
         self._changes.add(os.fsdecode(event.src_path))
         destination = getattr(event, "dest_path", "")
         if destination:
