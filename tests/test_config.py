@@ -53,6 +53,13 @@ class TestErrors:
             == self.error_of(text)
         )
 
+    def test_an_empty_string_is_called_empty(self):
+        """It said "expected a non-empty string, got a string" (an outside tester)."""
+        text = "sources:\n  - type: s3\n    bucket: trail\n    prefix: ''\n"
+        assert self.error_of(text).endswith(
+            "sources.0.prefix: expected a non-empty string, got an empty one"
+        )
+
     def test_unknown_top_level_key(self):
         assert "c.yaml:2: sinkz: unknown key (did you mean 'sinks'?)" == self.error_of(
             "state_dir: /x\nsinkz: []\n"

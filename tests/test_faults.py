@@ -209,7 +209,8 @@ class TestStateDiskFull:
         """An outside tester filled the state filesystem while a webhook's receiver was down:
         SIGTERM ended in "internal error: OperationalError: database or disk is full" (exit
         1, no daemon_stopped). Saving the alert windows at the stop is now one warning, and the
-        stop goes on."""
+        stop goes on; so is the checkpoint it could not save (what the next start reads
+        again)."""
         state = tmpfs(tmp_path / "state", "size=1m")
         with Receiver() as receiver:
             w = Watcher(tmp_path, extra_config=refusing_webhook(receiver))
@@ -228,6 +229,8 @@ class TestStateDiskFull:
         assert logged(w, "daemon_stopped")
         (warning,) = logged(w, "alert_windows_not_saved")
         assert "full" in warning["error"]
+        (unsaved,) = logged(w, "checkpoints_not_saved")  # an outside tester missed this line
+        assert "full" in unsaved["error"]
 
     def test_a_commit_the_full_disk_refused_leaves_no_transaction_open(self, tmp_path, tmpfs):
         """After a write the full disk refused, later ones work once there is room again (a

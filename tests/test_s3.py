@@ -134,6 +134,40 @@ class TestListing:
         read_all(driver, trail, [wanted, later])
         assert sorted(trail.event_ids([wanted, later])) == sorted(driver.event_ids())
 
+    @pytest.mark.parametrize(
+        ("prefix", "regions"),
+        [
+            ("AWSLogs/o-abc123/111122223333/CloudTrail/", ["eu-west-1", "us-east-1"]),
+            ("AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1", ["eu-west-1"]),
+        ],
+    )
+    def test_a_prefix_at_the_account_s_cloudtrail_or_without_its_last_slash_reads(
+        self, trail, drivers, prefix, regions
+    ):
+        """An outside tester's prefixes that read nothing, without a word: one account's
+        CloudTrail/ (its regions are the trail prefixes) and a trail prefix without its
+        trailing slash."""
+        wanted = [trail.put_trail_object("111122223333", r, org="o-abc123") for r in regions]
+        trail.put_trail_object("444455556666", "eu-west-1", org="o-abc123")
+        driver = drivers.start(prefix=prefix)
+        read_all(driver, trail, wanted)
+        assert sorted(trail.event_ids(wanted)) == sorted(driver.event_ids())
+
+    def test_a_prefix_with_no_trail_prefix_under_it_is_said_once(self, trail, drivers, log):
+        """``prefix`` naming nothing a trail writes yet: a warning, once, not silence; a trail
+        that starts writing there later is read."""
+        put_last(trail)
+        driver = drivers.start(prefix="logs/")
+        driver.wait_until(lambda: bool(log.named("s3_no_trail_prefixes")), "the warning")
+        assert [] == driver.event_ids()
+        later = trail.put_trail_object_at(
+            "logs/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/"
+            "111122223333_CloudTrail_us-east-1_20261129T1200Z_later.json.gz"
+        )
+        read_all(driver, trail, [later])  # listed again: the turns went on
+        assert 1 == len(log.named("s3_no_trail_prefixes"))
+        assert "logs/" == log.named("s3_no_trail_prefixes")[0]["prefix"]
+
     def test_objects_put_later_are_read_at_the_next_turn(self, trail, drivers):
         """A new object, in a known prefix or in a new one, is read once."""
         trail.put_trail_object("111122223333", "us-east-1")

@@ -89,6 +89,25 @@ class TestOtherObjects:
         with pytest.raises(UnrecognisedObjectError):
             denials_of(body)
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"Records": [{"errorCode": "AccessDenied", "x": ' + b"[" * 200_000,
+            b'{"Records": [{"errorCode": "AccessDenied", "x": '
+            + b"[" * 200_000
+            + b"]" * 200_000
+            + b"}]}",
+            b"[" * 5000 + b"]" * 5000,
+        ],
+    )
+    def test_json_nested_too_deeply_is_named_not_raised_as_recursion(self, body):
+        """An outside tester's object nested 200,000 deep raised RecursionError, which the
+        ``s3`` source took for a listing failure: its bucket was stuck for good. It is an
+        object the sources name and pass now."""
+        for shape in (body, gzip.compress(body)):
+            with pytest.raises((ObjectFormatError, UnrecognisedObjectError)):
+                denials_of(shape)
+
     def test_truncated_gzip_is_a_format_error(self):
         sample = sorted((DATA / "cloudtrail").glob("*.json"))[0].read_bytes()
         with pytest.raises(ObjectFormatError):

@@ -173,9 +173,53 @@ class TestS3Notifications:
         assert sorted(expected_id(n) for n in range(7)) == sorted(event_ids(daemon.events()))
         assert 1 == len(daemon.logged("s3_object_read"))
 
+    def test_an_object_named_many_times_in_one_message_is_read_once(self, queue, daemons, tmp_path):
+        """An outside tester's message named one object 10 times (and 300 times with other
+        sequencers): each was read, its denial emitted 10 (300) times with no crash. S3 never
+        sends that shape; a republisher may."""
+        queue.s3.create_bucket(Bucket=OTHER_BUCKET)
+        key = trail_key("named often")
+        queue.s3.put_object(Bucket=OTHER_BUCKET, Key=key, Body=trail_object([trail_record(3)]))
+        record = notification(OTHER_BUCKET, key)["Records"][0]
+        again = [dict(record, s3=dict(record["s3"], object=dict(record["s3"]["object"],
+                 sequencer=f"{n:016X}"))) for n in range(5)]  # fmt: skip
+        queue.send({"Records": [record] * 10 + again})
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue))
+        wait_for(queue.empty, "the message deleted")
+        assert 0 == daemon.stop()
+        assert [expected_id(3)] == event_ids(daemon.events())
+        assert 1 == len(daemon.logged("s3_object_read"))
+
 
 def read_objects(daemon: QueueDaemon) -> set[str]:
     return {entry["object"] for entry in daemon.logged("s3_object_read")}
+
+
+class TestFullStateDisk:
+    def test_a_stop_while_the_state_disk_is_full_gives_back_nothing_it_emitted(
+        self, queue, daemons, tmp_path, tmpfs
+    ):
+        """An outside tester: with state_dir full, the objects read could not be remembered,
+        so their messages were not deleted; a SIGTERM gave them back and the next start
+        emitted their denials again (3 of 150, no line saying why). The sinks have them: the
+        messages are deleted all the same, and the watcher says what it could not record."""
+        state = tmpfs(tmp_path / "a" / "state", "size=4m")
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue))
+        first = put_numbered(queue, 1, 3)
+        wait_for(lambda: first <= set(event_ids(daemon.events())), "the first object's denials")
+        filler = fill(state)
+        second = put_numbered(queue, 2, 3, first=10)
+        wait_for(lambda: second <= set(event_ids(daemon.events())), "the others' denials")
+        wait_for(queue.empty, "their messages deleted")
+        assert 1 == len(daemon.logged("s3_objects_not_remembered"))
+        assert 0 == daemon.stop()
+        filler.unlink()
+        daemon.start()
+        third = put_numbered(queue, 1, 3, first=20)
+        wait_for(lambda: third <= set(event_ids(daemon.events())), "a later object's denials")
+        assert 0 == daemon.stop()
+        ids = event_ids(daemon.events())
+        assert sorted(first | second | third) == sorted(ids)  # each once
 
 
 class TestLeases:
@@ -294,7 +338,8 @@ class TestBadInput:
     def test_bad_bodies_and_objects_are_named_once_deleted_and_others_unaffected(
         self, queue, daemons, tmp_path
     ):
-        """A body that is not JSON, one of no known shape, an object that is gone, one that is
+        """A body that is not JSON, one nested too deeply for the parser, one of no known
+        shape, an object that is gone, one that is
         not CloudTrail, a cut gzip, and an archived object (it fails every time) whose message
         was already received more than max_receive_count times: one log line each, naming the
         object; all deleted; the good object still comes out."""
@@ -309,16 +354,19 @@ class TestBadInput:
             queue.sqs.receive_message(QueueUrl=queue.url, VisibilityTimeout=0)
         queue.send("not JSON {")
         queue.send({"hello": "world"})
+        queue.send("[" * 3000 + "]" * 3000)  # nested too deeply: it killed a worker a receive
         for name in ("gone", "not-gzip", "cut", "ok"):
             queue.send(notification(OTHER_BUCKET, trail_key(name)))
         daemon = started(daemons, QueueDaemon(tmp_path / "a", queue))
-        wait_for(lambda: len(daemon.logged("sqs_message_dropped")) >= 6, "six messages dropped")
+        wait_for(lambda: len(daemon.logged("sqs_message_dropped")) >= 7, "seven messages dropped")
         wait_for(queue.empty, "every message deleted")
         dropped = daemon.logged("sqs_message_dropped")
         named = sorted(o for entry in dropped for o in entry["objects"])
         names = ("archived", "cut", "gone", "not-gzip")
         assert [f"s3://{OTHER_BUCKET}/{trail_key(n)}" for n in names] == named
-        assert 6 == len(dropped)
+        assert 7 == len(dropped)
+        assert any("nested too deeply" in entry["error"] for entry in dropped)
+        assert [] == daemon.logged("source_error")
         (failed,) = daemon.logged("s3_object_read_failed")
         assert "InvalidObjectState" in failed["error"]
         assert [expected_id(1)] == event_ids(daemon.events())

@@ -73,6 +73,11 @@ class TestShapes:
                 '{"detail-type": "AWS API Call via CloudTrail", "detail": {}}',
                 "without eventName",
             ),
+            ("[" * 100_000 + "]" * 100_000, "the body is JSON nested too deeply"),
+            (
+                json.dumps({"TopicArn": "arn", "Message": "[" * 5000 + "]" * 5000}),
+                "the SNS Message is JSON nested too deeply",
+            ),
         ],
     )
     def test_a_malformed_body_says_why(self, body, reason):

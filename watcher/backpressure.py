@@ -80,6 +80,11 @@ class CommitGate:
     def failing(self) -> dict[str, str]:
         return dict(self._failing)
 
+    @property
+    def unsaved(self) -> bool:
+        """Checkpoints still held back (a sink or the state database failing)."""
+        return bool(self._saves)
+
     def _settle(self) -> None:
         failures = self._flush()
         if not failures:

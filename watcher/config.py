@@ -791,7 +791,8 @@ def _external_id(value: object) -> str | None:
 
 def _string(value: object) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a non-empty string, got {_type_name(value)}")
+        got = "an empty one" if value == "" else _type_name(value)
+        raise ValueError(f"expected a non-empty string, got {got}")
     return value
 
 

@@ -255,6 +255,15 @@ class Daemon:
         self._signalled.clear()  # the stop signal itself; only a later one cuts a wait short
         deadline = time.monotonic() + SHUTDOWN_SINK_TIMEOUT_SECONDS
         self._gate.drain(deadline, self._wait_for_signal)
+        if self._gate.unsaved:
+            failing = self._gate.failing
+            self._log.warning(
+                "checkpoints_not_saved", sinks=sorted(failing),
+                error="; ".join(f"{name}: {reason}" for name, reason in sorted(failing.items())),
+                detail="held back until every sink had the events, or refused by the state "
+                "database (a full disk?): what was read since the last checkpoint saved is "
+                "read again at the next start (same event_id)",
+            )  # fmt: skip
         for name, reason in sorted(self._sinks.close().items()):
             self._log.warning(
                 "sink_not_drained", sink=name, error=reason,

@@ -70,12 +70,20 @@ def looks_like_cloudtrail(head: bytes) -> bool:
 
 
 def iter_records(stream: Readable, *, only_errors: bool = False) -> Iterator[dict[str, Any]]:
-    """Every record in an export, in order; CloudTrailFormatError when it is incomplete.
+    """Every record in an export, in order; CloudTrailFormatError when it is incomplete or not
+    records (JSON nested deeper than Python's parser goes included: hostile input).
 
     With ``only_errors``, a record whose text has no ``"errorCode"`` is not parsed at all and
     comes out as ``{}`` (so record indexes stay right): most of a trail is successful calls,
     and parsing them would be most of the work.
     """
+    try:
+        yield from _records(stream, only_errors=only_errors)
+    except RecursionError:
+        raise CloudTrailFormatError("JSON nested too deeply to be CloudTrail records") from None
+
+
+def _records(stream: Readable, *, only_errors: bool) -> Iterator[dict[str, Any]]:
     reader = _TextReader(stream)
     head = reader.peek(4096)
     prefix = _RECORDS_PREFIX.match(head)
@@ -263,7 +271,11 @@ def _unwrap(value: object) -> Iterator[dict[str, Any]]:
         for event in value["Events"]:
             embedded = event.get("CloudTrailEvent") if isinstance(event, dict) else None
             if isinstance(embedded, str):
-                yield from _unwrap(json.loads(embedded))
+                try:
+                    inner = json.loads(embedded)
+                except ValueError as exc:
+                    raise CloudTrailFormatError(f"CloudTrailEvent is not JSON: {exc}") from exc
+                yield from _unwrap(inner)
             elif isinstance(embedded, dict):
                 yield embedded
     elif isinstance(value.get("detail"), dict) and "eventName" in value["detail"]:

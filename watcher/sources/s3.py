@@ -185,6 +185,7 @@ class BucketLister(threading.Thread):
         self._failing: str | None = None  # the reason last logged
         self._start_chosen = False  # start_at applied (now or at an earlier run)
         self.trail_prefixes = 0
+        self._said_no_trail_prefixes = False
 
     def stop(self) -> None:
         self._stopped.set()
@@ -273,9 +274,27 @@ class BucketLister(threading.Thread):
         )  # fmt: skip
 
     def _trail_prefixes(self, client: S3Client) -> list[str]:
-        if _TRAIL_PREFIX_RE.search(self.config.prefix):
-            return [self.config.prefix]
-        return sorted(self._walk(client, self.config.prefix, 0))
+        prefix = self.config.prefix
+        if _TRAIL_PREFIX_RE.search(prefix + "/"):
+            prefix += "/"  # .../CloudTrail/<region> names one trail prefix too
+        if _TRAIL_PREFIX_RE.search(prefix):
+            return [prefix]
+        if prefix == "CloudTrail/" or prefix.endswith("/CloudTrail/"):
+            return sorted(self._children(client, prefix))  # one account's regions
+        prefixes = sorted(self._walk(client, prefix, 0))
+        if not prefixes:
+            self._report_no_trail_prefixes()
+        return prefixes
+
+    def _report_no_trail_prefixes(self) -> None:
+        if not self._said_no_trail_prefixes:
+            self._said_no_trail_prefixes = True
+            self._log.warning(
+                "s3_no_trail_prefixes", bucket=self.config.bucket, prefix=self.config.prefix,
+                detail="no <account>/CloudTrail/<region>/ prefix under it (yet): nothing is "
+                "read; `prefix` names where AWSLogs/ is (or an org's AWSLogs/o-.../, an "
+                "account's, or one trail prefix); said once, listed again every poll_interval",
+            )  # fmt: skip
 
     def _walk(self, client: S3Client, prefix: str, depth: int) -> Iterator[str]:
         for child in self._children(client, prefix):

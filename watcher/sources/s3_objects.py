@@ -69,6 +69,8 @@ def object_denials(
             return list(_subscription_denials(stream, observed_at, profile))
     except (CloudTrailFormatError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ObjectFormatError(str(exc)) from exc
+    except RecursionError:  # JSON nested deeper than the parser goes: hostile, not CloudTrail
+        raise ObjectFormatError("JSON nested too deeply") from None
     raise UnrecognisedObjectError(
         "neither a CloudTrail log file nor CloudWatch Logs subscription records"
     )
@@ -131,6 +133,8 @@ def _concatenated_json(text: str) -> Iterator[Any]:
             return
         try:
             document, position = decoder.raw_decode(text, position)
+        except RecursionError:
+            raise ObjectFormatError(f"JSON nested too deeply at character {position}") from None
         except ValueError as exc:
             raise ObjectFormatError(f"invalid JSON at character {position}: {exc}") from exc
         yield document

@@ -401,7 +401,13 @@ class _QueueReader:
                 )  # fmt: skip
                 outcome = None
             if outcome is None:
-                outcome = self._given_up(lease)
+                try:
+                    outcome = self._given_up(lease)
+                except Exception as exc:  # noqa: BLE001 - one bad message never stops a worker
+                    self._log.error(
+                        "source_error", stage="source", path=self.config.queue_url,
+                        message_id=lease.message_id, error=f"{type(exc).__name__}: {exc}",
+                    )  # fmt: skip
             if outcome is None:
                 self._let_come_back(lease)
             else:
@@ -447,7 +453,11 @@ class _QueueReader:
             self._log.info("sqs_test_event_deleted", queue=self.config.queue_url)
             return outcome
         outcome.denials.extend(self._api_call_denials(contents))
+        named: set[tuple[str, str]] = set()
         for version in contents.objects:
+            if (version.bucket, version.key) in named:
+                continue  # named twice in one message: one read gets what is there now
+            named.add((version.bucket, version.key))
             if not self._read_object(version, outcome):
                 return None
         return outcome
@@ -618,6 +628,7 @@ class S3SqsSources(RemoteSource):
         self._in_flight = _ObjectsInFlight()
         self._more_ready = False
         self._next_expiry = 0.0
+        self._remember_failed = False
 
     def start(self, wake: Wake) -> None:
         self._forget_old_objects()
@@ -661,9 +672,7 @@ class S3SqsSources(RemoteSource):
             done = [outcome for outcome in held if id(outcome) in pending]
             if not done:
                 return
-            self._context.store.remember_objects(
-                [version for outcome in done for version in outcome.objects], time.time()
-            )
+            self._remember([version for outcome in done for version in outcome.objects])
             for reader in {id(o.reader): o.reader for o in done}.values():
                 reader.acknowledge([o.lease for o in done if o.reader is reader])
             for outcome in done:
@@ -673,6 +682,24 @@ class S3SqsSources(RemoteSource):
             self._forget_old_objects()
 
         return save
+
+    def _remember(self, versions: list[ObjectVersion]) -> None:
+        """Record the objects read, for skipping S3's repeated notifications. A state disk
+        that refuses does not hold back the deletions: the sinks have the events, and a
+        message given back at a stop would have them emitted again."""
+        try:
+            self._context.store.remember_objects(versions, time.time())
+        except sqlite3.Error as exc:
+            if not self._remember_failed:
+                self._context.log.warning(
+                    "s3_objects_not_remembered", error=str(exc), objects=len(versions),
+                    detail="the state database refused (a full disk?): the messages are "
+                    "deleted all the same; a repeated notification of these objects would be "
+                    "read again (same event_id); said once until it works again",
+                )  # fmt: skip
+            self._remember_failed = True
+            return
+        self._remember_failed = False
 
     @property
     def more_ready(self) -> bool:

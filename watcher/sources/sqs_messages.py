@@ -44,6 +44,8 @@ def message_contents(body: str) -> MessageContents:
         document = json.loads(body)
     except ValueError as exc:
         raise MessageFormatError(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise MessageFormatError("the body is JSON nested too deeply") from None
     return _contents(document, envelopes=0)
 
 
@@ -57,6 +59,8 @@ def _contents(document: object, *, envelopes: int) -> MessageContents:
             inner = json.loads(document["Message"])
         except ValueError as exc:
             raise MessageFormatError(f"the SNS Message is not JSON: {exc}") from None
+        except RecursionError:
+            raise MessageFormatError("the SNS Message is JSON nested too deeply") from None
         return _contents(inner, envelopes=envelopes + 1)
     if document.get("Event") == "s3:TestEvent":
         return MessageContents(test_event=True)
