@@ -16,11 +16,15 @@ reference measured in the same run.
    - backlog: S3 notified the queue of every object before the watcher starts (a watcher
      coming back after an outage). On moto this measures moto more than the watcher.
 3. The same with two watchers sharing the queue: denials/s, and the ratio to one watcher's.
+   Steps 1-3 run ``--rounds`` times in turn (this machine's speed drifts by tens of percent
+   within minutes: scan alone ran 4,200-7,900 denials/s), and the ratios are the median of the
+   rounds' own ratios.
 4. Latency, EventBridge path: one 'AWS API Call via CloudTrail' message at a time, from
    SendMessage to its event on the watcher's stdout (p50, p99; issue #16's target: p99 <= 1 s);
    and the S3 path: from PutObject (one object) to its events.
 
-    python benchmarks/s3_sqs_throughput.py [--objects 200] [--records 500] [--latency 100]
+    python benchmarks/s3_sqs_throughput.py [--objects 200] [--records 500] [--rounds 3]
+        [--latency 100]
 
 Everything runs on this machine: moto's server (Python, single process) serves S3 and SQS to
 the watchers while they run; read the figures as ratios, not as what AWS would give.
@@ -290,41 +294,53 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, default=200)
     parser.add_argument("--records", type=int, default=500)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="scan / one / two watchers, interleaved"
+    )
     parser.add_argument("--latency", type=int, default=100, help="messages timed one by one")
     args = parser.parse_args()
     compile_package()
     objects = make_objects(args.objects, args.records)
     denials = -(-args.objects * args.records // DENIAL_EVERY)
     tmp = Path(tempfile.mkdtemp(prefix="authz-s3sqs-"))
+    rounds: list[tuple[Run, Run, Run]] = []
     try:
         with MotoServer() as aws:
-            scan = scan_rate(objects, denials, tmp)
-            steady = queue_rate(aws, objects, denials, tmp, 1, steady=True)
+            for number in range(args.rounds):
+                here = tmp / f"round{number}"
+                here.mkdir()
+                scan = scan_rate(objects, denials, here)
+                steady = queue_rate(aws, objects, denials, here, 1, steady=True)
+                two = queue_rate(aws, objects, denials, here, 2, steady=True)
+                rounds.append((scan, steady, two))
             backlog = queue_rate(aws, objects, denials, tmp, 1, steady=False)
-            two = queue_rate(aws, objects, denials, tmp, 2, steady=True)
             eventbridge, s3 = latencies(aws, tmp, args.latency)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def line(name: str, run: Run, reference: Run, of: str) -> str:
-        return (
-            f"{name:34s} {run.rate:7,.0f} denials/s  ({run.rate / reference.rate:.2f} of {of}); "
-            f"start-up {run.startup:.2f} s; CPU s {run.cpu:.2f}"
-            + (f", moto's server {run.moto_cpu:.2f}" if run.moto_cpu else "")
-        )
-
     print(
         f"{args.objects} objects x {args.records} records, {denials} denials, "
         f"{os.cpu_count()} CPUs (moto's server on the same machine); rates from the first "
-        f"event out to the last\n"
-        f"{'scan --no-decode (local directory)':34s} {scan.rate:7,.0f} denials/s; "
-        f"start-up {scan.startup:.2f} s; CPU s {scan.cpu:.2f}\n"
-        + line("s3_sqs, one watcher, steady", steady, scan, f"scan; target >= {TARGET_RATIO}")
-        + "\n"
-        + line("s3_sqs, one watcher, backlog", backlog, scan, "scan")
-        + "\n"
-        + line("s3_sqs, two watchers, steady", two, steady, "one watcher")
-        + f"; split {two.split[0]} / {two.split[1]}, {sum(two.split) - denials} repeated\n"
+        f"event out to the last; {args.rounds} rounds of scan, one watcher and two watchers "
+        "(steady), one after the other, so that each ratio compares runs minutes apart at most"
+    )
+    for number, (scan, steady, two) in enumerate(rounds, 1):
+        print(
+            f"round {number}: scan {scan.rate:7,.0f} denials/s (CPU s {scan.cpu:.2f}); "
+            f"one watcher {steady.rate:7,.0f} ({steady.rate / scan.rate:.2f} of scan; CPU s "
+            f"{steady.cpu:.2f}, moto's {steady.moto_cpu:.2f}); two watchers {two.rate:7,.0f} "
+            f"({two.rate / steady.rate:.2f} of one; split {two.split[0]} / {two.split[1]}, "
+            f"{sum(two.split) - denials} repeated)"
+        )
+    one_to_scan = statistics.median(steady.rate / scan.rate for scan, steady, _ in rounds)
+    two_to_one = statistics.median(two.rate / steady.rate for _, steady, two in rounds)
+    scan_median = statistics.median(scan.rate for scan, _, _ in rounds)
+    print(
+        f"median of the rounds: one watcher, steady, {one_to_scan:.2f} of scan "
+        f"(target >= {TARGET_RATIO}); two watchers {two_to_one:.2f} of one\n"
+        f"one watcher, backlog: {backlog.rate:7,.0f} denials/s ({backlog.rate / scan_median:.2f}"
+        f" of the median scan; CPU s {backlog.cpu:.2f}, moto's {backlog.moto_cpu:.2f}); "
+        f"start-up {backlog.startup:.2f} s\n"
         f"latency, EventBridge message -> event: p50 {statistics.median(eventbridge):.3f} s, "
         f"p99 {percentile(eventbridge, 0.99):.3f} s (target <= {TARGET_P99_SECONDS} s)\n"
         f"latency, PutObject -> event (S3 notification): p50 {statistics.median(s3):.3f} s, "
