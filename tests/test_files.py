@@ -655,3 +655,53 @@ class TestCompressingWhileWatched:
             assert "source_rotated" not in second.events()
         finally:
             second.close()
+
+
+class TestCopyWithNothingUnread:
+    def test_a_copy_seen_part_written_then_read_through_in_the_original_is_not_read_again(
+        self, tmp_path
+    ):
+        """``app.log*``: the glob finds logrotate's copy part-written; the watcher then reads
+        the original past the copy's end (lines written before the truncation); the
+        truncation finds nothing unread in the copy. At the next copytruncate the copy was
+        read on from its size at first sight under its own key: those lines twice, under
+        other ids (318 and 402 in real logrotate runs, no crash)."""
+        (tmp_path / "logs").mkdir()
+        h = Harness(tmp_path, pattern="app.log*")
+        try:
+            log = tmp_path / "logs" / "app.log"
+            copy = tmp_path / "logs" / "app.log.1"
+            lines = [f"{DENIAL} {n}\n" for n in range(200)]
+            append(log, "".join(lines[:150]))
+            h.poll()
+            content = log.read_bytes()
+            copy.write_bytes(content[: len(content) // 3])  # logrotate is copying
+            h.sources.poll({str(copy)}, h.handle)
+            h.commit()
+            with copy.open("ab") as handle:
+                handle.write(content[len(content) // 3 :])  # the copy is complete
+            append(log, "".join(lines[150:]))  # written between the copy and the truncation
+            h.sources.poll({str(log)}, h.handle)  # read past the copy's end
+            h.commit()
+            with log.open("r+") as handle:
+                handle.truncate(0)
+            append(log, f"{DENIAL} after\n")
+            for _ in range(5):
+                h.poll()
+            with log.open("r+") as handle:
+                handle.truncate(0)  # emptied again (its copy is not needed here)
+            append(log, f"{DENIAL} after the second\n")
+            with copy.open("ab"):
+                pass  # an event for the copy comes first: it is read before the original
+            h.sources.poll({str(copy)}, h.handle)
+            h.commit()
+            for _ in range(5):
+                h.poll()
+            texts = [text for _, _, text in h.lines]
+            expected = [line.rstrip("\n") for line in lines]
+            expected += [f"{DENIAL} after", f"{DENIAL} after the second"]
+            assert sorted(expected) == sorted(texts)  # every line, each once
+            ids = event_ids_of(h)
+            assert len(ids) == len(set(ids))
+        finally:
+            h.close()

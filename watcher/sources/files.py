@@ -970,7 +970,15 @@ class _Reader:
                 # seen first, so this copy is read on from where the original was read, not
                 # from the copy's size when the glob first found it, part-written.
                 self.read(original)
-            followed.copy_of = None
+            if followed.copy_of is not None:
+                # Not handed over: nothing in it was unread (the original was read past its
+                # end, or to its end before it was closed). Reading on from its size at first
+                # sight would give those lines again under this file's key.
+                followed.copy_of = None
+                followed.offset = followed.read_end = max(followed.offset, size)
+                followed.fingerprint = Fingerprint.of(followed.fd, min(size, FINGERPRINT_BYTES))
+                self.defer_save(followed)
+                return
         info = self._notice_start_changes(followed, info)
         size = info.st_size
         followed.mtime_ns = info.st_mtime_ns
