@@ -254,6 +254,33 @@ class TestLateDeliveries:
         assert sorted(trail.event_ids([first, late, yesterday])) == sorted(driver.event_ids())
         assert sorted(trail.event_ids([last])) == sorted(again.event_ids())
 
+    def test_a_late_key_put_while_a_listing_runs_behind_its_position_is_read_next(
+        self, trail, drivers
+    ):
+        """An outside tester's intermittent loss: a key of the 29th put while a long listing
+        (two pages) of the 30th ran, behind its position, and a key of 1 December put then
+        too, read on the listing's second page: the next listing started from the day before
+        1 December and never saw the 29th's key. The window now starts from the newest key
+        done when the previous listing began."""
+        trail_prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/"
+        name = "111122223333_CloudTrail_us-east-1_{}_{:06d}.json.gz"
+        for serial in range(1020):  # more than one ListObjectsV2 page
+            trail.put_trail_object_at(
+                f"{trail_prefix}2026/11/30/" + name.format("20261130T1200Z", serial), denials=1
+            )
+        driver = drivers.start()
+        driver.wait_until(lambda: MAX_OBJECTS_HELD == driver.source.held_objects, "page 1 read")
+        late = trail.put_trail_object_at(
+            f"{trail_prefix}2026/11/29/" + name.format("20261129T2355Z", 0), denials=1
+        )
+        next_day = trail.put_trail_object_at(
+            f"{trail_prefix}2026/12/01/" + name.format("20261201T0005Z", 0), denials=1
+        )
+        read_all(driver, trail, [k for k in trail.denials if k != late])
+        read_all(driver, trail, [late])
+        assert sorted(trail.event_ids()) == sorted(driver.event_ids())  # each once
+        assert next_day in trail.denials
+
     def test_keys_before_the_look_back_window_are_forgotten(self, trail, drivers, store):
         """The state keeps the keys done from the day before the newest one; older go."""
         days = [date(2026, 11, 20), date(2026, 11, 28), date(2026, 11, 29)]

@@ -182,6 +182,10 @@ class BucketLister(threading.Thread):
         self._client: S3Client | None = None
         self._start_after: dict[str, str] = {}  # trail prefix -> start_at: end's key
         self._done: dict[str, set[str]] = {}  # trail prefix -> keys fetched, in the window
+        # trail prefix -> the newest key done when its last listing began: the next listing's
+        # window starts from it, not from keys read during that listing, so a late key put
+        # behind the listing's position while it ran is still in the next one's window.
+        self._listing_basis: dict[str, str | None] = {}
         self._failing: str | None = None  # the reason last logged
         self._start_chosen = False  # start_at applied (now or at an earlier run)
         self.trail_prefixes = 0
@@ -317,18 +321,23 @@ class BucketLister(threading.Thread):
 
     def _new_keys(self, client: S3Client, trail_prefix: str) -> Iterator[tuple[str, int]]:
         done = self._done.get(trail_prefix, set())
+        newest = max(done, default=None)
+        basis = self._listing_basis.get(trail_prefix, newest)
+        self._listing_basis[trail_prefix] = newest
         after = later(
             self._start_after.get(trail_prefix),
             date_floor(self.config.start_at, trail_prefix),
-            lookback_floor(trail_prefix, max(done, default=None)),
+            lookback_floor(trail_prefix, basis),
         )
         for key, size in self._listed(client, trail_prefix, after):
             if key not in done:
                 yield key, size
 
     def _forget_before_window(self, trail_prefix: str) -> None:
+        """Forget the keys done below the next listing's window (from the newest key done
+        when this listing began)."""
         done = self._done.get(trail_prefix)
-        floor = lookback_floor(trail_prefix, max(done, default=None)) if done else None
+        floor = lookback_floor(trail_prefix, self._listing_basis.get(trail_prefix))
         if done and floor is not None:
             self._done[trail_prefix] = {key for key in done if key >= floor}
 
