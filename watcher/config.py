@@ -482,7 +482,7 @@ class _Reader:
             if first != index:
                 name = "url" if sink.type == "webhook" else "topic_arn"
                 raise self.error(
-                    ("sinks", str(index), name), shared_outbox_problem(first, sink.type)
+                    ("sinks", str(index), name), _shared_outbox_problem(first, sink.type)
                 )
 
     def check_journals(self, sources: tuple[Source, ...]) -> None:
@@ -982,7 +982,7 @@ def _sink_target_problem(kind: str, data: Mapping[str, Any]) -> str | None:
     return None
 
 
-_ENV_REFERENCE_RE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+ENV_REFERENCE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${VAR}, its name
 _URL_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?=:)")
 _URL_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _QUOTABLE_URL_ERRORS = (  # urlsplit's reasons that quote no part of the URL
@@ -1033,9 +1033,9 @@ def _webhook_template_problem(url: str) -> str | None:
     """What can be told of a URL before its ``${VAR}``s are substituted: all of it when it has
     none; else only its own characters and its scheme (``check-config`` and ``run`` check the
     substituted URL once they read the environment)."""
-    if not _ENV_REFERENCE_RE.search(url):
+    if not ENV_REFERENCE_RE.search(url):
         return webhook_url_problem(url)
-    characters = _url_characters_problem(_ENV_REFERENCE_RE.sub("", url))
+    characters = _url_characters_problem(ENV_REFERENCE_RE.sub("", url))
     if characters is not None or url.startswith("${"):
         return characters
     scheme = _URL_SCHEME_RE.match(url)
@@ -1064,7 +1064,7 @@ def _url_scheme_problem(scheme: str) -> str | None:
     return "expected an http:// or https:// URL (it must start with http:// or https://)"
 
 
-def shared_outbox_problem(first: int, kind: str) -> str:
+def _shared_outbox_problem(first: int, kind: str) -> str:
     """Why a second webhook with one URL, or SNS sink with one topic, is refused."""
     if kind == "webhook":
         return (

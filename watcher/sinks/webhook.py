@@ -17,12 +17,11 @@ import re
 import urllib.error
 import urllib.request
 
-from watcher.config import webhook_url_problem
+from watcher.config import ENV_REFERENCE_RE, webhook_url_problem
 from watcher.errors import ConfigError
 from watcher.model import Event
 from watcher.sinks.delivery import PermanentDeliveryError, RetryableDeliveryError
 
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 USER_AGENT = "authz-watcher"
 SLACK_TEXT_MAX_CHARS = 4000  # Slack's advice for a message's text; it cuts at 40,000
 _SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "\u02cb"})
@@ -37,7 +36,7 @@ def expand_environment(text: str, where: str) -> str:
             raise ConfigError(f"{where}: environment variable {name} is not set")
         return os.environ[name]
 
-    return _ENV_RE.sub(value, text)
+    return ENV_REFERENCE_RE.sub(value, text)
 
 
 def expand_headers(headers: dict[str, str], where: str) -> dict[str, str]:

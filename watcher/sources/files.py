@@ -446,8 +446,9 @@ class FileSources:
         if fd is None:
             return None
         info = os.fstat(fd)
-        if Identity(info.st_dev, info.st_ino) != identity or _compressed(path, fd):
-            if _compressed(path, fd):
+        compressed = _compressed(path, fd)
+        if Identity(info.st_dev, info.st_ino) != identity or compressed:
+            if compressed:
                 self._report_once(path, "compressed", "compressed; rotated files are not read")
             os.close(fd)
             return None
@@ -617,8 +618,9 @@ class FileSources:
             if fd is None:
                 continue
             if _compressed(candidate, fd):
-                if os.fstat(fd).st_size > 0:  # empty: logrotate is still writing it
-                    self._report_compressed(path, candidate, fd, gone)
+                opened = os.fstat(fd)
+                if opened.st_size > 0:  # empty: logrotate is still writing it
+                    self._report_compressed(path, candidate, fd, opened.st_mtime_ns, gone)
                 os.close(fd)
                 continue
             size = os.fstat(fd).st_size
@@ -640,7 +642,12 @@ class FileSources:
             reader.read(followed)  # now: its lines come before those of later generations
 
     def _report_compressed(
-        self, path: str, compressed: str, fd: int, gone: dict[Identity, FileCheckpoint]
+        self,
+        path: str,
+        compressed: str,
+        fd: int,
+        mtime_ns: int,
+        gone: dict[Identity, FileCheckpoint],
     ) -> None:
         """A compressed generation newer than our last read of ``path``: compressed files are
         not read, so whatever only it holds is named, never skipped without a word. Its first
@@ -649,7 +656,6 @@ class FileSources:
         its inode now another file's): the lines written after that offset; or none we know: a
         generation never read."""
         head = _gzip_head(fd, FINGERPRINT_BYTES)
-        mtime_ns = os.fstat(fd).st_mtime_ns
         if head is not None:
             for followed in self.files.values():
                 if not _fingerprint_of(followed.fingerprint, head):
