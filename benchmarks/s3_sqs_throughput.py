@@ -83,15 +83,25 @@ class Timed:
         self.proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=self.stderr, env=env, cwd=ROOT
         )
-        self.arrivals: list[tuple[float, str]] = []  # (monotonic, event_id)
+        self.arrivals: list[float] = []  # monotonic time each event's line arrived
+        self._output: list[bytes] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._stderr_path = stderr_path
 
     def _read(self) -> None:
+        """Timestamps what arrives and keeps the bytes: the events are parsed afterwards, so
+        that the harness takes as little as it can of the CPU the processes measured share."""
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.arrivals.append((time.monotonic(), json.loads(line)["event_id"]))
+        fd = self.proc.stdout.fileno()
+        while chunk := os.read(fd, 1 << 20):
+            arrived = time.monotonic()
+            self._output.append(chunk)
+            self.arrivals.extend([arrived] * chunk.count(b"\n"))
+
+    def event_ids(self) -> list[str]:
+        lines = b"".join(self._output).splitlines()
+        return [json.loads(line)["event_id"] for line in lines[: len(self.arrivals)]]
 
 
 class Watcher(Timed):
@@ -159,16 +169,17 @@ class Run:
     split: list[int]  # events each process emitted
     cpu: float  # CPU seconds of the processes timed
     moto_cpu: float = 0.0
+    moto_busy: float = 0.0  # moto's CPU seconds per second while the watchers ran
 
 
 def measured(processes: list[Timed], denials: int) -> Run:
     """Wait for every denial; the rate from the first event to the last."""
     total = lambda: sum(len(p.arrivals) for p in processes)  # noqa: E731
     wait_until(lambda: total() >= denials, f"{denials} denials")
-    first = min(p.arrivals[0][0] for p in processes if p.arrivals)
-    last = max(p.arrivals[-1][0] for p in processes if p.arrivals)
+    first = min(p.arrivals[0] for p in processes if p.arrivals)
+    last = max(p.arrivals[-1] for p in processes if p.arrivals)
     started = min(p.started for p in processes)
-    ids = [event_id for p in processes for _, event_id in p.arrivals]
+    ids = [event_id for p in processes for event_id in p.event_ids()]
     assert len(set(ids)) == denials, "every denial"  # twice only if the queue gave it twice
     cpu = sum(cpu_seconds(p.proc.pid) for p in processes if p.proc.poll() is None)
     return Run(
@@ -176,8 +187,40 @@ def measured(processes: list[Timed], denials: int) -> Run:
     )
 
 
+NEIGHBOUR = """
+import json, sys, time
+busy, period = float(sys.argv[1]), 0.01
+sample = {"Records": [{"eventID": str(n), "eventName": "GetObject", "n": n} for n in range(20)]}
+while True:
+    end = time.perf_counter() + busy * period
+    while time.perf_counter() < end:
+        json.loads(json.dumps(sample))
+    time.sleep((1 - busy) * period)  # the idle share of each period: this shapes a load
+"""
+
+
+class Neighbour:
+    """A Python process using ``busy`` CPU seconds a second, as moto's server does beside the
+    watchers: the two CPUs of this machine slow each other (a measured fact, not a guess), so
+    the reference `scan` is also timed with such a neighbour."""
+
+    def __init__(self, busy: float) -> None:
+        self.busy = min(max(busy, 0.0), 1.0)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Neighbour:
+        self._proc = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, str(self.busy)])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait(timeout=60)
+
+
 def scan_rate(objects: list[tuple[str, bytes]], denials: int, tmp: Path) -> Run:
     """`scan --no-decode` of the objects in a local directory."""
+    shutil.rmtree(tmp / "local", ignore_errors=True)
     for key, body in objects:
         path = tmp / "local" / key
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,11 +254,13 @@ def queue_rate(
         feeder.send_while_shallow(lambda: 0)
     assert aws.pid is not None
     moto_before = cpu_seconds(aws.pid)
+    moto_since = time.monotonic()
     running = [Watcher(tmp / f"w{watchers}-{n}-{steady}", aws, queue_url) for n in range(watchers)]
     if feeder is not None:
         feeder.start(lambda: sum(len(w.arrivals) for w in running))
     run = measured(running, denials)
     run.moto_cpu = cpu_seconds(aws.pid) - moto_before
+    run.moto_busy = run.moto_cpu / (time.monotonic() - moto_since)
     for watcher in running:
         watcher.stop()
     if feeder is not None:
@@ -276,11 +321,11 @@ def latencies(aws: MotoServer, tmp: Path, count: int) -> tuple[list[float], list
         sent = time.monotonic()
         queue.send(api_call_event(record))
         wait_until(lambda n=n: len(watcher.arrivals) > 2 * n, "the EventBridge event", 30)
-        eventbridge.append(watcher.arrivals[-1][0] - sent)
+        eventbridge.append(watcher.arrivals[-1] - sent)
         sent = time.monotonic()
         queue.put(trail_key(f"latency{n:06d}"), trail_object([trail_record(6_000_000 + n)]))
         wait_until(lambda n=n: len(watcher.arrivals) > 2 * n + 1, "the S3 object's event", 30)
-        s3.append(watcher.arrivals[-1][0] - sent)
+        s3.append(watcher.arrivals[-1] - sent)
     watcher.stop()
     return eventbridge, s3
 
@@ -303,7 +348,7 @@ def main() -> int:
     objects = make_objects(args.objects, args.records)
     denials = -(-args.objects * args.records // DENIAL_EVERY)
     tmp = Path(tempfile.mkdtemp(prefix="authz-s3sqs-"))
-    rounds: list[tuple[Run, Run, Run]] = []
+    rounds: list[tuple[Run, Run, Run, Run]] = []
     try:
         with MotoServer() as aws:
             for number in range(args.rounds):
@@ -311,8 +356,10 @@ def main() -> int:
                 here.mkdir()
                 scan = scan_rate(objects, denials, here)
                 steady = queue_rate(aws, objects, denials, here, 1, steady=True)
+                with Neighbour(steady.moto_busy):
+                    scan_beside = scan_rate(objects, denials, here)
                 two = queue_rate(aws, objects, denials, here, 2, steady=True)
-                rounds.append((scan, steady, two))
+                rounds.append((scan, steady, two, scan_beside))
             backlog = queue_rate(aws, objects, denials, tmp, 1, steady=False)
             eventbridge, s3 = latencies(aws, tmp, args.latency)
     finally:
@@ -324,20 +371,26 @@ def main() -> int:
         f"event out to the last; {args.rounds} rounds of scan, one watcher and two watchers "
         "(steady), one after the other, so that each ratio compares runs minutes apart at most"
     )
-    for number, (scan, steady, two) in enumerate(rounds, 1):
+    for number, (scan, steady, two, beside) in enumerate(rounds, 1):
         print(
             f"round {number}: scan {scan.rate:7,.0f} denials/s (CPU s {scan.cpu:.2f}); "
             f"one watcher {steady.rate:7,.0f} ({steady.rate / scan.rate:.2f} of scan; CPU s "
-            f"{steady.cpu:.2f}, moto's {steady.moto_cpu:.2f}); two watchers {two.rate:7,.0f} "
-            f"({two.rate / steady.rate:.2f} of one; split {two.split[0]} / {two.split[1]}, "
-            f"{sum(two.split) - denials} repeated)"
+            f"{steady.cpu:.2f}, moto's {steady.moto_cpu:.2f}, {steady.moto_busy:.2f} of a CPU); "
+            f"scan beside a neighbour as busy {beside.rate:7,.0f} ({beside.rate / scan.rate:.2f}"
+            f" of scan alone; one watcher {steady.rate / beside.rate:.2f} of it); two watchers "
+            f"{two.rate:7,.0f} ({two.rate / steady.rate:.2f} of one; split {two.split[0]} / "
+            f"{two.split[1]}, {sum(two.split) - denials} repeated)"
         )
-    one_to_scan = statistics.median(steady.rate / scan.rate for scan, steady, _ in rounds)
-    two_to_one = statistics.median(two.rate / steady.rate for _, steady, two in rounds)
-    scan_median = statistics.median(scan.rate for scan, _, _ in rounds)
+    one_to_scan = statistics.median(steady.rate / scan.rate for scan, steady, _, _ in rounds)
+    one_to_beside = statistics.median(steady.rate / b.rate for _, steady, _, b in rounds)
+    beside_to_scan = statistics.median(b.rate / scan.rate for scan, _, _, b in rounds)
+    two_to_one = statistics.median(two.rate / steady.rate for _, steady, two, _ in rounds)
+    scan_median = statistics.median(scan.rate for scan, _, _, _ in rounds)
     print(
         f"median of the rounds: one watcher, steady, {one_to_scan:.2f} of scan "
-        f"(target >= {TARGET_RATIO}); two watchers {two_to_one:.2f} of one\n"
+        f"(target >= {TARGET_RATIO}); scan beside a neighbour as busy as moto's server was "
+        f"{beside_to_scan:.2f} of scan alone, and one watcher {one_to_beside:.2f} of that scan; "
+        f"two watchers {two_to_one:.2f} of one\n"
         f"one watcher, backlog: {backlog.rate:7,.0f} denials/s ({backlog.rate / scan_median:.2f}"
         f" of the median scan; CPU s {backlog.cpu:.2f}, moto's {backlog.moto_cpu:.2f}); "
         f"start-up {backlog.startup:.2f} s\n"

@@ -281,15 +281,51 @@ class TestLateDeliveries:
         assert sorted(trail.event_ids()) == sorted(driver.event_ids())  # each once
         assert next_day in trail.denials
 
+    def test_a_late_key_put_behind_a_listing_is_read_after_a_restart_before_the_next(
+        self, trail, drivers
+    ):
+        """The same late key, with the watcher stopped (gracefully) before its next listing:
+        the window was kept in memory only, so the restart listed from the day before the
+        newest key saved (1 December) and the 29th's key was never read. The window's basis
+        is saved with the keys now."""
+        trail_prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/"
+        name = "111122223333_CloudTrail_us-east-1_{}_{:06d}.json.gz"
+        for serial in range(1020):  # more than one ListObjectsV2 page
+            trail.put_trail_object_at(
+                f"{trail_prefix}2026/11/30/" + name.format("20261130T1200Z", serial), denials=1
+            )
+        first = drivers.start(poll_interval_seconds=3600.0)  # one listing, then the stop
+        first.wait_until(lambda: MAX_OBJECTS_HELD == first.source.held_objects, "page 1 read")
+        late = trail.put_trail_object_at(
+            f"{trail_prefix}2026/11/29/" + name.format("20261129T2355Z", 0), denials=1
+        )
+        trail.put_trail_object_at(
+            f"{trail_prefix}2026/12/01/" + name.format("20261201T0005Z", 0), denials=1
+        )
+        read_all(first, trail, [k for k in trail.denials if k != late])
+        first.acknowledge()
+        first.close()
+        assert not trail.event_ids([late]) & set(first.event_ids())  # its listing passed it
+        second = drivers.start()
+        read_all(second, trail, [late])
+        assert sorted(trail.event_ids([late])) == sorted(second.event_ids())  # nothing again
+
     def test_keys_before_the_look_back_window_are_forgotten(self, trail, drivers, store):
-        """The state keeps the keys done from the day before the newest one; older go."""
-        days = [date(2026, 11, 20), date(2026, 11, 28), date(2026, 11, 29)]
+        """The state keeps the keys done from the window's floor (the day before its basis)
+        on; older go. The first listings have no window (nothing was done when they began):
+        a restart after them lists everything again, so nothing is forgotten until then."""
+        trail_prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/"
+        days = [date(2026, 11, 20), date(2026, 11, 28)]
         keys = [trail.put_trail_object("111122223333", "us-east-1", day=day) for day in days]
         driver = drivers.start()
         read_all(driver, trail)
         driver.acknowledge()
-        done = store.s3_done_keys(BUCKET)["AWSLogs/111122223333/CloudTrail/us-east-1/"]
-        assert set(keys[1:]) == done
+        assert set(keys) == store.s3_done_keys(BUCKET)[trail_prefix]
+        driver.wait_until(lambda: driver.source.turns >= 3, "a turn begun with keys done")
+        keys.append(trail.put_trail_object("111122223333", "us-east-1", day=date(2026, 11, 29)))
+        read_all(driver, trail)
+        driver.acknowledge()
+        assert set(keys[1:]) == store.s3_done_keys(BUCKET)[trail_prefix]
 
 
 class TestLookBackFloor:

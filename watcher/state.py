@@ -108,6 +108,12 @@ CREATE TABLE IF NOT EXISTS s3_start_keys (
     start_after TEXT NOT NULL,
     PRIMARY KEY (bucket, trail_prefix)
 );
+CREATE TABLE IF NOT EXISTS s3_window_bases (
+    bucket TEXT NOT NULL,
+    trail_prefix TEXT NOT NULL,
+    basis TEXT NOT NULL,
+    PRIMARY KEY (bucket, trail_prefix)
+);
 CREATE TABLE IF NOT EXISTS s3_done_keys (
     bucket TEXT NOT NULL,
     trail_prefix TEXT NOT NULL,
@@ -393,16 +399,32 @@ class StateStore:
             done.setdefault(str(trail_prefix), set()).add(str(key))
         return done
 
+    def s3_window_bases(self, bucket: str) -> dict[str, str]:
+        """Trail prefix -> the key a restart's first listing takes its look-back window from."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT trail_prefix, basis FROM s3_window_bases WHERE bucket = ?", (bucket,)
+            ).fetchall()
+        return {str(trail_prefix): str(basis) for trail_prefix, basis in rows}
+
     def save_s3_done_keys(
-        self, done: dict[tuple[str, str], list[str]], forget_before: dict[tuple[str, str], str]
+        self,
+        done: dict[tuple[str, str], list[str]],
+        forget_before: dict[tuple[str, str], str],
+        window_bases: dict[tuple[str, str], str] | None = None,
     ) -> None:
-        """Record keys done per (bucket, trail prefix) and forget those before the window, in
-        one transaction."""
+        """Record keys done per (bucket, trail prefix), forget those before the window and
+        move each window's basis forward (never back), in one transaction."""
         now = time.time()
         with self._transaction() as connection:
             connection.executemany(
                 "INSERT OR IGNORE INTO s3_done_keys VALUES (?, ?, ?, ?)",
                 [(b, prefix, key, now) for (b, prefix), keys in done.items() for key in keys],
+            )
+            connection.executemany(
+                "INSERT INTO s3_window_bases VALUES (?, ?, ?) ON CONFLICT (bucket, trail_prefix)"
+                " DO UPDATE SET basis = max(basis, excluded.basis)",
+                [(b, prefix, basis) for (b, prefix), basis in (window_bases or {}).items()],
             )
             connection.executemany(
                 "DELETE FROM s3_done_keys WHERE bucket = ? AND trail_prefix = ? AND key < ?",

@@ -12,11 +12,13 @@ CloudTrail keys sort by time within a trail prefix (``.../YYYY/MM/DD/<account>_C
 <region>_YYYYMMDDTHHMMZ_<random>.json.gz``), but not strictly by delivery: a file of the same
 minute with a smaller random part, or a late delivery, can appear after a greater key was
 read. So a listing starts after a *look-back* floor, the start of the day before the newest key
-done (``LOOKBACK_DAYS``), and passes over the keys done since then (``s3_done_keys`` in the
-state database; older ones are forgotten). A key is recorded done only when every sink has the
-events of its object: every object once across graceful restarts, at least once after a crash
-(the same ``event_id``, from CloudTrail's ``eventID``). Digest and Insights prefixes are never
-entered.
+done when the previous listing began (``LOOKBACK_DAYS``; a key put behind a listing while it
+runs is in the next one's window), and passes over the keys done since then (``s3_done_keys``
+in the state database; older ones are forgotten). That basis is saved with the keys done
+(``s3_window_bases``), so the first listing after a restart has the same window. A key is
+recorded done only when every sink has the events of its object: every object once across
+graceful restarts, at least once after a crash (the same ``event_id``, from CloudTrail's
+``eventID``). Digest and Insights prefixes are never entered.
 
 Where a listing starts (``start_at``, chosen once per bucket and prefix, saved at once):
 ``end`` after the objects of each trail prefix found at the first listing (those from the day
@@ -93,6 +95,7 @@ class FetchedObject:
     key: str
     size: int
     denials: list[Denial]
+    window_basis: str | None  # the basis of the listing that found it (see _new_keys)
 
 
 class Handoff:
@@ -189,6 +192,7 @@ class BucketLister(threading.Thread):
         self._failing: str | None = None  # the reason last logged
         self._start_chosen = False  # start_at applied (now or at an earlier run)
         self.trail_prefixes = 0
+        self.turns = 0  # listing turns begun
         self._said_no_trail_prefixes = False
 
     def stop(self) -> None:
@@ -214,6 +218,7 @@ class BucketLister(threading.Thread):
         """One turn: find the trail prefixes, read each one's new objects. A prefix that fails
         holds back none of the others; the first failure is raised once all were tried."""
         client = self._connected()
+        self.turns += 1
         prefixes = self._trail_prefixes(client)
         self.trail_prefixes = len(prefixes)
         self._choose_start(client, prefixes)
@@ -229,8 +234,11 @@ class BucketLister(threading.Thread):
 
     def _read_prefix(self, client: S3Client, trail_prefix: str) -> bool:
         """Hand off the prefix's new objects in key order; False once stopped."""
-        for key, size in self._new_keys(client, trail_prefix):
-            fetched = self._fetch(client, trail_prefix, key, size)
+        basis = self._listing_basis.get(
+            trail_prefix, max(self._done.get(trail_prefix, ()), default=None)
+        )
+        for key, size in self._new_keys(client, trail_prefix, basis):
+            fetched = self._fetch(client, trail_prefix, key, size, basis)
             if self._stopped.is_set() or not self._handoff.put(fetched):
                 return False
             self._done.setdefault(trail_prefix, set()).add(key)
@@ -246,6 +254,8 @@ class BucketLister(threading.Thread):
             self._client = session.client("s3", config=_BOTOCORE_CONFIG)
             self._start_after = self._store.s3_start_keys(self.config.bucket)
             self._done = self._store.s3_done_keys(self.config.bucket)
+            for trail_prefix, basis in self._store.s3_window_bases(self.config.bucket).items():
+                self._listing_basis[trail_prefix] = basis or None
         return self._client
 
     def _choose_start(self, client: S3Client, prefixes: list[str]) -> None:
@@ -319,11 +329,13 @@ class BucketLister(threading.Thread):
                 if "Prefix" in common:
                     yield common["Prefix"]
 
-    def _new_keys(self, client: S3Client, trail_prefix: str) -> Iterator[tuple[str, int]]:
+    def _new_keys(
+        self, client: S3Client, trail_prefix: str, basis: str | None
+    ) -> Iterator[tuple[str, int]]:
+        """The keys not done after the window's floor: the day before ``basis``, the newest key
+        done when the previous listing began (saved, so a restart lists the same window)."""
         done = self._done.get(trail_prefix, set())
-        newest = max(done, default=None)
-        basis = self._listing_basis.get(trail_prefix, newest)
-        self._listing_basis[trail_prefix] = newest
+        self._listing_basis[trail_prefix] = max(done, default=None)
         after = later(
             self._start_after.get(trail_prefix),
             date_floor(self.config.start_at, trail_prefix),
@@ -354,7 +366,9 @@ class BucketLister(threading.Thread):
                 if key and not key.endswith("/"):
                     yield key, listed.get("Size", 0)
 
-    def _fetch(self, client: S3Client, trail_prefix: str, key: str, size: int) -> FetchedObject:
+    def _fetch(
+        self, client: S3Client, trail_prefix: str, key: str, size: int, basis: str | None
+    ) -> FetchedObject:
         path = object_path(self.config.bucket, key)
         denials: list[Denial] = []
         try:
@@ -373,7 +387,7 @@ class BucketLister(threading.Thread):
                     )  # fmt: skip
                 except (UnrecognisedObjectError, ObjectFormatError) as exc:
                     self._skip(path, str(exc))
-        return FetchedObject(self.config.bucket, trail_prefix, key, size, denials)
+        return FetchedObject(self.config.bucket, trail_prefix, key, size, denials, basis)
 
     def _skip(self, path: str, reason: str) -> None:
         self._log.warning(
@@ -405,6 +419,8 @@ class S3Buckets(RemoteSource):
         self._handoff = Handoff()
         self._listers: list[BucketLister] = []
         self._unacknowledged: dict[tuple[str, str], list[str]] = {}  # (bucket, prefix) -> keys
+        # (bucket, prefix) -> the window basis of the listing that found the last key handed on
+        self._window_bases: dict[tuple[str, str], str | None] = {}
         self._more_ready = False
 
     # -- the source protocol (sources/base.py) -----------------------------------------------
@@ -427,6 +443,7 @@ class S3Buckets(RemoteSource):
             out.denials(fetched.denials)
             place = (fetched.bucket, fetched.trail_prefix)
             self._unacknowledged.setdefault(place, []).append(fetched.key)
+            self._window_bases[place] = fetched.window_basis
             size += fetched.size
         self._more_ready = not out.paused and len(self._handoff) > 0
         return size
@@ -436,14 +453,18 @@ class S3Buckets(RemoteSource):
         handed_on = {place: list(keys) for place, keys in self._unacknowledged.items()}
         if not handed_on:
             return None
+        # Where a restart's first listing starts: the window of the listing that found the
+        # last key saved, so that a late key put behind it while it ran is still in it ("":
+        # that listing had no window, nor has the restart's, and no key done is forgotten).
+        bases = {place: self._window_bases.get(place) or "" for place in handed_on}
 
         def save() -> None:
             forget_before = {
                 place: floor
-                for place, keys in handed_on.items()
-                if (floor := lookback_floor(place[1], max(keys))) is not None
+                for place, basis in bases.items()
+                if (floor := lookback_floor(place[1], basis or None)) is not None
             }
-            self._store.save_s3_done_keys(handed_on, forget_before)
+            self._store.save_s3_done_keys(handed_on, forget_before, bases)
             for place, keys in handed_on.items():
                 saved = set(keys)
                 left = [key for key in self._unacknowledged.get(place, []) if key not in saved]
@@ -462,6 +483,11 @@ class S3Buckets(RemoteSource):
     def held_objects(self) -> int:
         """Objects fetched and waiting to be handed on."""
         return len(self._handoff)
+
+    @property
+    def turns(self) -> int:
+        """Listing turns begun, by the bucket that has begun fewest."""
+        return min((lister.turns for lister in self._listers), default=0)
 
     def progress(self) -> Progress:
         return Progress(followed=sum(lister.trail_prefixes for lister in self._listers))
