@@ -10,6 +10,11 @@ the follower). It allows exactly these losses, and no others:
   created and rotated out of every pattern (or deleted) between two polls, a file truncated in
   place without a copy, a file deleted while the follower was stopped.
 
+Not allowed: a *missed generation*, created at app.log after a file the follower knew left it
+and rotated away by rename before the follower looked again (running or stopped), is found
+beside app.log and read whole at that look, unless deleted or compressed first. File times
+come from the model's clock (strictly increasing, as writes minutes apart would have them).
+
 After every poll: every line written and not allowed to be lost has been handed on; no line was
 handed on twice unless a crash came between the two; lines of one file come in order; two
 distinct lines never share an ``event_id``, and a line read again after a crash keeps its id.
@@ -76,6 +81,7 @@ class Generation:
     lost: bool = False  # unreachable before the follower saw it: its lines may be lost
     left_patterns: bool = False
     closing: bool = False  # idle past rotate_wait: closed at the next poll
+    missed: bool = False  # rotated away unseen after a known file left: found at the next look
     copies: list[Generation] = field(default_factory=list)  # of this file, by copy-truncate
 
 
@@ -126,6 +132,10 @@ class FollowerModel(RuleBasedStateMachine):
         # never committed, then moved into a copy by copy-truncate; or in a copy whose original
         # was deleted while the follower was stopped.
         self.id_may_change: set[int] = set()
+        # A file the follower knew has left app.log (renamed or deleted) since it last looked:
+        # at its next look it searches beside app.log for generations made meanwhile.
+        self.departed_unseen = False
+        self.mtime_ns = time.time_ns()  # the model's clock for file times
 
     # -- the follower ------------------------------------------------------------------------
 
@@ -168,6 +178,12 @@ class FollowerModel(RuleBasedStateMachine):
     def _path(self, name: str) -> Path:
         return self.root / "logs" / name
 
+    def _stamp(self, name: str) -> None:
+        """The file was just changed: its time is the model's next tick (a millisecond on,
+        never behind the real clock), so that a later change always looks newer."""
+        self.mtime_ns = max(self.mtime_ns + 1_000_000, time.time_ns())
+        os.utime(self._path(name), ns=(self.mtime_ns, self.mtime_ns))
+
     def _write(self, name: str, generation: Generation, count: int, long: bool) -> None:
         self._created(name)
         with self._path(name).open("a", encoding="utf-8") as handle:
@@ -177,6 +193,7 @@ class FollowerModel(RuleBasedStateMachine):
                 padding = " " + "x" * 1500 if long else ""
                 handle.write(f"L{line:06d} {DENIAL}{padding}\n")
                 self._wrote(generation, line)
+        self._stamp(name)
         self.touched.add(str(self._path(name)))
 
     def _wrote(self, generation: Generation, line: int) -> None:
@@ -207,6 +224,7 @@ class FollowerModel(RuleBasedStateMachine):
             self.next_line += 1
             with self._path("app.log").open("a", encoding="utf-8") as handle:
                 handle.write(f"L{line:06d} {DENIAL} partial")
+            self._stamp("app.log")
             self.partial = line
 
     def _shift_rotated(self) -> None:
@@ -224,6 +242,8 @@ class FollowerModel(RuleBasedStateMachine):
             # Renamed while the follower was away: lines it read before a crash and never
             # committed may be read again from the rotated file as a generation it never saw.
             self.id_may_change.update(set(self.at[old].lines) - self.delivered)
+        if old == "app.log":
+            self._live_file_leaves(self.at[old], rotated_to=new)
         self._path(old).rename(self._path(new))
         self.touched |= {str(self._path(old)), str(self._path(new))}
         self.at[new] = self.at.pop(old)
@@ -233,16 +253,28 @@ class FollowerModel(RuleBasedStateMachine):
     def _reachable(self, name: str) -> bool:
         return name == "app.log" or self.layout.rotated_reachable
 
+    def _live_file_leaves(self, generation: Generation, rotated_to: str | None) -> None:
+        """app.log is renamed (to ``rotated_to``) or deleted (None). One the follower knows
+        makes it look for what rotation made after it; one it never saw, rotated away after
+        such a departure, is a missed generation it finds beside app.log."""
+        if generation.held:
+            self.departed_unseen = True
+        elif self.departed_unseen and rotated_to is not None and not self._reachable(rotated_to):
+            generation.missed = True
+
     def _leaves_patterns(self, generation: Generation) -> None:
         generation.left_patterns = True
-        if not generation.held:
+        if not generation.held and not generation.missed:
             self._lose(generation)
 
     def _lose(self, generation: Generation) -> None:
         generation.lost = True
+        generation.missed = False
         self.allowed_loss.update(generation.unsecured)
 
     def _delete(self, name: str) -> None:
+        if name == "app.log":
+            self._live_file_leaves(self.at[name], rotated_to=None)
         if name in self.inode_for.values():
             self._path(name).rename(self.root / f"freed-{name}")  # its inode, for inode_for
         else:
@@ -271,6 +303,7 @@ class FollowerModel(RuleBasedStateMachine):
         if create_new:
             self._created("app.log")
             self._path("app.log").touch()
+            self._stamp("app.log")
             self.touched.add(str(self._path("app.log")))
             self.at["app.log"] = Generation()
 
@@ -294,6 +327,7 @@ class FollowerModel(RuleBasedStateMachine):
         self.id_may_change.update(set(original.lines) - self.delivered)
         self._created("app.log.1")
         shutil.copyfile(self._path("app.log"), self._path("app.log.1"))
+        self._stamp("app.log.1")
         copy = Generation(lines=list(original.lines), unsecured=list(original.unsecured))
         original.copies.append(copy)
         self.at["app.log.1"] = copy
@@ -312,6 +346,7 @@ class FollowerModel(RuleBasedStateMachine):
         self._write("app.log", original, window, long=False)
         self.allowed_loss.update(range(before_window, self.next_line))
         os.truncate(self._path("app.log"), 0)
+        self._stamp("app.log")
         if self.late is original:
             self.late = None
         self.at["app.log"] = Generation(held=self._holds(original), copies=original.copies)
@@ -328,6 +363,7 @@ class FollowerModel(RuleBasedStateMachine):
         self.allowed_loss.update(original.unsecured)
         original.unsecured = []
         os.truncate(self._path("app.log"), 0)
+        self._stamp("app.log")
         generation = Generation(held=self._holds(original), copies=original.copies)
         self.at["app.log"] = generation
         if self.late is original:
@@ -419,6 +455,12 @@ class FollowerModel(RuleBasedStateMachine):
 
     def _secure(self) -> None:
         """What the follower can read now, it has read."""
+        self.departed_unseen = False
+        for generation in self._generations():
+            if generation.missed:  # found beside app.log, read whole, followed for a while
+                generation.missed = False
+                generation.observed = generation.held = True
+                generation.unsecured = []
         for generation in self.deleted_but_open:
             generation.unsecured = []
         self.deleted_but_open = []
@@ -936,5 +978,40 @@ class TestFoundByHypothesis:
             crash()
             start()
             crash()
+            """,
+        )
+
+    def test_a_generation_made_and_rotated_away_between_two_looks_is_read(self):
+        """Found once the model required missed generations (hypothesis, with the search for
+        them turned off): a file created after the one read left app.log, written, emptied
+        and written again, and rotated away before the next poll was never read."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_rename(create_new=True)
+            truncate_and_rewrite(count=1)
+            rotate_by_rename(create_new=False)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_generations_made_and_rotated_away_while_stopped_are_read_at_the_start(self):
+        """The same while the follower is stopped, twice over, behind a symbolic link."""
+        _replay(
+            "symlink",
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=True)
+            stop()
+            rotate_by_rename(create_new=False)
+            append(count=2, long=False, leave_partial=False)
+            rotate_by_rename(create_new=True)
+            append(count=1, long=True, leave_partial=False)
+            rotate_by_rename(create_new=False)
+            append(count=1, long=False, leave_partial=False)
+            start()
+            poll(after_events=False)
             """,
         )
