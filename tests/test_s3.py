@@ -310,6 +310,36 @@ class TestLateDeliveries:
         read_all(second, trail, [late])
         assert sorted(trail.event_ids([late])) == sorted(second.event_ids())  # nothing again
 
+    @pytest.mark.parametrize("start_at", ["end", "beginning"])
+    def test_a_stray_object_in_a_trail_prefix_does_not_move_the_window_past_later_keys(
+        self, trail, drivers, start_at
+    ):
+        """An outside tester's loss: ``notes.txt`` put in a trail prefix sorts after every
+        dated key; taken for the newest key done it became the window's floor, and no later
+        CloudTrail object there was listed again (for good once a second one came, across
+        restarts). The window follows the dated keys only."""
+        trail_prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/"
+        name = trail_prefix + "2026/11/{}/111122223333_CloudTrail_us-east-1_202611{}Z_{}.json.gz"
+        old = trail.put_trail_object_at(name.format("28", "28T1200", "aaaa"))
+        trail.put(trail_prefix + "notes.txt", b"not a trail object\n")
+        driver = drivers.start(start_at=start_at)
+        driver.wait_until(lambda: driver.source.turns >= 2, "a first whole listing")
+        wanted = [trail.put_trail_object_at(name.format("29", "29T0100", "bbbb"))]
+        read_all(driver, trail, wanted)
+        trail.put(trail_prefix + "notes2.txt", b"nor this\n")
+        wanted.append(trail.put_trail_object_at(name.format("29", "29T0200", "cccc")))
+        read_all(driver, trail, wanted)
+        driver.acknowledge()
+        driver.close()
+        again = drivers.start(start_at=start_at)
+        last = trail.put_trail_object_at(name.format("29", "29T0300", "dddd"))
+        read_all(again, trail, [last])
+        seen = driver.event_ids() + again.event_ids()
+        expected = trail.event_ids([*wanted, last]) | (
+            trail.event_ids([old]) if start_at == "beginning" else set()
+        )
+        assert sorted(expected) == sorted(seen)
+
     def test_keys_before_the_look_back_window_are_forgotten(self, trail, drivers, store):
         """The state keeps the keys done from the window's floor (the day before its basis)
         on; older go. The first listings have no window (nothing was done when they began):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -155,6 +155,15 @@ def lookback_floor(trail_prefix: str, newest_done: str | None) -> str | None:
     return f"{trail_prefix}{day:%Y/%m/%d}/"
 
 
+def newest_key(trail_prefix: str, keys: Iterable[str]) -> str | None:
+    """The greatest key in CloudTrail's dated layout; the greatest of all when none is dated
+    (a layout that is not CloudTrail's). A stray object in a trail prefix (``notes.txt``) sorts
+    after every dated key: taken for the newest, it would move the window past them for good."""
+    keys = list(keys)
+    dated = [key for key in keys if _KEY_DATE_RE.match(key, len(trail_prefix))]
+    return max(dated or keys, default=None)
+
+
 def later(*keys: str | None) -> str | None:
     """The greatest of the keys given (None when none is)."""
     present = [key for key in keys if key is not None]
@@ -235,7 +244,7 @@ class BucketLister(threading.Thread):
     def _read_prefix(self, client: S3Client, trail_prefix: str) -> bool:
         """Hand off the prefix's new objects in key order; False once stopped."""
         basis = self._listing_basis.get(
-            trail_prefix, max(self._done.get(trail_prefix, ()), default=None)
+            trail_prefix, newest_key(trail_prefix, self._done.get(trail_prefix, ()))
         )
         for key, size in self._new_keys(client, trail_prefix, basis):
             fetched = self._fetch(client, trail_prefix, key, size, basis)
@@ -273,7 +282,8 @@ class BucketLister(threading.Thread):
             for trail_prefix in prefixes:
                 keys = [key for key, _ in self._listed(client, trail_prefix, None)]
                 if keys:
-                    floor = lookback_floor(trail_prefix, keys[-1]) or keys[-1]
+                    newest = newest_key(trail_prefix, keys) or keys[-1]
+                    floor = lookback_floor(trail_prefix, newest) or newest
                     start_after[trail_prefix] = floor
                     present[(bucket, trail_prefix)] = [key for key in keys if key > floor]
         self._store.save_s3_done_keys(present, {})
@@ -335,7 +345,7 @@ class BucketLister(threading.Thread):
         """The keys not done after the window's floor: the day before ``basis``, the newest key
         done when the previous listing began (saved, so a restart lists the same window)."""
         done = self._done.get(trail_prefix, set())
-        self._listing_basis[trail_prefix] = max(done, default=None)
+        self._listing_basis[trail_prefix] = newest_key(trail_prefix, done)
         after = later(
             self._start_after.get(trail_prefix),
             date_floor(self.config.start_at, trail_prefix),
