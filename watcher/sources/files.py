@@ -234,7 +234,10 @@ class FileSources:
         saved = 0
         while self._unsaved:
             identity, followed = next(iter(self._unsaved.items()))
-            if identity in self.files:
+            # A copy whose lines are still read from its original has no checkpoint of its
+            # own: its offset is its size when first seen, maybe inside a line of a copy in
+            # the making. After a restart it is a copy again, or takes its gone original's.
+            if identity in self.files and followed.copy_of is None:
                 self._store.save_checkpoint(followed.checkpoint())
                 saved += 1
             del self._unsaved[identity]
@@ -462,6 +465,11 @@ class FileSources:
             )
         ):
             saved = None  # the inode was freed and taken by a copy of a file we know
+        if saved is None and info.st_size == 0 and self._sibling_followed(path):
+            # Maybe a copy copy-truncate has just begun: followed now, its lines would be its
+            # own once copied. Its first bytes tell, at a later poll.
+            os.close(fd)
+            return None
         copy_of = None
         if saved is not None:  # the first read sees whether it was truncated meanwhile
             checkpoint = dataclasses.replace(saved, path=path)
@@ -485,14 +493,24 @@ class FileSources:
         self.files[identity] = followed
         if copy_of is None:
             self._save(followed)  # the file's key is on disk before any of its lines is handed
-        else:
-            reader.defer_save(followed)  # its offset stands for lines read from the original
         self._log.info("source_opened", path=path, offset=followed.offset, size=info.st_size)
         return followed
 
+    def _sibling_followed(self, path: str) -> bool:
+        """A file followed beside ``path`` whose name ``path`` extends as rotation does."""
+        directory, name = os.path.split(path)
+        return any(
+            os.path.split(f.path) != (directory, name)
+            and os.path.dirname(f.path) == directory
+            and _rotation_stem(os.path.basename(f.path)) == _rotation_stem(name)
+            for f in self.files.values()
+        )
+
     def _copied_from(self, fd: int, path: str, size: int) -> FollowedFile | None:
         """The followed file ``path`` is a rotation's copy of: a name that extends the
-        original's, and the original's first bytes (at least one byte of them)."""
+        original's, and the original's first bytes as we read them (its fingerprint) or as
+        they are now (rewritten since, not read yet); a copy still being written may hold
+        fewer of them than a fingerprint."""
         directory, name = os.path.split(path)
         for followed in self.files.values():
             other_directory, other = os.path.split(followed.path)
@@ -500,8 +518,11 @@ class FileSources:
                 name != other
                 and directory == other_directory
                 and _rotation_stem(name) == _rotation_stem(other)
-                and 0 < followed.fingerprint.length <= size
-                and followed.fingerprint.matches(fd)
+                and size > 0
+                and (
+                    (0 < followed.fingerprint.length <= size and followed.fingerprint.matches(fd))
+                    or _same_first_bytes(followed.fd, fd, min(size, FINGERPRINT_BYTES))
+                )
             ):
                 return followed
         return None
@@ -624,8 +645,11 @@ class FileSources:
                 os.close(fd)
                 continue
             size = os.fstat(fd).st_size
-            if self._copy_of_file_at(path, fd, size):
-                os.close(fd)  # read from the live file's checkpoint once its truncation is seen
+            if size == 0 or self._copy_of_file_at(path, fd, size):
+                # Empty: no line to miss (a copy copy-truncate has just begun, say; followed
+                # now it would read that copy's lines as its own). A copy: read from the live
+                # file's checkpoint once its truncation is seen.
+                os.close(fd)
                 continue
             checkpoint = _first_checkpoint(fd, identity, path, 0, size)
             predecessor = _copy_of_gone(fd, candidate, size, gone)
@@ -693,17 +717,26 @@ class FileSources:
         )  # fmt: skip
 
     def _copy_of_file_at(self, path: str, fd: int, size: int) -> bool:
-        """Whether ``fd`` has the first bytes of the file now at ``path`` as we know it (followed,
-        or saved): a copy copy-truncate made of that file, not a generation of its own."""
+        """Whether ``fd`` has the first bytes of the file now at ``path`` (or at the live name
+        ``path`` is a rotation of) as we know it (followed, or saved), or as it is: a copy
+        copy-truncate made of that file, or is still making (one shorter than any
+        fingerprint), not a generation of its own."""
+        directory, name = os.path.split(path)
+        places = {path, os.path.join(directory, _rotation_stem(name))}
         known = [
-            f.fingerprint for f in self.files.values() if f.left_paths_at is None and f.path == path
+            f.fingerprint
+            for f in self.files.values()
+            if f.left_paths_at is None and f.path in places
         ]
-        with contextlib.suppress(OSError):
-            info = os.stat(path)
-            saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
-            if saved is not None:
-                known.append(Fingerprint(saved.fingerprint_bytes, saved.fingerprint))
-        return any(0 < f.length <= size and f.matches(fd) for f in known)
+        for place in places:
+            with contextlib.suppress(OSError):
+                info = os.stat(place)
+                saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
+                if saved is not None:
+                    known.append(Fingerprint(saved.fingerprint_bytes, saved.fingerprint))
+        if any(0 < f.length <= size and f.matches(fd) for f in known):
+            return True
+        return any(_starts_the_file_at(place, fd, size) for place in places)
 
     def _continue(
         self,
@@ -751,6 +784,10 @@ class FileSources:
                 continue
             if (info.st_dev, info.st_ino) != (saved.device, saved.inode):
                 continue
+            if saved.fingerprint_bytes == 0 and path != saved.path:
+                # Saved empty: nothing tells it from another file that took its inode (a
+                # copy in the making, say); it is looked at as a generation we missed.
+                return None
             fd = self._open(path)
             if fd is None:
                 return None
@@ -1214,6 +1251,34 @@ def _bound_key(file_key: str, fd: int, end: int) -> str:
     first_line = head[: head.find(b"\n") + 1] or head
     base = file_key.removeprefix(PENDING_KEY_PREFIX)
     return _digest(base.encode() + b"/" + first_line)[:16]
+
+
+def _same_first_bytes(original: int, copy: int, size: int) -> bool:
+    """The copy's ``size`` bytes (fewer than a fingerprint's) begin the original."""
+    try:
+        return os.pread(original, size, 0) == os.pread(copy, size, 0)
+    except OSError:
+        return False
+
+
+def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
+    """The first bytes of ``fd`` (``size`` of them, up to a fingerprint's) are the first bytes
+    of the file now at ``path``: its copy, complete or in the making."""
+    length = min(size, FINGERPRINT_BYTES)
+    if length == 0:
+        return False
+    try:
+        live = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # never blocks on a FIFO
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(live).st_mode):
+            return False
+        return os.pread(live, length, 0) == os.pread(fd, length, 0)
+    except OSError:
+        return False
+    finally:
+        os.close(live)
 
 
 def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
