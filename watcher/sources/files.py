@@ -497,12 +497,13 @@ class FileSources:
         return followed
 
     def _sibling_followed(self, path: str) -> bool:
-        """A file followed beside ``path`` whose name ``path`` extends as rotation does."""
+        """``path`` is named as rotation names a file followed beside it (``app.log.1``)."""
         directory, name = os.path.split(path)
-        return any(
-            os.path.split(f.path) != (directory, name)
+        stem = _rotation_stem(name)
+        return stem != name and any(
+            f.path != path
             and os.path.dirname(f.path) == directory
-            and _rotation_stem(os.path.basename(f.path)) == _rotation_stem(name)
+            and _rotation_stem(os.path.basename(f.path)) == stem
             for f in self.files.values()
         )
 
