@@ -487,6 +487,38 @@ class TestCompressedWhileStopped:
         finally:
             second.close()
 
+    @pytest.mark.parametrize("rotation", ["rename", "copytruncate"])
+    def test_unread_lines_are_named_though_the_compressed_file_looks_no_newer(
+        self, tmp_path, rotation
+    ):
+        """An outside tester's silent losses: logrotate keeps the time of the file it copies or
+        compresses, so a copy begun before the watcher's last read (stopped while logrotate
+        was copying), or a copy read in slices when the watcher stopped, looks no newer than
+        that read though it holds more. The gzip trailer's size tells."""
+        log = follow_once_then_stop(tmp_path, f"{DENIAL} a\n")
+        read_at = log.stat().st_mtime_ns
+        append(log, f"{DENIAL} b\n")
+        rotated = tmp_path / "logs" / "app.log.1"
+        if rotation == "rename":
+            log.rename(rotated)
+        else:
+            shutil.copy2(log, rotated)
+            with log.open("r+") as handle:
+                handle.truncate(0)
+        os.utime(rotated, ns=(read_at, read_at))  # the time it had when the copy began
+        compress_like_logrotate(rotated)
+        append(log, f"{DENIAL} new\n")
+        second = Harness(tmp_path)
+        try:
+            assert [f"{DENIAL} new"] == second.poll()
+            (warning,) = unread_warnings(second)
+            assert (warning["compressed"], warning["offset"]) == (
+                str(tmp_path / "logs" / "app.log.1.gz"),
+                len(f"{DENIAL} a\n"),
+            )
+        finally:
+            second.close()
+
     def test_a_compressed_file_that_cannot_be_decompressed_is_named_as_never_read(self, tmp_path):
         log = follow_once_then_stop(tmp_path, f"{DENIAL} a\n")
         log.rename(tmp_path / "logs" / "app.log.1")

@@ -626,23 +626,28 @@ class FileSources:
         missed = []
         for candidate in _rotation_candidates(path, source):
             info = self._stat_regular(candidate)
-            if info is None or info.st_mtime_ns <= since_ns or candidate == path:
+            if info is None or candidate == path:
                 continue
+            newer = info.st_mtime_ns > since_ns
+            if not newer and not candidate.endswith(COMPRESSED_SUFFIXES):
+                continue  # read before (a compressed one may hold what a gone one had unread)
             identity = Identity(info.st_dev, info.st_ino)
             if identity in self.files or self._unchanged_since_retired(identity, candidate):
                 continue
             known = self._store.checkpoint_of(identity.device, identity.inode) is not None
             if known and (former is None or identity not in former):
                 continue  # a gone file's row describes its inode's last life, not this one
-            missed.append((info.st_mtime_ns, candidate, identity))
-        for _, candidate, identity in sorted(missed):
+            missed.append((info.st_mtime_ns, candidate, identity, newer))
+        for _, candidate, identity, newer in sorted(missed):
             fd = self._open(candidate)
             if fd is None:
                 continue
             if _compressed(candidate, fd):
-                opened = os.fstat(fd)
-                if opened.st_size > 0:  # empty: logrotate is still writing it
-                    self._report_compressed(path, candidate, fd, opened.st_mtime_ns, gone)
+                if os.fstat(fd).st_size > 0:  # empty: logrotate is still writing it
+                    self._report_compressed(path, candidate, fd, gone, newer=newer)
+                os.close(fd)
+                continue
+            if not newer:
                 os.close(fd)
                 continue
             size = os.fstat(fd).st_size
@@ -671,33 +676,38 @@ class FileSources:
         path: str,
         compressed: str,
         fd: int,
-        mtime_ns: int,
         gone: dict[Identity, FileCheckpoint],
+        *,
+        newer: bool,
     ) -> None:
-        """A compressed generation newer than our last read of ``path``: compressed files are
-        not read, so whatever only it holds is named, never skipped without a word. Its first
-        bytes tell whose it is (logrotate keeps the mtime): a file we still hold open (read
-        there: nothing to say); a file we read up to an offset and can no longer read (gone, or
-        its inode now another file's): the lines written after that offset; or none we know: a
-        generation never read."""
+        """A compressed generation of ``path``: compressed files are not read, so whatever only
+        it holds is named, never skipped without a word. Its first bytes tell whose it is: a
+        file we still hold open (read there: nothing to say); a file we read up to an offset
+        and can no longer read (gone, or its inode now another file's): the lines after that
+        offset, if it holds more (its gzip trailer's size; logrotate keeps the time, so a file
+        still being copied or read in slices when we stopped looks no newer); or, ``newer``
+        than our last read, none we know: a generation never read."""
+        mtime_ns = os.fstat(fd).st_mtime_ns
         head = _gzip_head(fd, FINGERPRINT_BYTES)
         if head is not None:
             for followed in self.files.values():
                 if not _fingerprint_of(followed.fingerprint, head):
                     continue
-                if followed.fingerprint.matches(followed.fd) or mtime_ns <= followed.mtime_ns:
+                if followed.fingerprint.matches(followed.fd):
                     return
-                self._warn_compressed(path, compressed, followed.offset)
+                if _holds_unread(fd, followed.offset, mtime_ns, followed.mtime_ns):
+                    self._warn_compressed(path, compressed, followed.offset)
                 return
             for saved in gone.values():
                 if not _fingerprint_of(
                     Fingerprint(saved.fingerprint_bytes, saved.fingerprint), head
                 ):
                     continue
-                if mtime_ns > saved.mtime_ns:
+                if _holds_unread(fd, saved.offset, mtime_ns, saved.mtime_ns):
                     self._warn_compressed(path, compressed, saved.offset)
                 return
-        self._warn_compressed(path, compressed, None)
+        if newer:
+            self._warn_compressed(path, compressed, None)
 
     def _warn_compressed(self, path: str, compressed: str, offset: int | None) -> None:
         if offset is None:
@@ -1297,6 +1307,17 @@ def _compressed(path: str, fd: int) -> bool:
     """gzip by its first bytes, or any compressor's file by its name: one logrotate is still
     writing is empty, and bz2, xz or zstd files have no gzip header."""
     return path.endswith(COMPRESSED_SUFFIXES) or _is_gzip(fd)
+
+
+def _holds_unread(fd: int, offset: int, mtime_ns: int, read_mtime_ns: int) -> bool:
+    """Whether a compressed copy of a file read up to ``offset`` holds more than that: by the
+    size its gzip trailer gives (modulo 4 GiB), else by its time."""
+    if _is_gzip(fd) and offset < 1 << 32:
+        size = os.fstat(fd).st_size
+        trailer = os.pread(fd, 4, size - 4) if size >= 18 else b""
+        if len(trailer) == 4:
+            return int.from_bytes(trailer, "little") > offset
+    return mtime_ns > read_mtime_ns
 
 
 def _gzip_head(fd: int, length: int) -> bytes | None:
