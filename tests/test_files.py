@@ -444,6 +444,18 @@ def unread_warnings(harness: Harness) -> list[dict[str, object]]:
     return [e for e in events if e["event"] == "source_compressed_unread"]
 
 
+def the_one_unread_warning(root: Path) -> tuple[object, object]:
+    """Start again and look: only the new line comes, and one source_compressed_unread,
+    whose (compressed, offset) is returned."""
+    second = Harness(root)
+    try:
+        assert [f"{DENIAL} new"] == second.poll()
+        (warning,) = unread_warnings(second)
+        return warning["compressed"], warning["offset"]
+    finally:
+        second.close()
+
+
 class TestCompressedWhileStopped:
     """A generation compressed before the watcher read it to its end: named, never skipped
     without a word; one compressed after it was read is quiet."""
@@ -508,32 +520,17 @@ class TestCompressedWhileStopped:
         os.utime(rotated, ns=(read_at, read_at))  # the time it had when the copy began
         compress_like_logrotate(rotated)
         append(log, f"{DENIAL} new\n")
-        second = Harness(tmp_path)
-        try:
-            assert [f"{DENIAL} new"] == second.poll()
-            (warning,) = unread_warnings(second)
-            assert (warning["compressed"], warning["offset"]) == (
-                str(tmp_path / "logs" / "app.log.1.gz"),
-                len(f"{DENIAL} a\n"),
-            )
-        finally:
-            second.close()
+        assert the_one_unread_warning(tmp_path) == (
+            str(tmp_path / "logs" / "app.log.1.gz"),
+            len(f"{DENIAL} a\n"),
+        )
 
     def test_a_compressed_file_that_cannot_be_decompressed_is_named_as_never_read(self, tmp_path):
         log = follow_once_then_stop(tmp_path, f"{DENIAL} a\n")
         log.rename(tmp_path / "logs" / "app.log.1")
         (tmp_path / "logs" / "app.log.2.gz").write_bytes(b"\x1f\x8b" + b"not deflate" * 10)
         append(log, f"{DENIAL} new\n")
-        second = Harness(tmp_path)
-        try:
-            assert [f"{DENIAL} new"] == second.poll()
-            (warning,) = unread_warnings(second)
-            assert (warning["compressed"], warning["offset"]) == (
-                str(tmp_path / "logs" / "app.log.2.gz"),
-                None,
-            )
-        finally:
-            second.close()
+        assert the_one_unread_warning(tmp_path) == (str(tmp_path / "logs" / "app.log.2.gz"), None)
 
 
 class TestCompressedCopy:

@@ -254,6 +254,29 @@ class TestLateDeliveries:
         assert sorted(trail.event_ids([first, late, yesterday])) == sorted(driver.event_ids())
         assert sorted(trail.event_ids([last])) == sorted(again.event_ids())
 
+    @staticmethod
+    def _late_key_behind_a_long_listing(
+        trail: TrailBucket, drivers: Drivers, **options: object
+    ) -> tuple[Driver, str, str]:
+        """1,020 keys of the 30th (two ListObjectsV2 pages); once the lister waits on a full
+        hand-off, a key of the 29th (behind its position) and one of 1 December are put.
+        Returns the driver, the late key and the next day's."""
+        trail_prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/"
+        name = "111122223333_CloudTrail_us-east-1_{}_{:06d}.json.gz"
+        for serial in range(1020):
+            trail.put_trail_object_at(
+                f"{trail_prefix}2026/11/30/" + name.format("20261130T1200Z", serial), denials=1
+            )
+        driver = drivers.start(**options)
+        driver.wait_until(lambda: MAX_OBJECTS_HELD == driver.source.held_objects, "page 1 read")
+        late = trail.put_trail_object_at(
+            f"{trail_prefix}2026/11/29/" + name.format("20261129T2355Z", 0), denials=1
+        )
+        next_day = trail.put_trail_object_at(
+            f"{trail_prefix}2026/12/01/" + name.format("20261201T0005Z", 0), denials=1
+        )
+        return driver, late, next_day
+
     def test_a_late_key_put_while_a_listing_runs_behind_its_position_is_read_next(
         self, trail, drivers
     ):
@@ -262,20 +285,7 @@ class TestLateDeliveries:
         too, read on the listing's second page: the next listing started from the day before
         1 December and never saw the 29th's key. The window now starts from the newest key
         done when the previous listing began."""
-        trail_prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/"
-        name = "111122223333_CloudTrail_us-east-1_{}_{:06d}.json.gz"
-        for serial in range(1020):  # more than one ListObjectsV2 page
-            trail.put_trail_object_at(
-                f"{trail_prefix}2026/11/30/" + name.format("20261130T1200Z", serial), denials=1
-            )
-        driver = drivers.start()
-        driver.wait_until(lambda: MAX_OBJECTS_HELD == driver.source.held_objects, "page 1 read")
-        late = trail.put_trail_object_at(
-            f"{trail_prefix}2026/11/29/" + name.format("20261129T2355Z", 0), denials=1
-        )
-        next_day = trail.put_trail_object_at(
-            f"{trail_prefix}2026/12/01/" + name.format("20261201T0005Z", 0), denials=1
-        )
+        driver, late, next_day = self._late_key_behind_a_long_listing(trail, drivers)
         read_all(driver, trail, [k for k in trail.denials if k != late])
         read_all(driver, trail, [late])
         assert sorted(trail.event_ids()) == sorted(driver.event_ids())  # each once
@@ -288,19 +298,10 @@ class TestLateDeliveries:
         the window was kept in memory only, so the restart listed from the day before the
         newest key saved (1 December) and the 29th's key was never read. The window's basis
         is saved with the keys now."""
-        trail_prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/"
-        name = "111122223333_CloudTrail_us-east-1_{}_{:06d}.json.gz"
-        for serial in range(1020):  # more than one ListObjectsV2 page
-            trail.put_trail_object_at(
-                f"{trail_prefix}2026/11/30/" + name.format("20261130T1200Z", serial), denials=1
-            )
-        first = drivers.start(poll_interval_seconds=3600.0)  # one listing, then the stop
-        first.wait_until(lambda: MAX_OBJECTS_HELD == first.source.held_objects, "page 1 read")
-        late = trail.put_trail_object_at(
-            f"{trail_prefix}2026/11/29/" + name.format("20261129T2355Z", 0), denials=1
-        )
-        trail.put_trail_object_at(
-            f"{trail_prefix}2026/12/01/" + name.format("20261201T0005Z", 0), denials=1
+        first, late, _ = self._late_key_behind_a_long_listing(
+            trail,
+            drivers,
+            poll_interval_seconds=3600.0,  # one listing, then the stop
         )
         read_all(first, trail, [k for k in trail.denials if k != late])
         first.acknowledge()

@@ -496,34 +496,31 @@ class FileSources:
         self._log.info("source_opened", path=path, offset=followed.offset, size=info.st_size)
         return followed
 
-    def _sibling_followed(self, path: str) -> bool:
-        """``path`` is named as rotation names a file followed beside it (``app.log.1``)."""
+    def _siblings(self, path: str) -> Iterator[FollowedFile]:
+        """Followed files beside ``path`` whose names share its rotation stem."""
         directory, name = os.path.split(path)
         stem = _rotation_stem(name)
-        return stem != name and any(
-            f.path != path
-            and os.path.dirname(f.path) == directory
-            and _rotation_stem(os.path.basename(f.path)) == stem
-            for f in self.files.values()
-        )
+        for followed in self.files.values():
+            other_directory, other = os.path.split(followed.path)
+            if other != name and other_directory == directory and _rotation_stem(other) == stem:
+                yield followed
+
+    def _sibling_followed(self, path: str) -> bool:
+        """``path`` is named as rotation names a file followed beside it (``app.log.1``)."""
+        name = os.path.basename(path)
+        return _rotation_stem(name) != name and any(self._siblings(path))
 
     def _copied_from(self, fd: int, path: str, size: int) -> FollowedFile | None:
         """The followed file ``path`` is a rotation's copy of: a name that extends the
         original's, and the original's first bytes as we read them (its fingerprint) or as
         they are now (rewritten since, not read yet); a copy still being written may hold
         fewer of them than a fingerprint."""
-        directory, name = os.path.split(path)
-        for followed in self.files.values():
-            other_directory, other = os.path.split(followed.path)
-            if (
-                name != other
-                and directory == other_directory
-                and _rotation_stem(name) == _rotation_stem(other)
-                and size > 0
-                and (
-                    (0 < followed.fingerprint.length <= size and followed.fingerprint.matches(fd))
-                    or _same_first_bytes(followed.fd, fd, min(size, FINGERPRINT_BYTES))
-                )
+        if size == 0:
+            return None
+        for followed in self._siblings(path):
+            fingerprint = followed.fingerprint
+            if (0 < fingerprint.length <= size and fingerprint.matches(fd)) or _same_first_bytes(
+                followed.fd, fd, min(size, FINGERPRINT_BYTES)
             ):
                 return followed
         return None
@@ -1265,7 +1262,7 @@ def _bound_key(file_key: str, fd: int, end: int) -> str:
 
 
 def _same_first_bytes(original: int, copy: int, size: int) -> bool:
-    """The copy's ``size`` bytes (fewer than a fingerprint's) begin the original."""
+    """The copy's first ``size`` bytes begin the original."""
     try:
         return os.pread(original, size, 0) == os.pread(copy, size, 0)
     except OSError:
@@ -1275,17 +1272,15 @@ def _same_first_bytes(original: int, copy: int, size: int) -> bool:
 def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
     """The first bytes of ``fd`` (``size`` of them, up to a fingerprint's) are the first bytes
     of the file now at ``path``: its copy, complete or in the making."""
-    length = min(size, FINGERPRINT_BYTES)
-    if length == 0:
+    if size == 0:
         return False
     try:
         live = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # never blocks on a FIFO
     except OSError:
         return False
     try:
-        if not stat.S_ISREG(os.fstat(live).st_mode):
-            return False
-        return os.pread(live, length, 0) == os.pread(fd, length, 0)
+        regular = stat.S_ISREG(os.fstat(live).st_mode)
+        return regular and _same_first_bytes(live, fd, min(size, FINGERPRINT_BYTES))
     except OSError:
         return False
     finally:

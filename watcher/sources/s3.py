@@ -243,9 +243,9 @@ class BucketLister(threading.Thread):
 
     def _read_prefix(self, client: S3Client, trail_prefix: str) -> bool:
         """Hand off the prefix's new objects in key order; False once stopped."""
-        basis = self._listing_basis.get(
-            trail_prefix, newest_key(trail_prefix, self._done.get(trail_prefix, ()))
-        )
+        newest = newest_key(trail_prefix, self._done.get(trail_prefix, ()))
+        basis = self._listing_basis.get(trail_prefix, newest)
+        self._listing_basis[trail_prefix] = newest  # the next listing's basis
         for key, size in self._new_keys(client, trail_prefix, basis):
             fetched = self._fetch(client, trail_prefix, key, size, basis)
             if self._stopped.is_set() or not self._handoff.put(fetched):
@@ -345,7 +345,6 @@ class BucketLister(threading.Thread):
         """The keys not done after the window's floor: the day before ``basis``, the newest key
         done when the previous listing began (saved, so a restart lists the same window)."""
         done = self._done.get(trail_prefix, set())
-        self._listing_basis[trail_prefix] = newest_key(trail_prefix, done)
         after = later(
             self._start_after.get(trail_prefix),
             date_floor(self.config.start_at, trail_prefix),
