@@ -561,6 +561,35 @@ class TestCompressedCopy:
         else:
             assert [] == warnings
 
+    def test_a_compressed_copy_is_named_once(self, tmp_path):
+        """The patterns match the rotated names: a copy read, compressed, then the next
+        rotation's copy compressed before the watcher looked was named twice in one poll
+        (once as the first copy left, once for the truncation)."""
+        (tmp_path / "logs").mkdir()
+        harness = Harness(tmp_path, pattern="app.log*")
+        logs = tmp_path / "logs"
+        log = logs / "app.log"
+        try:
+            append(log, f"{DENIAL} a\n")
+            harness.poll()
+            for rotation in ("first", "second"):
+                if (logs / "app.log.1.gz").exists():
+                    (logs / "app.log.1.gz").rename(logs / "app.log.2.gz")
+                shutil.copy2(log, logs / "app.log.1")
+                with log.open("r+") as handle:
+                    handle.truncate(0)
+                if rotation == "first":
+                    append(log, f"{DENIAL} b\n")
+                    assert [f"{DENIAL} b"] == harness.poll()
+                    append(log, f"{DENIAL} unread\n")
+                compress_like_logrotate(logs / "app.log.1")
+            append(log, f"{DENIAL} new\n")
+            assert [f"{DENIAL} new"] == harness.poll()
+            warnings = [(w["compressed"], w["offset"]) for w in unread_warnings(harness)]
+            assert warnings == [(str(logs / "app.log.1.gz"), len(f"{DENIAL} b\n"))]
+        finally:
+            harness.close()
+
 
 class TestCopySeenWhileBeingWritten:
     """``app.log*`` and copytruncate: the glob finds the copy while logrotate is still writing

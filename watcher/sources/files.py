@@ -195,6 +195,9 @@ class FileSources:
         # taken for a copy while they are unchanged; an inode used again is another file.
         self._retired: dict[Identity, tuple[Fingerprint, int]] = {}
         self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
+        self._gone_rows: set[Identity] = set()  # checkpoints of gone files, to forget at a save
+        # source_compressed_unread said: (compressed path, device, inode, offset), in order
+        self._named_compressed: dict[tuple[str, int, int, int | None], None] = {}
 
     # -- the public face ---------------------------------------------------------------------
 
@@ -232,6 +235,11 @@ class FileSources:
         taken every event handed on. Returns how many were saved; raises sqlite3.Error (a full
         disk), keeping the rest for the next call."""
         saved = 0
+        while self._gone_rows:
+            identity = self._gone_rows.pop()
+            if identity not in self.files:  # else its inode was taken by a file followed now
+                with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
+                    self._store.forget_file(identity.device, identity.inode)
         while self._unsaved:
             identity, followed = next(iter(self._unsaved.items()))
             # A copy whose lines are still read from its original has no checkpoint of its
@@ -429,11 +437,9 @@ class FileSources:
                 self._follow_missed_generations(
                     followed.path, followed.mtime_ns, followed.source, {}, reader
                 )
-        for saved in gone.values():
-            if Identity(saved.device, saved.inode) in self.files:
-                continue  # its inode was taken by a file followed now: the row is that file's
-            with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
-                self._store.forget_file(saved.device, saved.inode)
+        # Forgotten with the next save, not now: after a crash before it, the next start
+        # finds them gone again and looks again for what rotation made after them.
+        self._gone_rows.update(Identity(saved.device, saved.inode) for saved in gone.values())
         self._rebuild_index()
         self._start_at_end = False
 
@@ -456,6 +462,8 @@ class FileSources:
             os.close(fd)
             return None
         saved = self._store.checkpoint_of(identity.device, identity.inode)
+        if saved is not None and saved.fingerprint_bytes == 0 and saved.path != path:
+            saved = None  # a row of an empty file says nothing of what its inode holds now
         if (
             saved is not None
             and not _still_the_same(fd, saved, info.st_size)
@@ -597,6 +605,8 @@ class FileSources:
         At its own path the file may just have been truncated: its first read sees to that."""
         if path == saved.path:
             return False
+        if saved.fingerprint_bytes == 0:
+            return True  # the row of an empty file: nothing tells its inode's file is that one
         fd = self._open(path)
         if fd is None:
             return False
@@ -686,6 +696,8 @@ class FileSources:
         than our last read, none we know: a generation never read."""
         mtime_ns = os.fstat(fd).st_mtime_ns
         head = _gzip_head(fd, FINGERPRINT_BYTES)
+        if head == b"" and _gzip_size(fd) == 0:
+            return  # holds no line (the compressed copy of an empty file)
         if head is not None:
             for followed in self.files.values():
                 if not _fingerprint_of(followed.fingerprint, head):
@@ -693,7 +705,7 @@ class FileSources:
                 if followed.fingerprint.matches(followed.fd):
                     return
                 if _holds_unread(fd, followed.offset, mtime_ns, followed.mtime_ns):
-                    self._warn_compressed(path, compressed, followed.offset)
+                    self._warn_compressed(path, compressed, fd, followed.offset)
                 return
             for saved in gone.values():
                 if not _fingerprint_of(
@@ -701,12 +713,19 @@ class FileSources:
                 ):
                     continue
                 if _holds_unread(fd, saved.offset, mtime_ns, saved.mtime_ns):
-                    self._warn_compressed(path, compressed, saved.offset)
+                    self._warn_compressed(path, compressed, fd, saved.offset)
                 return
         if newer:
-            self._warn_compressed(path, compressed, None)
+            self._warn_compressed(path, compressed, fd, None)
 
-    def _warn_compressed(self, path: str, compressed: str, offset: int | None) -> None:
+    def _warn_compressed(self, path: str, compressed: str, fd: int, offset: int | None) -> None:
+        info = os.fstat(fd)
+        named = (compressed, info.st_dev, info.st_ino, offset)
+        if named in self._named_compressed:
+            return  # found again in the same run (the copy left, then its original's truncation)
+        self._named_compressed[named] = None
+        while len(self._named_compressed) > MAX_RETIRED:
+            del self._named_compressed[next(iter(self._named_compressed))]
         if offset is None:
             detail = (
                 "a generation rotation made and compressed before the watcher read it: "
@@ -1307,12 +1326,19 @@ def _compressed(path: str, fd: int) -> bool:
 def _holds_unread(fd: int, offset: int, mtime_ns: int, read_mtime_ns: int) -> bool:
     """Whether a compressed copy of a file read up to ``offset`` holds more than that: by the
     size its gzip trailer gives (modulo 4 GiB), else by its time."""
-    if _is_gzip(fd) and offset < 1 << 32:
-        size = os.fstat(fd).st_size
-        trailer = os.pread(fd, 4, size - 4) if size >= 18 else b""
-        if len(trailer) == 4:
-            return int.from_bytes(trailer, "little") > offset
+    size = _gzip_size(fd)
+    if size is not None and offset < 1 << 32:
+        return size > offset
     return mtime_ns > read_mtime_ns
+
+
+def _gzip_size(fd: int) -> int | None:
+    """The size a gzip file's trailer gives (modulo 4 GiB); None when it is not gzip."""
+    if not _is_gzip(fd):
+        return None
+    size = os.fstat(fd).st_size
+    trailer = os.pread(fd, 4, size - 4) if size >= 18 else b""
+    return int.from_bytes(trailer, "little") if len(trailer) == 4 else None
 
 
 def _gzip_head(fd: int, length: int) -> bytes | None:
