@@ -1311,3 +1311,33 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_a_compressed_copy_of_lines_read_before_a_restart_is_not_named(self):
+        """Lines read and committed, then copy-truncated, the copy compressed while stopped:
+        at the start the compressed copy was examined before the live file's checkpoint was
+        opened, so nothing said it had been read, and it was named as a generation never
+        read. Saved checkpoints count now."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            crash()
+            finish_copytruncate(window=0)
+            delete_live_file()
+            start()
+            crash()
+            start()
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            poll(after_events=False)
+            crash()
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=0)
+            start()
+            crash()
+            compress_rotated_file(pick=0)
+            start()
+            poll(after_events=False)
+            """,
+        )

@@ -698,24 +698,30 @@ class FileSources:
         head = _gzip_head(fd, FINGERPRINT_BYTES)
         if head == b"" and _gzip_size(fd) == 0:
             return  # holds no line (the compressed copy of an empty file)
-        if head is not None:
-            for followed in self.files.values():
-                if not _fingerprint_of(followed.fingerprint, head):
-                    continue
+        if head is None:
+            if newer:
+                self._warn_compressed(path, compressed, fd, None)
+            return
+        read: list[tuple[int, int]] = []  # (offset, mtime_ns) of each read of these first bytes
+        for followed in self.files.values():
+            if _fingerprint_of(followed.fingerprint, head):
                 if followed.fingerprint.matches(followed.fd):
-                    return
-                if _holds_unread(fd, followed.offset, mtime_ns, followed.mtime_ns):
-                    self._warn_compressed(path, compressed, fd, followed.offset)
-                return
-            for saved in gone.values():
-                if not _fingerprint_of(
-                    Fingerprint(saved.fingerprint_bytes, saved.fingerprint), head
-                ):
-                    continue
-                if _holds_unread(fd, saved.offset, mtime_ns, saved.mtime_ns):
-                    self._warn_compressed(path, compressed, fd, saved.offset)
-                return
-        if newer:
+                    return  # open, holding those bytes: read there
+                read.append((followed.offset, followed.mtime_ns))
+        # Gone files, and saved checkpoints of files not opened yet in this start (a file
+        # truncated since, whose copy this is: its row says how far that copy was read).
+        try:
+            saved_rows = [*gone.values(), *self._store.followed_files()]
+        except sqlite3.Error:
+            saved_rows = list(gone.values())
+        for saved in saved_rows:
+            if _fingerprint_of(Fingerprint(saved.fingerprint_bytes, saved.fingerprint), head):
+                read.append((saved.offset, saved.mtime_ns))
+        if read:
+            offset, read_mtime_ns = max(read)
+            if _holds_unread(fd, offset, mtime_ns, read_mtime_ns):
+                self._warn_compressed(path, compressed, fd, offset)
+        elif newer:
             self._warn_compressed(path, compressed, fd, None)
 
     def _warn_compressed(self, path: str, compressed: str, fd: int, offset: int | None) -> None:
