@@ -507,11 +507,12 @@ class FollowerModel(RuleBasedStateMachine):
         text = self.logs.getvalue()
         new, self.log_read = text[self.log_read :], len(text)
         events = [json.loads(line) for line in new.splitlines()]
-        named = {
-            Path(event["compressed"]).name
+        offsets = {
+            Path(event["compressed"]).name: event["offset"]
             for event in events
             if event["event"] == "source_compressed_unread"
         }
+        named = set(offsets)
         # A compressed file the patterns match is named as skipped (once a run), whatever it holds.
         skipped = {Path(e["path"]).name for e in events if e["event"] == "source_skipped"}
         if named | skipped:
@@ -521,6 +522,13 @@ class FollowerModel(RuleBasedStateMachine):
         told = named | skipped
         owed = {name: lines for name, lines in self.owed_warnings.items() if name not in told}
         assert not owed, f"lines lost to compression without a word: {owed}{self._story()}"
+        for name, lines in self.owed_warnings.items():
+            if offsets.get(name) is not None:  # lines after the offset are only there
+                content = gzip.decompress(self._path(name).read_bytes())
+                where = [content.find(f"L{line:06d} ".encode()) for line in lines]
+                first = min(where)
+                assert first >= 0, f"{name} lacks a line it took{self._story()}"
+                assert offsets[name] <= first, f"{name} named past a lost line{self._story()}"
         self.owed_warnings.clear()
 
     def _deliver(self) -> None:
