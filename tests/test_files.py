@@ -590,6 +590,41 @@ class TestCompressedCopy:
         finally:
             harness.close()
 
+    @pytest.mark.parametrize("restart", [False, True])
+    def test_a_compressed_file_the_patterns_match_is_quiet_once_read(self, tmp_path, restart):
+        """``app.log*`` with delaycompress: a rotated file read to its end, then compressed
+        (before or after a restart), says nothing; one the watcher never read is named."""
+        (tmp_path / "logs").mkdir()
+        logs = tmp_path / "logs"
+        log = logs / "app.log"
+        harness = Harness(tmp_path, pattern="app.log*")
+        try:
+            append(log, f"{DENIAL} a\n")
+            assert [f"{DENIAL} a"] == harness.poll()
+            log.rename(logs / "app.log.1")
+            append(log, f"{DENIAL} b\n")
+            assert [f"{DENIAL} b"] == harness.poll()
+            if restart:
+                harness.close()
+                harness = Harness(tmp_path, pattern="app.log*")
+            compress_like_logrotate(logs / "app.log.1")
+            stranger = logs / "app.log.2"
+            stranger.write_text(f"{DENIAL} never read\n")
+            compress_like_logrotate(stranger)
+            append(log, f"{DENIAL} c\n")
+            assert [f"{DENIAL} c"] == harness.poll()
+            assert [f"{DENIAL} d"] == (append(log, f"{DENIAL} d\n"), harness.poll())[1]
+            events = [json.loads(line) for line in harness.logs.getvalue().splitlines()]
+            named = [
+                (e["event"], os.path.basename(e.get("compressed") or e["path"]))
+                for e in events
+                if e["event"] in ("source_skipped", "source_compressed_unread")
+            ]
+            (only,) = named  # the file never read, once (as a generation, or as skipped)
+            assert only[1] == "app.log.2.gz"
+        finally:
+            harness.close()
+
 
 class TestCopySeenWhileBeingWritten:
     """``app.log*`` and copytruncate: the glob finds the copy while logrotate is still writing

@@ -1349,3 +1349,23 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_compressed_file_matched_by_the_patterns_is_named_again_when_new(self):
+        """With ``app.log*``, a compressed file was named (``source_skipped``) once a run by
+        its path: another one at that path later, holding lines never read, was passed over
+        without a word. Now each compressed file is looked at once: named unless its first
+        bytes are a file read to its end."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            delete_live_file()
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            """,
+        )

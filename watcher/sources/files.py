@@ -196,8 +196,9 @@ class FileSources:
         self._retired: dict[Identity, tuple[Fingerprint, int]] = {}
         self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
         self._gone_rows: set[Identity] = set()  # checkpoints of gone files, to forget at a save
-        # source_compressed_unread said: (compressed path, device, inode, offset), in order
-        self._named_compressed: dict[tuple[str, int, int, int | None], None] = {}
+        # compressed files named: (device, inode, offset read or None), in order
+        self._named_compressed: dict[tuple[int, int, int | None], None] = {}
+        self._compressed_seen: dict[Identity, None] = {}  # matched by the patterns, looked at
 
     # -- the public face ---------------------------------------------------------------------
 
@@ -458,7 +459,7 @@ class FileSources:
         compressed = _compressed(path, fd)
         if Identity(info.st_dev, info.st_ino) != identity or compressed:
             if compressed:
-                self._report_once(path, "compressed", "compressed; rotated files are not read")
+                self._note_compressed(path, fd, gone)
             os.close(fd)
             return None
         saved = self._store.checkpoint_of(identity.device, identity.inode)
@@ -503,6 +504,25 @@ class FileSources:
             self._save(followed)  # the file's key is on disk before any of its lines is handed
         self._log.info("source_opened", path=path, offset=followed.offset, size=info.st_size)
         return followed
+
+    def _note_compressed(self, path: str, fd: int, gone: dict[Identity, FileCheckpoint]) -> None:
+        """A compressed file the patterns match is not read. At the very first start it is
+        history: said once a run. Later, once per file: quiet when it is a file we hold open
+        or read to its end, ``source_compressed_unread`` when it holds more than we read of it,
+        ``source_skipped`` when its first bytes are none we know."""
+        if self._start_at_end:
+            self._report_once(path, "compressed", "compressed; rotated files are not read")
+            return
+        info = os.fstat(fd)
+        identity = Identity(info.st_dev, info.st_ino)
+        if identity in self._compressed_seen or info.st_size == 0:  # empty: still written
+            return
+        self._compressed_seen[identity] = None
+        while len(self._compressed_seen) > MAX_RETIRED:
+            del self._compressed_seen[next(iter(self._compressed_seen))]
+        live = os.path.join(os.path.dirname(path), _rotation_stem(os.path.basename(path)))
+        if not self._report_compressed(live, path, fd, gone, newer=False):
+            self._warn_compressed(live, path, fd, None, skipped=True)
 
     def _siblings(self, path: str) -> Iterator[FollowedFile]:
         """Followed files beside ``path`` whose names share its rotation stem."""
@@ -686,27 +706,28 @@ class FileSources:
         gone: dict[Identity, FileCheckpoint],
         *,
         newer: bool,
-    ) -> None:
+    ) -> bool:
         """A compressed generation of ``path``: compressed files are not read, so whatever only
         it holds is named, never skipped without a word. Its first bytes tell whose it is: a
         file we still hold open (read there: nothing to say); a file we read up to an offset
         and can no longer read (gone, or its inode now another file's): the lines after that
         offset, if it holds more (its gzip trailer's size; logrotate keeps the time, so a file
         still being copied or read in slices when we stopped looks no newer); or, ``newer``
-        than our last read, none we know: a generation never read."""
+        than our last read, none we know: a generation never read. Returns whether it holds
+        nothing or its first bytes are a file we read."""
         mtime_ns = os.fstat(fd).st_mtime_ns
         head = _gzip_head(fd, FINGERPRINT_BYTES)
         if head == b"" and _gzip_size(fd) == 0:
-            return  # holds no line (the compressed copy of an empty file)
+            return True  # holds no line (the compressed copy of an empty file)
         if head is None:
             if newer:
                 self._warn_compressed(path, compressed, fd, None)
-            return
+            return False
         read: list[tuple[int, int]] = []  # (offset, mtime_ns) of each read of these first bytes
         for followed in self.files.values():
             if _fingerprint_of(followed.fingerprint, head):
                 if followed.fingerprint.matches(followed.fd):
-                    return  # open, holding those bytes: read there
+                    return True  # open, holding those bytes: read there
                 read.append((followed.offset, followed.mtime_ns))
         # Gone files, and saved checkpoints of files not opened yet in this start (a file
         # truncated since, whose copy this is: its row says how far that copy was read).
@@ -714,24 +735,43 @@ class FileSources:
             saved_rows = [*gone.values(), *self._store.followed_files()]
         except sqlite3.Error:
             saved_rows = list(gone.values())
-        for saved in saved_rows:
-            if _fingerprint_of(Fingerprint(saved.fingerprint_bytes, saved.fingerprint), head):
-                read.append((saved.offset, saved.mtime_ns))
+        read += [
+            (saved.offset, saved.mtime_ns)
+            for saved in saved_rows
+            if _fingerprint_of(Fingerprint(saved.fingerprint_bytes, saved.fingerprint), head)
+        ]
+        read += [
+            (size, mtime_ns)  # closed once read to their end; their size then
+            for fingerprint, size in self._retired.values()
+            if _fingerprint_of(fingerprint, head)
+        ]
         if read:
             offset, read_mtime_ns = max(read)
             if _holds_unread(fd, offset, mtime_ns, read_mtime_ns):
                 self._warn_compressed(path, compressed, fd, offset)
-        elif newer:
+            return True
+        if newer:
             self._warn_compressed(path, compressed, fd, None)
+        return False
 
-    def _warn_compressed(self, path: str, compressed: str, fd: int, offset: int | None) -> None:
+    def _warn_compressed(
+        self, path: str, compressed: str, fd: int, offset: int | None, *, skipped: bool = False
+    ) -> None:
+        """Name a compressed file once a run (for each offset): as a generation never read,
+        as one read up to ``offset``, or (``skipped``: the patterns match it, its first bytes
+        are none we know) as a compressed file not read."""
         info = os.fstat(fd)
-        named = (compressed, info.st_dev, info.st_ino, offset)
+        named = (info.st_dev, info.st_ino, offset)
         if named in self._named_compressed:
             return  # found again in the same run (the copy left, then its original's truncation)
         self._named_compressed[named] = None
         while len(self._named_compressed) > MAX_RETIRED:
             del self._named_compressed[next(iter(self._named_compressed))]
+        if skipped:
+            self._log.warning(
+                "source_skipped", path=compressed, reason="compressed; rotated files are not read"
+            )
+            return
         if offset is None:
             detail = (
                 "a generation rotation made and compressed before the watcher read it: "
