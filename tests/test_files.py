@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -452,6 +453,38 @@ def the_one_unread_warning(root: Path) -> tuple[object, object]:
         assert [f"{DENIAL} new"] == second.poll()
         (warning,) = unread_warnings(second)
         return warning["compressed"], warning["offset"]
+    finally:
+        second.close()
+
+
+def test_rotated_paths_matching_the_names_beside_the_file_read_a_missed_generation_once(
+    tmp_path,
+):
+    """An outside tester's duplicates without a crash: ``rotated_paths: [logs/app.log.*]``
+    also matches the rotated names beside app.log, so a generation rotated while the watcher
+    was stopped was found twice by one search and read twice."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+
+    def harness() -> Harness:
+        h = Harness(tmp_path)
+        h.source = dataclasses.replace(h.source, rotated_paths=(str(logs / "app.log.*"),))
+        h.sources.replace_sources((h.source,))
+        return h
+
+    first = harness()
+    append(log, f"{DENIAL} a\n")
+    assert [f"{DENIAL} a"] == first.poll()
+    first.close()
+    log.rename(logs / "app.log.1")
+    append(log, f"{DENIAL} b\n")
+    (logs / "app.log.1").rename(logs / "app.log.2")
+    log.rename(logs / "app.log.1")
+    append(log, f"{DENIAL} c\n")
+    second = harness()
+    try:
+        assert [f"{DENIAL} b", f"{DENIAL} c"] == second.poll()
     finally:
         second.close()
 

@@ -666,6 +666,8 @@ class FileSources:
                 continue  # a gone file's row describes its inode's last life, not this one
             missed.append((info.st_mtime_ns, candidate, identity, newer))
         for _, candidate, identity, newer in sorted(missed):
+            if identity in self.files:
+                continue  # another name of a file followed now (a hard link)
             fd = self._open(candidate)
             if fd is None:
                 continue
@@ -1434,7 +1436,16 @@ def _real_path(followed: FollowedFile) -> str:
 
 def _rotation_candidates(path: str, source: FileSource) -> Iterator[str]:
     """Where a rotated ``path`` may be now: beside it under a longer name, or in
-    ``rotated_paths``. Names only; the caller checks identity or content."""
+    ``rotated_paths``; each name once (``rotated_paths`` may match names beside it). Names
+    only; the caller checks identity or content."""
+    seen: set[str] = set()
+    for candidate in _rotation_places(path, source):
+        if os.path.abspath(candidate) not in seen:
+            seen.add(os.path.abspath(candidate))
+            yield candidate
+
+
+def _rotation_places(path: str, source: FileSource) -> Iterator[str]:
     places = [path]
     real = os.path.realpath(path)
     if real != path:
