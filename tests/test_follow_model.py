@@ -11,9 +11,14 @@ the follower). It allows exactly these losses, and no others:
   place without a copy, a file deleted while the follower was stopped.
 
 Not allowed: a *missed generation*, created at app.log after a file the follower knew left it
-and rotated away by rename before the follower looked again (running or stopped), is found
-beside app.log and read whole at that look, unless deleted or compressed first. File times
-come from the model's clock (strictly increasing, as writes minutes apart would have them).
+and rotated away by rename before the follower looked again (running or stopped), or while the
+follower still holds a file that left (until it idles past rotate_wait), is found beside
+app.log and read whole at that look, unless deleted or compressed first. File times come from
+the model's clock (strictly increasing, as writes minutes apart would have them).
+
+Compressed files: after every poll, each one that took lines never handed on has been named
+(``source_compressed_unread`` at an offset no further than the first of them, or
+``source_skipped`` when the patterns match it), and none holding nothing unread is named.
 
 After every poll: every line written and not allowed to be lost has been handed on; no line was
 handed on twice unless a crash came between the two; lines of one file come in order; two
@@ -123,6 +128,10 @@ class FollowerModel(RuleBasedStateMachine):
         self.partial: int | None = None  # a line in app.log still without its newline
         self.late: Generation | None = None  # renamed away, the writer still appends to it
         self.deleted_but_open: list[Generation] = []
+        # Deleted while the follower held them: it keeps them (their checkpoints too) until
+        # they idle past rotate_wait, and searches beside app.log for missed generations
+        # meanwhile. Value: whether a restart came since (then one look searches, and done).
+        self.departed_deleted: dict[int, bool] = {}
         self.polled_since_start = False  # before its first poll a follower holds nothing open
         self.touched: set[str] = set()
         self.inode_for: dict[str, str] = {}  # next file of a name -> the name whose inode it gets
@@ -266,9 +275,16 @@ class FollowerModel(RuleBasedStateMachine):
         """app.log is renamed (to ``rotated_to``) or deleted (None). One the follower knows
         makes it look for what rotation made after it; one it never saw, rotated away after
         such a departure, is a missed generation it finds beside app.log."""
+        departed_held = any(  # the follower still holds a file that left app.log
+            g.held and g.left_patterns and not g.closing for g in self.at.values()
+        ) or bool(self.departed_deleted)
         if generation.held:
             self.departed_unseen = True
-        elif self.departed_unseen and rotated_to is not None and not self._reachable(rotated_to):
+        elif (
+            (self.departed_unseen or departed_held)
+            and rotated_to is not None
+            and not self._reachable(rotated_to)
+        ):
             generation.missed = True
 
     def _leaves_patterns(self, generation: Generation) -> None:
@@ -292,6 +308,7 @@ class FollowerModel(RuleBasedStateMachine):
         generation = self.at.pop(name)
         if self.running and generation.held and self.polled_since_start:
             self.deleted_but_open.append(generation)  # readable until the follower stops
+            self.departed_deleted[id(generation)] = False
         else:
             self._lose(generation)
             for copy in generation.copies:  # with the original gone, a copy is just a file
@@ -481,6 +498,7 @@ class FollowerModel(RuleBasedStateMachine):
         for generation in self._generations():
             if generation.left_patterns:
                 generation.closing = True
+        self.departed_deleted = dict.fromkeys(self.departed_deleted, True)  # closed at the poll
 
     def _generations(self) -> list[Generation]:
         return list(self.at.values())
@@ -520,10 +538,13 @@ class FollowerModel(RuleBasedStateMachine):
         wrongly = named - self.may_be_named
         assert not wrongly, f"named though nothing unread is in it: {wrongly}{self._story()}"
         told = named | skipped
-        owed = {name: lines for name, lines in self.owed_warnings.items() if name not in told}
+        self.owed_warnings = {  # read after all (the follower still had the file open)
+            name: lines - self.delivered for name, lines in self.owed_warnings.items()
+        }
+        owed = {n: lines for n, lines in self.owed_warnings.items() if lines and n not in told}
         assert not owed, f"lines lost to compression without a word: {owed}{self._story()}"
         for name, lines in self.owed_warnings.items():
-            if offsets.get(name) is not None:  # lines after the offset are only there
+            if lines and offsets.get(name) is not None:  # lines after the offset are only there
                 content = gzip.decompress(self._path(name).read_bytes())
                 where = [content.find(f"L{line:06d} ".encode()) for line in lines]
                 first = min(where)
@@ -539,6 +560,7 @@ class FollowerModel(RuleBasedStateMachine):
     def _secure(self) -> None:
         """What the follower can read now, it has read."""
         self.departed_unseen = False
+        self.departed_deleted = {k: v for k, v in self.departed_deleted.items() if not v}
         for generation in self._generations():
             if generation.missed and generation.lines:  # found, read whole, followed a while
                 generation.missed = False
@@ -550,7 +572,9 @@ class FollowerModel(RuleBasedStateMachine):
             generation.unsecured = []
         self.deleted_but_open = []
         for name, generation in self.at.items():
-            if self._reachable(name):
+            # An empty file named as a rotation is not opened yet (maybe a copy in the making).
+            waits = name != "app.log" and not generation.lines and not generation.held
+            if self._reachable(name) and not waits:
                 generation.observed = generation.held = True
             if generation.held or self._reachable(name):
                 generation.unsecured = []
@@ -588,6 +612,7 @@ class FollowerModel(RuleBasedStateMachine):
                 generation.held = False
                 if generation.left_patterns:
                     self._lose(generation)
+        self.departed_deleted = dict.fromkeys(self.departed_deleted, True)  # a restart comes
         for generation in self.deleted_but_open:
             unread = set(generation.unsecured) - self.delivered
             compressed = self.compressed_as.get(id(generation))
@@ -1365,6 +1390,85 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             append(count=1, long=False, leave_partial=False)
             rotate_by_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_generation_made_after_a_seen_deletion_and_rotated_before_the_next_look_is_read(
+        self,
+    ):
+        """An outside tester's silent loss (rm app.log, the watcher stalled with SIGSTOP, the
+        application's new app.log rotated by logrotate's create, SIGCONT): the deletion had
+        been seen, so nothing looked beside app.log again, and the rotated file's lines were
+        never read though it was still there. The follower searches again at every look
+        while it holds a file that left."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            delete_live_file()
+            poll(after_events=False)
+            append(count=2, long=False, leave_partial=False)
+            rotate_by_rename(create_new=True)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_compressed_copy_of_a_life_read_before_its_truncation_is_not_named(self):
+        """app.log* : a copy-truncate copy compressed before the truncation was seen; later a
+        rotated file leaves and its search finds that compressed copy, whose first bytes no
+        followed file or checkpoint had any more (the truncation had reset them): it was named
+        as a generation never read. A followed file's lives before a truncation are kept."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_rename(create_new=True)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_the_rest_of_a_copy_compressed_while_held_is_read_from_it(self):
+        """app.log* : a copy seen while logrotate wrote it, finished, then compressed before
+        the truncation was seen: the copy was no longer at any name, so its unread lines were
+        passed over though the follower held it open. Now read from the copy held."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=True)
+            begin_copytruncate(percent=40)
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            finish_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_an_empty_file_named_as_a_rotation_is_not_held_before_its_first_bytes(self):
+        """The model's own mistake: it took an empty app.log.2 (a writer's renamed file) for
+        a file the follower holds; the follower waits for the first bytes of such a file (a
+        copy in the making), so a line written to it and compressed away before the next look
+        is lost, and named."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            rotate_by_copytruncate(window=0)
+            rotate_by_rename(create_new=True)
+            begin_copytruncate(percent=0)
+            poll(after_events=False)
+            writer_appends_to_renamed_file(count=1)
             compress_rotated_file(pick=0)
             poll(after_events=False)
             """,

@@ -199,6 +199,8 @@ class FileSources:
         # compressed files named: (device, inode, offset read or None), in order
         self._named_compressed: dict[tuple[int, int, int | None], None] = {}
         self._compressed_seen: dict[Identity, None] = {}  # matched by the patterns, looked at
+        # Lives of followed files before a truncation: (fingerprint length, digest) -> offset
+        self._lives_read: dict[tuple[int, str], int] = {}
 
     # -- the public face ---------------------------------------------------------------------
 
@@ -438,6 +440,13 @@ class FileSources:
                 self._follow_missed_generations(
                     followed.path, followed.mtime_ns, followed.source, {}, reader
                 )
+            elif followed.identity not in reachable and followed.copy_of is None:
+                # Still held after it left: a file made at its path since the last look and
+                # rotated away before this one (a stalled process, rotation faster than the
+                # polls) is a generation missed after it all the same.
+                self._follow_missed_generations(
+                    followed.path, followed.mtime_ns, followed.source, {}, reader, again=True
+                )
         # Forgotten with the next save, not now: after a crash before it, the next start
         # finds them gone again and looks again for what rotation made after them.
         self._gone_rows.update(Identity(saved.device, saved.inode) for saved in gone.values())
@@ -517,12 +526,23 @@ class FileSources:
         identity = Identity(info.st_dev, info.st_ino)
         if identity in self._compressed_seen or info.st_size == 0:  # empty: still written
             return
-        self._compressed_seen[identity] = None
-        while len(self._compressed_seen) > MAX_RETIRED:
-            del self._compressed_seen[next(iter(self._compressed_seen))]
+        self._mark_compressed_seen(identity)
         live = os.path.join(os.path.dirname(path), _rotation_stem(os.path.basename(path)))
         if not self._report_compressed(live, path, fd, gone, newer=False):
             self._warn_compressed(live, path, fd, None, skipped=True)
+
+    def remember_life(self, fingerprint: Fingerprint, offset: int) -> None:
+        """A followed file's past life (before a truncation), read up to ``offset``: its
+        compressed copy, found later, is not named for what was read."""
+        if fingerprint.length:
+            self._lives_read[(fingerprint.length, fingerprint.digest)] = offset
+            while len(self._lives_read) > MAX_RETIRED:
+                del self._lives_read[next(iter(self._lives_read))]
+
+    def _mark_compressed_seen(self, identity: Identity) -> None:
+        self._compressed_seen[identity] = None
+        while len(self._compressed_seen) > MAX_RETIRED:
+            del self._compressed_seen[next(iter(self._compressed_seen))]
 
     def _siblings(self, path: str) -> Iterator[FollowedFile]:
         """Followed files beside ``path`` whose names share its rotation stem."""
@@ -644,12 +664,15 @@ class FileSources:
         reader: _Reader,
         *,
         former: dict[Identity, FileCheckpoint] | None = None,
+        again: bool = False,
     ) -> None:
         """Files rotation made of ``path`` after the one that just left it, while we were not
         looking (stopped, or slower than rotation): beside it or in ``rotated_paths``, newer
         than our last read of that one, and unknown to us. Read from 0, then closed. One whose
         inode a saved checkpoint had (``former``: truncated and rewritten, then renamed) gets
-        the key a truncated file's next life gets, so lines read before a crash keep their ids."""
+        the key a truncated file's next life gets, so lines read before a crash keep their ids.
+        ``again``: the one that left is still held, searched after at every look (a compressed
+        file is then looked at once)."""
         missed = []
         for candidate in _rotation_candidates(path, source):
             info = self._stat_regular(candidate)
@@ -659,6 +682,10 @@ class FileSources:
             if not newer and not candidate.endswith(COMPRESSED_SUFFIXES):
                 continue  # read before (a compressed one may hold what a gone one had unread)
             identity = Identity(info.st_dev, info.st_ino)
+            if again and identity in self._compressed_seen:
+                continue  # a compressed file looked at before: a search at every poll is cheap
+            if again and candidate.endswith(COMPRESSED_SUFFIXES) and info.st_size > 0:
+                self._mark_compressed_seen(identity)
             if identity in self.files or self._unchanged_since_retired(identity, candidate):
                 continue
             known = self._store.checkpoint_of(identity.device, identity.inode) is not None
@@ -746,6 +773,11 @@ class FileSources:
             (size, mtime_ns)  # closed once read to their end; their size then
             for fingerprint, size in self._retired.values()
             if _fingerprint_of(fingerprint, head)
+        ]
+        read += [  # lives of followed files before a truncation
+            (offset, mtime_ns)
+            for (length, digest), offset in self._lives_read.items()
+            if _fingerprint_of(Fingerprint(length, digest), head)
         ]
         if read:
             offset, read_mtime_ns = max(read)
@@ -970,6 +1002,10 @@ class FileSources:
                 best = (mtime, path, fd)
             else:
                 os.close(fd)
+        if best is None:  # its copy may be gone from every name (compressed) and still open
+            copies = [f for f in self.files.values() if f.copy_of == followed.identity]
+            if copies:
+                best = (0, copies[-1].path, os.dup(copies[-1].fd))
         if best is not None:
             _, path, fd = best
             self._finish_from(followed, path, fd, reader)
@@ -1166,6 +1202,7 @@ class _Reader:
             detail="file truncated or rewritten; reading from the start",
         )  # fmt: skip
         self._sources.finish_from_copy(followed, self)
+        self._sources.remember_life(followed.fingerprint, followed.offset)
         followed.offset = followed.read_end = 0
         followed.fingerprint = Fingerprint(0, "")
         followed.file_key = _pending(followed.file_key)
