@@ -489,6 +489,37 @@ def test_rotated_paths_matching_the_names_beside_the_file_read_a_missed_generati
         second.close()
 
 
+def test_a_late_copy_of_a_life_read_to_its_end_is_not_read_again(tmp_path):
+    """A copy-truncate copy that shows up only after its original's truncation was seen (and
+    gets renamed on by the next rotation): the follower, holding an earlier copy, searches
+    beside app.log at every look, and read that copy whole as a generation it had missed,
+    though every line of it had been read from app.log (Debian's logrotate under load: a
+    whole file's lines twice, under other ids). A file starting as a life read is skipped."""
+    (tmp_path / "logs").mkdir()
+    harness = Harness(tmp_path)
+    logs = tmp_path / "logs"
+    log = logs / "app.log"
+    try:
+        append(log, f"{DENIAL} a\n")
+        assert [f"{DENIAL} a"] == harness.poll()
+        shutil.copy2(log, logs / "app.log.1")
+        with log.open("r+") as handle:
+            handle.truncate(0)
+        append(log, f"{DENIAL} b\n")
+        assert [f"{DENIAL} b"] == harness.poll()  # the copy, held, had nothing unread
+        life = log.read_bytes()
+        with log.open("r+") as handle:
+            handle.truncate(0)  # its copy is not there yet
+        append(log, f"{DENIAL} c\n")
+        assert [f"{DENIAL} c"] == harness.poll()
+        late = logs / "app.log.2"
+        late.write_bytes(life)  # the copy, late, already renamed on
+        append(log, f"{DENIAL} d\n")
+        assert [f"{DENIAL} d"] == harness.poll()
+    finally:
+        harness.close()
+
+
 class TestCompressedWhileStopped:
     """A generation compressed before the watcher read it to its end: named, never skipped
     without a word; one compressed after it was read is quiet."""

@@ -531,6 +531,15 @@ class FileSources:
         if not self._report_compressed(live, path, fd, gone, newer=False):
             self._warn_compressed(live, path, fd, None, skipped=True)
 
+    def _starts_as_a_file_read(self, fd: int, size: int) -> bool:
+        """The first bytes of ``fd`` are those of a file followed, closed once read, or of a
+        followed file's life before a truncation."""
+        known = [f.fingerprint for f in self.files.values()]
+        known += [fingerprint for fingerprint, _ in self._retired.values()]
+        known += [Fingerprint(length, digest) for length, digest in self._lives_read]
+        head = os.pread(fd, min(size, FINGERPRINT_BYTES), 0)
+        return any(_fingerprint_of(fingerprint, head) for fingerprint in known)
+
     def remember_life(self, fingerprint: Fingerprint, offset: int) -> None:
         """A followed file's past life (before a truncation), read up to ``offset``: its
         compressed copy, found later, is not named for what was read."""
@@ -707,10 +716,16 @@ class FileSources:
                 os.close(fd)
                 continue
             size = os.fstat(fd).st_size
-            if size == 0 or self._copy_of_file_at(path, fd, size):
+            if (
+                size == 0
+                or self._copy_of_file_at(path, fd, size)
+                or (again and self._starts_as_a_file_read(fd, size))
+            ):
                 # Empty: no line to miss (a copy copy-truncate has just begun, say; followed
                 # now it would read that copy's lines as its own). A copy: read from the live
-                # file's checkpoint once its truncation is seen.
+                # file's checkpoint once its truncation is seen. Searching again: a file whose
+                # first bytes we read (a copy-truncate copy of a life read before) is no
+                # generation we missed.
                 os.close(fd)
                 continue
             checkpoint = _first_checkpoint(fd, identity, path, 0, size)
