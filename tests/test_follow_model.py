@@ -1473,3 +1473,25 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_compressed_file_written_anew_at_its_inode_is_looked_at_again(self):
+        """A compressed file looked at once is passed over by the searches at every look; a
+        later one at the same name and inode (gzip writing over it), holding a generation
+        never read, was taken for it and passed over without a word. A compressed file is
+        known by its inode, size and time now."""
+        _replay(
+            "plain",
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            delete_live_file()
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_rename(create_new=False)
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            """,
+        )

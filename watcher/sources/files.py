@@ -197,8 +197,8 @@ class FileSources:
         self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
         self._gone_rows: set[Identity] = set()  # checkpoints of gone files, to forget at a save
         # compressed files named: (device, inode, offset read or None), in order
-        self._named_compressed: dict[tuple[int, int, int | None], None] = {}
-        self._compressed_seen: dict[Identity, None] = {}  # matched by the patterns, looked at
+        self._named_compressed: dict[tuple[CompressedFile, int | None], None] = {}
+        self._compressed_seen: dict[CompressedFile, None] = {}  # looked at once
         # Lives of followed files before a truncation: (fingerprint length, digest) -> offset
         self._lives_read: dict[tuple[int, str], int] = {}
 
@@ -523,10 +523,9 @@ class FileSources:
             self._report_once(path, "compressed", "compressed; rotated files are not read")
             return
         info = os.fstat(fd)
-        identity = Identity(info.st_dev, info.st_ino)
-        if identity in self._compressed_seen or info.st_size == 0:  # empty: still written
+        if _compressed_file(info) in self._compressed_seen or info.st_size == 0:  # being written
             return
-        self._mark_compressed_seen(identity)
+        self._mark_compressed_seen(_compressed_file(info))
         live = os.path.join(os.path.dirname(path), _rotation_stem(os.path.basename(path)))
         if not self._report_compressed(live, path, fd, gone, newer=False):
             self._warn_compressed(live, path, fd, None, skipped=True)
@@ -548,8 +547,8 @@ class FileSources:
             while len(self._lives_read) > MAX_RETIRED:
                 del self._lives_read[next(iter(self._lives_read))]
 
-    def _mark_compressed_seen(self, identity: Identity) -> None:
-        self._compressed_seen[identity] = None
+    def _mark_compressed_seen(self, compressed: CompressedFile) -> None:
+        self._compressed_seen[compressed] = None
         while len(self._compressed_seen) > MAX_RETIRED:
             del self._compressed_seen[next(iter(self._compressed_seen))]
 
@@ -617,9 +616,13 @@ class FileSources:
         never saw. Returns the checkpoints whose file is gone."""
         found: list[tuple[FileCheckpoint, FileSource, int, str]] = []
         gone: dict[Identity, FileCheckpoint] = {}
+        empty_rows: list[tuple[FileCheckpoint, FileSource]] = []
         for saved in self._store.followed_files():
             identity = Identity(saved.device, saved.inode)
             if identity in reachable and not self._taken_by_another(saved, reachable[identity][0]):
+                source = self._source_reaching(saved.path)
+                if saved.fingerprint_bytes == 0 and source is not None:
+                    empty_rows.append((saved, source))
                 continue
             source = self._source_reaching(saved.path)
             if source is None:
@@ -646,6 +649,11 @@ class FileSources:
                 self._follow_missed_generations(
                     saved.path, saved.mtime_ns, source, gone, reader, former=former
                 )
+        for saved, source in empty_rows:
+            # Empty when saved, its inode at its path again: the same file, or a later one that
+            # took the inode after the first left (nothing tells which): look for what
+            # rotation made since, as after a file that left.
+            self._follow_missed_generations(saved.path, saved.mtime_ns, source, gone, reader)
         return gone
 
     def _taken_by_another(self, saved: FileCheckpoint, path: str) -> bool:
@@ -691,10 +699,10 @@ class FileSources:
             if not newer and not candidate.endswith(COMPRESSED_SUFFIXES):
                 continue  # read before (a compressed one may hold what a gone one had unread)
             identity = Identity(info.st_dev, info.st_ino)
-            if again and identity in self._compressed_seen:
+            if again and _compressed_file(info) in self._compressed_seen:
                 continue  # a compressed file looked at before: a search at every poll is cheap
             if again and candidate.endswith(COMPRESSED_SUFFIXES) and info.st_size > 0:
-                self._mark_compressed_seen(identity)
+                self._mark_compressed_seen(_compressed_file(info))
             if identity in self.files or self._unchanged_since_retired(identity, candidate):
                 continue
             known = self._store.checkpoint_of(identity.device, identity.inode) is not None
@@ -809,8 +817,7 @@ class FileSources:
         """Name a compressed file once a run (for each offset): as a generation never read,
         as one read up to ``offset``, or (``skipped``: the patterns match it, its first bytes
         are none we know) as a compressed file not read."""
-        info = os.fstat(fd)
-        named = (info.st_dev, info.st_ino, offset)
+        named = (_compressed_file(os.fstat(fd)), offset)
         if named in self._named_compressed:
             return  # found again in the same run (the copy left, then its original's truncation)
         self._named_compressed[named] = None
@@ -1430,6 +1437,14 @@ def _holds_unread(fd: int, offset: int, mtime_ns: int, read_mtime_ns: int) -> bo
     if size is not None and offset < 1 << 32:
         return size > offset
     return mtime_ns > read_mtime_ns
+
+
+CompressedFile = tuple[int, int, int, int]  # device, inode, size, mtime: one file's content
+
+
+def _compressed_file(info: os.stat_result) -> CompressedFile:
+    """A compressed file as it is: an inode used again, or written anew, is another one."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _gzip_size(fd: int) -> int | None:
