@@ -520,6 +520,29 @@ def test_a_late_copy_of_a_life_read_to_its_end_is_not_read_again(tmp_path):
         harness.close()
 
 
+def test_files_whose_names_differ_by_a_number_are_not_rotations_of_each_other(tmp_path):
+    """An outside tester's mix-up (``app-*.log``, 30-60 files rotating): ``app-1.log`` was
+    taken for a rotation of ``app-0.log`` (a ``-N`` suffix), so one file's lines came out
+    under another's path, and an empty new one waited as a copy in the making: written and
+    deleted before the next look, its line was lost. A rotation suffix is ``.N`` or a date."""
+    (tmp_path / "logs").mkdir()
+    harness = Harness(tmp_path, pattern="app-*.log")
+    logs = tmp_path / "logs"
+    try:
+        append(logs / "app-0.log", f"{DENIAL} a\n")
+        assert [f"{DENIAL} a"] == harness.poll()
+        (logs / "app-1.log").touch()
+        assert [] == harness.poll()  # followed at once: no rotation of app-0.log
+        append(logs / "app-1.log", f"{DENIAL} b\n")
+        (logs / "app-1.log").unlink()
+        assert [f"{DENIAL} b"] == harness.poll()
+        assert [("app-0.log", "a"), ("app-1.log", "b")] == [
+            (name, text[-1]) for name, _, text in harness.lines
+        ]
+    finally:
+        harness.close()
+
+
 class TestCompressedWhileStopped:
     """A generation compressed before the watcher read it to its end: named, never skipped
     without a word; one compressed after it was read is quiet."""

@@ -71,7 +71,12 @@ GZIP_HEAD_INPUT_MAX = 1024 * 1024  # compressed bytes read to find a file's firs
 PENDING_KEY_PREFIX = "after:"
 HOLD_SECONDS = 0.5  # a message that may go on waits this long for its next line, then goes out
 MAX_RETIRED = 4096  # identities of closed rotated files remembered, so none passes for a copy
-_ROTATION_SUFFIX_RE = re.compile(r"^(.+?)(?:[.-]\d[\w.-]*)?$")
+# What rotation appends: a number (``.1``, maybe compressed: ``.1.gz``), or a date or time
+# (``-20261129``, ``-20261129-1795985426``, kubelet's ``.20261129-101010``: four digits at
+# least). A live name's own ``-0`` (``app-0.log``, ``app-1.log``) is no rotation of ``app``.
+_ROTATION_SUFFIX_RE = re.compile(
+    r"^(.+?)(?:\.\d+(?:\.(?:gz|bz2|xz|zst|zstd|lz4|lzo|Z|zip))?|[.-]\d{4}[\w.-]*)?$"
+)
 
 
 @dataclass(frozen=True, slots=True)
