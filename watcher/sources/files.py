@@ -621,13 +621,9 @@ class FileSources:
         never saw. Returns the checkpoints whose file is gone."""
         found: list[tuple[FileCheckpoint, FileSource, int, str]] = []
         gone: dict[Identity, FileCheckpoint] = {}
-        empty_rows: list[tuple[FileCheckpoint, FileSource]] = []
         for saved in self._store.followed_files():
             identity = Identity(saved.device, saved.inode)
             if identity in reachable and not self._taken_by_another(saved, reachable[identity][0]):
-                source = self._source_reaching(saved.path)
-                if saved.fingerprint_bytes == 0 and source is not None:
-                    empty_rows.append((saved, source))
                 continue
             source = self._source_reaching(saved.path)
             if source is None:
@@ -654,11 +650,6 @@ class FileSources:
                 self._follow_missed_generations(
                     saved.path, saved.mtime_ns, source, gone, reader, former=former
                 )
-        for saved, source in empty_rows:
-            # Empty when saved, its inode at its path again: the same file, or a later one that
-            # took the inode after the first left (nothing tells which): look for what
-            # rotation made since, as after a file that left.
-            self._follow_missed_generations(saved.path, saved.mtime_ns, source, gone, reader)
         return gone
 
     def _taken_by_another(self, saved: FileCheckpoint, path: str) -> bool:
