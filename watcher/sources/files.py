@@ -44,6 +44,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from watcher.config import FileSource
 from watcher.extract import SECOND_WORDS_BYTES
@@ -538,24 +539,31 @@ class FileSources:
     def _starts_as_a_file_read(self, fd: int, size: int) -> bool:
         """The first bytes of ``fd`` are those of a file followed, closed once read, or of a
         followed file's life before a truncation."""
-        known = [f.fingerprint for f in self.files.values()]
-        known += [fingerprint for fingerprint, _ in self._retired.values()]
-        known += [Fingerprint(length, digest) for length, digest in self._lives_read]
         head = os.pread(fd, min(size, FINGERPRINT_BYTES), 0)
-        return any(_fingerprint_of(fingerprint, head) for fingerprint in known)
+        followed = any(_fingerprint_of(f.fingerprint, head) for f in self.files.values())
+        return followed or bool(self._past_reads(head))
+
+    def _past_reads(self, head: bytes) -> list[int]:
+        """How far files no longer followed were read, of those that began with ``head``:
+        closed once read to their end (their size then), or lives before a truncation."""
+        return [
+            size
+            for fingerprint, size in self._retired.values()
+            if _fingerprint_of(fingerprint, head)
+        ] + [
+            offset
+            for (length, digest), offset in self._lives_read.items()
+            if _fingerprint_of(Fingerprint(length, digest), head)
+        ]
 
     def remember_life(self, fingerprint: Fingerprint, offset: int) -> None:
         """A followed file's past life (before a truncation), read up to ``offset``: its
         compressed copy, found later, is not named for what was read."""
         if fingerprint.length:
-            self._lives_read[(fingerprint.length, fingerprint.digest)] = offset
-            while len(self._lives_read) > MAX_RETIRED:
-                del self._lives_read[next(iter(self._lives_read))]
+            _remember(self._lives_read, (fingerprint.length, fingerprint.digest), offset)
 
     def _mark_compressed_seen(self, compressed: CompressedFile) -> None:
-        self._compressed_seen[compressed] = None
-        while len(self._compressed_seen) > MAX_RETIRED:
-            del self._compressed_seen[next(iter(self._compressed_seen))]
+        _remember(self._compressed_seen, compressed, None)
 
     def _siblings(self, path: str) -> Iterator[FollowedFile]:
         """Followed files beside ``path`` whose names share its rotation stem."""
@@ -788,16 +796,7 @@ class FileSources:
             for saved in saved_rows
             if _fingerprint_of(Fingerprint(saved.fingerprint_bytes, saved.fingerprint), head)
         ]
-        read += [
-            (size, mtime_ns)  # closed once read to their end; their size then
-            for fingerprint, size in self._retired.values()
-            if _fingerprint_of(fingerprint, head)
-        ]
-        read += [  # lives of followed files before a truncation
-            (offset, mtime_ns)
-            for (length, digest), offset in self._lives_read.items()
-            if _fingerprint_of(Fingerprint(length, digest), head)
-        ]
+        read += [(offset, mtime_ns) for offset in self._past_reads(head)]
         if read:
             offset, read_mtime_ns = max(read)
             if _holds_unread(fd, offset, mtime_ns, read_mtime_ns):
@@ -816,9 +815,7 @@ class FileSources:
         named = (_compressed_file(os.fstat(fd)), offset)
         if named in self._named_compressed:
             return  # found again in the same run (the copy left, then its original's truncation)
-        self._named_compressed[named] = None
-        while len(self._named_compressed) > MAX_RETIRED:
-            del self._named_compressed[next(iter(self._named_compressed))]
+        _remember(self._named_compressed, named, None)
         if skipped:
             self._log.warning(
                 "source_skipped", path=compressed, reason="compressed; rotated files are not read"
@@ -987,9 +984,7 @@ class FileSources:
             size = os.fstat(fd).st_size
         except OSError:
             return
-        self._retired[identity] = (Fingerprint.of(fd, min(size, FINGERPRINT_BYTES)), size)
-        while len(self._retired) > MAX_RETIRED:
-            del self._retired[next(iter(self._retired))]
+        _remember(self._retired, identity, (Fingerprint.of(fd, min(size, FINGERPRINT_BYTES)), size))
 
     def _save(self, followed: FollowedFile) -> None:
         """Save now (a file's first checkpoint: its key on disk before any of its lines); if
@@ -1436,6 +1431,17 @@ def _holds_unread(fd: int, offset: int, mtime_ns: int, read_mtime_ns: int) -> bo
 
 
 CompressedFile = tuple[int, int, int, int]  # device, inode, size, mtime: one file's content
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(table: dict[_K, _V], key: _K, value: _V) -> None:
+    """Add to a table kept in memory, bounded: the oldest entries go past MAX_RETIRED."""
+    table[key] = value
+    while len(table) > MAX_RETIRED:
+        del table[next(iter(table))]
 
 
 def _compressed_file(info: os.stat_result) -> CompressedFile:
