@@ -17,7 +17,7 @@ from watcher.config import FileSource
 from watcher.events import event_id
 from watcher.log import configure_logging
 from watcher.model import Finding, Origin
-from watcher.sources.files import FileSources, LineContext
+from watcher.sources.files import FileSources, LineContext, _rotation_stem
 from watcher.sources.lines import Candidate
 from watcher.sources.watch import ChangedPaths, DirectoryWatcher
 from watcher.state import StateStore
@@ -541,6 +541,70 @@ def test_files_whose_names_differ_by_a_number_are_not_rotations_of_each_other(tm
         ]
     finally:
         harness.close()
+
+
+def test_a_copy_first_seen_with_its_originals_truncation_is_not_read_again(tmp_path):
+    """An outside tester (copytruncate, ``app.log*``, 1,000 lines/s): a whole generation came
+    twice, other ids. The look that listed the directory came just before logrotate's copy,
+    and read the lines written after it; the next found the copy, smaller than what was read
+    of its original, and the original truncated: nothing unread in it, so no copy taken up,
+    and the pattern followed it from 0 as a file of its own."""
+    (tmp_path / "logs").mkdir()
+    harness = Harness(tmp_path, pattern="app.log*")
+    log = tmp_path / "logs" / "app.log"
+    try:
+        append(log, "".join(f"{DENIAL} a{n}\n" for n in range(20)))  # more than a fingerprint
+        assert len(harness.poll()) == 20
+        shutil.copy2(log, tmp_path / "logs" / "app.log.1")
+        append(log, f"{DENIAL} b\n")
+        harness.sources.poll({str(log)}, harness.handle)  # listed before the copy was made
+        harness.commit()
+        with log.open("r+") as handle:
+            handle.truncate(0)
+        assert [] == harness.poll()
+        append(log, f"{DENIAL} c\n")
+        assert [f"{DENIAL} c"] == harness.poll()
+        assert len(harness.lines) == 22
+    finally:
+        harness.close()
+
+
+def test_a_sibling_with_a_number_in_its_name_is_no_generation_of_another(tmp_path):
+    """``server-8443.log`` (made while the watcher was stopped, after ``server-8080.log`` was
+    deleted) was read as a generation missed after ``server-8080.log``, under its path: a
+    number of four digits was taken for a date rotation appended, though the name goes on."""
+    (tmp_path / "logs").mkdir()
+    logs = tmp_path / "logs"
+    first = Harness(tmp_path)
+    append(logs / "server-8080.log", f"{DENIAL} a\n")
+    assert [f"{DENIAL} a"] == first.poll()
+    first.close()
+    (logs / "server-8080.log").unlink()
+    append(logs / "server-8443.log", f"{DENIAL} b\n")
+    second = Harness(tmp_path)
+    try:
+        assert [f"{DENIAL} b"] == second.poll()
+        assert [("server-8443.log", f"{DENIAL} b")] == [(n, t) for n, _, t in second.lines]
+    finally:
+        second.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("app.log.1", "app.log"),
+        ("app.log.2.gz", "app.log"),
+        ("app.log-20261129", "app.log"),
+        ("app.log-20261129-1795985433.gz", "app.log"),
+        ("app.log-20261129T101010Z", "app.log"),
+        ("0.log.20261129-101010", "0.log"),  # kubelet
+        ("app-1.log", "app-1.log"),
+        ("server-8080.log", "server-8080.log"),
+        ("app-20261129.log", "app-20261129.log"),  # dateext keeping .log: a name of its own
+    ],
+)
+def test_what_counts_as_a_rotation_suffix(name: str, stem: str) -> None:
+    assert _rotation_stem(name) == stem
 
 
 class TestCompressedWhileStopped:

@@ -72,12 +72,14 @@ GZIP_HEAD_INPUT_MAX = 1024 * 1024  # compressed bytes read to find a file's firs
 PENDING_KEY_PREFIX = "after:"
 HOLD_SECONDS = 0.5  # a message that may go on waits this long for its next line, then goes out
 MAX_RETIRED = 4096  # identities of closed rotated files remembered, so none passes for a copy
-# What rotation appends: a number (``.1``, maybe compressed: ``.1.gz``), or a date or time
-# (``-20261129``, ``-20261129-1795985426``, kubelet's ``.20261129-101010``: four digits at
-# least). A live name's own ``-0`` (``app-0.log``, ``app-1.log``) is no rotation of ``app``.
-_ROTATION_SUFFIX_RE = re.compile(
-    r"^(.+?)(?:\.\d+(?:\.(?:gz|bz2|xz|zst|zstd|lz4|lzo|Z|zip))?|[.-]\d{4}[\w.-]*)?$"
-)
+# What rotation appends: a number (``.1``) or a date or time (``-20261129``,
+# ``-20261129-1795985426``, kubelet's ``.20261129-101010``: four digits at least, then only
+# digits and separators), maybe compressed (``.1.gz``). A live name's own number is no
+# rotation suffix when the name goes on after it: ``app-0.log``, ``server-8080.log`` and a
+# rotated ``app-20261129.log`` are each a name of their own, not rotations of ``app``.
+_COMPRESSION = r"(?:\.(?:gz|bz2|xz|zst|zstd|lz4|lzo|Z|zip))?"
+_DATE = r"[.-]\d{4}[\dTZ_.-]*?"
+_ROTATION_SUFFIX_RE = re.compile(rf"^(.+?)(?:(?:\.\d+|{_DATE}){_COMPRESSION})?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +209,8 @@ class FileSources:
         self._compressed_seen: dict[CompressedFile, None] = {}  # looked at once
         # Lives of followed files before a truncation: (fingerprint length, digest) -> offset
         self._lives_read: dict[tuple[int, str], int] = {}
+        # A copy being opened when its original's truncation is seen: (original, path, fd)
+        self._copy_in_hand: tuple[Identity, str, int] | None = None
 
     # -- the public face ---------------------------------------------------------------------
 
@@ -501,7 +505,11 @@ class FileSources:
             offset = info.st_size if self._start_at_end and source.start_at == "end" else 0
             original = self._copied_from(fd, path, info.st_size)
             if original is not None:
-                reader.read(original)  # the lines the copy shares with it come from there
+                self._copy_in_hand = (original.identity, path, fd)
+                try:
+                    reader.read(original)  # the lines the copy shares with it come from there
+                finally:
+                    self._copy_in_hand = None
                 if identity in self.files:  # that read found the original truncated: done
                     os.close(fd)
                     return self.files[identity]
@@ -676,6 +684,40 @@ class FileSources:
         finally:
             os.close(fd)
 
+    def _missed_candidates(
+        self,
+        path: str,
+        since_ns: int,
+        source: FileSource,
+        *,
+        former: dict[Identity, FileCheckpoint] | None,
+        again: bool,
+    ) -> list[tuple[int, str, Identity, bool]]:
+        """(mtime, name, identity, newer than ``since_ns``) of the files rotation may have made
+        of ``path`` that we do not know, oldest first."""
+        missed = []
+        for candidate in _rotation_candidates(path, source):
+            if candidate == path or not _named_as_rotation_of(candidate, path):
+                continue  # in rotated_paths, another file's rotations (olddir/web.log.1)
+            info = self._stat_regular(candidate)
+            if info is None:
+                continue
+            newer = info.st_mtime_ns > since_ns
+            if not newer and not candidate.endswith(COMPRESSED_SUFFIXES):
+                continue  # read before (a compressed one may hold what a gone one had unread)
+            identity = Identity(info.st_dev, info.st_ino)
+            if again and _compressed_file(info) in self._compressed_seen:
+                continue  # a compressed file looked at before: a search at every poll is cheap
+            if again and candidate.endswith(COMPRESSED_SUFFIXES) and info.st_size > 0:
+                self._mark_compressed_seen(_compressed_file(info))
+            if identity in self.files or self._unchanged_since_retired(identity, candidate):
+                continue
+            known = self._store.checkpoint_of(identity.device, identity.inode) is not None
+            if known and (former is None or identity not in former):
+                continue  # a gone file's row describes its inode's last life, not this one
+            missed.append((info.st_mtime_ns, candidate, identity, newer))
+        return sorted(missed)
+
     def _follow_missed_generations(
         self,
         path: str,
@@ -694,26 +736,13 @@ class FileSources:
         the key a truncated file's next life gets, so lines read before a crash keep their ids.
         ``again``: the one that left is still held, searched after at every look (a compressed
         file is then looked at once)."""
-        missed = []
-        for candidate in _rotation_candidates(path, source):
-            info = self._stat_regular(candidate)
-            if info is None or candidate == path:
-                continue
-            newer = info.st_mtime_ns > since_ns
-            if not newer and not candidate.endswith(COMPRESSED_SUFFIXES):
-                continue  # read before (a compressed one may hold what a gone one had unread)
-            identity = Identity(info.st_dev, info.st_ino)
-            if again and _compressed_file(info) in self._compressed_seen:
-                continue  # a compressed file looked at before: a search at every poll is cheap
-            if again and candidate.endswith(COMPRESSED_SUFFIXES) and info.st_size > 0:
-                self._mark_compressed_seen(_compressed_file(info))
-            if identity in self.files or self._unchanged_since_retired(identity, candidate):
-                continue
-            known = self._store.checkpoint_of(identity.device, identity.inode) is not None
-            if known and (former is None or identity not in former):
-                continue  # a gone file's row describes its inode's last life, not this one
-            missed.append((info.st_mtime_ns, candidate, identity, newer))
-        for _, candidate, identity, newer in sorted(missed):
+        if _rotation_stem(os.path.basename(path)) != os.path.basename(path):
+            # A rotated name the patterns matched (app.log.2 under app.log*): what rotation
+            # makes is the live file's generations, found for it or by the patterns, each
+            # under its own path.
+            return
+        missed = self._missed_candidates(path, since_ns, source, former=former, again=again)
+        for _, candidate, identity, newer in missed:
             if identity in self.files:
                 continue  # another name of a file followed now (a hard link)
             fd = self._open(candidate)
@@ -1015,6 +1044,8 @@ class FileSources:
                 best = (mtime, path, fd)
             else:
                 os.close(fd)
+        if best is None:
+            best = self._copy_in_hand_of(followed)
         if best is None:  # its copy may be gone from every name (compressed) and still open
             copies = [f for f in self.files.values() if f.copy_of == followed.identity]
             if copies:
@@ -1029,6 +1060,23 @@ class FileSources:
         self._follow_missed_generations(
             followed.path, followed.mtime_ns, followed.source, {}, reader
         )
+
+    def _copy_in_hand_of(self, followed: FollowedFile) -> tuple[int, str, int] | None:
+        """The copy being opened when ``followed``'s truncation was seen, if it holds the life
+        we read: taken up also when no name finds it now (logrotate compressed and unlinked
+        it meanwhile) or it holds nothing unread (its original was read on past the copy's
+        end); followed as a file of its own instead, it gave that life's lines again."""
+        if self._copy_in_hand is None:
+            return None
+        original, path, fd = self._copy_in_hand
+        info = os.fstat(fd)
+        if (
+            original != followed.identity
+            or self._finished(Identity(info.st_dev, info.st_ino), fd)
+            or not followed.fingerprint.matches(fd)
+        ):
+            return None
+        return (info.st_mtime_ns, path, os.dup(fd))
 
     def _finish_from(self, followed: FollowedFile, path: str, fd: int, reader: _Reader) -> None:
         """Read what ``followed`` had not read from ``path`` (``fd``), its copy."""
@@ -1062,11 +1110,12 @@ class FileSources:
         # committing, pinging the watchdog and seeing signals); its checkpoint saved, so a
         # restart reads on (or knows it was read). A pattern that reaches the copy takes it
         # over at the next look; otherwise it is closed once idle.
-        checkpoint = _first_checkpoint(fd, identity, followed.path, followed.offset, size)
+        start = min(followed.offset, size)  # smaller: its lines and more were read there
+        checkpoint = _first_checkpoint(fd, identity, followed.path, start, size)
         source = self._source_reaching(path) or followed.source
         copy = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
         copy.file_key = _bound_key(followed.file_key, fd, size)
-        copy.left_paths_at, copy.more_pending = self._clock(), followed.offset < size
+        copy.left_paths_at, copy.more_pending = self._clock(), start < size
         copy.mtime_ns = info.st_mtime_ns
         self.files[copy.identity] = copy
         reader.defer_save(copy)
@@ -1084,11 +1133,9 @@ class FileSources:
         identity = Identity(info.st_dev, info.st_ino)
         if identity == followed.identity:
             return None
-        unread = info.st_size > followed.offset or (
-            followed.offset > 0 and info.st_size == followed.offset
-        )
-        if not unread:
-            return None
+        if info.st_size == 0:
+            return None  # one smaller than what we read is taken up all the same: the lines
+            # after the copy and before the truncation were read from the original
         if followed.fingerprint.length == 0 and (
             info.st_mtime_ns < followed.mtime_ns or self._followed_on_its_own(identity)
         ):
@@ -1527,10 +1574,31 @@ def _rotation_places(path: str, source: FileSource) -> Iterator[str]:
         except OSError:
             continue
         for entry in entries:
-            if _rotation_stem(entry) == stem:
+            if _rotation_stem(entry) == stem or _dated_keeping_extension(entry, name):
                 yield os.path.join(directory, entry)
     for pattern in source.rotated_paths:
         yield from sorted(glob.glob(pattern))
+
+
+def _named_as_rotation_of(candidate: str, path: str) -> bool:
+    """``candidate``'s name is ``path``'s (or its symlink target's) with what rotation appends
+    (``olddir/app.log.1`` for ``app.log``): no name of a sibling's rotations."""
+    rotated = os.path.basename(candidate)
+    stem = _rotation_stem(rotated)
+    names = {os.path.basename(path), os.path.basename(os.path.realpath(path))}
+    return any(
+        _rotation_stem(name) == stem or _dated_keeping_extension(rotated, name) for name in names
+    )
+
+
+def _dated_keeping_extension(rotated: str, name: str) -> bool:
+    """``rotated`` is ``name`` dated before its extension (logrotate's ``dateext`` with
+    ``extension .log``: app.log -> app-20261129.log, maybe compressed)."""
+    root, extension = os.path.splitext(name)
+    if not root or not extension:
+        return False
+    pattern = rf"{re.escape(root)}{_DATE}{re.escape(extension)}{_COMPRESSION}"
+    return re.fullmatch(pattern, rotated) is not None
 
 
 def _rotation_stem(name: str) -> str:
