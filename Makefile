@@ -51,10 +51,12 @@ bench: $(STAMP)
 
 # MINUTES of the daemon under a writer, rotations, SIGHUPs and a flapping receiver (prints
 # lost/duplicated per sink, which must be 0), then MINUTES of the follower's model-based test
-# with fresh random examples, then every other property with fresh ones. Not part of `make test`.
+# with fresh random examples (and 2,000 of the siblings model a layout), then every other
+# property with fresh ones. Not part of `make test`.
 soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py --minutes $(MINUTES)
 	FOLLOW_MODEL_SECONDS=$$(( $(MINUTES) * 60 )) $(BIN)/pytest -q tests/test_follow_model.py
+	FOLLOW_MODEL_RANDOM=1 FOLLOW_MODEL_EXAMPLES=2000 $(BIN)/pytest -q tests/test_follow_siblings_model.py
 	HYPOTHESIS_PROFILE=explore $(BIN)/pytest -q tests/test_extract.py tests/test_lines.py \
 		tests/test_messages.py tests/test_hostile.py tests/test_backpressure.py tests/test_alerts_model.py
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,13 @@ class Harness:
         return [text for _, _, text in self.lines[before:]]
 
     def events(self) -> list[str]:
-        return [json.loads(line)["event"] for line in self.logs.getvalue().splitlines()]
+        return [event["event"] for event in self.log_events()]
+
+    def log_events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.logs.getvalue().splitlines()]
+
+    def levels(self, name: str) -> list[str]:
+        return [event["level"] for event in self.log_events() if event["event"] == name]
 
     def close(self) -> None:
         self.commit()
@@ -147,7 +154,22 @@ class TestFollowing:
             handle.truncate(0)
         append(log, f"{DENIAL} 3\n")
         assert [f"{DENIAL} 3"] == harness.poll()
-        assert "source_truncated" in harness.events()
+        assert ["warning"] == harness.levels("source_truncated")  # no copy: maybe lost lines
+
+    def test_a_copy_truncate_rotation_is_no_warning(self, harness):
+        """Every copy-truncate rotation truncates the file: with its copy found, it is said at
+        info level, naming the copy."""
+        log = harness.root / "logs" / "app.log"
+        append(log, f"{DENIAL} 1\n{DENIAL} 2\n")
+        harness.poll()
+        shutil.copy2(log, harness.root / "logs" / "app.log.1")
+        append(harness.root / "logs" / "app.log.1", f"{DENIAL} 3\n")  # written before the copy
+        with log.open("r+") as handle:
+            handle.truncate(0)
+        assert [f"{DENIAL} 3"] == harness.poll() + harness.poll()  # the copy's rest: a backlog
+        assert ["info"] == harness.levels("source_truncated")
+        event = next(e for e in harness.log_events() if e["event"] == "source_truncated")
+        assert event["copy"].endswith("app.log.1")
 
     def test_rewritten_in_place_past_the_offset_is_caught_by_the_fingerprint(self, harness):
         """Same inode, new content longer than the old offset: size alone cannot tell."""

@@ -1030,8 +1030,9 @@ class FileSources:
 
     # -- copy-truncate -----------------------------------------------------------------------
 
-    def finish_from_copy(self, followed: FollowedFile, reader: _Reader) -> None:
-        """``followed`` was truncated: read what we had not read from the copy rotation left."""
+    def finish_from_copy(self, followed: FollowedFile, reader: _Reader) -> str | None:
+        """``followed`` was truncated: read what we had not read from the copy rotation left.
+        Returns the copy's name, None when no copy was found."""
         best: tuple[int, str, int] | None = None  # (mtime_ns, path, fd)
         for path in _rotation_candidates(followed.path, followed.source):
             fd = self._copy_candidate(path, followed)
@@ -1050,9 +1051,10 @@ class FileSources:
             copies = [f for f in self.files.values() if f.copy_of == followed.identity]
             if copies:
                 best = (0, copies[-1].path, os.dup(copies[-1].fd))
+        copy = None
         if best is not None:
-            _, path, fd = best
-            self._finish_from(followed, path, fd, reader)
+            _, copy, fd = best
+            self._finish_from(followed, copy, fd, reader)
         # Generations rotation made since our last read, while we were away: a second
         # copy-truncate's copy; with no copy of what we read, those after its inode was taken by
         # a new file (rename rotation, the old file deleted or compressed) or after a
@@ -1060,6 +1062,7 @@ class FileSources:
         self._follow_missed_generations(
             followed.path, followed.mtime_ns, followed.source, {}, reader
         )
+        return copy
 
     def _copy_in_hand_of(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         """The copy being opened when ``followed``'s truncation was seen, if it holds the life
@@ -1256,12 +1259,21 @@ class _Reader:
         self.defer_save(followed)
 
     def _start_again(self, followed: FollowedFile, size: int) -> None:
-        """Emptied (or rewritten): finish from the copy rotation left, then read from 0."""
-        self._sources._log.warning(
-            "source_truncated", path=followed.path, offset=followed.offset, size=size,
-            detail="file truncated or rewritten; reading from the start",
-        )  # fmt: skip
-        self._sources.finish_from_copy(followed, self)
+        """Emptied (or rewritten): finish from the copy rotation left, then read from 0. A
+        warning only without a copy: every copy-truncate rotation is one of these."""
+        offset = followed.offset
+        copy = self._sources.finish_from_copy(followed, self)
+        if copy is None:
+            self._sources._log.warning(
+                "source_truncated", path=followed.path, offset=offset, size=size,
+                detail="file truncated or rewritten, no copy of it found (lines written after "
+                "the offset and before the truncation are lost); reading from the start",
+            )  # fmt: skip
+        else:
+            self._sources._log.info(
+                "source_truncated", path=followed.path, offset=offset, size=size, copy=copy,
+                detail="copy-truncate: the rest read from its copy; reading from the start",
+            )  # fmt: skip
         self._sources.remember_life(followed.fingerprint, followed.offset)
         followed.offset = followed.read_end = 0
         followed.fingerprint = Fingerprint(0, "")
