@@ -67,12 +67,14 @@ class Layout:
     patterns: tuple[str, ...]  # relative to the test's root
     rotated_reachable: bool  # do the patterns reach app.log.1, app.log.2...?
     symlink: bool = False  # links/app.log -> ../logs/app.log
+    olddir: bool = False  # rotation moves files to old/ (logrotate's olddir; rotated_paths)
 
 
 LAYOUTS = {
     "plain": Layout("plain", ("logs/*.log",), rotated_reachable=False),
     "rotated_in_glob": Layout("rotated_in_glob", ("logs/app.log*",), rotated_reachable=True),
     "symlink": Layout("symlink", ("links/*.log",), rotated_reachable=False, symlink=True),
+    "olddir": Layout("olddir", ("logs/*.log",), rotated_reachable=False, olddir=True),
 }
 
 
@@ -106,12 +108,14 @@ class FollowerModel(RuleBasedStateMachine):
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="follow-model-"))
         (self.root / "logs").mkdir()
+        (self.root / "old").mkdir()
         if self.layout.symlink:
             (self.root / "links").mkdir()
             (self.root / "links" / "app.log").symlink_to("../logs/app.log")
         self.now = 0.0
         self.source = FileSource(
             paths=tuple(str(self.root / p) for p in self.layout.patterns),
+            rotated_paths=(str(self.root / "old" / "*"),) if self.layout.olddir else (),
             start_at="beginning",
             rotate_wait_seconds=ROTATE_WAIT_SECONDS,
         )
@@ -194,7 +198,18 @@ class FollowerModel(RuleBasedStateMachine):
     # -- writing -----------------------------------------------------------------------------
 
     def _path(self, name: str) -> Path:
-        return self.root / "logs" / name
+        return Path(os.path.normpath(self.root / "logs" / name))
+
+    def _name(self, path: str) -> str:
+        """The model's name of a file the follower names by its path."""
+        return os.path.relpath(path, self.root / "logs")
+
+    def _rotated(self, number: int) -> str:
+        """The name rotation gives app.log's ``number``-th generation (olddir: in old/)."""
+        return f"{'../old/' if self.layout.olddir else ''}app.log.{number}"
+
+    def _freed(self, name: str) -> Path:
+        return self.root / f"freed-{name.replace('/', '_')}"
 
     def _stamp(self, name: str) -> None:
         """The file was just changed: its time is the model's next tick (a millisecond on,
@@ -247,13 +262,13 @@ class FollowerModel(RuleBasedStateMachine):
 
     def _shift_rotated(self) -> None:
         """app.log.N -> app.log.N+1; the oldest is deleted (as logrotate's `rotate KEEP`)."""
-        oldest = f"app.log.{KEEP}"
+        oldest = self._rotated(KEEP)
         if oldest in self.at:
             self._delete(oldest)
         for number in range(KEEP - 1, 0, -1):
-            name = f"app.log.{number}"
+            name = self._rotated(number)
             if name in self.at:
-                self._rename(name, f"app.log.{number + 1}")
+                self._rename(name, self._rotated(number + 1))
 
     def _rename(self, old: str, new: str) -> None:
         if not (self.running and self.polled_since_start):
@@ -301,7 +316,7 @@ class FollowerModel(RuleBasedStateMachine):
         if name == "app.log":
             self._live_file_leaves(self.at[name], rotated_to=None)
         if name in self.inode_for.values():
-            self._path(name).rename(self.root / f"freed-{name}")  # its inode, for inode_for
+            self._path(name).rename(self._freed(name))  # its inode, for inode_for
         else:
             self._path(name).unlink()
         self.touched.add(str(self._path(name)))
@@ -324,8 +339,8 @@ class FollowerModel(RuleBasedStateMachine):
         a new empty app.log; the writer may go on appending to the renamed file for a while."""
         self.steps.append(f"rotate_by_rename(create_new={create_new!r})")
         self._shift_rotated()
-        self._rename("app.log", "app.log.1")
-        self.late = self.at["app.log.1"]
+        self._rename("app.log", self._rotated(1))
+        self.late = self.at[self._rotated(1)]
         if create_new:
             self._created("app.log")
             self._path("app.log").touch()
@@ -349,9 +364,9 @@ class FollowerModel(RuleBasedStateMachine):
         written between the two (the window) are gone for every follower."""
         self.steps.append(f"rotate_by_copytruncate(window={window!r})")
         self._shift_rotated()
-        self._created("app.log.1")
-        shutil.copyfile(self._path("app.log"), self._path("app.log.1"))
-        self._stamp("app.log.1")
+        self._created(self._rotated(1))
+        shutil.copyfile(self._path("app.log"), self._path(self._rotated(1)))
+        self._stamp(self._rotated(1))
         self._truncate_after_copy(window)
 
     @precondition(lambda self: "app.log" in self.at and not self.copying)
@@ -362,12 +377,12 @@ class FollowerModel(RuleBasedStateMachine):
         follower looks and the writer goes on."""
         self.steps.append(f"begin_copytruncate(percent={percent!r})")
         self._shift_rotated()
-        self._created("app.log.1")
+        self._created(self._rotated(1))
         data = self._path("app.log").read_bytes()
-        with self._path("app.log.1").open("ab") as copy:
+        with self._path(self._rotated(1)).open("ab") as copy:
             copy.write(data[: len(data) * percent // 100])
-        self._stamp("app.log.1")
-        self.touched.add(str(self._path("app.log.1")))
+        self._stamp(self._rotated(1))
+        self.touched.add(str(self._path(self._rotated(1))))
         self.copying = True
 
     @precondition(lambda self: self.copying and self.partial is None)
@@ -377,9 +392,9 @@ class FollowerModel(RuleBasedStateMachine):
         truncation."""
         self.steps.append(f"finish_copytruncate(window={window!r})")
         data = self._path("app.log").read_bytes()
-        with self._path("app.log.1").open("ab") as copy:
-            copy.write(data[self._path("app.log.1").stat().st_size :])
-        self._stamp("app.log.1")
+        with self._path(self._rotated(1)).open("ab") as copy:
+            copy.write(data[self._path(self._rotated(1)).stat().st_size :])
+        self._stamp(self._rotated(1))
         self.copying = False
         self._truncate_after_copy(window)
 
@@ -388,18 +403,18 @@ class FollowerModel(RuleBasedStateMachine):
         self.id_may_change.update(set(original.lines) - self.delivered)
         copy = Generation(lines=list(original.lines), unsecured=list(original.unsecured))
         original.copies.append(copy)
-        self.at["app.log.1"] = copy
+        self.at[self._rotated(1)] = copy
         never_read = len(original.unsecured) == len(original.lines)
         looking = self.running and self.polled_since_start
-        if not self._reachable("app.log.1") and (
+        if not self._reachable(self._rotated(1)) and (
             not original.observed or (never_read and not looking)
         ):
             # The follower never saw this content (or saw it empty, and restarts since, so it
             # knows no first byte of it): nothing tells it the copy holds its lines.
             self._lose(copy)
-        if not self._reachable("app.log.1"):
+        if not self._reachable(self._rotated(1)):
             copy.left_patterns = True
-        self.touched.add(str(self._path("app.log.1")))
+        self.touched.add(str(self._path(self._rotated(1))))
         before_window = self.next_line
         self._write("app.log", original, window, long=False)
         self.allowed_loss.update(range(before_window, self.next_line))
@@ -437,7 +452,7 @@ class FollowerModel(RuleBasedStateMachine):
 
     @precondition(
         lambda self: any(
-            name.startswith("app.log.") and not name.endswith(".gz") for name in self.at
+            name.startswith(self._rotated(0)[:-1]) and not name.endswith(".gz") for name in self.at
         )
     )
     @rule(pick=st.integers(0, KEEP - 1))
@@ -447,7 +462,8 @@ class FollowerModel(RuleBasedStateMachine):
         read or not committed yet (compress at once, or while the follower is away): those
         are lost unless the follower still holds the file open."""
         self.steps.append(f"compress_rotated_file(pick={pick})")
-        names = sorted(n for n in self.at if n.startswith("app.log.") and not n.endswith(".gz"))
+        prefix = self._rotated(0)[:-1]
+        names = sorted(n for n in self.at if n.startswith(prefix) and not n.endswith(".gz"))
         name = names[pick % len(names)]
         generation = self.at[name]
         was_lost, unread = generation.lost, set(generation.unsecured) - self.delivered
@@ -480,7 +496,7 @@ class FollowerModel(RuleBasedStateMachine):
     def _created(self, name: str) -> None:
         """``name`` is about to be written: if it does not exist and is to take a freed
         inode (``inode_goes_to``), it is that inode, emptied, under its new name."""
-        freed = self.root / f"freed-{self.inode_for.get(name)}"
+        freed = self._freed(self.inode_for.get(name, ""))
         if name in self.inode_for and freed.exists() and not self._path(name).exists():
             freed.rename(self._path(name))
             os.truncate(self._path(name), 0)
@@ -526,13 +542,13 @@ class FollowerModel(RuleBasedStateMachine):
         new, self.log_read = text[self.log_read :], len(text)
         events = [json.loads(line) for line in new.splitlines()]
         offsets = {
-            Path(event["compressed"]).name: event["offset"]
+            self._name(event["compressed"]): event["offset"]
             for event in events
             if event["event"] == "source_compressed_unread"
         }
         named = set(offsets)
         # A compressed file the patterns match is named as skipped (once a run), whatever it holds.
-        skipped = {Path(e["path"]).name for e in events if e["event"] == "source_skipped"}
+        skipped = {self._name(e["path"]) for e in events if e["event"] == "source_skipped"}
         if named | skipped:
             self.steps.append(f"  named compressed: {sorted(named)}, skipped: {sorted(skipped)}")
         wrongly = named - self.may_be_named
@@ -1524,5 +1540,66 @@ class TestFoundByHypothesis:
             time_passes()
             start()
             poll(after_events=False)
+            """,
+        )
+
+    def test_a_copy_compressed_after_its_original_was_emptied_and_deleted_is_named(self):
+        """app.log written, copied (copy-truncate), emptied and deleted, its copy compressed,
+        all between two looks: the look that found app.log gone compared the copy's time with
+        app.log's time as it was then (after the truncation, so newer than the copy), and the
+        compressed copy holding the unread line went unnamed."""
+        steps = """
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=0)
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            finish_copytruncate(window=0)
+            delete_live_file()
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            """
+        _replay("plain", steps)
+        _replay("olddir", steps)
+
+    def test_a_copy_in_olddir_of_a_file_deleted_while_stopped_continues_its_checkpoint(self):
+        """With logrotate's olddir (``rotated_paths: old/*``), a copy-truncate copy in old/ of
+        a file deleted while the watcher was stopped was read from 0 as a generation it never
+        saw: only a copy beside the file was known as the gone file's copy."""
+        _replay(
+            "olddir",
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            begin_copytruncate(percent=0)
+            poll(after_events=False)
+            stop()
+            finish_copytruncate(window=0)
+            delete_live_file()
+            start()
+            crash()
+            """,
+        )
+
+    def test_a_copy_in_olddir_rotated_on_while_stopped_keeps_ids(self):
+        """The same with the file rotated by rename after the copy, while stopped: the line
+        read before the crash came again from the copy in old/ under another key."""
+        _replay(
+            "olddir",
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            begin_copytruncate(percent=0)
+            poll(after_events=False)
+            crash()
+            start()
+            crash()
+            start()
+            finish_copytruncate(window=0)
+            rotate_by_rename(create_new=False)
+            crash()
             """,
         )

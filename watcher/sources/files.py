@@ -440,6 +440,7 @@ class FileSources:
         for followed in list(self.files.values()):
             if followed.identity not in reachable and followed.left_paths_at is None:
                 followed.left_paths_at = now
+                looked_at_ns = followed.mtime_ns  # what rotation made since: newer than this
                 reader.read(followed)  # the last words written before it left
                 self._log.info(
                     "source_removed" if _deleted(followed) else "source_rotated",
@@ -447,8 +448,10 @@ class FileSources:
                     offset=followed.offset,
                     detail="read until idle for rotate_wait_seconds, then closed",
                 )
+                # Not the time it has now: written, copied and emptied before it was deleted,
+                # it is newer than the copy that holds those lines.
                 self._follow_missed_generations(
-                    followed.path, followed.mtime_ns, followed.source, {}, reader
+                    followed.path, looked_at_ns, followed.source, {}, reader
                 )
             elif followed.identity not in reachable and followed.copy_of is None:
                 # Still held after it left: a file made at its path since the last look and
@@ -770,7 +773,7 @@ class FileSources:
                 os.close(fd)
                 continue
             checkpoint = _first_checkpoint(fd, identity, path, 0, size)
-            predecessor = _copy_of_gone(fd, candidate, size, gone)
+            predecessor = _copy_of_gone(fd, candidate, size, gone, source.rotated_paths)
             if predecessor is not None:  # a copy of a file gone meanwhile: it takes its place
                 checkpoint = self._continue(predecessor, identity, path, size, gone)
             elif former is not None and identity in former:
@@ -1376,17 +1379,26 @@ def _digest(data: bytes) -> str:
 
 
 def _copy_of_gone(
-    fd: int, path: str, size: int, gone: dict[Identity, FileCheckpoint]
+    fd: int,
+    path: str,
+    size: int,
+    gone: dict[Identity, FileCheckpoint],
+    rotated_paths: tuple[str, ...] = (),
 ) -> FileCheckpoint | None:
     """The checkpoint of a file gone while we were stopped whose copy ``fd`` is: a rotated
-    name of it, beside it, with its first bytes."""
+    name of it, beside it or in ``rotated_paths`` (logrotate's olddir), with its first
+    bytes."""
     directory, name = os.path.split(path)
+    in_olddir = any(fnmatch.fnmatchcase(path, pattern) for pattern in rotated_paths)
     for saved in gone.values():
         places = {os.path.split(saved.path), os.path.split(os.path.realpath(saved.path))}
         if (
-            any(
-                directory == other_directory and _rotation_stem(name) == _rotation_stem(other)
-                for other_directory, other in places
+            (
+                any(
+                    directory == other_directory and _rotation_stem(name) == _rotation_stem(other)
+                    for other_directory, other in places
+                )
+                or (in_olddir and _named_as_rotation_of(path, saved.path))
             )
             and 0 < saved.fingerprint_bytes <= size
             and Fingerprint(saved.fingerprint_bytes, saved.fingerprint).matches(fd)
