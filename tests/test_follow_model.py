@@ -28,33 +28,25 @@ distinct lines never share an ``event_id``, and a line read again after a crash 
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
     invariant,
     precondition,
     rule,
 )
 
+from tests.follower_machine import FollowerMachine, model_settings, replay
 from watcher.config import FileSource
-from watcher.events import event_id
-from watcher.log import configure_logging
-from watcher.model import Finding, Origin
-from watcher.sources.files import FileSources, LineContext
-from watcher.sources.lines import Candidate
-from watcher.state import StateStore
 
 DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
 ROTATE_WAIT_SECONDS = 5.0
@@ -93,15 +85,7 @@ class Generation:
     copies: list[Generation] = field(default_factory=list)  # of this file, by copy-truncate
 
 
-@dataclass
-class Handed:
-    line: int
-    epoch: int
-    event_id: str
-    file_key: str
-
-
-class FollowerModel(RuleBasedStateMachine):
+class FollowerModel(FollowerMachine):
     layout: Layout = LAYOUTS["plain"]
 
     def __init__(self) -> None:
@@ -112,19 +96,13 @@ class FollowerModel(RuleBasedStateMachine):
         if self.layout.symlink:
             (self.root / "links").mkdir()
             (self.root / "links" / "app.log").symlink_to("../logs/app.log")
-        self.now = 0.0
         self.source = FileSource(
             paths=tuple(str(self.root / p) for p in self.layout.patterns),
             rotated_paths=(str(self.root / "old" / "*"),) if self.layout.olddir else (),
             start_at="beginning",
             rotate_wait_seconds=ROTATE_WAIT_SECONDS,
         )
-        self.logs = io.StringIO()
-        self.store: StateStore | None = None
-        self.follower: FileSources | None = None
         self.next_line = 0
-        self.epoch = 0
-        self.handed: list[Handed] = []
         self.delivered: set[int] = set()  # handed on and committed (or not lost in a crash)
         self.allowed_loss: set[int] = set()
         self.written: set[int] = set()
@@ -136,16 +114,10 @@ class FollowerModel(RuleBasedStateMachine):
         # they idle past rotate_wait, and searches beside app.log for missed generations
         # meanwhile. Value: whether a restart came since (then one look searches, and done).
         self.departed_deleted: dict[int, bool] = {}
-        self.polled_since_start = False  # before its first poll a follower holds nothing open
-        self.touched: set[str] = set()
         self.inode_for: dict[str, str] = {}  # next file of a name -> the name whose inode it gets
-        self.ids: dict[str, int] = {}  # event_id -> line
-        self.id_of: dict[int, str] = {}  # line -> event_id of its first handing
-        self.steps: list[str] = []  # what happened, for the failure message
         # Lines read again from another file than the first time: handed on before a crash and
         # never committed, then moved into a copy by copy-truncate; or in a copy whose original
         # was deleted while the follower was stopped.
-        self.id_may_change: set[int] = set()
         # A file the follower knew has left app.log (renamed or deleted) since it last looked:
         # at its next look it searches beside app.log for generations made meanwhile.
         self.departed_unseen = False
@@ -159,40 +131,8 @@ class FollowerModel(RuleBasedStateMachine):
         self.compressed_as: dict[int, str] = {}  # id(generation) -> the compressed file's name
         self.log_read = 0  # characters of the follower's log already looked at
 
-    # -- the follower ------------------------------------------------------------------------
-
-    @initialize()
-    def start_first(self) -> None:
-        self._start(first=True)
-
-    def _start(self, *, first: bool) -> None:
-        self.polled_since_start = False
-        self.store = StateStore(self.root / "state", configure_logging(self.logs))
-        self.follower = FileSources(
-            (self.source,),
-            self.store,
-            configure_logging(self.logs),
-            first_start=first,
-            clock=lambda: self.now,
-        )
-
-    def _handle(self, candidate: Candidate, file: LineContext) -> None:
-        text = candidate.text.decode()
-        line = int(text[1:7])
-        origin = Origin("file", file.path, candidate.line_offset, file_key=file.file_key)
-        self.handed.append(
-            Handed(line, self.epoch, event_id(origin, Finding(0, 0, 0)), file.file_key)
-        )
-
-    @property
-    def running(self) -> bool:
-        return self.follower is not None
-
     def teardown(self) -> None:
-        if self.follower is not None:
-            self.follower.close()
-        if self.store is not None:
-            self.store.close()
+        super().teardown()
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- writing -----------------------------------------------------------------------------
@@ -600,25 +540,12 @@ class FollowerModel(RuleBasedStateMachine):
             if generation.left_patterns and not generation.held:
                 self._lose(generation)
 
-    @precondition(lambda self: self.running)
-    @rule()
-    def stop(self) -> None:
-        """SIGTERM: everything handed on is committed, then the follower closes."""
-        self.steps.append("stop()")
-        assert self.follower is not None
-        assert self.store is not None
-        self.follower.save_checkpoints()
-        self.follower.close()
-        self.store.close()
-        self.follower = self.store = None
-        self._forget_deleted()
-
     def _holds(self, generation: Generation) -> bool:
         """Whether the follower has this file open (a truncation's new content is then read
         through the descriptor it has; otherwise only what a checkpoint says identifies it)."""
         return generation.held and self.running and self.polled_since_start
 
-    def _forget_deleted(self) -> None:
+    def _forget(self) -> None:
         """Deleted files the follower had open and had not read to the end are gone for good;
         and a file whose new content (after a truncation) it never looked at is, to the next
         follower, just a file it does not know: once renamed away it is not found by what the
@@ -639,33 +566,10 @@ class FollowerModel(RuleBasedStateMachine):
             self._lose(generation)
         self.deleted_but_open = []
 
-    @precondition(lambda self: not self.running)
-    @rule()
-    def start(self) -> None:
-        self.steps.append("start()")
-        self._start(first=False)
-
-    @precondition(lambda self: self.running)
-    @rule()
-    def crash(self) -> None:
-        """kill -9 after a poll whose lines reached no sink: they must all come again."""
-        self.steps.append("crash()")
-        assert self.follower is not None
-        assert self.store is not None
-        changed = set(self.touched)
-        self.touched.clear()
-        before = len(self.handed)
-        self.follower.poll(changed, self._handle)  # and no sink confirms: nothing saved
-        self.steps.append(f"  -> {[h.line for h in self.handed[before:]]} (never committed)")
-        for followed in list(self.follower.files.values()):
-            followed.close()  # no close(), no commit: the process is gone
-        self.store.close()
-        self.follower = self.store = None
-        self._forget_deleted()
-        self.epoch += 1
-        self.touched.add("<crash>")  # the follower must look again before anything is due
-
     # -- what must hold ----------------------------------------------------------------------
+
+    def checks(self) -> list[Callable[[], None]]:
+        return [self.nothing_lost, *super().checks()]
 
     @invariant()
     def nothing_lost(self) -> None:
@@ -674,40 +578,8 @@ class FollowerModel(RuleBasedStateMachine):
         missing = self.written - self.delivered - self.allowed_loss - self._unfinished()
         assert not missing, f"lines never handed on: {sorted(missing)}{self._story()}"
 
-    def _story(self) -> str:
-        return _story_of(self)
-
     def _unfinished(self) -> set[int]:
         return set() if self.partial is None else {self.partial}
-
-    @invariant()
-    def never_twice_without_a_crash(self) -> None:
-        seen: set[tuple[int, int]] = set()
-        for handed in self.handed:
-            key = (handed.line, handed.epoch)
-            assert key not in seen, f"{handed.line} twice in epoch {handed.epoch}{self._story()}"
-            seen.add(key)
-
-    @invariant()
-    def in_order_per_file(self) -> None:
-        last: dict[tuple[str, int], int] = {}
-        for handed in self.handed:
-            key = (handed.file_key, handed.epoch)
-            assert last.get(key, -1) < handed.line, f"{handed.line} out of order{self._story()}"
-            last[key] = handed.line
-
-    @invariant()
-    def event_ids_unique_and_stable(self) -> None:
-        for handed in self.handed:
-            owner = self.ids.setdefault(handed.event_id, handed.line)
-            assert owner == handed.line, f"{owner} and {handed.line} share an id{self._story()}"
-            first = self.id_of.setdefault(handed.line, handed.event_id)
-            stable = first == handed.event_id or handed.line in self.id_may_change
-            assert stable, f"{handed.line} read with a new id{self._story()}"
-
-
-def _story_of(machine: FollowerModel) -> str:
-    return "\nsteps:\n  " + "\n  ".join(machine.steps)
 
 
 def _machine(layout: Layout) -> type[FollowerModel]:
@@ -727,14 +599,7 @@ def test_follower_matches_the_model(layout: str) -> None:
     """Random sequences of writes, rotations, truncations, restarts and crashes never lose a
     line the model says can be read, never repeat one without a crash, and keep ids apart."""
     machine = MACHINES[layout]
-    machine.TestCase.settings = settings(
-        max_examples=EXAMPLES,
-        stateful_step_count=40,
-        deadline=None,
-        derandomize=not EXPLORE,
-        database=None if not EXPLORE else settings.default.database,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
+    machine.TestCase.settings = model_settings(EXAMPLES, explore=EXPLORE)
     end = time.monotonic() + SOAK_SECONDS / len(MACHINES)
     machine.TestCase().runTest()
     while time.monotonic() < end:  # each run draws new random examples
@@ -745,21 +610,7 @@ def test_follower_matches_the_model(layout: str) -> None:
 
 
 def _replay(layout: str, steps: str) -> None:
-    """Run ``steps`` (one rule call a line) on a fresh machine, checking every invariant after
-    each, as hypothesis does."""
-    machine = MACHINES[layout]()
-    try:
-        machine.start_first()
-        for step in filter(None, (line.strip() for line in steps.splitlines())):
-            name, _, arguments = step.partition("(")
-            kwargs = eval(f"dict({arguments}")  # noqa: S307 - our own literals, in this file
-            getattr(machine, name)(**kwargs)
-            machine.nothing_lost()
-            machine.never_twice_without_a_crash()
-            machine.in_order_per_file()
-            machine.event_ids_unique_and_stable()
-    finally:
-        machine.teardown()
+    replay(MACHINES[layout](), steps)
 
 
 class TestFoundByHypothesis:

@@ -26,26 +26,20 @@ ever saw it hold anything (a generation it missed) may be lost here.
 from __future__ import annotations
 
 import fnmatch
-import io
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import invariant, precondition, rule
 
+from tests.follower_machine import FollowerMachine, model_settings, replay
 from watcher.config import FileSource
-from watcher.events import event_id
-from watcher.log import configure_logging
-from watcher.model import Finding, Origin
-from watcher.sources.files import FileSources, LineContext
-from watcher.sources.lines import Candidate
-from watcher.state import StateStore
 
 DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
 ROTATE_WAIT_SECONDS = 5.0
@@ -87,16 +81,7 @@ class File:
     closing: bool = False  # left and idle past rotate_wait: closed at the next poll
 
 
-@dataclass
-class Handed:
-    line: int
-    epoch: int
-    event_id: str
-    file_key: str
-    name: str  # the handed path, relative to the root
-
-
-class SiblingsModel(RuleBasedStateMachine):
+class SiblingsModel(FollowerMachine):
     layout: Layout = LAYOUTS["siblings"]
 
     def __init__(self) -> None:
@@ -110,64 +95,23 @@ class SiblingsModel(RuleBasedStateMachine):
             start_at="beginning",
             rotate_wait_seconds=ROTATE_WAIT_SECONDS,
         )
-        self.logs = io.StringIO()
-        self.store: StateStore | None = None
-        self.follower: FileSources | None = None
-        self.now = 0.0
         self.mtime_ns = time.time_ns()
         self.next_line = 0
         self.stamp = 0  # the dated rotations' next date
-        self.epoch = 0
         self.at: dict[str, File] = {}  # relative path -> the file there
         self.file_of: dict[int, File] = {}  # line -> its file
         self.deleted_but_open: list[File] = []
-        self.polled_since_start = False
-        self.touched: set[str] = set()
-        self.handed: list[Handed] = []
         self.delivered: set[int] = set()
-        self.ids: dict[str, int] = {}
-        self.id_of: dict[int, str] = {}
         self.file_of_key: dict[str, File] = {}
-        self.id_may_change: set[int] = set()
-        self.steps: list[str] = []
-
-    # -- the follower ------------------------------------------------------------------------
-
-    @initialize()
-    def start_first(self) -> None:
-        self._start(first=True)
-
-    def _start(self, *, first: bool) -> None:
-        self.polled_since_start = False
-        self.store = StateStore(self.root / "state", configure_logging(self.logs))
-        self.follower = FileSources(
-            (self.source,),
-            self.store,
-            configure_logging(self.logs),
-            first_start=first,
-            clock=lambda: self.now,
-        )
-
-    def _handle(self, candidate: Candidate, file: LineContext) -> None:
-        line = int(candidate.text.decode()[1:7])
-        origin = Origin("file", file.path, candidate.line_offset, file_key=file.file_key)
-        name = str(Path(file.path).relative_to(self.root))
-        self.handed.append(
-            Handed(line, self.epoch, event_id(origin, Finding(0, 0, 0)), file.file_key, name)
-        )
-
-    @property
-    def running(self) -> bool:
-        return self.follower is not None
 
     def teardown(self) -> None:
-        if self.follower is not None:
-            self.follower.close()
-        if self.store is not None:
-            self.store.close()
+        super().teardown()
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- the files ---------------------------------------------------------------------------
+
+    def _name(self, path: str) -> str:
+        return str(Path(path).relative_to(self.root))
 
     def _matched(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.layout.patterns)
@@ -277,7 +221,7 @@ class SiblingsModel(RuleBasedStateMachine):
         self.follower.poll(changed, self._handle)
         self.follower.save_checkpoints()  # every sink has taken the events
         self.polled_since_start = True
-        self.steps.append(f"  -> {[(h.line, h.name) for h in self.handed[before:]]}")
+        self.steps.append(f"  -> {[(h.line, self._name(h.path)) for h in self.handed[before:]]}")
         for handed in self.handed[before:]:
             self.delivered.add(handed.line)
         self._secure()
@@ -307,49 +251,10 @@ class SiblingsModel(RuleBasedStateMachine):
             if file.held and file.left and not file.read_something:
                 file.held = False
 
-    @precondition(lambda self: self.running)
-    @rule()
-    def stop(self) -> None:
-        """SIGTERM: everything handed on is committed, then the follower closes."""
-        self.steps.append("stop()")
-        assert self.follower is not None
-        assert self.store is not None
-        self.follower.save_checkpoints()
-        self.follower.close()
-        self.store.close()
-        self.follower = self.store = None
-        self._forget()
-
-    @precondition(lambda self: not self.running)
-    @rule()
-    def start(self) -> None:
-        self.steps.append("start()")
-        self._start(first=False)
-
-    @precondition(lambda self: self.running)
-    @rule()
-    def crash(self) -> None:
-        """kill -9 after a poll whose lines reached no sink: they must all come again."""
-        self.steps.append("crash()")
-        assert self.follower is not None
-        assert self.store is not None
-        changed = set(self.touched)
-        self.touched.clear()
-        before = len(self.handed)
-        self.follower.poll(changed, self._handle)
-        self.steps.append(f"  -> {[h.line for h in self.handed[before:]]} (never committed)")
-        for followed in list(self.follower.files.values()):
-            followed.close()  # no close(), no commit: the process is gone
-        self.store.close()
-        self.follower = self.store = None
-        self._forget()
-        self.epoch += 1
-        self.touched.add("<crash>")  # the follower must look again before anything is due
-
     # -- what must hold ----------------------------------------------------------------------
 
-    def _story(self) -> str:
-        return "\nsteps:\n  " + "\n  ".join(self.steps)
+    def checks(self) -> list[Callable[[], None]]:
+        return [self.nothing_lost, self.each_line_under_its_own_file, *super().checks()]
 
     @invariant()
     def nothing_lost(self) -> None:
@@ -361,43 +266,19 @@ class SiblingsModel(RuleBasedStateMachine):
         assert not missing, f"lines never handed on: {sorted(missing)}{self._story()}"
 
     @invariant()
-    def never_twice_without_a_crash(self) -> None:
-        seen: set[tuple[int, int]] = set()
-        for handed in self.handed:
-            key = (handed.line, handed.epoch)
-            assert key not in seen, f"{handed.line} twice in epoch {handed.epoch}{self._story()}"
-            seen.add(key)
-
-    @invariant()
     def each_line_under_its_own_file(self) -> None:
         for handed in self.handed:
             file = self.file_of[handed.line]
             assert self._matched(file.live), f"{handed.line} of an unmatched file{self._story()}"
-            assert handed.name in file.names, (
-                f"{handed.line} of {sorted(file.names)} handed on as {handed.name}{self._story()}"
+            name = self._name(handed.path)
+            assert name in file.names, (
+                f"{handed.line} of {sorted(file.names)} handed on as {name}{self._story()}"
             )
             owner = self.file_of_key.setdefault(handed.file_key, file)
             assert owner is file, (
                 f"{handed.line} of {sorted(file.names)} under the key of "
                 f"{sorted(owner.names)}{self._story()}"
             )
-
-    @invariant()
-    def in_order_per_file(self) -> None:
-        last: dict[tuple[str, int], int] = {}
-        for handed in self.handed:
-            key = (handed.file_key, handed.epoch)
-            assert last.get(key, -1) < handed.line, f"{handed.line} out of order{self._story()}"
-            last[key] = handed.line
-
-    @invariant()
-    def event_ids_unique_and_stable(self) -> None:
-        for handed in self.handed:
-            owner = self.ids.setdefault(handed.event_id, handed.line)
-            assert owner == handed.line, f"{owner} and {handed.line} share an id{self._story()}"
-            first = self.id_of.setdefault(handed.line, handed.event_id)
-            stable = first == handed.event_id or handed.line in self.id_may_change
-            assert stable, f"{handed.line} read with a new id{self._story()}"
 
 
 def _machine(layout: Layout) -> type[SiblingsModel]:
@@ -415,14 +296,7 @@ def test_siblings_match_the_model(layout: str) -> None:
     come once, in order, under their own file's path and key, and none the model can read is
     lost."""
     machine = MACHINES[layout]
-    machine.TestCase.settings = settings(
-        max_examples=EXAMPLES,
-        stateful_step_count=40,
-        deadline=None,
-        derandomize=not EXPLORE,
-        database=None if not EXPLORE else settings.default.database,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
+    machine.TestCase.settings = model_settings(EXAMPLES, explore=EXPLORE)
     machine.TestCase().runTest()
 
 
@@ -430,22 +304,7 @@ def test_siblings_match_the_model(layout: str) -> None:
 
 
 def _replay(layout: str, steps: str) -> None:
-    """Run ``steps`` (one rule call a line) on a fresh machine, checking every invariant after
-    each, as hypothesis does."""
-    machine = MACHINES[layout]()
-    try:
-        machine.start_first()
-        for step in filter(None, (line.strip() for line in steps.splitlines())):
-            name, _, arguments = step.partition("(")
-            kwargs = eval(f"dict({arguments}")  # noqa: S307 - our own literals, in this file
-            getattr(machine, name)(**kwargs)
-            machine.nothing_lost()
-            machine.never_twice_without_a_crash()
-            machine.each_line_under_its_own_file()
-            machine.in_order_per_file()
-            machine.event_ids_unique_and_stable()
-    finally:
-        machine.teardown()
+    replay(MACHINES[layout](), steps)
 
 
 class TestFoundByHypothesis:

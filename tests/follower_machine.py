@@ -1,0 +1,196 @@
+"""What the follower's model-based tests share: the follower driven as the daemon drives it
+(started, stopped, killed), their hypothesis settings, and replaying a failing example's steps
+as a plain regression test."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from watcher.config import FileSource
+from watcher.events import event_id
+from watcher.log import configure_logging
+from watcher.model import Finding, Origin
+from watcher.sources.files import FileSources, LineContext
+from watcher.sources.lines import Candidate
+from watcher.state import StateStore
+
+
+@dataclass
+class Handed:
+    line: int
+    epoch: int
+    event_id: str
+    file_key: str
+    path: str
+
+
+class FollowerMachine(RuleBasedStateMachine):
+    """The real follower and state database, started, stopped and killed as the daemon would
+    be. A subclass sets ``root``, ``source`` and its model, and says what a stop or a crash
+    makes its model forget (``_forget``). Lines are ``L<number> ...``: ``handed`` records each
+    handed on, with the epoch (crashes so far) it came in."""
+
+    root: Path
+    source: FileSource
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logs = io.StringIO()
+        self.store: StateStore | None = None
+        self.follower: FileSources | None = None
+        self.now = 0.0
+        self.epoch = 0
+        self.handed: list[Handed] = []
+        self.polled_since_start = False  # before its first poll a follower holds nothing open
+        self.touched: set[str] = set()
+        self.steps: list[str] = []  # what happened, for the failure message
+        self.ids: dict[str, int] = {}  # event_id -> line
+        self.id_of: dict[int, str] = {}  # line -> event_id of its first handing
+        # Lines the model allows to be read again under another key (after a crash, from
+        # another file than the first time)
+        self.id_may_change: set[int] = set()
+
+    @initialize()
+    def start_first(self) -> None:
+        self._start(first=True)
+
+    def _start(self, *, first: bool) -> None:
+        self.polled_since_start = False
+        self.store = StateStore(self.root / "state", configure_logging(self.logs))
+        self.follower = FileSources(
+            (self.source,),
+            self.store,
+            configure_logging(self.logs),
+            first_start=first,
+            clock=lambda: self.now,
+        )
+
+    def _handle(self, candidate: Candidate, file: LineContext) -> None:
+        line = int(candidate.text.decode()[1:7])
+        origin = Origin("file", file.path, candidate.line_offset, file_key=file.file_key)
+        self.handed.append(
+            Handed(line, self.epoch, event_id(origin, Finding(0, 0, 0)), file.file_key, file.path)
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.follower is not None
+
+    def _forget(self) -> None:
+        """The follower is gone: what the model no longer expects it to find."""
+        raise NotImplementedError
+
+    @precondition(lambda self: self.running)
+    @rule()
+    def stop(self) -> None:
+        """SIGTERM: everything handed on is committed, then the follower closes."""
+        self.steps.append("stop()")
+        assert self.follower is not None
+        assert self.store is not None
+        self.follower.save_checkpoints()
+        self.follower.close()
+        self.store.close()
+        self.follower = self.store = None
+        self._forget()
+
+    @precondition(lambda self: not self.running)
+    @rule()
+    def start(self) -> None:
+        self.steps.append("start()")
+        self._start(first=False)
+
+    @precondition(lambda self: self.running)
+    @rule()
+    def crash(self) -> None:
+        """kill -9 after a poll whose lines reached no sink: they must all come again."""
+        self.steps.append("crash()")
+        assert self.follower is not None
+        assert self.store is not None
+        changed = set(self.touched)
+        self.touched.clear()
+        before = len(self.handed)
+        self.follower.poll(changed, self._handle)  # and no sink confirms: nothing saved
+        self.steps.append(f"  -> {[h.line for h in self.handed[before:]]} (never committed)")
+        for followed in list(self.follower.files.values()):
+            followed.close()  # no close(), no commit: the process is gone
+        self.store.close()
+        self.follower = self.store = None
+        self._forget()
+        self.epoch += 1
+        self.touched.add("<crash>")  # the follower must look again before anything is due
+
+    def checks(self) -> list[Callable[[], None]]:
+        """Every invariant, for a replay to check after each step as hypothesis does."""
+        return [
+            self.never_twice_without_a_crash,
+            self.in_order_per_file,
+            self.event_ids_unique_and_stable,
+        ]
+
+    def _story(self) -> str:
+        return "\nsteps:\n  " + "\n  ".join(self.steps)
+
+    @invariant()
+    def never_twice_without_a_crash(self) -> None:
+        seen: set[tuple[int, int]] = set()
+        for handed in self.handed:
+            key = (handed.line, handed.epoch)
+            assert key not in seen, f"{handed.line} twice in epoch {handed.epoch}{self._story()}"
+            seen.add(key)
+
+    @invariant()
+    def in_order_per_file(self) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for handed in self.handed:
+            key = (handed.file_key, handed.epoch)
+            assert last.get(key, -1) < handed.line, f"{handed.line} out of order{self._story()}"
+            last[key] = handed.line
+
+    @invariant()
+    def event_ids_unique_and_stable(self) -> None:
+        for handed in self.handed:
+            owner = self.ids.setdefault(handed.event_id, handed.line)
+            assert owner == handed.line, f"{owner} and {handed.line} share an id{self._story()}"
+            first = self.id_of.setdefault(handed.line, handed.event_id)
+            stable = first == handed.event_id or handed.line in self.id_may_change
+            assert stable, f"{handed.line} read with a new id{self._story()}"
+
+    def teardown(self) -> None:
+        if self.follower is not None:
+            self.follower.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def model_settings(examples: int, *, explore: bool) -> settings:
+    """A fixed set of examples (a red run always means a change broke one), or, exploring,
+    new ones each run, failures kept in hypothesis's database."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=40,
+        deadline=None,
+        derandomize=not explore,
+        database=settings.default.database if explore else None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+
+def replay(machine: FollowerMachine, steps: str) -> None:
+    """Run ``steps`` (one rule call a line) on ``machine`` after its ``start_first``, checking
+    every invariant after each step, as hypothesis does; then tear it down."""
+    try:
+        machine.start_first()
+        for step in filter(None, (line.strip() for line in steps.splitlines())):
+            name, _, arguments = step.partition("(")
+            kwargs = eval(f"dict({arguments}")  # noqa: S307 - literals from our own tests
+            getattr(machine, name)(**kwargs)
+            for check in machine.checks():
+                check()
+    finally:
+        machine.teardown()
