@@ -591,6 +591,48 @@ def test_a_copy_first_seen_with_its_originals_truncation_is_not_read_again(tmp_p
         harness.close()
 
 
+def test_a_live_file_named_like_a_dated_rotation_is_no_generation_after_a_restart(tmp_path):
+    """An outside tester: ``app-2026.log`` beside ``app.log`` (``*.log``), app.log rotated
+    while stopped: at the start app-2026.log was read as app.log's missed generation (named as
+    dateext keeping ``.log`` names one), its lines under app.log's path and key."""
+    (tmp_path / "logs").mkdir()
+    logs = tmp_path / "logs"
+    first = Harness(tmp_path)
+    append(logs / "app.log", f"{DENIAL} a\n")
+    assert [f"{DENIAL} a"] == first.poll()
+    first.close()
+    (logs / "app.log").rename(logs / "app.log.1")
+    append(logs / "app.log", f"{DENIAL} b\n")
+    append(logs / "app-2026.log", f"{DENIAL} c\n")
+    second = Harness(tmp_path)
+    try:
+        assert sorted([f"{DENIAL} b", f"{DENIAL} c"]) == sorted(second.poll())
+        assert ("app-2026.log", f"{DENIAL} c") in [(n, t) for n, _, t in second.lines]
+    finally:
+        second.close()
+
+
+def test_a_copy_dated_before_its_extension_in_the_patterns_is_known_as_a_copy(tmp_path):
+    """An outside tester: copytruncate with ``dateext`` and ``extension .log`` under
+    ``*.log``, the daemon undisturbed: the copy ``app-20261129.log`` was followed from 0 as a
+    file of its own, the whole generation twice under other ids."""
+    (tmp_path / "logs").mkdir()
+    harness = Harness(tmp_path)
+    log = tmp_path / "logs" / "app.log"
+    try:
+        append(log, "".join(f"{DENIAL} a{n}\n" for n in range(20)))
+        assert len(harness.poll()) == 20
+        append(log, f"{DENIAL} b\n")  # not read before the rotation
+        shutil.copy2(log, tmp_path / "logs" / "app-20261129.log")
+        assert [f"{DENIAL} b"] == harness.poll()  # the copy seen before the truncation
+        with log.open("r+") as handle:
+            handle.truncate(0)
+        append(log, f"{DENIAL} c\n")
+        assert [f"{DENIAL} c"] == harness.poll() + harness.poll()
+    finally:
+        harness.close()
+
+
 def test_a_sibling_with_a_number_in_its_name_is_no_generation_of_another(tmp_path):
     """``server-8443.log`` (made while the watcher was stopped, after ``server-8080.log`` was
     deleted) was read as a generation missed after ``server-8080.log``, under its path: a

@@ -577,18 +577,28 @@ class FileSources:
         _remember(self._compressed_seen, compressed, None)
 
     def _siblings(self, path: str) -> Iterator[FollowedFile]:
-        """Followed files beside ``path`` whose names share its rotation stem."""
+        """Followed files beside ``path`` whose names share its rotation stem, or whose dated
+        rotation keeping the extension ``path`` is named as (app-20261129.log of app.log)."""
         directory, name = os.path.split(path)
         stem = _rotation_stem(name)
         for followed in self.files.values():
             other_directory, other = os.path.split(followed.path)
-            if other != name and other_directory == directory and _rotation_stem(other) == stem:
+            if (
+                other != name
+                and other_directory == directory
+                and (_rotation_stem(other) == stem or _dated_keeping_extension(name, other))
+            ):
                 yield followed
 
     def _sibling_followed(self, path: str) -> bool:
-        """``path`` is named as rotation names a file followed beside it (``app.log.1``)."""
+        """``path`` is named as rotation names a file followed beside it (``app.log.1``,
+        ``app-20261129.log``)."""
         name = os.path.basename(path)
-        return _rotation_stem(name) != name and any(self._siblings(path))
+        rotated = _rotation_stem(name) != name
+        return any(
+            rotated or _dated_keeping_extension(name, os.path.basename(followed.path))
+            for followed in self._siblings(path)
+        )
 
     def _copied_from(self, fd: int, path: str, size: int) -> FollowedFile | None:
         """The followed file ``path`` is a rotation's copy of: a name that extends the
@@ -702,6 +712,13 @@ class FileSources:
         for candidate in _rotation_candidates(path, source):
             if candidate == path or not _named_as_rotation_of(candidate, path):
                 continue  # in rotated_paths, another file's rotations (olddir/web.log.1)
+            if _rotation_stem(os.path.basename(candidate)) != _rotation_stem(
+                os.path.basename(path)
+            ) and self._source_reaching(candidate):
+                # Dated before its extension and in the patterns: followed on its own (a live
+                # app-2026.log beside app.log, never a generation of it; a copy of app.log so
+                # named is known by its first bytes).
+                continue
             info = self._stat_regular(candidate)
             if info is None:
                 continue
