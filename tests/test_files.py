@@ -97,6 +97,11 @@ def append(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def truncate(path: Path) -> None:
+    with path.open("r+") as handle:
+        handle.truncate(0)
+
+
 def follow_once_then_stop(root: Path, text: str) -> Path:
     """A first run that reads ``text`` from logs/app.log and saves its checkpoint."""
     (root / "logs").mkdir()
@@ -631,6 +636,43 @@ def test_a_copy_dated_before_its_extension_in_the_patterns_is_known_as_a_copy(tm
         assert [f"{DENIAL} c"] == harness.poll() + harness.poll()
     finally:
         harness.close()
+
+
+def test_a_generation_read_and_closed_is_not_read_again_after_a_restart(tmp_path):
+    """An outside tester (olddir, copytruncate, SIGSTOP across two rotations, then SIGTERM):
+    a generation missed while stalled was read whole and closed; after a restart, the search
+    for generations missed after an older copy (still held at the stop, read in slices) read
+    it whole again under other ids: closing it had forgotten it. What a closed file was (first
+    bytes, size) is now kept in the state database."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    first = Harness(tmp_path)
+    append(log, "".join(f"{DENIAL} a{n}\n" for n in range(20)))
+    first.poll()
+    # Stalled: a copy-truncate of a large unread backlog, then another of a few new lines.
+    append(log, "".join(f"{DENIAL} big{n} {'x' * 100}\n" for n in range(25_000)))
+    shutil.copy2(log, logs / "app.log.1")
+    truncate(log)
+    append(log, "".join(f"{DENIAL} y{n}\n" for n in range(5)))
+    (logs / "app.log.1").rename(logs / "app.log.2")
+    shutil.copy2(log, logs / "app.log.1")
+    truncate(log)
+    first.poll()  # the big copy read on in slices, the y copy read whole (missed)
+    first.now += 10  # past rotate_wait: the y copy is closed, the big one still read on
+    first.poll()
+    first.close()
+    (logs / "app.log.2").rename(logs / "app.log.3")
+    (logs / "app.log.1").rename(logs / "app.log.2")
+    second = Harness(tmp_path)
+    try:
+        for _ in range(8):
+            second.poll()
+        texts = [text for _, _, text in first.lines + second.lines]
+        assert texts.count(f"{DENIAL} y0") == 1
+        assert len(texts) == len(set(texts)) == 25_025
+    finally:
+        second.close()
 
 
 def test_a_sibling_with_a_number_in_its_name_is_no_generation_of_another(tmp_path):

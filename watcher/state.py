@@ -77,6 +77,15 @@ CREATE TABLE IF NOT EXISTS followed_files (
     updated_at REAL NOT NULL,
     PRIMARY KEY (device, inode)
 );
+CREATE TABLE IF NOT EXISTS retired_files (
+    device INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    fingerprint_bytes INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    retired_at REAL NOT NULL,
+    PRIMARY KEY (device, inode)
+);
 CREATE TABLE IF NOT EXISTS journal_cursors (
     source_key TEXT PRIMARY KEY,
     cursor TEXT NOT NULL,
@@ -193,6 +202,17 @@ class FileCheckpoint:
     path: str
     file_key: str
     mtime_ns: int = 0  # the file's mtime when last read: a copy made later is newer
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredFile:
+    """A followed file read to its end and closed: its identity, first bytes and size then."""
+
+    device: int
+    inode: int
+    fingerprint: str
+    fingerprint_bytes: int
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +364,33 @@ class StateStore:
             self._connection.execute(
                 "DELETE FROM followed_files WHERE device = ? AND inode = ?", (device, inode)
             )
+
+    def retire_file(self, retired: RetiredFile, keep_at_most: int) -> None:
+        """A followed file read to its end and closed: its checkpoint goes, what it was (first
+        bytes and size) stays, the ``keep_at_most`` latest, so a restart never takes it for a
+        generation it missed."""
+        r = retired
+        with self._transaction() as connection:
+            connection.execute(
+                "DELETE FROM followed_files WHERE device = ? AND inode = ?", (r.device, r.inode)
+            )
+            connection.execute(
+                "INSERT OR REPLACE INTO retired_files VALUES (?, ?, ?, ?, ?, ?)",
+                (r.device, r.inode, r.fingerprint, r.fingerprint_bytes, r.size, time.time()),
+            )
+            connection.execute(
+                "DELETE FROM retired_files WHERE rowid NOT IN"
+                " (SELECT rowid FROM retired_files ORDER BY retired_at DESC LIMIT ?)",
+                (keep_at_most,),
+            )
+
+    def retired_files(self) -> list[RetiredFile]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT device, inode, fingerprint, fingerprint_bytes, size FROM retired_files"
+                " ORDER BY retired_at"
+            ).fetchall()
+        return [RetiredFile(*row) for row in rows]
 
     def export_state(self, path: str) -> ExportState | None:
         with self._lock:

@@ -52,7 +52,7 @@ from watcher.log import Logger
 from watcher.model import Origin
 from watcher.sources.base import Output, Progress, Save, Wake
 from watcher.sources.lines import Candidate, iter_candidates
-from watcher.state import FileCheckpoint, StateStore
+from watcher.state import FileCheckpoint, RetiredFile, StateStore
 
 FINGERPRINT_BYTES = 1024
 # At most this much is read per file and per poll; then the loop commits, pings the watchdog
@@ -202,6 +202,11 @@ class FileSources:
         # Files read to their end and closed (identity -> (first bytes, size) then): never
         # taken for a copy while they are unchanged; an inode used again is another file.
         self._retired: dict[Identity, tuple[Fingerprint, int]] = {}
+        with contextlib.suppress(sqlite3.Error):
+            for retired in store.retired_files():
+                identity = Identity(retired.device, retired.inode)
+                fingerprint = Fingerprint(retired.fingerprint_bytes, retired.fingerprint)
+                self._retired[identity] = (fingerprint, retired.size)
         self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
         self._gone_rows: set[Identity] = set()  # checkpoints of gone files, to forget at a save
         # compressed files named: (device, inode, offset read or None), in order
@@ -1020,8 +1025,6 @@ class FileSources:
 
     def _drop(self, followed: FollowedFile, *, forget: bool) -> None:
         if forget:
-            with contextlib.suppress(sqlite3.Error):  # a stale row is forgotten at a restart
-                self._store.forget_file(followed.identity.device, followed.identity.inode)
             self._retire(followed.identity, followed.fd)
         followed.close()
         self.files.pop(followed.identity, None)
@@ -1029,11 +1032,24 @@ class FileSources:
         self._rebuild_index()
 
     def _retire(self, identity: Identity, fd: int) -> None:
+        """Read to its end (every line of it saved) and closed: its checkpoint goes, and what
+        it is stays known, in the state database too, so that no later search (after a
+        restart either) takes it for a generation it missed while it is unchanged."""
         try:
             size = os.fstat(fd).st_size
         except OSError:
-            return
-        _remember(self._retired, identity, (Fingerprint.of(fd, min(size, FINGERPRINT_BYTES)), size))
+            size = None
+        if size is not None:
+            fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
+            _remember(self._retired, identity, (fingerprint, size))
+        with contextlib.suppress(sqlite3.Error):  # a stale row is forgotten at a restart
+            if size is None:
+                self._store.forget_file(identity.device, identity.inode)
+            else:
+                retired = RetiredFile(
+                    identity.device, identity.inode, fingerprint.digest, fingerprint.length, size
+                )
+                self._store.retire_file(retired, keep_at_most=MAX_RETIRED)
 
     def _save(self, followed: FollowedFile) -> None:
         """Save now (a file's first checkpoint: its key on disk before any of its lines); if
