@@ -71,7 +71,7 @@ GZIP_HEAD_INPUT_MAX = 1024 * 1024  # compressed bytes read to find a file's firs
 # A key not bound to a first line yet (a new file, a truncated one): "after:<base>", saved so.
 PENDING_KEY_PREFIX = "after:"
 HOLD_SECONDS = 0.5  # a message that may go on waits this long for its next line, then goes out
-MAX_RETIRED = 4096  # identities of closed rotated files remembered, so none passes for a copy
+MAX_RETIRED = 4096  # closed files remembered (saved too), so none passes for a copy or a generation
 # What rotation appends: a number (``.1``) or a date or time (``-20261129``,
 # ``-20261129-1795985426``, kubelet's ``.20261129-101010``: four digits at least, then only
 # digits and separators), maybe compressed (``.1.gz``). A live name's own number is no
@@ -1422,7 +1422,7 @@ def _copy_of_gone(
     name of it, beside it or in ``rotated_paths`` (logrotate's olddir), with its first
     bytes."""
     directory, name = os.path.split(path)
-    in_olddir = any(fnmatch.fnmatchcase(path, pattern) for pattern in rotated_paths)
+    in_olddir = any(_pattern_matches(pattern, path) for pattern in rotated_paths)
     for saved in gone.values():
         places = {os.path.split(saved.path), os.path.split(os.path.realpath(saved.path))}
         if (
