@@ -36,12 +36,17 @@ class Harness:
         start_at: str = "beginning",
         state: str = "state",
         pattern: str = "*.log",
+        rotated_paths: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.logs = io.StringIO()
         self.now = 0.0
         self.store = StateStore(root / state, configure_logging(self.logs))
-        self.source = FileSource(paths=(str(root / "logs" / pattern),), start_at=start_at)  # type: ignore[arg-type]
+        self.source = FileSource(
+            paths=(str(root / "logs" / pattern),),
+            start_at=start_at,  # type: ignore[arg-type]
+            rotated_paths=tuple(str(root / p) for p in rotated_paths),
+        )
         self.sources = FileSources(
             (self.source,),
             self.store,
@@ -671,6 +676,61 @@ def test_a_generation_read_and_closed_is_not_read_again_after_a_restart(tmp_path
         texts = [text for _, _, text in first.lines + second.lines]
         assert texts.count(f"{DENIAL} y0") == 1
         assert len(texts) == len(set(texts)) == 25_025
+    finally:
+        second.close()
+
+
+def test_a_copy_dated_before_its_extension_made_while_stopped_is_not_read_from_0(tmp_path):
+    """An outside tester: the same naming (copytruncate, dateext, ``extension .log``, under
+    ``*.log``), the copy made while the daemon was stopped: at the start the copy, whose name
+    sorts before app.log's, was opened before app.log and read from 0 as a file of its own.
+    Rotated names are now opened after the others."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    first = Harness(tmp_path)
+    append(log, "".join(f"{DENIAL} a{n}\n" for n in range(20)))
+    assert len(first.poll()) == 20
+    append(log, f"{DENIAL} b\n")
+    first.close()
+    shutil.copy2(log, logs / "app-20261129.log")
+    truncate(log)
+    append(log, f"{DENIAL} c\n")
+    second = Harness(tmp_path)
+    try:
+        assert sorted([f"{DENIAL} b", f"{DENIAL} c"]) == sorted(second.poll() + second.poll())
+    finally:
+        second.close()
+
+
+def test_a_dated_rotation_in_olddir_belongs_to_the_file_whose_name_it_extends(tmp_path):
+    """An outside tester (``app*``, olddir, dateext keeping ``.log``): after a restart,
+    ``old/app-2026-D2.log``, a generation of ``app-2026.log`` missed while stopped, was read as
+    one of ``app.log`` (``app`` dated before ``.log`` too), under app.log's path."""
+    logs, old = tmp_path / "logs", tmp_path / "old"
+    logs.mkdir()
+    old.mkdir()
+    first = Harness(tmp_path, pattern="app*", rotated_paths=("old/*",))
+    for name in ("app.log", "app-2026.log"):  # app.log's checkpoint first: looked at first
+        append(logs / name, "".join(f"{DENIAL} {name} first{n}\n" for n in range(20)))
+        first.poll()
+    first.close()
+    for name in ("app.log", "app-2026.log"):  # two rotations while stopped
+        root = name.removesuffix(".log")
+        (logs / name).rename(old / f"{root}-20261129000001.log")
+        append(logs / name, f"{DENIAL} {name} missed\n")
+        (logs / name).rename(old / f"{root}-20261129000002.log")
+        append(logs / name, f"{DENIAL} {name} new\n")
+    second = Harness(tmp_path, pattern="app*", rotated_paths=("old/*",))
+    try:
+        second.poll()
+        got = sorted((name, text.rsplit(" ", 2)[-2]) for name, _, text in second.lines)
+        assert [
+            ("app-2026.log", "app-2026.log"),
+            ("app-2026.log", "app-2026.log"),
+            ("app.log", "app.log"),
+            ("app.log", "app.log"),
+        ] == got
     finally:
         second.close()
 

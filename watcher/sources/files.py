@@ -432,7 +432,11 @@ class FileSources:
         if not self._orphans_checked:
             self._orphans_checked = True
             gone = self._finish_orphans(reachable, reader)
-        for identity, (path, source) in reachable.items():
+        paths = {path for path, _ in reachable.values()}
+        # Rotated names last (app-20261129.log sorts before app.log): a copy is known as one
+        # by its first bytes only once the file it is a copy of is followed.
+        in_order = sorted(reachable.items(), key=lambda item: _named_as_rotation(item[1][0], paths))
+        for identity, (path, source) in in_order:
             followed = self.files.get(identity)
             if followed is None:
                 followed = self._start_following(identity, path, source, reader, gone)
@@ -719,10 +723,11 @@ class FileSources:
                 continue  # in rotated_paths, another file's rotations (olddir/web.log.1)
             if _rotation_stem(os.path.basename(candidate)) != _rotation_stem(
                 os.path.basename(path)
-            ) and self._source_reaching(candidate):
+            ) and (self._source_reaching(candidate) or _dated_of_another(candidate, path)):
                 # Dated before its extension and in the patterns: followed on its own (a live
                 # app-2026.log beside app.log, never a generation of it; a copy of app.log so
-                # named is known by its first bytes).
+                # named is known by its first bytes). Or the rotation of a file beside ``path``
+                # whose name it extends further (old/app-2026-20261129.log is app-2026.log's).
                 continue
             info = self._stat_regular(candidate)
             if info is None:
@@ -1646,6 +1651,37 @@ def _named_as_rotation_of(candidate: str, path: str) -> bool:
     return any(
         _rotation_stem(name) == stem or _dated_keeping_extension(rotated, name) for name in names
     )
+
+
+def _dated_of_another(rotated: str, path: str) -> bool:
+    """``rotated`` is named as a dated rotation of a file beside ``path`` with a longer name
+    than ``path``'s, one that exists (app-2026-20261129.log and app-2026.log, for app.log)."""
+    directory, name = os.path.split(path)
+    owners = [
+        o
+        for o in _dated_originals(os.path.basename(rotated))
+        if o == name or (os.path.exists(os.path.join(directory, o)))
+    ]
+    return bool(owners) and owners[-1] != name
+
+
+def _named_as_rotation(path: str, paths: set[str]) -> bool:
+    """``path`` is named as a rotation appends (app.log.1), or as a dated rotation keeping the
+    extension of another of ``paths`` beside it (app-20261129.log beside app.log)."""
+    directory, name = os.path.split(path)
+    if _rotation_stem(name) != name:
+        return True
+    return any(os.path.join(directory, original) in paths for original in _dated_originals(name))
+
+
+def _dated_originals(rotated: str) -> Iterator[str]:
+    """The names ``rotated`` is a dated rotation keeping the extension of, shortest first:
+    app-2026-20261129.log -> app.log, app-2026.log."""
+    for match in re.finditer(r"[.-]\d{4}", rotated):
+        root, rest = rotated[: match.start()], rotated[match.start() :]
+        dated = re.fullmatch(rf"{_DATE}(\.[^.\d][^.]*){_COMPRESSION}", rest)
+        if root and dated:
+            yield root + dated.group(1)
 
 
 def _dated_keeping_extension(rotated: str, name: str) -> bool:
