@@ -1043,18 +1043,16 @@ class FileSources:
         try:
             size = os.fstat(fd).st_size
         except OSError:
-            size = None
-        if size is not None:
-            fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
-            _remember(self._retired, identity, (fingerprint, size))
-        with contextlib.suppress(sqlite3.Error):  # a stale row is forgotten at a restart
-            if size is None:
+            with contextlib.suppress(sqlite3.Error):  # a stale row is forgotten at a restart
                 self._store.forget_file(identity.device, identity.inode)
-            else:
-                retired = RetiredFile(
-                    identity.device, identity.inode, fingerprint.digest, fingerprint.length, size
-                )
-                self._store.retire_file(retired, keep_at_most=MAX_RETIRED)
+            return
+        fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
+        _remember(self._retired, identity, (fingerprint, size))
+        retired = RetiredFile(
+            identity.device, identity.inode, fingerprint.digest, fingerprint.length, size
+        )
+        with contextlib.suppress(sqlite3.Error):  # a stale row is forgotten at a restart
+            self._store.retire_file(retired, keep_at_most=MAX_RETIRED)
 
     def _save(self, followed: FollowedFile) -> None:
         """Save now (a file's first checkpoint: its key on disk before any of its lines); if
@@ -1302,17 +1300,17 @@ class _Reader:
     def _start_again(self, followed: FollowedFile, size: int) -> None:
         """Emptied (or rewritten): finish from the copy rotation left, then read from 0. A
         warning only without a copy: every copy-truncate rotation is one of these."""
-        offset = followed.offset
         copy = self._sources.finish_from_copy(followed, self)
         if copy is None:
             self._sources._log.warning(
-                "source_truncated", path=followed.path, offset=offset, size=size,
+                "source_truncated", path=followed.path, offset=followed.offset, size=size,
                 detail="file truncated or rewritten, no copy of it found (lines written after "
                 "the offset and before the truncation are lost); reading from the start",
             )  # fmt: skip
         else:
             self._sources._log.info(
-                "source_truncated", path=followed.path, offset=offset, size=size, copy=copy,
+                "source_truncated", path=followed.path, offset=followed.offset, size=size,
+                copy=copy,
                 detail="copy-truncate: the rest read from its copy; reading from the start",
             )  # fmt: skip
         self._sources.remember_life(followed.fingerprint, followed.offset)
@@ -1687,11 +1685,7 @@ def _dated_originals(rotated: str) -> Iterator[str]:
 def _dated_keeping_extension(rotated: str, name: str) -> bool:
     """``rotated`` is ``name`` dated before its extension (logrotate's ``dateext`` with
     ``extension .log``: app.log -> app-20261129.log, maybe compressed)."""
-    root, extension = os.path.splitext(name)
-    if not root or not extension:
-        return False
-    pattern = rf"{re.escape(root)}{_DATE}{re.escape(extension)}{_COMPRESSION}"
-    return re.fullmatch(pattern, rotated) is not None
+    return name in _dated_originals(rotated)
 
 
 def _rotation_stem(name: str) -> str:
