@@ -45,8 +45,9 @@ DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform:
 ROTATE_WAIT_SECONDS = 5.0
 KEEP = 2  # numbered rotated generations kept per file: X.1, X.2
 # Siblings whose names look alike: "app-1.log" is not a rotation of "app.log", nor "app.log"
-# of "app-1.log"; "web.log" is not matched by `app*`.
-LIVE = ("app.log", "app-1.log", "web.log")
+# of "app-1.log"; "app-2026.log" is named as app.log dated before its extension would be;
+# "web.log" is not matched by `app*`.
+LIVE = ("app.log", "app-1.log", "app-2026.log", "web.log")
 SCHEMES = ("numbered", "dated", "dated_keeps_extension")
 
 
@@ -383,5 +384,45 @@ class TestFoundByHypothesis:
             append(which='app-1.log', count=1)
             rotate(pick=0, scheme='dated_keeps_extension', create=False)
             poll(after_events=False)
+            """,
+        )
+
+    def test_a_live_file_named_like_a_dated_rotation_is_followed_while_empty(self):
+        """``app-2026.log``, created empty beside ``app.log``, waited unopened as if it were a
+        copy in the making (named as app.log dated before ``.log``): written while stopped and
+        rotated after the start, its line was lost. A dated name holds a day at least now."""
+        _replay(
+            "siblings",
+            """
+            crash()
+            time_passes()
+            append(which='app.log', count=1)
+            append(which='app-1.log', count=1)
+            append(which='app-2026.log', count=1)
+            start()
+            rotate(pick=2, scheme='numbered', create=True)
+            poll(after_events=False)
+            append(which='app-2026.log', count=1)
+            stop()
+            start()
+            rotate(pick=0, scheme='numbered', create=False)
+            rotate(pick=1, scheme='numbered', create=False)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_dated_rotation_belongs_to_the_file_it_names_also_once_that_file_is_gone(self):
+        """``old/app-2026-20261120010000.log`` was read as ``app.log``'s missed generation
+        once ``app-2026.log`` no longer existed beside it."""
+        _replay(
+            "siblings_olddir",
+            """
+            append(which='app.log', count=1)
+            crash()
+            append(which='app-2026.log', count=1)
+            rotate(pick=0, scheme='numbered', create=False)
+            start()
+            rotate(pick=0, scheme='dated_keeps_extension', create=False)
+            crash()
             """,
         )

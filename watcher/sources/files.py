@@ -77,6 +77,7 @@ MAX_RETIRED = 4096  # closed files remembered (saved too), so none passes for a 
 # digits and separators), maybe compressed (``.1.gz``). A live name's own number is no
 # rotation suffix when the name goes on after it: ``app-0.log``, ``server-8080.log`` and a
 # rotated ``app-20261129.log`` are each a name of their own, not rotations of ``app``.
+DATE_DIGITS = 8  # a date rotation puts before the extension: a day at least
 _COMPRESSION = r"(?:\.(?:gz|bz2|xz|zst|zstd|lz4|lzo|Z|zip))?"
 _DATE = r"[.-]\d{4}[\dTZ_.-]*?"
 _ROTATION_SUFFIX_RE = re.compile(rf"^(.+?)(?:(?:\.\d+|{_DATE}){_COMPRESSION})?$")
@@ -1652,15 +1653,11 @@ def _named_as_rotation_of(candidate: str, path: str) -> bool:
 
 
 def _dated_of_another(rotated: str, path: str) -> bool:
-    """``rotated`` is named as a dated rotation of a file beside ``path`` with a longer name
-    than ``path``'s, one that exists (app-2026-20261129.log and app-2026.log, for app.log)."""
-    directory, name = os.path.split(path)
-    owners = [
-        o
-        for o in _dated_originals(os.path.basename(rotated))
-        if o == name or (os.path.exists(os.path.join(directory, o)))
-    ]
-    return bool(owners) and owners[-1] != name
+    """``rotated`` is named as a dated rotation of a file whose name it extends further than
+    ``path``'s (old/app-2026-20261129.log is app-2026.log's, not app.log's), whether that
+    file is there now or not."""
+    originals = list(_dated_originals(os.path.basename(rotated)))
+    return bool(originals) and originals[-1] != os.path.basename(path)
 
 
 def _named_as_rotation(path: str, paths: set[str]) -> bool:
@@ -1674,12 +1671,13 @@ def _named_as_rotation(path: str, paths: set[str]) -> bool:
 
 def _dated_originals(rotated: str) -> Iterator[str]:
     """The names ``rotated`` is a dated rotation keeping the extension of, shortest first:
-    app-2026-20261129.log -> app.log, app-2026.log."""
+    app-2026-20261129.log -> app.log, app-2026.log. The date holds a day at least (eight
+    digits: %Y%m%d, %Y-%m-%d), so a live app-2026.log or server-8080.log is no such name."""
     for match in re.finditer(r"[.-]\d{4}", rotated):
         root, rest = rotated[: match.start()], rotated[match.start() :]
-        dated = re.fullmatch(rf"{_DATE}(\.[^.\d][^.]*){_COMPRESSION}", rest)
-        if root and dated:
-            yield root + dated.group(1)
+        dated = re.fullmatch(rf"({_DATE})(\.[^.\d][^.]*){_COMPRESSION}", rest)
+        if root and dated and sum(c.isdigit() for c in dated.group(1)) >= DATE_DIGITS:
+            yield root + dated.group(2)
 
 
 def _dated_keeping_extension(rotated: str, name: str) -> bool:
