@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -1115,3 +1116,43 @@ class TestCopyWithNothingUnread:
             assert len(ids) == len(set(ids))
         finally:
             h.close()
+
+
+def test_a_copytruncate_between_a_look_and_the_read_after_it_hands_on_no_new_bytes(tmp_path):
+    """An outside tester (copytruncate, dateext, SIGSTOP across two rotations): the process
+    stopped after its look at app.log's first bytes and before the read; meanwhile two
+    rotations truncated it and the writer filled it past our offset again. The read took
+    the next life's line at our offset as ours, and the line we held there was lost. The
+    window is reached here between the chunks of one long line: the rotation runs while the
+    first chunk's message is handed on."""
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "app.log"
+    harness = Harness(tmp_path, pattern="app.log")
+    padding = "x" * (6 * 1024 * 1024)
+    rotated: list[bool] = []
+
+    def copytruncate_while_read(candidate: Candidate, file: LineContext) -> None:
+        harness.handle(candidate, file)
+        if "old-b" in candidate.text.decode() and not rotated:
+            rotated.append(True)
+            shutil.copy2(log, tmp_path / "logs" / "app.log.1")
+            truncate(log)
+            append(log, "".join(f"{DENIAL} new-{n} {'y' * 200}\n" for n in range(40_000)))
+
+    try:
+        append(log, f"{DENIAL} old-a\n")
+        assert [f"{DENIAL} old-a"] == harness.poll()
+        append(log, f"{DENIAL} old-b {padding} {DENIAL} old-c\n{DENIAL} old-d\n")
+        harness.sources.poll(None, copytruncate_while_read)
+        harness.commit()
+        assert rotated
+        while harness.poll() or harness.sources.more_pending:
+            pass
+        label = re.compile(r"(old-[a-d]|new-\d+)\b")
+        texts = [label.findall(text)[0] for _, _, text in harness.lines]
+        assert [t for t in texts if t.startswith("old-")] == ["old-a", "old-b", "old-c", "old-d"]
+        assert [t for t in texts if t.startswith("new-")] == [f"new-{n}" for n in range(40_000)]
+        ids = event_ids_of(harness)
+        assert len(ids) == len(set(ids))
+    finally:
+        harness.close()

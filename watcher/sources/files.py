@@ -1256,10 +1256,24 @@ class _Reader:
         if cut <= followed.offset:
             return
         followed.more_pending = capped and cut < size
-        followed.file_key = _bound_key(followed.file_key, followed.fd, cut)
+        key = followed.file_key
+        followed.file_key = _bound_key(key, followed.fd, cut)
         final = closing or now - followed.last_growth >= HOLD_SECONDS
         start = followed.offset
-        followed.offset = self.read_range(followed, start, cut, followed.context, final=final)
+        try:
+            followed.offset = self.read_range(followed, start, cut, followed.context, final=final)
+        except _RewrittenWhileReadError as rewritten:
+            # Truncated between our look at its first bytes and the read (a stopped process,
+            # a busy machine): what the read got may be the next life's lines at our offsets.
+            # None of them was handed on (each read is checked before its lines are); the next
+            # read sees the truncation and reads the rest from the copy.
+            if rewritten.handed_to == start:
+                followed.file_key = key
+            followed.offset = rewritten.handed_to
+            followed.read_end = max(followed.read_end, followed.offset)
+            followed.more_pending = True
+            self.defer_save(followed)
+            return
         followed.read_end = cut
         self.defer_save(followed)
         self.consumed += max(0, cut - seen_end)
@@ -1351,9 +1365,10 @@ class _Reader:
         final: bool = True,
     ) -> int:
         """Hand on the messages of ``[start, end)``; return where the next read must start
-        (``end``, or the first line of a message that may go on: see ``sources.lines``)."""
+        (``end``, or the first line of a message that may go on: see ``sources.lines``).
+        Raises ``_RewrittenWhileReadError`` when the file's first bytes changed under the read."""
         scan = iter_candidates(
-            _RangeReader(followed.fd, start, end),
+            _RangeReader(followed.fd, start, end, followed.fingerprint),
             max_line_bytes=followed.source.max_line_bytes,
             chunk_bytes=READ_CHUNK_BYTES,
             on_long_line=lambda offset: self._report_long_line(followed, start + offset),
@@ -1361,8 +1376,15 @@ class _Reader:
             framing=followed.source.format,
             final=final,
         )
-        for candidate in scan:
-            self._handle(_shifted(candidate, start), context)
+        handed_to = start
+        try:
+            for candidate in scan:
+                shifted = _shifted(candidate, start)
+                self._handle(shifted, context)
+                handed_to = shifted.end_offset
+        except _RewrittenWhileReadError as rewritten:
+            rewritten.handed_to = handed_to
+            raise
         return start + scan.resume_offset
 
     def _report_long_line(self, followed: FollowedFile, offset: int) -> None:
@@ -1379,27 +1401,46 @@ class _Reader:
         self._sources._unsaved[followed.identity] = followed
 
 
-class _RangeReader:
-    """Reads ``[start, end)`` of a file descriptor with pread: no shared file position."""
+class _RewrittenWhileReadError(Exception):
+    """A file's first bytes changed between the look at them and a read after it: the bytes
+    read may be its next life's. ``handed_to``: the end of the last message handed on."""
 
-    def __init__(self, fd: int, start: int, end: int) -> None:
+    def __init__(self) -> None:
+        super().__init__("file truncated or rewritten while being read")
+        self.handed_to = 0
+
+
+class _RangeReader:
+    """Reads ``[start, end)`` of a file descriptor with pread: no shared file position. Each
+    read is checked against the file's ``fingerprint`` after it: bytes read from a file that
+    was truncated and written again since the caller looked are never scanned."""
+
+    def __init__(self, fd: int, start: int, end: int, fingerprint: Fingerprint) -> None:
         self._fd = fd
         self._position = start
         self._end = end
+        self._fingerprint = fingerprint
 
     def readinto(self, view: memoryview) -> int:
         wanted = min(len(view), self._end - self._position)
         if wanted <= 0:
             return 0
         count = os.preadv(self._fd, [view[:wanted]], self._position)
+        self._check()
         self._position += count
         return count
 
     def read(self, size: int = -1, /) -> bytes:
-        wanted = self._end - self._position if size < 0 else size
-        data = os.pread(self._fd, max(0, min(wanted, self._end - self._position)), self._position)
+        wanted = max(0, min(self._end - self._position if size < 0 else size,
+                            self._end - self._position))  # fmt: skip
+        data = os.pread(self._fd, wanted, self._position)
+        self._check()
         self._position += len(data)
         return data
+
+    def _check(self) -> None:
+        if not self._fingerprint.matches(self._fd):
+            raise _RewrittenWhileReadError
 
 
 def _shifted(candidate: Candidate, start: int) -> Candidate:
