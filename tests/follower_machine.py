@@ -55,6 +55,8 @@ class FollowerMachine(RuleBasedStateMachine):
         # Lines the model allows to be read again under another key (after a crash, from
         # another file than the first time)
         self.id_may_change: set[int] = set()
+        # A poll to be stopped at its n-th look at the clock while ``action`` changes the files
+        self.stall: tuple[int, Callable[[], None]] | None = None
 
     @initialize()
     def start_first(self) -> None:
@@ -68,8 +70,22 @@ class FollowerMachine(RuleBasedStateMachine):
             self.store,
             configure_logging(self.logs),
             first_start=first,
-            clock=lambda: self.now,
+            clock=self._clock,
         )
+
+    def _clock(self) -> float:
+        """The follower's clock. A stalled poll's world moves on at its n-th reading: the
+        process stops right there (SIGSTOP, a starved CPU stop it anywhere) while another
+        program changes the files; the follower reads the clock between its look at a file's
+        first bytes and its read, as it opens a file, takes up a copy, closes idle files."""
+        if self.stall is not None:
+            countdown, action = self.stall
+            self.stall = (countdown - 1, action) if countdown else None
+            if not countdown:
+                before = len(self.steps)
+                action()
+                self.steps[before:] = [f"  ~ stalled here: {step}" for step in self.steps[before:]]
+        return self.now
 
     def _handle(self, candidate: Candidate, file: LineContext) -> None:
         line = int(candidate.text.decode()[1:7])
@@ -187,6 +203,8 @@ def replay(machine: FollowerMachine, steps: str) -> None:
     try:
         machine.start_first()
         for step in filter(None, (line.strip() for line in steps.splitlines())):
+            if step.startswith(("~", "->")):
+                continue  # a story's lines of what happened, not steps
             name, _, arguments = step.partition("(")
             kwargs = eval(f"dict({arguments}")  # noqa: S307 - literals from our own tests
             getattr(machine, name)(**kwargs)

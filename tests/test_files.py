@@ -9,7 +9,9 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from watcher.model import Finding, Origin
 from watcher.sources.files import FileSources, LineContext, _rotation_stem
 from watcher.sources.lines import Candidate
 from watcher.sources.watch import ChangedPaths, DirectoryWatcher
-from watcher.state import StateStore
+from watcher.state import RetiredFile, StateStore
 
 DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
 
@@ -38,6 +40,7 @@ class Harness:
         state: str = "state",
         pattern: str = "*.log",
         rotated_paths: tuple[str, ...] = (),
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.root = root
         self.logs = io.StringIO()
@@ -53,7 +56,7 @@ class Harness:
             self.store,
             configure_logging(self.logs),
             first_start=self.store.is_new,
-            clock=lambda: self.now,
+            clock=clock or (lambda: self.now),
         )
         self.places: list[tuple[str, int, str]] = []  # (path, offset, file key) per line
         self.lines: list[tuple[str, int, str]] = []
@@ -1156,3 +1159,121 @@ def test_a_copytruncate_between_a_look_and_the_read_after_it_hands_on_no_new_byt
         assert len(ids) == len(set(ids))
     finally:
         harness.close()
+
+
+def test_a_closed_copy_whose_inode_the_next_copy_took_is_not_named_when_compressed(tmp_path):
+    """An outside tester (olddir, copytruncate, compress, delaycompress; also undisturbed): a
+    copy read to its end and closed was named `source_compressed_unread`, at the offset its
+    reading began, once compressed: closed files were known one per inode, and the next copy
+    had taken its inode (ext4 hands a freed inode on), so only the offset read in the original
+    was left. Here the inode is passed on by renames, to be certain of it."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log, copy = logs / "app.log", logs / "app.log.1"
+    harness = Harness(tmp_path)
+    try:
+        append(log, "".join(f"{DENIAL} a{n}\n" for n in range(20)))  # more than a fingerprint
+        harness.poll()
+        append(log, f"{DENIAL} a20\n")
+        shutil.copy2(log, copy)
+        truncate(log)
+        harness.poll()  # the copy read on from where app.log was read, to its end
+        for _ in range(2):
+            harness.now += 10
+            harness.poll()  # its last line out, then the copy closed
+        assert "source_closed" in harness.events()
+        # delaycompress, a rotation later: the copy gzipped, its inode free for the next copy
+        compressed = (tmp_path / "app.log.2.gz").resolve()
+        compressed.write_bytes(gzip.compress(copy.read_bytes()))
+        os.utime(compressed, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns))
+        copy.rename(tmp_path / "freed")
+        append(log, "".join(f"{DENIAL} b{n}\n" for n in range(20)))
+        harness.poll()
+        (tmp_path / "freed").rename(copy)  # the next copy-truncate's copy, on that inode
+        copy.write_bytes(log.read_bytes())
+        truncate(log)
+        harness.poll()
+        harness.now += 10
+        harness.poll()  # that copy closed too
+        compressed.rename(logs / "app.log.3.gz")
+        append(log, f"{DENIAL} c\n")
+        copy.rename(logs / "app.log.2")
+        shutil.copy2(log, copy)
+        truncate(log)
+        harness.poll()  # the truncation: a search for its copy, and what rotation made since
+        assert [] == unread_warnings(harness)
+        harness.now += 1
+        harness.poll()  # c, held for its possible continuation, out
+        texts = [text for _, _, text in harness.lines]
+        assert len(texts) == len(set(texts)) == 42
+    finally:
+        harness.close()
+
+
+def test_closed_files_kept_one_per_inode_are_carried_over(tmp_path):
+    """A state database of the first layout (one closed file per inode) is carried over."""
+    (tmp_path / "state").mkdir()
+    connection = sqlite3.connect(tmp_path / "state" / "state.sqlite3")
+    connection.execute(
+        "CREATE TABLE retired_files (device INTEGER NOT NULL, inode INTEGER NOT NULL,"
+        " fingerprint TEXT NOT NULL, fingerprint_bytes INTEGER NOT NULL, size INTEGER NOT NULL,"
+        " retired_at REAL NOT NULL, PRIMARY KEY (device, inode))"
+    )
+    connection.execute("INSERT INTO retired_files VALUES (1, 2, 'ab', 2, 10, 1.0)")
+    connection.commit()
+    connection.close()
+    store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+    try:
+        store.retire_file(RetiredFile(1, 2, "cd", 2, 20), keep_at_most=10)
+        assert store.retired_files() == [
+            RetiredFile(1, 2, "ab", 2, 10),
+            RetiredFile(1, 2, "cd", 2, 20),
+        ]
+    finally:
+        store.close()
+
+
+def test_a_search_whose_files_rotation_renames_meanwhile_reads_each_once(tmp_path):
+    """The model, stalling the follower inside a poll: a search for generations missed while
+    stopped listed app.log.1, and before it opened it a rotation renamed it to app.log.2 and
+    the next file to app.log.1; what it opened was taken for the file it had listed (the one
+    at app.log.2, then never read), and read again once found. Now a file that is not the
+    one listed sends the search round again."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    first = Harness(tmp_path)
+    append(log, "".join(f"{DENIAL} a{n}\n" for n in range(20)))
+    first.poll()
+    first.close()
+    later = time.time_ns() + 10**9
+    log.rename(tmp_path / "gone")  # while stopped: rotated away (its inode kept: not reused)
+    append(log, f"{DENIAL} b\n")  # a generation the follower never sees at app.log
+    os.utime(log, ns=(later, later))
+    log.rename(logs / "app.log.1")
+    append(log, f"{DENIAL} c\n")
+    os.utime(log, ns=(later + 10**9, later + 10**9))
+
+    def rotate() -> None:
+        (logs / "app.log.1").rename(logs / "app.log.2")
+        log.rename(logs / "app.log.1")
+        append(log, f"{DENIAL} e\n")
+
+    calls: list[None] = []
+
+    def clock() -> float:
+        """Stops the follower at its second reading (the search's open of app.log.1) while
+        the rotation runs, as SIGSTOP or a starved CPU could."""
+        calls.append(None)
+        if len(calls) == 2:
+            rotate()
+        return len(calls) / 10  # rotate_wait passes in a few polls
+
+    second = Harness(tmp_path, clock=clock)
+    try:
+        for _ in range(4):
+            second.poll()
+        texts = sorted(text.split()[-1] for _, _, text in first.lines + second.lines)
+        assert texts == sorted([f"a{n}" for n in range(20)] + ["b", "c", "e"])
+    finally:
+        second.close()

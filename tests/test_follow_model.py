@@ -464,6 +464,49 @@ class FollowerModel(FollowerMachine):
     def poll(self, after_events: bool) -> None:
         """The follower looks: at every file, or (as after inotify events) at what changed."""
         self.steps.append(f"poll(after_events={after_events!r})")
+        self._poll(after_events)
+
+    @precondition(lambda self: self.running)
+    @rule(
+        at_clock=st.integers(0, 4),
+        rotation=st.sampled_from(["copytruncate", "rename", "truncate", "delete"]),
+        count=st.integers(1, 8),
+    )
+    def poll_stalled_while_rotated(self, at_clock: int, rotation: str, count: int) -> None:
+        """The follower stops inside a poll (at its ``at_clock``-th reading of the clock: after
+        its look at a file's first bytes and before the read, as it opens or closes a file...)
+        while app.log is rotated and the writer puts ``count`` lines in the new one; then it
+        polls again, as the daemon does at once after a read cut short or with files changed.
+        The model counts the two polls as one look."""
+        self.steps.append(
+            f"poll_stalled_while_rotated(at_clock={at_clock!r}, rotation={rotation!r}, "
+            f"count={count!r})"
+        )
+        assert self.follower is not None
+        self.stall = (at_clock, lambda: self._rotate_and_write(rotation, count))
+        self.touched.clear()
+        before = len(self.handed)
+        self.follower.poll(None, self._handle)
+        self.follower.save_checkpoints()
+        self.stall = None  # when the poll read the clock fewer times: nothing happened
+        self.steps.append(f"  -> {[h.line for h in self.handed[before:]]}")
+        self.polled_since_start = True
+        self._poll(after_events=True)
+
+    def _rotate_and_write(self, rotation: str, count: int) -> None:
+        if self.partial is not None or "app.log" not in self.at or self.copying:
+            return
+        if rotation == "copytruncate":
+            self.rotate_by_copytruncate(window=0)
+        elif rotation == "rename":
+            self.rotate_by_rename(create_new=True)
+        elif rotation == "truncate":
+            self.truncate_and_rewrite(count=1)
+        else:
+            self.delete_live_file()
+        self.append(count=count, long=False, leave_partial=False)
+
+    def _poll(self, after_events: bool) -> None:
         assert self.follower is not None
         changed = set(self.touched) if after_events else None
         self.touched.clear()
@@ -1452,5 +1495,53 @@ class TestFoundByHypothesis:
             finish_copytruncate(window=0)
             rotate_by_rename(create_new=False)
             crash()
+            """,
+        )
+
+    @pytest.mark.parametrize("layout", ["plain", "olddir"])
+    def test_a_file_rotated_between_the_listing_and_its_open_at_a_start_is_finished(
+        self, layout: str
+    ):
+        """Stalled in the first poll after a start, after the directory was listed: app.log,
+        known by its checkpoint, was renamed away and a new one made before the follower
+        opened it. The listed file was neither opened (another was at its path) nor looked
+        for as a file rotated while stopped (it was listed): its last lines were lost."""
+        _replay(
+            layout,
+            """
+            append(count=1, long=False, leave_partial=True)
+            poll(after_events=False)
+            stop()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            poll_stalled_while_rotated(at_clock=0, rotation='rename', count=1)
+            """,
+        )
+
+    @pytest.mark.parametrize("layout", ["plain", "olddir"])
+    def test_a_compressed_copy_of_a_life_read_before_a_restart_is_not_named_after_it(
+        self, layout: str
+    ):
+        """A life of app.log read to its end, then copied, compressed and truncated: how far
+        it was read was kept in memory only, so after a restart its compressed copy was
+        named as a generation never read. It is kept in the state database now."""
+        _replay(
+            layout,
+            """
+            stop()
+            start()
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            truncate_and_rewrite(count=1)
+            poll(after_events=False)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            stop()
+            start()
+            poll(after_events=False)
             """,
         )

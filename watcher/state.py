@@ -33,7 +33,20 @@ _SELECT_CHECKPOINTS = (
 LOCK_NAME = "lock"
 # A full disk passes; restarting does not mend a missing permission or a read-only filesystem.
 _TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-_SCHEMA = """
+_RETIRED_FILES = """
+CREATE TABLE IF NOT EXISTS retired_files (
+    device INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    fingerprint_bytes INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    retired_at REAL NOT NULL,
+    PRIMARY KEY (device, inode, fingerprint, fingerprint_bytes)
+);
+"""
+_SCHEMA = (
+    _RETIRED_FILES
+    + """
 CREATE TABLE IF NOT EXISTS decode_cache (
     blob_sha256 TEXT PRIMARY KEY,
     decoded_json TEXT NOT NULL,
@@ -75,15 +88,6 @@ CREATE TABLE IF NOT EXISTS followed_files (
     file_key TEXT NOT NULL,
     mtime_ns INTEGER NOT NULL,
     updated_at REAL NOT NULL,
-    PRIMARY KEY (device, inode)
-);
-CREATE TABLE IF NOT EXISTS retired_files (
-    device INTEGER NOT NULL,
-    inode INTEGER NOT NULL,
-    fingerprint TEXT NOT NULL,
-    fingerprint_bytes INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    retired_at REAL NOT NULL,
     PRIMARY KEY (device, inode)
 );
 CREATE TABLE IF NOT EXISTS journal_cursors (
@@ -139,6 +143,7 @@ CREATE TABLE IF NOT EXISTS cloudwatch_logs_positions (
     PRIMARY KEY (account, log_group)
 );
 """
+)
 
 
 class StateDirectoryLock:
@@ -292,6 +297,7 @@ class StateStore:
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
             _migrate_path_offsets(connection)
+            _migrate_retired_files(connection)
             connection.execute("PRAGMA quick_check").fetchone()
         except sqlite3.Error:
             connection.close()
@@ -374,15 +380,13 @@ class StateStore:
             connection.execute(
                 "DELETE FROM followed_files WHERE device = ? AND inode = ?", (r.device, r.inode)
             )
-            connection.execute(
-                "INSERT OR REPLACE INTO retired_files VALUES (?, ?, ?, ?, ?, ?)",
-                (r.device, r.inode, r.fingerprint, r.fingerprint_bytes, r.size, time.time()),
-            )
-            connection.execute(
-                "DELETE FROM retired_files WHERE rowid NOT IN"
-                " (SELECT rowid FROM retired_files ORDER BY retired_at DESC LIMIT ?)",
-                (keep_at_most,),
-            )
+            _keep_read(connection, retired, keep_at_most)
+
+    def keep_read(self, retired: RetiredFile, keep_at_most: int) -> None:
+        """How far a life of a followed file was read (``size``) before it was truncated: its
+        compressed copy, found after a restart, is named only for what comes after."""
+        with self._transaction() as connection:
+            _keep_read(connection, retired, keep_at_most)
 
     def retired_files(self) -> list[RetiredFile]:
         with self._lock:
@@ -676,6 +680,33 @@ def _create_private(path: Path) -> None:
     for suffix in ("-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             Path(f"{path}{suffix}").chmod(0o600)
+
+
+def _keep_read(connection: sqlite3.Connection, retired: RetiredFile, keep_at_most: int) -> None:
+    r = retired
+    connection.execute(
+        "INSERT OR REPLACE INTO retired_files VALUES (?, ?, ?, ?, ?, ?)",
+        (r.device, r.inode, r.fingerprint, r.fingerprint_bytes, r.size, time.time()),
+    )
+    connection.execute(
+        "DELETE FROM retired_files WHERE rowid NOT IN"
+        " (SELECT rowid FROM retired_files ORDER BY retired_at DESC LIMIT ?)",
+        (keep_at_most,),
+    )
+
+
+def _migrate_retired_files(connection: sqlite3.Connection) -> None:
+    """Closed files were first kept one per inode, so a file that took a closed one's inode
+    replaced what was known of it: their rows go to a table that keeps both."""
+    columns = connection.execute("PRAGMA table_info(retired_files)").fetchall()
+    if any(name == "fingerprint" and pk for _, name, _, _, _, pk in columns):
+        return
+    connection.execute("BEGIN")
+    connection.execute("ALTER TABLE retired_files RENAME TO retired_files_by_inode")
+    connection.execute(_RETIRED_FILES)
+    connection.execute("INSERT INTO retired_files SELECT * FROM retired_files_by_inode")
+    connection.execute("DROP TABLE retired_files_by_inode")
+    connection.execute("COMMIT")
 
 
 def _migrate_path_offsets(connection: sqlite3.Connection) -> None:

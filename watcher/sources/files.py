@@ -77,6 +77,7 @@ MAX_RETIRED = 4096  # closed files remembered (saved too), so none passes for a 
 # digits and separators), maybe compressed (``.1.gz``). A live name's own number is no
 # rotation suffix when the name goes on after it: ``app-0.log``, ``server-8080.log`` and a
 # rotated ``app-20261129.log`` are each a name of their own, not rotations of ``app``.
+SEARCHES_WHILE_ROTATED = 3  # a search whose files rotation renamed meanwhile is done again
 DATE_DIGITS = 8  # a date rotation puts before the extension: a day at least
 _COMPRESSION = r"(?:\.(?:gz|bz2|xz|zst|zstd|lz4|lzo|Z|zip))?"
 _DATE = r"[.-]\d{4}[\dTZ_.-]*?"
@@ -200,21 +201,23 @@ class FileSources:
         self._reported: set[tuple[str, str]] = set()  # (path, problem) logged once
         self._retry_at: dict[str, tuple[float, float]] = {}  # path -> (when, delay)
         self._orphans_checked = False
-        # Files read to their end and closed (identity -> (first bytes, size) then): never
-        # taken for a copy while they are unchanged; an inode used again is another file.
-        self._retired: dict[Identity, tuple[Fingerprint, int]] = {}
+        # Files read to their end and closed ((identity, first bytes) -> size then): never
+        # taken for a copy while they are unchanged, and their compressed copies never named.
+        # An inode used again is another file: both are kept.
+        self._retired: dict[tuple[Identity, Fingerprint], int] = {}
         with contextlib.suppress(sqlite3.Error):
             for retired in store.retired_files():
                 identity = Identity(retired.device, retired.inode)
                 fingerprint = Fingerprint(retired.fingerprint_bytes, retired.fingerprint)
-                self._retired[identity] = (fingerprint, retired.size)
+                self._retired[identity, fingerprint] = retired.size
         self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
         self._gone_rows: set[Identity] = set()  # checkpoints of gone files, to forget at a save
         # compressed files named: (device, inode, offset read or None), in order
         self._named_compressed: dict[tuple[CompressedFile, int | None], None] = {}
         self._compressed_seen: dict[CompressedFile, None] = {}  # looked at once
-        # Lives of followed files before a truncation: (fingerprint length, digest) -> offset
-        self._lives_read: dict[tuple[int, str], int] = {}
+        # Lives of followed files before a truncation, kept with the closed files (how far each
+        # was read); saved with the next checkpoints, once the sinks have what was read
+        self._lives_unsaved: list[RetiredFile] = []
         # A copy being opened when its original's truncation is seen: (original, path, fd)
         self._copy_in_hand: tuple[Identity, str, int] | None = None
 
@@ -268,6 +271,9 @@ class FileSources:
                 self._store.save_checkpoint(followed.checkpoint())
                 saved += 1
             del self._unsaved[identity]
+        while self._lives_unsaved:
+            self._store.keep_read(self._lives_unsaved[0], keep_at_most=MAX_RETIRED)
+            del self._lives_unsaved[0]
         return saved
 
     def seconds_to_next_flush(self) -> float | None:
@@ -437,16 +443,20 @@ class FileSources:
         # Rotated names last (app-20261129.log sorts before app.log): a copy is known as one
         # by its first bytes only once the file it is a copy of is followed.
         in_order = sorted(reachable.items(), key=lambda item: _named_as_rotation(item[1][0], paths))
+        moved: set[Identity] = set()  # listed, then another file at its path when opened
         for identity, (path, source) in in_order:
             followed = self.files.get(identity)
             if followed is None:
-                followed = self._start_following(identity, path, source, reader, gone)
+                followed = self._start_following(identity, path, source, reader, gone, moved=moved)
                 if followed is None:
                     continue
             if followed.path != path or followed.left_paths_at is not None:
                 if followed.left_paths_at is None and followed.path != path:
                     self._log.info("source_renamed", path=followed.path, new_path=path)
                 followed.path, followed.left_paths_at, followed.source = path, None, source
+        if moved:  # rotated between the listing and the open: a checkpoint of it is an orphan
+            still = {i: place for i, place in reachable.items() if i not in moved}
+            gone.update(self._finish_orphans(still, reader, only=moved))
         for followed in list(self.files.values()):
             if followed.identity not in reachable and followed.left_paths_at is None:
                 followed.left_paths_at = now
@@ -483,12 +493,16 @@ class FileSources:
         source: FileSource,
         reader: _Reader,
         gone: dict[Identity, FileCheckpoint],
+        *,
+        moved: set[Identity],
     ) -> FollowedFile | None:
         fd = self._open(path)
         if fd is None:
             return None
         info = os.fstat(fd)
         compressed = _compressed(path, fd)
+        if Identity(info.st_dev, info.st_ino) != identity:
+            moved.add(identity)
         if Identity(info.st_dev, info.st_ino) != identity or compressed:
             if compressed:
                 self._note_compressed(path, fd, gone)
@@ -569,19 +583,19 @@ class FileSources:
         closed once read to their end (their size then), or lives before a truncation."""
         return [
             size
-            for fingerprint, size in self._retired.values()
+            for (_, fingerprint), size in self._retired.items()
             if _fingerprint_of(fingerprint, head)
-        ] + [
-            offset
-            for (length, digest), offset in self._lives_read.items()
-            if _fingerprint_of(Fingerprint(length, digest), head)
         ]
 
-    def remember_life(self, fingerprint: Fingerprint, offset: int) -> None:
+    def remember_life(self, identity: Identity, fingerprint: Fingerprint, offset: int) -> None:
         """A followed file's past life (before a truncation), read up to ``offset``: its
-        compressed copy, found later, is not named for what was read."""
+        compressed copy, found later (after a restart too), is not named for what was read."""
         if fingerprint.length:
-            _remember(self._lives_read, (fingerprint.length, fingerprint.digest), offset)
+            _remember(self._retired, (identity, fingerprint), offset)
+            life = RetiredFile(
+                identity.device, identity.inode, fingerprint.digest, fingerprint.length, offset
+            )
+            self._lives_unsaved.append(life)
 
     def _mark_compressed_seen(self, compressed: CompressedFile) -> None:
         _remember(self._compressed_seen, compressed, None)
@@ -653,15 +667,22 @@ class FileSources:
         return fd
 
     def _finish_orphans(
-        self, reachable: dict[Identity, tuple[str, FileSource]], reader: _Reader
+        self,
+        reachable: dict[Identity, tuple[str, FileSource]],
+        reader: _Reader,
+        *,
+        only: set[Identity] | None = None,
     ) -> dict[Identity, FileCheckpoint]:
         """At start: checkpoints of files that left their path while we were stopped are
         finished where rotation put them, with the files rotation made after them that we
-        never saw. Returns the checkpoints whose file is gone."""
+        never saw (``only``: of those files, not followed, rotated since the listing).
+        Returns the checkpoints whose file is gone."""
         found: list[tuple[FileCheckpoint, FileSource, int, str]] = []
         gone: dict[Identity, FileCheckpoint] = {}
         for saved in self._store.followed_files():
             identity = Identity(saved.device, saved.inode)
+            if only is not None and (identity not in only or identity in self.files):
+                continue
             if identity in reachable and not self._taken_by_another(saved, reachable[identity][0]):
                 continue
             source = self._source_reaching(saved.path)
@@ -772,12 +793,36 @@ class FileSources:
             # makes is the live file's generations, found for it or by the patterns, each
             # under its own path.
             return
+        for _ in range(SEARCHES_WHILE_ROTATED):
+            if not self._follow_missed(
+                path, since_ns, source, gone, reader, former=former, again=again
+            ):
+                return
+
+    def _follow_missed(
+        self,
+        path: str,
+        since_ns: int,
+        source: FileSource,
+        gone: dict[Identity, FileCheckpoint],
+        reader: _Reader,
+        *,
+        former: dict[Identity, FileCheckpoint] | None,
+        again: bool,
+    ) -> bool:
+        """One search of ``_follow_missed_generations``; returns whether a file listed was at
+        its name no more when opened (rotation renamed them meanwhile: search again)."""
+        moved = False
         missed = self._missed_candidates(path, since_ns, source, former=former, again=again)
         for _, candidate, identity, newer in missed:
             if identity in self.files:
                 continue  # another name of a file followed now (a hard link)
             fd = self._open(candidate)
             if fd is None:
+                continue
+            if _identity(fd) != identity:
+                os.close(fd)
+                moved = True
                 continue
             if _compressed(candidate, fd):
                 if os.fstat(fd).st_size > 0:  # empty: logrotate is still writing it
@@ -813,6 +858,7 @@ class FileSources:
             self._save(followed)
             self._log.info("source_missed_generation", path=path, rotated_to=candidate)
             reader.read(followed)  # now: its lines come before those of later generations
+        return moved
 
     def _report_compressed(
         self,
@@ -942,7 +988,7 @@ class FileSources:
         )
 
     def _unchanged_since_retired(self, identity: Identity, path: str) -> bool:
-        if identity not in self._retired:
+        if all(retired != identity for retired, _ in self._retired):
             return False
         fd = self._open(path)
         if fd is None:
@@ -954,8 +1000,9 @@ class FileSources:
 
     def _finished(self, identity: Identity, fd: int) -> bool:
         """Read to its end and closed, and unchanged since (not an inode used again)."""
-        retired = self._retired.get(identity)
-        return retired is not None and retired[1] == os.fstat(fd).st_size and retired[0].matches(fd)
+        size = os.fstat(fd).st_size
+        fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
+        return self._retired.get((identity, fingerprint)) == size
 
     def _find_rotated(self, saved: FileCheckpoint, source: FileSource) -> tuple[int, str] | None:
         """The file of ``saved`` by identity, beside its old path or in ``rotated_paths``."""
@@ -973,6 +1020,9 @@ class FileSources:
             fd = self._open(path)
             if fd is None:
                 return None
+            if _identity(fd) != Identity(saved.device, saved.inode):
+                os.close(fd)  # renamed on since the stat: maybe at a name further on
+                continue
             if not _compressed(path, fd) and _still_the_same(fd, saved, os.fstat(fd).st_size):
                 return fd, path
             os.close(fd)  # the inode now holds another file (a copy that took it, say)
@@ -1048,7 +1098,7 @@ class FileSources:
                 self._store.forget_file(identity.device, identity.inode)
             return
         fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
-        _remember(self._retired, identity, (fingerprint, size))
+        _remember(self._retired, (identity, fingerprint), size)
         retired = RetiredFile(
             identity.device, identity.inode, fingerprint.digest, fingerprint.length, size
         )
@@ -1328,7 +1378,7 @@ class _Reader:
                 copy=copy,
                 detail="copy-truncate: the rest read from its copy; reading from the start",
             )  # fmt: skip
-        self._sources.remember_life(followed.fingerprint, followed.offset)
+        self._sources.remember_life(followed.identity, followed.fingerprint, followed.offset)
         followed.offset = followed.read_end = 0
         followed.fingerprint = Fingerprint(0, "")
         followed.file_key = _pending(followed.file_key)
@@ -1634,6 +1684,11 @@ def _fingerprint_of(fingerprint: Fingerprint, head: bytes) -> bool:
     return 0 < fingerprint.length <= len(head) and (
         _digest(head[: fingerprint.length]) == fingerprint.digest
     )
+
+
+def _identity(fd: int) -> Identity:
+    info = os.fstat(fd)
+    return Identity(info.st_dev, info.st_ino)
 
 
 def _deleted(followed: FollowedFile) -> bool:
