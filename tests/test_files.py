@@ -185,6 +185,28 @@ class TestFollowing:
         event = next(e for e in harness.log_events() if e["event"] == "source_truncated")
         assert event["copy"].endswith("app.log.1")
 
+    def test_a_copy_compressed_before_its_rest_was_read_is_one_warning(self, harness):
+        """copytruncate with compress while the watcher was stalled: the compressed copy is
+        named (source_compressed_unread, at the offset read); the truncation, which found
+        no plain copy, says so at info level and names it, not as a second warning that no
+        copy was found (an outside tester)."""
+        log = harness.root / "logs" / "app.log"
+        append(log, "".join(f"{DENIAL} {n}\n" for n in range(20)))
+        harness.poll()
+        append(log, f"{DENIAL} unread\n")
+        shutil.copy2(log, harness.root / "logs" / "app.log.1")
+        compressed = compress_like_logrotate(harness.root / "logs" / "app.log.1")
+        truncate(log)
+        append(log, f"{DENIAL} new\n")
+        harness.now += 1
+        assert [f"{DENIAL} new"] == harness.poll()
+        (warning,) = unread_warnings(harness)
+        assert warning["compressed"] == str(compressed)
+        assert ["info"] == harness.levels("source_truncated")
+        event = next(e for e in harness.log_events() if e["event"] == "source_truncated")
+        assert event["compressed"] == str(compressed)
+        assert event["offset"] == warning["offset"]
+
     def test_rewritten_in_place_past_the_offset_is_caught_by_the_fingerprint(self, harness):
         """Same inode, new content longer than the old offset: size alone cannot tell."""
         log = harness.root / "logs" / "app.log"

@@ -215,6 +215,8 @@ class FileSources:
         # compressed files named: (device, inode, offset read or None), in order
         self._named_compressed: dict[tuple[CompressedFile, int | None], None] = {}
         self._compressed_seen: dict[CompressedFile, None] = {}  # looked at once
+        # (compressed, offset) named during a truncated file's search for its copy
+        self._named_in_search: list[tuple[str, int | None]] | None = None
         # Lives of followed files before a truncation, kept with the closed files (how far each
         # was read); saved with the next checkpoints, once the sinks have what was read
         self._lives_unsaved: list[RetiredFile] = []
@@ -922,6 +924,8 @@ class FileSources:
         if named in self._named_compressed:
             return  # found again in the same run (the copy left, then its original's truncation)
         _remember(self._named_compressed, named, None)
+        if self._named_in_search is not None:
+            self._named_in_search.append((compressed, offset))
         if skipped:
             self._log.warning(
                 "source_skipped", path=compressed, reason="compressed; rotated files are not read"
@@ -1120,9 +1124,12 @@ class FileSources:
 
     # -- copy-truncate -----------------------------------------------------------------------
 
-    def finish_from_copy(self, followed: FollowedFile, reader: _Reader) -> str | None:
+    def finish_from_copy(
+        self, followed: FollowedFile, reader: _Reader
+    ) -> tuple[str | None, str | None]:
         """``followed`` was truncated: read what we had not read from the copy rotation left.
-        Returns the copy's name, None when no copy was found."""
+        Returns the copy's name (None when no copy was found) and, without one, the name of
+        a compressed copy named as holding what we had not read."""
         best: tuple[int, str, int] | None = None  # (mtime_ns, path, fd)
         for path in _rotation_candidates(followed.path, followed.source):
             fd = self._copy_candidate(path, followed)
@@ -1149,10 +1156,15 @@ class FileSources:
         # copy-truncate's copy; with no copy of what we read, those after its inode was taken by
         # a new file (rename rotation, the old file deleted or compressed) or after a
         # copy-truncate whose copy was compressed. Read before the file's new life.
-        self._follow_missed_generations(
-            followed.path, followed.mtime_ns, followed.source, {}, reader
-        )
-        return copy
+        self._named_in_search = []
+        try:
+            self._follow_missed_generations(
+                followed.path, followed.mtime_ns, followed.source, {}, reader
+            )
+            named = [c for c, offset in self._named_in_search if offset == followed.offset]
+        finally:
+            self._named_in_search = None
+        return copy, None if copy is not None or not named else named[0]
 
     def _copy_in_hand_of(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         """The copy being opened when ``followed``'s truncation was seen, if it holds the life
@@ -1365,8 +1377,15 @@ class _Reader:
     def _start_again(self, followed: FollowedFile, size: int) -> None:
         """Emptied (or rewritten): finish from the copy rotation left, then read from 0. A
         warning only without a copy: every copy-truncate rotation is one of these."""
-        copy = self._sources.finish_from_copy(followed, self)
-        if copy is None:
+        copy, compressed = self._sources.finish_from_copy(followed, self)
+        if compressed is not None:
+            self._sources._log.info(
+                "source_truncated", path=followed.path, offset=followed.offset, size=size,
+                compressed=compressed,
+                detail="copy-truncate: its copy was compressed before the rest was read "
+                "(named by source_compressed_unread); reading from the start",
+            )  # fmt: skip
+        elif copy is None:
             self._sources._log.warning(
                 "source_truncated", path=followed.path, offset=followed.offset, size=size,
                 detail="file truncated or rewritten, no copy of it found (lines written after "
