@@ -1299,3 +1299,40 @@ def test_a_search_whose_files_rotation_renames_meanwhile_reads_each_once(tmp_pat
         assert texts == sorted([f"a{n}" for n in range(20)] + ["b", "c", "e"])
     finally:
         second.close()
+
+
+def test_a_copy_read_to_its_end_before_a_stop_is_not_named_once_compressed(tmp_path):
+    """An outside tester (olddir, copytruncate, compress, delaycompress; SIGTERM or kill -9
+    within rotate_wait of a copy's read): the copy, compressed while the watcher was down,
+    was named `source_compressed_unread` at the offset its reading began, a look after the
+    start: its checkpoint, gone, had been forgotten, and with it how far it was read."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log, copy = logs / "app.log", logs / "app.log.1"
+    first = Harness(tmp_path)
+    append(log, "".join(f"{DENIAL} a{n}\n" for n in range(20)))
+    first.poll()
+    append(log, f"{DENIAL} a20\n")
+    shutil.copy2(log, copy)
+    truncate(log)
+    first.poll()
+    first.now += 1
+    first.poll()  # the copy read to its end, still held (rotate_wait)
+    first.close()
+    copy.rename(logs / "app.log.2")  # while stopped: delaycompress
+    compress_like_logrotate(logs / "app.log.2")
+    second = Harness(tmp_path)
+    try:
+        second.poll()
+        second.poll()  # the gone copy's checkpoint retired
+        append(log, f"{DENIAL} b\n")
+        shutil.copy2(log, copy)  # the next copy-truncate: a search finds app.log.2.gz
+        truncate(log)
+        second.now += 1
+        second.poll()
+        second.poll()
+        assert [] == unread_warnings(second)
+        texts = [text for _, _, text in first.lines + second.lines]
+        assert len(texts) == len(set(texts)) == 22
+    finally:
+        second.close()

@@ -215,6 +215,44 @@ class SiblingsModel(FollowerMachine):
     def poll(self, after_events: bool) -> None:
         """The follower looks: at every file, or (as after inotify events) at what changed."""
         self.steps.append(f"poll(after_events={after_events!r})")
+        self._poll(after_events)
+
+    @precondition(lambda self: self.running and any(f"logs/{n}" in self.at for n in LIVE))
+    @rule(
+        at_clock=st.integers(0, 6),
+        pick=st.integers(0, len(LIVE) - 1),
+        scheme=st.sampled_from(SCHEMES),
+        count=st.integers(1, 4),
+    )
+    def poll_stalled_while_rotated(self, at_clock: int, pick: int, scheme: str, count: int) -> None:
+        """The follower stops inside a poll (at its ``at_clock``-th reading of the clock) while
+        a live file is rotated and the writer puts ``count`` lines in the new one; then it
+        polls again, as the daemon does at once. The model counts the two as one look."""
+        self.steps.append(
+            f"poll_stalled_while_rotated(at_clock={at_clock!r}, pick={pick!r}, "
+            f"scheme={scheme!r}, count={count!r})"
+        )
+        assert self.follower is not None
+
+        def rotate_and_write() -> None:
+            live = [name for name in LIVE if f"logs/{name}" in self.at]
+            which = live[pick % len(live)]
+            self.rotate(pick=pick, scheme=scheme, create=True)
+            self.append(which=which, count=count)
+
+        self.stall = (at_clock, rotate_and_write)
+        self.touched.clear()
+        before = len(self.handed)
+        self.follower.poll(None, self._handle)
+        self.follower.save_checkpoints()
+        self.stall = None  # when the poll read the clock fewer times: nothing happened
+        self.steps.append(f"  -> {[(h.line, self._name(h.path)) for h in self.handed[before:]]}")
+        for handed in self.handed[before:]:
+            self.delivered.add(handed.line)
+        self.polled_since_start = True
+        self._poll(after_events=True)
+
+    def _poll(self, after_events: bool) -> None:
         assert self.follower is not None
         changed = set(self.touched) if after_events else None
         self.touched.clear()

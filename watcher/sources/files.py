@@ -211,7 +211,9 @@ class FileSources:
                 fingerprint = Fingerprint(retired.fingerprint_bytes, retired.fingerprint)
                 self._retired[identity, fingerprint] = retired.size
         self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
-        self._gone_rows: set[Identity] = set()  # checkpoints of gone files, to forget at a save
+        # Checkpoints of gone files: at a save, each gives way to a record of how far its file
+        # was read (a compressed copy of it, found later, is named only for what is after)
+        self._gone_rows: dict[Identity, FileCheckpoint] = {}
         # compressed files named: (device, inode, offset read or None), in order
         self._named_compressed: dict[tuple[CompressedFile, int | None], None] = {}
         self._compressed_seen: dict[CompressedFile, None] = {}  # looked at once
@@ -260,10 +262,10 @@ class FileSources:
         disk), keeping the rest for the next call."""
         saved = 0
         while self._gone_rows:
-            identity = self._gone_rows.pop()
+            identity, gone = self._gone_rows.popitem()
             if identity not in self.files:  # else its inode was taken by a file followed now
                 with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
-                    self._store.forget_file(identity.device, identity.inode)
+                    self._store.retire_file(_read_as_saved(gone), keep_at_most=MAX_RETIRED)
         while self._unsaved:
             identity, followed = next(iter(self._unsaved.items()))
             # A copy whose lines are still read from its original has no checkpoint of its
@@ -482,9 +484,13 @@ class FileSources:
                 self._follow_missed_generations(
                     followed.path, followed.mtime_ns, followed.source, {}, reader, again=True
                 )
-        # Forgotten with the next save, not now: after a crash before it, the next start
-        # finds them gone again and looks again for what rotation made after them.
-        self._gone_rows.update(Identity(saved.device, saved.inode) for saved in gone.values())
+        # Retired with the next save, not now: after a crash before it, the next start finds
+        # them gone again and looks again for what rotation made after them.
+        for identity, saved in gone.items():
+            self._gone_rows[identity] = saved
+            if saved.fingerprint_bytes:
+                fingerprint = Fingerprint(saved.fingerprint_bytes, saved.fingerprint)
+                _remember(self._retired, (identity, fingerprint), saved.offset)
         self._rebuild_index()
         self._start_at_end = False
 
@@ -1702,6 +1708,13 @@ def _fingerprint_of(fingerprint: Fingerprint, head: bytes) -> bool:
     An empty fingerprint says nothing, so it matches nothing here."""
     return 0 < fingerprint.length <= len(head) and (
         _digest(head[: fingerprint.length]) == fingerprint.digest
+    )
+
+
+def _read_as_saved(saved: FileCheckpoint) -> RetiredFile:
+    """What a gone file's checkpoint says was read of it."""
+    return RetiredFile(
+        saved.device, saved.inode, saved.fingerprint, saved.fingerprint_bytes, saved.offset
     )
 
 
