@@ -128,7 +128,8 @@ class FollowerModel(FollowerMachine):
         # file without such lines must never be named.
         self.owed_warnings: dict[str, set[int]] = {}
         self.may_be_named: set[str] = set()  # compressed files that held unread lines once
-        self.compressed_as: dict[int, str] = {}  # id(generation) -> the compressed file's name
+        # id(generation) -> (it, the compressed file's name); held, so no other takes its id
+        self.compressed_as: dict[int, tuple[Generation, str]] = {}
         self.log_read = 0  # characters of the follower's log already looked at
 
     def teardown(self) -> None:
@@ -415,7 +416,7 @@ class FollowerModel(FollowerMachine):
         os.utime(self._path(name + ".gz"), ns=(times.st_atime_ns, times.st_mtime_ns))
         self.touched.add(str(self._path(name + ".gz")))
         self.at[name + ".gz"] = Generation(observed=True)  # never holds a line of its own
-        self.compressed_as[id(generation)] = name + ".gz"
+        self.compressed_as[id(generation)] = (generation, name + ".gz")
         self._delete(name)
         if unread:  # lines it holds never handed on: lost now, or already allowed to be
             self.may_be_named.add(name + ".gz")
@@ -603,7 +604,7 @@ class FollowerModel(FollowerMachine):
         self.departed_deleted = dict.fromkeys(self.departed_deleted, True)  # a restart comes
         for generation in self.deleted_but_open:
             unread = set(generation.unsecured) - self.delivered
-            compressed = self.compressed_as.get(id(generation))
+            compressed = self.compressed_as.get(id(generation), (None, None))[1]
             if unread and compressed is not None and compressed in self.at:
                 self._owe_warning(compressed, unread)  # compressed while being read
             self._lose(generation)
