@@ -87,6 +87,19 @@ class FollowerMachine(RuleBasedStateMachine):
                 self.steps[before:] = [f"  ~ stalled here: {step}" for step in self.steps[before:]]
         return self.now
 
+    def _poll_as_the_daemon(self, changed: set[str] | None) -> None:
+        """One look, and at once more while a backlog is read in slices (the daemon does not
+        wait then); every sink takes what was handed on."""
+        assert self.follower is not None
+        self.follower.poll(changed, self._handle)
+        self.follower.save_checkpoints()
+        for _ in range(100):
+            if not self.follower.more_pending:
+                return
+            self.follower.poll(set(), self._handle)
+            self.follower.save_checkpoints()
+        raise AssertionError(f"still more pending after 100 polls{self._story()}")
+
     def _handle(self, candidate: Candidate, file: LineContext) -> None:
         line = int(candidate.text.decode()[1:7])
         origin = Origin("file", file.path, candidate.line_offset, file_key=file.file_key)

@@ -1336,3 +1336,69 @@ def test_a_copy_read_to_its_end_before_a_stop_is_not_named_once_compressed(tmp_p
         assert len(texts) == len(set(texts)) == 22
     finally:
         second.close()
+
+
+def test_a_copy_read_before_a_stop_keeps_its_read_end_when_the_next_copy_takes_its_inode(
+    tmp_path,
+):
+    """An outside tester (olddir, copytruncate, compress, delaycompress; SIGTERM, then two
+    rotations while down): a copy read to its end before the stop was named
+    `source_compressed_unread` at the offset its reading began, and the truncation found at
+    the start was a warning that no copy was found. The copy's compressed file was found by
+    a search after a generation missed while down had taken the copy's inode (ext4 hands a
+    freed inode on) and saved its checkpoint over the gone copy's: how far the copy was read
+    was lost. The inode is passed on by renames here, to be certain of it."""
+    logs, old = tmp_path / "logs", tmp_path / "old"
+    logs.mkdir()
+    old.mkdir()
+    log = logs / "app.log"
+
+    def compress(path: Path) -> None:
+        compressed = path.with_name(path.name + ".gz")
+        compressed.write_bytes(gzip.compress(path.read_bytes()))
+        os.utime(compressed, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns))
+
+    first = Harness(tmp_path, rotated_paths=("old/*",))
+    append(log, "".join(f"{DENIAL} a{n}\n" for n in range(20)))
+    first.poll()
+    append(log, f"{DENIAL} a20\n")
+    shutil.copy2(log, old / "app.log.1")
+    truncate(log)
+    first.poll()
+    first.now += 1
+    first.poll()  # the copy read to its end, held until rotate_wait passes
+    append(log, "".join(f"{DENIAL} b{n}\n" for n in range(20)))
+    first.now += 1
+    first.poll()
+    first.close()
+    # While down, two rotations (delaycompress): the first copy gzipped (its inode kept
+    # aside), the live file copied again; then that copy gzipped, and a third copy made on
+    # the first copy's inode.
+    (old / "app.log.1").rename(old / "app.log.2")
+    compress(old / "app.log.2")
+    (old / "app.log.2").rename(tmp_path / "freed")
+    append(log, f"{DENIAL} b20\n")
+    shutil.copy2(log, old / "app.log.1")
+    truncate(log)
+    (old / "app.log.2.gz").rename(old / "app.log.3.gz")
+    (old / "app.log.1").rename(old / "app.log.2")
+    compress(old / "app.log.2")
+    (old / "app.log.2").unlink()
+    append(log, "".join(f"{DENIAL} c{n}\n" for n in range(3)))
+    (tmp_path / "freed").rename(old / "app.log.1")
+    (old / "app.log.1").write_bytes(log.read_bytes())
+    truncate(log)
+    second = Harness(tmp_path, rotated_paths=("old/*",))
+    try:
+        for _ in range(3):
+            second.now += 1
+            second.poll()
+        (warning,) = unread_warnings(second)  # b20: only in the second copy, gzipped unread
+        assert (warning["compressed"], warning["offset"]) == (str(old / "app.log.2.gz"), 1750)
+        assert ["info"] == second.levels("source_truncated")
+        texts = [text.split()[-1] for _, _, text in first.lines + second.lines]
+        assert texts == [f"a{n}" for n in range(21)] + [f"b{n}" for n in range(20)] + [
+            "c0", "c1", "c2",
+        ]  # fmt: skip
+    finally:
+        second.close()

@@ -83,6 +83,7 @@ class Generation:
     closing: bool = False  # idle past rotate_wait: closed at the next poll
     missed: bool = False  # rotated away unseen after a known file left: found at the next look
     copies: list[Generation] = field(default_factory=list)  # of this file, by copy-truncate
+    found_at_next_look: bool = False  # a copy of a file read: taken up when the truncation is seen
 
 
 class FollowerModel(FollowerMachine):
@@ -353,6 +354,11 @@ class FollowerModel(FollowerMachine):
             # The follower never saw this content (or saw it empty, and restarts since, so it
             # knows no first byte of it): nothing tells it the copy holds its lines.
             self._lose(copy)
+        elif original.held:
+            # Found by its first bytes when the truncation is seen (or, after a restart, by
+            # the checkpoint's): what the original had unread is read from it at that look,
+            # unless compressed or deleted before.
+            copy.found_at_next_look = True
         if not self._reachable(self._rotated(1)):
             copy.left_patterns = True
         self.touched.add(str(self._path(self._rotated(1))))
@@ -512,8 +518,7 @@ class FollowerModel(FollowerMachine):
         changed = set(self.touched) if after_events else None
         self.touched.clear()
         before = len(self.handed)
-        self.follower.poll(changed, self._handle)
-        self.follower.save_checkpoints()  # every sink has taken the events
+        self._poll_as_the_daemon(changed)
         self.polled_since_start = True
         self.steps.append(f"  -> {[h.line for h in self.handed[before:]]}")
         self._deliver()
@@ -562,6 +567,11 @@ class FollowerModel(FollowerMachine):
         self.departed_unseen = False
         self.departed_deleted = {k: v for k, v in self.departed_deleted.items() if not v}
         for generation in self._generations():
+            if generation.found_at_next_look:
+                generation.found_at_next_look = False
+                generation.observed = generation.held = True
+                generation.unsecured = []
+        for generation in self._generations():
             if generation.missed and generation.lines:  # found, read whole, followed a while
                 generation.missed = False
                 generation.observed = generation.held = True
@@ -596,6 +606,12 @@ class FollowerModel(FollowerMachine):
         old checkpoint says of its first bytes. Nor is a file renamed away while empty (its
         checkpoint has no first bytes to know it by under another name)."""
         for generation in self._generations():
+            if generation.found_at_next_look and len(generation.unsecured) == len(generation.lines):
+                # A copy of a life no line of which was committed: the next follower knows
+                # none of its first bytes.
+                generation.found_at_next_look = False
+                if generation.left_patterns:
+                    self._lose(generation)
             empty_away = generation.left_patterns and not generation.lines
             if generation.held and (not generation.observed or empty_away):
                 generation.held = False

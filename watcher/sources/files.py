@@ -217,8 +217,9 @@ class FileSources:
         # compressed files named: (device, inode, offset read or None), in order
         self._named_compressed: dict[tuple[CompressedFile, int | None], None] = {}
         self._compressed_seen: dict[CompressedFile, None] = {}  # looked at once
-        # (compressed, offset) named during a truncated file's search for its copy
-        self._named_in_search: list[tuple[str, int | None]] | None = None
+        # During a truncated file's search for its copy: compressed files that begin as a file
+        # followed (its identity, their name)
+        self._compressed_copies: list[tuple[Identity, str]] | None = None
         # Lives of followed files before a truncation, kept with the closed files (how far each
         # was read); saved with the next checkpoints, once the sinks have what was read
         self._lives_unsaved: list[RetiredFile] = []
@@ -263,8 +264,10 @@ class FileSources:
         saved = 0
         while self._gone_rows:
             identity, gone = self._gone_rows.popitem()
-            if identity not in self.files:  # else its inode was taken by a file followed now
-                with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
+            with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
+                if identity in self.files:  # its inode taken by a file followed now
+                    self._store.keep_read(_read_as_saved(gone), keep_at_most=MAX_RETIRED)
+                else:
                     self._store.retire_file(_read_as_saved(gone), keep_at_most=MAX_RETIRED)
         while self._unsaved:
             identity, followed = next(iter(self._unsaved.items()))
@@ -486,11 +489,7 @@ class FileSources:
                 )
         # Retired with the next save, not now: after a crash before it, the next start finds
         # them gone again and looks again for what rotation made after them.
-        for identity, saved in gone.items():
-            self._gone_rows[identity] = saved
-            if saved.fingerprint_bytes:
-                fingerprint = Fingerprint(saved.fingerprint_bytes, saved.fingerprint)
-                _remember(self._retired, (identity, fingerprint), saved.offset)
+        self._gone_rows.update(gone)
         self._rebuild_index()
         self._start_at_end = False
 
@@ -594,6 +593,13 @@ class FileSources:
             for (_, fingerprint), size in self._retired.items()
             if _fingerprint_of(fingerprint, head)
         ]
+
+    def _read_before(self, identity: Identity, saved: FileCheckpoint) -> None:
+        """A gone file's checkpoint: how far it was read is known at once (a file that takes
+        its inode in this look saves its own checkpoint over it)."""
+        if saved.fingerprint_bytes:
+            fingerprint = Fingerprint(saved.fingerprint_bytes, saved.fingerprint)
+            _remember(self._retired, (identity, fingerprint), saved.offset)
 
     def remember_life(self, identity: Identity, fingerprint: Fingerprint, offset: int) -> None:
         """A followed file's past life (before a truncation), read up to ``offset``: its
@@ -699,6 +705,7 @@ class FileSources:
             rotated = self._find_rotated(saved, source)
             if rotated is None:
                 gone[identity] = saved
+                self._read_before(identity, saved)
             else:
                 found.append((saved, source, *rotated))
         former = dict(gone)  # the rows as they were: a copy that continues one takes it out
@@ -843,7 +850,7 @@ class FileSources:
             size = os.fstat(fd).st_size
             if (
                 size == 0
-                or self._copy_of_file_at(path, fd, size)
+                or self._copy_of_file_at(path, fd, size, gone)
                 or (again and self._starts_as_a_file_read(fd, size))
             ):
                 # Empty: no line to miss (a copy copy-truncate has just begun, say; followed
@@ -899,6 +906,8 @@ class FileSources:
                 if followed.fingerprint.matches(followed.fd):
                     return True  # open, holding those bytes: read there
                 read.append((followed.offset, followed.mtime_ns))
+                if self._compressed_copies is not None:
+                    self._compressed_copies.append((followed.identity, compressed))
         # Gone files, and saved checkpoints of files not opened yet in this start (a file
         # truncated since, whose copy this is: its row says how far that copy was read).
         try:
@@ -930,8 +939,6 @@ class FileSources:
         if named in self._named_compressed:
             return  # found again in the same run (the copy left, then its original's truncation)
         _remember(self._named_compressed, named, None)
-        if self._named_in_search is not None:
-            self._named_in_search.append((compressed, offset))
         if skipped:
             self._log.warning(
                 "source_skipped", path=compressed, reason="compressed; rotated files are not read"
@@ -954,7 +961,9 @@ class FileSources:
             detail=detail,
         )  # fmt: skip
 
-    def _copy_of_file_at(self, path: str, fd: int, size: int) -> bool:
+    def _copy_of_file_at(
+        self, path: str, fd: int, size: int, gone: dict[Identity, FileCheckpoint]
+    ) -> bool:
         """Whether ``fd`` has the first bytes of the file now at ``path`` (or at the live name
         ``path`` is a rotation of) as we know it (followed, or saved), or as it is: a copy
         copy-truncate made of that file, or is still making (one shorter than any
@@ -972,6 +981,14 @@ class FileSources:
                 saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
                 if saved is not None:
                     known.append(Fingerprint(saved.fingerprint_bytes, saved.fingerprint))
+        with contextlib.suppress(sqlite3.Error):
+            # Saved as at that path and not gone: listed there at this look, not opened yet
+            # (renamed away since, a copy of it made before: that copy is no generation).
+            known += [
+                Fingerprint(saved.fingerprint_bytes, saved.fingerprint)
+                for saved in self._store.followed_files()
+                if saved.path in places and Identity(saved.device, saved.inode) not in gone
+            ]
         if any(0 < f.length <= size and f.matches(fd) for f in known):
             return True
         return any(_starts_the_file_at(place, fd, size) for place in places)
@@ -1135,19 +1152,8 @@ class FileSources:
     ) -> tuple[str | None, str | None]:
         """``followed`` was truncated: read what we had not read from the copy rotation left.
         Returns the copy's name (None when no copy was found) and, without one, the name of
-        a compressed copy named as holding what we had not read."""
-        best: tuple[int, str, int] | None = None  # (mtime_ns, path, fd)
-        for path in _rotation_candidates(followed.path, followed.source):
-            fd = self._copy_candidate(path, followed)
-            if fd is None:
-                continue
-            mtime = os.fstat(fd).st_mtime_ns
-            if best is None or mtime > best[0]:
-                if best is not None:
-                    os.close(best[2])
-                best = (mtime, path, fd)
-            else:
-                os.close(fd)
+        a compressed copy of it (named if it holds what we had not read)."""
+        best = self._newest_copy(followed)
         if best is None:
             best = self._copy_in_hand_of(followed)
         if best is None:  # its copy may be gone from every name (compressed) and still open
@@ -1162,15 +1168,43 @@ class FileSources:
         # copy-truncate's copy; with no copy of what we read, those after its inode was taken by
         # a new file (rename rotation, the old file deleted or compressed) or after a
         # copy-truncate whose copy was compressed. Read before the file's new life.
-        self._named_in_search = []
+        self._compressed_copies = []
         try:
             self._follow_missed_generations(
                 followed.path, followed.mtime_ns, followed.source, {}, reader
             )
-            named = [c for c, offset in self._named_in_search if offset == followed.offset]
+            found = [name for of, name in self._compressed_copies if of == followed.identity]
         finally:
-            self._named_in_search = None
-        return copy, None if copy is not None or not named else named[0]
+            self._compressed_copies = None
+        return copy, None if copy is not None or not found else found[0]
+
+    def _newest_copy(self, followed: FollowedFile) -> tuple[int, str, int] | None:
+        """(mtime_ns, path, fd) of the newest file named as a rotation of ``followed`` that
+        begins as it does; searched again when rotation renames them meanwhile."""
+        for _ in range(SEARCHES_WHILE_ROTATED):
+            with contextlib.suppress(_RenamedWhileSearchedError):
+                return self._search_copies(followed)
+        return None
+
+    def _search_copies(self, followed: FollowedFile) -> tuple[int, str, int] | None:
+        best: tuple[int, str, int] | None = None
+        try:
+            for path in _rotation_candidates(followed.path, followed.source):
+                fd = self._copy_candidate(path, followed)
+                if fd is None:
+                    continue
+                mtime = os.fstat(fd).st_mtime_ns
+                if best is None or mtime > best[0]:
+                    if best is not None:
+                        os.close(best[2])
+                    best = (mtime, path, fd)
+                else:
+                    os.close(fd)
+        except _RenamedWhileSearchedError:
+            if best is not None:
+                os.close(best[2])
+            raise
+        return best
 
     def _copy_in_hand_of(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         """The copy being opened when ``followed``'s truncation was seen, if it holds the life
@@ -1235,6 +1269,8 @@ class FileSources:
     def _copy_candidate(self, path: str, followed: FollowedFile) -> int | None:
         if path in (followed.path, os.path.realpath(followed.path)):
             return None  # the file now at its path (through a symlink too) is not its copy
+        if not _named_as_rotation_of(path, followed.path):
+            return None  # in rotated_paths, another file's rotation (old/app-2026.log.1)
         try:
             info = os.stat(path)
         except OSError:
@@ -1254,6 +1290,9 @@ class FileSources:
         fd = self._open(path)
         if fd is None:
             return None
+        if _identity(fd) != identity:
+            os.close(fd)
+            raise _RenamedWhileSearchedError  # rotation renamed the copies meanwhile
         if (
             self._finished(identity, fd)
             or _compressed(path, fd)
@@ -1388,8 +1427,9 @@ class _Reader:
             self._sources._log.info(
                 "source_truncated", path=followed.path, offset=followed.offset, size=size,
                 compressed=compressed,
-                detail="copy-truncate: its copy was compressed before the rest was read "
-                "(named by source_compressed_unread); reading from the start",
+                detail="copy-truncate: its copy was compressed before the watcher looked "
+                "(what it holds after `offset`, if anything, is named by "
+                "source_compressed_unread); reading from the start",
             )  # fmt: skip
         elif copy is None:
             self._sources._log.warning(
@@ -1476,6 +1516,10 @@ class _Reader:
         self._sources._unsaved[followed.identity] = followed
 
 
+class _RenamedWhileSearchedError(Exception):
+    """A name listed in a search held another file when opened: rotation renamed meanwhile."""
+
+
 class _RewrittenWhileReadError(Exception):
     """A file's first bytes changed between the look at them and a read after it: the bytes
     read may be its next life's. ``handed_to``: the end of the last message handed on."""
@@ -1541,18 +1585,16 @@ def _copy_of_gone(
     """The checkpoint of a file gone while we were stopped whose copy ``fd`` is: a rotated
     name of it, beside it or in ``rotated_paths`` (logrotate's olddir), with its first
     bytes."""
-    directory, name = os.path.split(path)
+    directory = os.path.dirname(path)
     in_olddir = any(_pattern_matches(pattern, path) for pattern in rotated_paths)
     for saved in gone.values():
-        places = {os.path.split(saved.path), os.path.split(os.path.realpath(saved.path))}
+        beside = directory in {
+            os.path.dirname(saved.path),
+            os.path.dirname(os.path.realpath(saved.path)),
+        }
         if (
-            (
-                any(
-                    directory == other_directory and _rotation_stem(name) == _rotation_stem(other)
-                    for other_directory, other in places
-                )
-                or (in_olddir and _named_as_rotation_of(path, saved.path))
-            )
+            (beside or in_olddir)
+            and _named_as_rotation_of(path, saved.path)  # app.log.1, app-20261129.log
             and 0 < saved.fingerprint_bytes <= size
             and Fingerprint(saved.fingerprint_bytes, saved.fingerprint).matches(fd)
         ):
