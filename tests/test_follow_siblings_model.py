@@ -574,3 +574,41 @@ class TestFoundByHypothesis:
             poll_stalled_while_rotated(at_clock=3, pick=0, scheme='numbered', count=1)
             """,
         )
+
+    def test_a_copy_made_before_its_original_was_renamed_is_known_as_its_copy(self):
+        """Under ``app*``: app.log copied to app.log.1 and emptied, then renamed to its dated
+        name, both before the next look. That look took the rename first, so app.log.1 no
+        longer looked like a rotation of the file it was copied from: read from 0, its line
+        twice without a crash. New names of followed files are now taken after new files."""
+        _replay(
+            "siblings_prefix_glob",
+            """
+            poll(after_events=False)
+            append(count=1, which='app.log')
+            poll(after_events=False)
+            rotate_by_copytruncate(pick=0, scheme='numbered')
+            rotate(create=False, pick=0, scheme='dated_keeps_extension')
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_copy_of_a_file_rotated_between_the_listing_and_its_open_continues_it(self):
+        """Stalled at a start's first look: app.log, copied (dated, keeping `.log`) and
+        emptied while stopped, was then rotated away and a new one made. The copy was looked
+        at before app.log's checkpoint was known as gone, so it was read from 0 (a committed
+        line, new id). Such a checkpoint is now known as gone before the next file opens."""
+        _replay(
+            "siblings",
+            """
+            crash()
+            append(count=1, which='app.log')
+            start()
+            crash()
+            start()
+            poll_stalled_while_rotated(at_clock=0, count=1, pick=0, scheme='numbered')
+            crash()
+            start()
+            rotate_by_copytruncate(pick=0, scheme='dated_keeps_extension')
+            poll_stalled_while_rotated(at_clock=0, count=1, pick=0, scheme='numbered')
+            """,
+        )

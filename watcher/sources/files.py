@@ -452,18 +452,22 @@ class FileSources:
         in_order = sorted(reachable.items(), key=lambda item: _named_as_rotation(item[1][0], paths))
         moved: set[Identity] = set()  # listed, then another file at its path when opened
         for identity, (path, source) in in_order:
+            if identity not in self.files:
+                self._start_following(identity, path, source, reader, gone, moved=moved)
+            if identity in moved:  # rotated between the listing and the open: a checkpoint
+                # of it is an orphan's, known as gone before its copy is looked at
+                still = {i: place for i, place in reachable.items() if i not in moved}
+                gone.update(self._finish_orphans(still, reader, only={identity}))
+        # Then the new names of files followed: a copy made before a rename of its original
+        # is named after the name the original had (app.log.1 of app.log, now app-2026....log).
+        for identity, (path, source) in in_order:
             followed = self.files.get(identity)
             if followed is None:
-                followed = self._start_following(identity, path, source, reader, gone, moved=moved)
-                if followed is None:
-                    continue
+                continue
             if followed.path != path or followed.left_paths_at is not None:
                 if followed.left_paths_at is None and followed.path != path:
                     self._log.info("source_renamed", path=followed.path, new_path=path)
                 followed.path, followed.left_paths_at, followed.source = path, None, source
-        if moved:  # rotated between the listing and the open: a checkpoint of it is an orphan
-            still = {i: place for i, place in reachable.items() if i not in moved}
-            gone.update(self._finish_orphans(still, reader, only=moved))
         for followed in list(self.files.values()):
             if followed.identity not in reachable and followed.left_paths_at is None:
                 followed.left_paths_at = now
