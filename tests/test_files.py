@@ -1402,3 +1402,37 @@ def test_a_copy_read_before_a_stop_keeps_its_read_end_when_the_next_copy_takes_i
         ]  # fmt: skip
     finally:
         second.close()
+
+
+def test_a_compressed_copy_on_an_inode_a_gone_file_had_is_named(tmp_path):
+    """An outside tester (olddir, copytruncate, compress; SIGTERM or kill -9 mid-rotation):
+    after the restart, the truncation was a warning that no copy was found, though its copy
+    was there, compressed. The search passed over files whose inode a saved checkpoint had
+    (a gone file's, until the next save), compressed ones too: when no other search named
+    it, the line only in it was lost without a word. The inode is passed on by renames."""
+    logs, old = tmp_path / "logs", tmp_path / "old"
+    logs.mkdir()
+    old.mkdir()
+    log, web = logs / "app.log", logs / "web.log"
+    first = Harness(tmp_path, rotated_paths=("old/*",))
+    append(log, "".join(f"{DENIAL} a{n}\n" for n in range(20)))
+    append(web, "".join(f"{DENIAL} w{n}\n" for n in range(20)))
+    first.poll()
+    first.close()
+    # While down: web.log goes, and app.log's copy, compressed, is written on its inode.
+    web.rename(tmp_path / "aside")
+    append(log, f"{DENIAL} a20\n")
+    compressed = old / "app.log.1.gz"
+    (tmp_path / "aside").rename(compressed)
+    compressed.write_bytes(gzip.compress(log.read_bytes()))
+    truncate(log)
+    append(log, f"{DENIAL} new\n")
+    second = Harness(tmp_path, rotated_paths=("old/*",))
+    try:
+        second.now += 1
+        assert [f"{DENIAL} new"] == second.poll() + second.poll()
+        (warning,) = unread_warnings(second)
+        assert (warning["compressed"], warning["offset"]) == (str(compressed), 1750)
+        assert ["info"] == second.levels("source_truncated")
+    finally:
+        second.close()

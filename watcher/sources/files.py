@@ -784,8 +784,10 @@ class FileSources:
             if identity in self.files or self._unchanged_since_retired(identity, candidate):
                 continue
             known = self._store.checkpoint_of(identity.device, identity.inode) is not None
-            if known and (former is None or identity not in former):
+            compressed = candidate.endswith(COMPRESSED_SUFFIXES)
+            if known and not compressed and (former is None or identity not in former):
                 continue  # a gone file's row describes its inode's last life, not this one
+                # (a compressed file is known by its first bytes, whatever its inode held)
             missed.append((info.st_mtime_ns, candidate, identity, newer))
         return sorted(missed)
 
