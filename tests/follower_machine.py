@@ -100,6 +100,20 @@ class FollowerMachine(RuleBasedStateMachine):
             self.follower.save_checkpoints()
         raise AssertionError(f"still more pending after 100 polls{self._story()}")
 
+    def _poll_stalled(self, at_clock: int, action: Callable[[], None]) -> list[Handed]:
+        """One look at every file, stopped at its ``at_clock``-th reading of the clock while
+        ``action`` changes the files (when it reads the clock fewer times, nothing happens);
+        every sink takes what was handed on, which is returned."""
+        assert self.follower is not None
+        self.stall = (at_clock, action)
+        self.touched.clear()
+        before = len(self.handed)
+        self.follower.poll(None, self._handle)
+        self.follower.save_checkpoints()
+        self.stall = None
+        self.polled_since_start = True
+        return self.handed[before:]
+
     def _handle(self, candidate: Candidate, file: LineContext) -> None:
         line = int(candidate.text.decode()[1:7])
         origin = Origin("file", file.path, candidate.line_offset, file_key=file.file_key)

@@ -489,15 +489,8 @@ class FollowerModel(FollowerMachine):
             f"poll_stalled_while_rotated(at_clock={at_clock!r}, rotation={rotation!r}, "
             f"count={count!r})"
         )
-        assert self.follower is not None
-        self.stall = (at_clock, lambda: self._rotate_and_write(rotation, count))
-        self.touched.clear()
-        before = len(self.handed)
-        self.follower.poll(None, self._handle)
-        self.follower.save_checkpoints()
-        self.stall = None  # when the poll read the clock fewer times: nothing happened
-        self.steps.append(f"  -> {[h.line for h in self.handed[before:]]}")
-        self.polled_since_start = True
+        handed = self._poll_stalled(at_clock, lambda: self._rotate_and_write(rotation, count))
+        self.steps.append(f"  -> {[h.line for h in handed]}")
         self._poll(after_events=True)
 
     def _rotate_and_write(self, rotation: str, count: int) -> None:

@@ -145,6 +145,7 @@ class FollowedFile:
         self.looked_at = False  # read (or found empty) by this process
         self.read_end = checkpoint.offset  # end of the last range read (>= offset when held)
         self.head = b""  # its first bytes (up to FINGERPRINT_BYTES) as last read here
+        self.former_path: str | None = None  # its path before its last rename in the patterns
 
     @property
     def holding(self) -> bool:
@@ -467,6 +468,7 @@ class FileSources:
             if followed.path != path or followed.left_paths_at is not None:
                 if followed.left_paths_at is None and followed.path != path:
                     self._log.info("source_renamed", path=followed.path, new_path=path)
+                    followed.former_path = followed.path
                 followed.path, followed.left_paths_at, followed.source = path, None, source
         for followed in list(self.files.values()):
             if followed.identity not in reachable and followed.left_paths_at is None:
@@ -783,13 +785,28 @@ class FileSources:
                 self._mark_compressed_seen(_compressed_file(info))
             if identity in self.files or self._unchanged_since_retired(identity, candidate):
                 continue
-            known = self._store.checkpoint_of(identity.device, identity.inode) is not None
+            row = self._store.checkpoint_of(identity.device, identity.inode)
             compressed = candidate.endswith(COMPRESSED_SUFFIXES)
-            if known and not compressed and (former is None or identity not in former):
-                continue  # a gone file's row describes its inode's last life, not this one
-                # (a compressed file is known by its first bytes, whatever its inode held)
+            if (
+                row is not None
+                and not compressed
+                and (former is None or identity not in former)
+                and self._describes(row, candidate)
+            ):
+                continue  # a file we know by its own checkpoint (a compressed file is known by
+                # its first bytes, and a checkpoint of a gone file whose inode this one took
+                # describes another)
             missed.append((info.st_mtime_ns, candidate, identity, newer))
         return sorted(missed)
+
+    def _describes(self, saved: FileCheckpoint, path: str) -> bool:
+        fd = self._open(path)
+        if fd is None:
+            return True  # gone again: nothing to read there
+        try:
+            return _still_the_same(fd, saved, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
 
     def _follow_missed_generations(
         self,
@@ -1192,10 +1209,22 @@ class FileSources:
                 return self._search_copies(followed)
         return None
 
+    @staticmethod
+    def _copy_places(followed: FollowedFile) -> Iterator[str]:
+        """Where a copy of ``followed`` may be: named after its path, or after the path it had
+        before a rename seen since the copy was made (app-1.log.1 of app-1.log, renamed to
+        app-1-20261129.log before its truncation was seen)."""
+        yield from _rotation_candidates(followed.path, followed.source)
+        if followed.former_path is not None:
+            seen = set(_rotation_candidates(followed.path, followed.source))
+            for path in _rotation_candidates(followed.former_path, followed.source):
+                if path not in seen and path != followed.former_path:
+                    yield path
+
     def _search_copies(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         best: tuple[int, str, int] | None = None
         try:
-            for path in _rotation_candidates(followed.path, followed.source):
+            for path in self._copy_places(followed):
                 fd = self._copy_candidate(path, followed)
                 if fd is None:
                     continue
@@ -1275,7 +1304,11 @@ class FileSources:
     def _copy_candidate(self, path: str, followed: FollowedFile) -> int | None:
         if path in (followed.path, os.path.realpath(followed.path)):
             return None  # the file now at its path (through a symlink too) is not its copy
-        if not _named_as_rotation_of(path, followed.path):
+        if not any(
+            _named_as_rotation_of(path, name)
+            for name in (followed.path, followed.former_path)
+            if name is not None
+        ):
             return None  # in rotated_paths, another file's rotation (old/app-2026.log.1)
         try:
             info = os.stat(path)
