@@ -383,8 +383,9 @@ class StateStore:
             _keep_read(connection, retired, keep_at_most)
 
     def keep_read(self, retired: RetiredFile, keep_at_most: int) -> None:
-        """How far a life of a followed file was read (``size``) before it was truncated: its
-        compressed copy, found after a restart, is named only for what comes after."""
+        """How far a file, or a life of one before a truncation, was read (``size``), its
+        checkpoint kept if any: its compressed copy, found later (after a restart too), is
+        named only for what comes after."""
         with self._transaction() as connection:
             _keep_read(connection, retired, keep_at_most)
 

@@ -1214,9 +1214,9 @@ class FileSources:
         """Where a copy of ``followed`` may be: named after its path, or after the path it had
         before a rename seen since the copy was made (app-1.log.1 of app-1.log, renamed to
         app-1-20261129.log before its truncation was seen)."""
-        yield from _rotation_candidates(followed.path, followed.source)
+        seen = list(_rotation_candidates(followed.path, followed.source))
+        yield from seen
         if followed.former_path is not None:
-            seen = set(_rotation_candidates(followed.path, followed.source))
             for path in _rotation_candidates(followed.former_path, followed.source):
                 if path not in seen and path != followed.former_path:
                     yield path
