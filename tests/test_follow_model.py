@@ -1555,3 +1555,47 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_the_next_files_copy_is_not_taken_for_the_copy_of_an_emptied_deleted_file(self):
+        """app.log followed while empty, copy-truncated empty (its time moved on), deleted; the
+        next app.log written and its copy begun: the old file looked emptied unread, and the
+        new file's copy, newer than our last look at it, was read as its copy: a line twice
+        without a crash. A copy is written before its original's truncation, so before the
+        original's last change (its ctime), which the deletion moved on."""
+        _replay(
+            "symlink",
+            """
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            delete_live_file()
+            append(count=2, long=False, leave_partial=False)
+            begin_copytruncate(percent=90)
+            poll(after_events=True)
+            """,
+        )
+
+    def test_a_copy_written_into_a_file_followed_empty_continues_its_originals_checkpoint(self):
+        """app.log.1 followed while empty (a copy just begun, its original gone), then the
+        next app.log read, and, while stopped, copied into app.log.1 and deleted: app.log.1's
+        checkpoint (offset 0, no first bytes) was taken as its own, and the lines read from
+        app.log came again. A checkpoint of an empty file says nothing of what it holds now:
+        its first bytes are the gone file's, whose checkpoint goes on in it."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            delete_live_file()
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=True)
+            stop()
+            finish_copytruncate(window=0)
+            delete_live_file()
+            start()
+            poll(after_events=False)
+            """,
+        )

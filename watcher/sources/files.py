@@ -526,13 +526,16 @@ class FileSources:
             saved = None  # a row of an empty file says nothing of what its inode holds now
         if (
             saved is not None
-            and not _still_the_same(fd, saved, info.st_size)
+            and (saved.fingerprint_bytes == 0 or not _still_the_same(fd, saved, info.st_size))
             and (
                 _copy_of_gone(fd, path, info.st_size, gone) is not None
                 or self._copied_from(fd, path, info.st_size) is not None
             )
         ):
-            saved = None  # the inode was freed and taken by a copy of a file we know
+            # The inode was freed and taken by a copy of a file we know; or it was empty when
+            # saved (a copy copy-truncate had just begun) and its first bytes are now a file's
+            # we read: that file's checkpoint goes on in it.
+            saved = None
         if saved is None and info.st_size == 0 and self._sibling_followed(path):
             # Maybe a copy copy-truncate has just begun: followed now, its lines would be its
             # own once copied. Its first bytes tell, at a later poll.
@@ -1323,7 +1326,7 @@ class FileSources:
             return None  # one smaller than what we read is taken up all the same: the lines
             # after the copy and before the truncation were read from the original
         if followed.fingerprint.length == 0 and (
-            info.st_mtime_ns < followed.mtime_ns or self._followed_on_its_own(identity)
+            not _written_between(info, followed) or self._followed_on_its_own(identity)
         ):
             return None  # nothing but its age tells an empty file's copy from other files
         fd = self._open(path)
@@ -1718,6 +1721,19 @@ def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
 
 def _is_gzip(fd: int) -> bool:
     return os.pread(fd, 2, 0) == GZIP_MAGIC
+
+
+def _written_between(copy: os.stat_result, followed: FollowedFile) -> bool:
+    """Whether ``copy`` was last written between our last look at ``followed`` (an empty
+    file, so no first bytes tell its copy) and now, before what changed the file last: a copy
+    is written before its original's truncation, and a truncation, a write, a rename or a
+    deletion all move the original's ctime on. A file written after that (the next live
+    file's copy, begun after the original was deleted) is not its copy."""
+    try:
+        changed_ns = os.fstat(followed.fd).st_ctime_ns
+    except OSError:
+        changed_ns = copy.st_mtime_ns
+    return followed.mtime_ns <= copy.st_mtime_ns <= changed_ns
 
 
 def _compressed(path: str, fd: int) -> bool:
