@@ -1599,3 +1599,24 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_generation_renamed_on_while_the_search_opens_it_is_searched_for_again(self):
+        """Stalled as the first poll after a start opened a copy found for a gone checkpoint
+        (app.log.2), while rotation renamed it on (app.log.3): the open found nothing, the
+        search did not go round again, and the copy, listed at the next look, was read from 0
+        as a file of its own (a line twice without a crash)."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=True)
+            poll(after_events=False)
+            stop()
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            start()
+            rotate_by_rename(create_new=False)
+            append(count=1, long=False, leave_partial=False)
+            compress_rotated_file(pick=0)
+            poll_stalled_while_rotated(at_clock=1, rotation='copytruncate', count=1)
+            """,
+        )

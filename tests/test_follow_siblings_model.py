@@ -653,3 +653,19 @@ class TestFoundByHypothesis:
             poll_stalled_while_rotated(at_clock=0, pick=0, scheme='numbered', count=1)
             """,
         )
+
+    def test_a_copy_of_a_file_renamed_since_is_named_as_the_file_was_when_copied(self):
+        """app.log copy-truncated to app.log.1, then renamed to app-20261120010000.log (in the
+        patterns) before the follower looked: the rest read from the copy was named after
+        the new name, which those lines never had; now after app.log."""
+        _replay(
+            "siblings",
+            """
+            append(which='app.log', count=1)
+            poll(after_events=False)
+            append(which='app.log', count=1)
+            rotate_by_copytruncate(pick=0, scheme='numbered')
+            rotate(pick=0, scheme='dated_keeps_extension', create=False)
+            poll(after_events=False)
+            """,
+        )

@@ -860,6 +860,7 @@ class FileSources:
                 continue  # another name of a file followed now (a hard link)
             fd = self._open(candidate)
             if fd is None:
+                moved = moved or not self._at(candidate, identity)  # renamed on since listed
                 continue
             if _identity(fd) != identity:
                 os.close(fd)
@@ -1294,7 +1295,7 @@ class FileSources:
         # restart reads on (or knows it was read). A pattern that reaches the copy takes it
         # over at the next look; otherwise it is closed once idle.
         start = min(followed.offset, size)  # smaller: its lines and more were read there
-        checkpoint = _first_checkpoint(fd, identity, followed.path, start, size)
+        checkpoint = _first_checkpoint(fd, identity, _name_copied(followed, path), start, size)
         source = self._source_reaching(path) or followed.source
         copy = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
         copy.file_key = _bound_key(followed.file_key, fd, size)
@@ -1721,6 +1722,20 @@ def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
 
 def _is_gzip(fd: int) -> bool:
     return os.pread(fd, 2, 0) == GZIP_MAGIC
+
+
+def _name_copied(followed: FollowedFile, copy: str) -> str:
+    """The name ``followed`` had when ``copy`` was made of it: the copy's lines are named so.
+    Renamed since (app.log, its copy app.log.1, then renamed to app-20261129.log), that is
+    the name before the rename, which the copy is named after."""
+    former = followed.former_path
+    if (
+        former is not None
+        and not _named_as_rotation_of(copy, followed.path)
+        and _named_as_rotation_of(copy, former)
+    ):
+        return former
+    return followed.path
 
 
 def _written_between(copy: os.stat_result, followed: FollowedFile) -> bool:
