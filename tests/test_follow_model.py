@@ -1620,3 +1620,31 @@ class TestFoundByHypothesis:
             poll_stalled_while_rotated(at_clock=1, rotation='copytruncate', count=1)
             """,
         )
+
+    def test_a_life_written_copied_and_emptied_between_two_looks_at_an_empty_file_is_read(self):
+        """app.log empty when last looked at; then written, copy-truncated and written again
+        while a poll was stalled (reading another file, a copy followed under app.log's
+        name): its first bytes at the next read were the new life's, and nothing told that
+        a life had come and gone, so the copy's line was lost. A file empty at our last look
+        and written since is looked for in a copy made meanwhile that begins otherwise."""
+        _replay(
+            "symlink",
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            truncate_and_rewrite(count=1)
+            crash()
+            begin_copytruncate(percent=0)
+            compress_rotated_file(pick=0)
+            start()
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=3, rotation='copytruncate', count=1)
+            """,
+        )

@@ -1336,6 +1336,9 @@ class FileSources:
         if _identity(fd) != identity:
             os.close(fd)
             raise _RenamedWhileSearchedError  # rotation renamed the copies meanwhile
+        if followed.fingerprint.length == 0 and _begins_as(fd, followed.fd):
+            os.close(fd)  # a copy of what the file holds now (logrotate's `copy`, or one
+            return None  # copy-truncate is still writing), not of a life it lost
         if (
             self._finished(identity, fd)
             or _compressed(path, fd)
@@ -1435,7 +1438,7 @@ class _Reader:
         make the new content the reference."""
         size = info.st_size
         head = os.pread(followed.fd, min(size, FINGERPRINT_BYTES), 0)
-        if self._emptied_unread(followed, info):
+        if self._emptied_unread(followed, info) or self._refilled_unread(followed, info):
             self._sources.finish_from_copy(followed, self)
         elif self._truncated(followed, size, head):
             if kept := min(_kept_lines(followed.head, head), followed.offset):
@@ -1499,6 +1502,20 @@ class _Reader:
         if size < followed.offset or len(head) < fingerprint.length:
             return True
         return fingerprint.length > 0 and _digest(head[: fingerprint.length]) != fingerprint.digest
+
+    @staticmethod
+    def _refilled_unread(followed: FollowedFile, info: os.stat_result) -> bool:
+        """Empty when we last looked, written since: maybe written, copied, emptied and
+        written again meanwhile (copy-truncate while this process was stopped or slow). A copy
+        made since that begins otherwise than the file does now holds that life."""
+        return (
+            followed.looked_at
+            and followed.offset == 0
+            and followed.fingerprint.length == 0
+            and info.st_size > 0
+            and info.st_mtime_ns != followed.mtime_ns
+            and followed.left_paths_at is None
+        )
 
     @staticmethod
     def _emptied_unread(followed: FollowedFile, info: os.stat_result) -> bool:
@@ -1722,6 +1739,16 @@ def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
 
 def _is_gzip(fd: int) -> bool:
     return os.pread(fd, 2, 0) == GZIP_MAGIC
+
+
+def _begins_as(fd: int, live_fd: int) -> bool:
+    """Whether ``fd`` begins with the bytes ``live_fd`` (a non-empty file) begins with, as
+    far as both go."""
+    try:
+        length = min(os.fstat(fd).st_size, os.fstat(live_fd).st_size, FINGERPRINT_BYTES)
+    except OSError:
+        return False
+    return length > 0 and os.pread(fd, length, 0) == os.pread(live_fd, length, 0)
 
 
 def _name_copied(followed: FollowedFile, copy: str) -> str:
