@@ -1648,3 +1648,39 @@ class TestFoundByHypothesis:
             poll_stalled_while_rotated(at_clock=3, rotation='copytruncate', count=1)
             """,
         )
+
+    @pytest.mark.parametrize("layout", ["plain", "olddir", "symlink"])
+    def test_a_followed_file_emptied_rewritten_and_renamed_is_finished_from_its_copy(
+        self, layout: str
+    ):
+        """app.log read, then (after a restart) written on, copy-truncated and written anew;
+        a stalled poll saw it renamed away by the next rotation, which gave its name to a new
+        app.log (on ext4, on the inode of the oldest copy it deleted). Found as a generation
+        missed, it
+        was read from 0 as a new file, and the copy of its last life, found later by the
+        search for that gone copy's generations, from 0 too: a line twice without a crash.
+        Its checkpoint goes on now: its first read sees the truncation and reads the rest of
+        its last life from that copy."""
+        _replay(
+            layout,
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            start()
+            crash()
+            start()
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=40)
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=0)
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            stop()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            finish_copytruncate(window=0)
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=1, rotation='rename', count=1)
+            """,
+        )

@@ -894,6 +894,11 @@ class FileSources:
             elif former is not None and identity in former:
                 key = _pending(former[identity].file_key)
                 checkpoint = dataclasses.replace(checkpoint, file_key=key)
+            elif (saved := self._saved_at(identity, path, gone)) is not None:
+                # The file we followed at ``path``, emptied and written anew since, then
+                # renamed: its checkpoint goes on, so that its first read sees the truncation
+                # and reads what we had not read of its last life from that life's copy.
+                checkpoint = dataclasses.replace(saved, path=path)
             followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
             followed.left_paths_at = self._clock()
             self.files[identity] = followed
@@ -901,6 +906,20 @@ class FileSources:
             self._log.info("source_missed_generation", path=path, rotated_to=candidate)
             reader.read(followed)  # now: its lines come before those of later generations
         return moved
+
+    def _saved_at(
+        self, identity: Identity, path: str, gone: dict[Identity, FileCheckpoint]
+    ) -> FileCheckpoint | None:
+        """The checkpoint saved for ``identity`` as the file at ``path``, with first bytes."""
+        if identity in gone:
+            return None
+        try:
+            saved = self._store.checkpoint_of(identity.device, identity.inode)
+        except sqlite3.Error:
+            return None
+        if saved is None or saved.path != path or saved.fingerprint_bytes == 0:
+            return None
+        return saved
 
     def _report_compressed(
         self,
