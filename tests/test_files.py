@@ -1436,3 +1436,27 @@ def test_a_compressed_copy_on_an_inode_a_gone_file_had_is_named(tmp_path):
         assert ["info"] == second.levels("source_truncated")
     finally:
         second.close()
+
+
+def test_a_renamed_file_closed_then_written_by_a_late_writer_is_read_on_not_again(tmp_path):
+    """app.log renamed to app.log.1 and a new app.log made; the old one read until idle and
+    closed; then a late writer adds to app.log.1 and the new app.log gets its first line.
+    The new file, empty when last looked at and written since, is looked for in a copy (a
+    life copied and emptied meanwhile): app.log.1 is no such copy (we followed and closed
+    it), and what the late writer added is read from where we closed it, once."""
+    (tmp_path / "logs").mkdir()
+    harness = Harness(tmp_path)
+    log = tmp_path / "logs" / "app.log"
+    append(log, f"L0 {DENIAL}\n")
+    assert harness.poll() == [f"L0 {DENIAL}"]
+    os.rename(log, tmp_path / "logs" / "app.log.1")
+    log.touch()
+    assert harness.poll() == []
+    harness.now += 1000  # past rotate_wait_seconds: app.log.1 is closed
+    assert harness.poll() == []
+    assert "source_closed" in harness.events()
+    append(tmp_path / "logs" / "app.log.1", f"L1 {DENIAL}\n")
+    append(log, f"L2 {DENIAL}\n")
+    lines = harness.poll() + harness.poll()
+    harness.close()
+    assert sorted(lines) == [f"L1 {DENIAL}", f"L2 {DENIAL}"]

@@ -887,7 +887,9 @@ class FileSources:
                 # generation we missed.
                 os.close(fd)
                 continue
-            checkpoint = _first_checkpoint(fd, identity, path, 0, size)
+            # Followed and closed before, written since by a late writer: read on from there.
+            closed_at = min(self._closed_at(identity, fd) or 0, size)
+            checkpoint = _first_checkpoint(fd, identity, path, closed_at, size)
             predecessor = _copy_of_gone(fd, candidate, size, gone, source.rotated_paths)
             if predecessor is not None:  # a copy of a file gone meanwhile: it takes its place
                 checkpoint = self._continue(predecessor, identity, path, size, gone)
@@ -1355,9 +1357,14 @@ class FileSources:
         if _identity(fd) != identity:
             os.close(fd)
             raise _RenamedWhileSearchedError  # rotation renamed the copies meanwhile
-        if followed.fingerprint.length == 0 and _begins_as(fd, followed.fd):
-            os.close(fd)  # a copy of what the file holds now (logrotate's `copy`, or one
-            return None  # copy-truncate is still writing), not of a life it lost
+        if followed.fingerprint.length == 0 and (
+            _begins_as(fd, followed.fd) or self._closed_at(identity, fd) is not None
+        ):
+            # A copy of what the file holds now (logrotate's `copy`, or one copy-truncate is
+            # still writing), or a file we followed and closed (renamed away, then written by
+            # a late writer): not the copy of a life the file lost.
+            os.close(fd)
+            return None
         if (
             self._finished(identity, fd)
             or _compressed(path, fd)
@@ -1366,6 +1373,16 @@ class FileSources:
             os.close(fd)
             return None
         return fd
+
+    def _closed_at(self, identity: Identity, fd: int) -> int | None:
+        """How far ``fd`` was read when we closed it, if we followed and closed it before and
+        it still begins as it did then."""
+        sizes = [
+            size
+            for (closed, fingerprint), size in self._retired.items()
+            if closed == identity and fingerprint.length > 0 and fingerprint.matches(fd)
+        ]
+        return max(sizes, default=None)
 
     def _followed_on_its_own(self, identity: Identity) -> bool:
         """Followed already, and not as a copy of another file: its lines are its own."""
