@@ -1460,3 +1460,48 @@ def test_a_renamed_file_closed_then_written_by_a_late_writer_is_read_on_not_agai
     lines = harness.poll() + harness.poll()
     harness.close()
     assert sorted(lines) == [f"L1 {DENIAL}", f"L2 {DENIAL}"]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_file_empty_at_a_stop_then_written_and_copy_truncated_while_stopped_is_read(
+    tmp_path, compress: bool
+):
+    """Found by an outside attack with Debian's logrotate: app.log copy-truncated and read
+    (empty at the stop), then, while stopped, written, copy-truncated again and written on.
+    Its checkpoint (empty, offset 0) said nothing of the life that came and went, so the
+    copy's lines were never read (or, compressed, never named). A file saved empty and
+    written since is looked for in a copy made since, as one found empty while running."""
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "app.log"
+    rotated = tmp_path / "logs" / "app.log.1"
+    first = Harness(tmp_path)
+    append(log, f"L0 {DENIAL}\n")
+    assert first.poll() == [f"L0 {DENIAL}"]
+    shutil.copyfile(log, rotated)
+    truncate(log)
+    assert first.poll() == []
+    first.now += 1000  # past rotate_wait_seconds: the copy is closed
+    first.poll()
+    first.close()
+    saved_mtime_ns = log.stat().st_mtime_ns
+    append(log, f"L1 {DENIAL}\n")  # while stopped: written, copy-truncated, written on
+    os.replace(rotated, tmp_path / "logs" / "app.log.2")
+    shutil.copyfile(log, rotated)
+    truncate(log)
+    append(log, f"L2 {DENIAL}\n")
+    # The follower tells a file written since by its time: make that certain at any clock
+    # resolution (logrotate runs seconds or hours after the last look).
+    os.utime(log, ns=(saved_mtime_ns + 10**9, saved_mtime_ns + 10**9))
+    os.utime(rotated, ns=(saved_mtime_ns + 1, saved_mtime_ns + 1))
+    if compress:
+        compress_like_logrotate(rotated)
+    second = Harness(tmp_path)
+    lines = second.poll() + second.poll()
+    warnings = unread_warnings(second)
+    second.close()
+    if compress:
+        assert lines == [f"L2 {DENIAL}"]
+        assert [w["compressed"] for w in warnings] == [str(rotated) + ".gz"]
+    else:
+        assert sorted(lines) == [f"L1 {DENIAL}", f"L2 {DENIAL}"]  # the copy's rest in slices
+        assert warnings == []

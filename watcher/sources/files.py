@@ -565,6 +565,9 @@ class FileSources:
                 checkpoint = self._continue(predecessor, identity, path, info.st_size, gone)
         followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
         followed.copy_of = copy_of
+        # Saved empty, here: a life written, copied and emptied while we were stopped is looked
+        # for in a copy made since, as for a file this process found empty.
+        followed.looked_at = saved is not None and saved.fingerprint_bytes == 0
         self.files[identity] = followed
         if copy_of is None:
             self._save(followed)  # the file's key is on disk before any of its lines is handed
