@@ -142,7 +142,7 @@ class FollowedFile:
         self.mtime_ns = checkpoint.mtime_ns  # of the last read; a copy made since is newer
         self.copy_of: Identity | None = None  # a rotation's copy of another followed file
         self.more_pending = False  # stopped at MAX_BYTES_PER_POLL with data left
-        self.looked_at = False  # read (or found empty) by this process
+        self.looked_at = False  # read or found empty by this process, or saved empty here
         self.read_end = checkpoint.offset  # end of the last range read (>= offset when held)
         self.head = b""  # its first bytes (up to FINGERPRINT_BYTES) as last read here
         self.former_path: str | None = None  # its path before its last rename in the patterns
@@ -1477,7 +1477,7 @@ class _Reader:
         make the new content the reference."""
         size = info.st_size
         head = os.pread(followed.fd, min(size, FINGERPRINT_BYTES), 0)
-        if self._emptied_unread(followed, info) or self._refilled_unread(followed, info):
+        if self._changed_before_read(followed, info):
             self._sources.finish_from_copy(followed, self)
         elif self._truncated(followed, size, head):
             if kept := min(_kept_lines(followed.head, head), followed.offset):
@@ -1543,28 +1543,16 @@ class _Reader:
         return fingerprint.length > 0 and _digest(head[: fingerprint.length]) != fingerprint.digest
 
     @staticmethod
-    def _refilled_unread(followed: FollowedFile, info: os.stat_result) -> bool:
-        """Empty when we last looked, written since: maybe written, copied, emptied and
-        written again meanwhile (copy-truncate while this process was stopped or slow). A copy
-        made since that begins otherwise than the file does now holds that life."""
+    def _changed_before_read(followed: FollowedFile, info: os.stat_result) -> bool:
+        """Changed since we last looked, before we read a byte of it, and emptied since or
+        empty then (no first bytes to compare): maybe written, copied, emptied (and written
+        again) meanwhile; only a copy rotation made since can hold those lines. Only for a
+        file looked at by this process, or saved empty at its own path: a checkpoint of an
+        empty file elsewhere says nothing (its inode may be another file's now)."""
         return (
             followed.looked_at
             and followed.offset == 0
-            and followed.fingerprint.length == 0
-            and info.st_size > 0
-            and info.st_mtime_ns != followed.mtime_ns
-            and followed.left_paths_at is None
-        )
-
-    @staticmethod
-    def _emptied_unread(followed: FollowedFile, info: os.stat_result) -> bool:
-        """Written and emptied since we last looked, before we read a byte of it: only a copy
-        rotation made meanwhile can hold those lines. Only for a file this process has looked
-        at: a checkpoint of an empty file says nothing (its inode may be another file's now)."""
-        return (
-            followed.looked_at
-            and followed.offset == 0
-            and info.st_size == 0
+            and (info.st_size == 0 or followed.fingerprint.length == 0)
             and info.st_mtime_ns != followed.mtime_ns
             and followed.left_paths_at is None
         )
