@@ -20,7 +20,7 @@ from watcher import __version__
 from watcher.errors import ConfigError, StateDirectoryError, StateError, UsageError, WatcherError
 from watcher.events import utc_now
 from watcher.extract import find_denials
-from watcher.log import configure_logging
+from watcher.log import configure_logging, forward_library_logs
 from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Event, Origin
 from watcher.pipeline import DenialBuilder, OrderedDecodingEmitter
 from watcher.report import summary, terminal_safe, use_colour
@@ -302,7 +302,9 @@ def _decoding(
 def _run(args: argparse.Namespace) -> int:
     from watcher.daemon import Daemon  # noqa: PLC0415 - boto3 and watchdog only for the daemon
 
-    return Daemon(_config_path(args.config), configure_logging()).run()
+    log = configure_logging()
+    forward_library_logs(log)
+    return Daemon(_config_path(args.config), log).run()
 
 
 def _decode(args: argparse.Namespace) -> int:

@@ -65,3 +65,33 @@ class _LazyLogger:
 def configure_logging(stream: TextIO | None = None, level: int = INFO) -> Logger:
     """A logger writing JSON lines to ``stream`` (stderr by default)."""
     return _LazyLogger(stream or sys.stderr, level)
+
+
+# watchdog's inotify emitter logs this when an event arrives while the observer stops: a race
+# in its shutdown, harmless to a daemon that is stopping (the next start looks at every file).
+_WATCHDOG_STOP_RACE = ("watchdog.observers.inotify", "queue_events() called when the thread")
+
+
+def forward_library_logs(log: Logger) -> None:
+    """Send the standard ``logging`` records of the libraries the daemon uses (watchdog,
+    botocore, urllib3), warnings and worse, through ``log`` as ``library_logged`` JSON lines.
+
+    Without a handler Python prints such records to stderr as plain text (watchdog installs
+    none), which breaks a reader that expects every line on stderr to be JSON.
+    """
+    import logging  # noqa: PLC0415 - the daemon only; see the module docstring
+
+    class Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if record.name == _WATCHDOG_STOP_RACE[0] and _WATCHDOG_STOP_RACE[1] in message:
+                return
+            report = log.error if record.levelno >= logging.ERROR else log.warning
+            report("library_logged", library=record.name, message=message)
+
+    forward = Forward(logging.WARNING)
+    forward.set_name("authz-watcher")
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == forward.get_name()]:
+        root.removeHandler(handler)  # configured again (tests): one handler, not two
+    root.addHandler(forward)
