@@ -1505,3 +1505,63 @@ def test_a_file_empty_at_a_stop_then_written_and_copy_truncated_while_stopped_is
     else:
         assert sorted(lines) == [f"L1 {DENIAL}", f"L2 {DENIAL}"]  # the copy's rest in slices
         assert warnings == []
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_file_made_while_stopped_at_a_path_and_copy_truncated_then_is_read(
+    tmp_path, compress: bool
+):
+    """Found by an outside attack with Debian's logrotate: app.log deleted while running
+    (closed after rotate_wait_seconds), then, while stopped, a new app.log written and
+    copy-truncated. The new file was read from 0 at the start, as a file new since the last
+    run is, but the lines copy-truncate had moved out of it were never read (or, compressed,
+    never named): what rotation made of a file new at a path while we were stopped is
+    looked for as when a followed file leaves its path."""
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "app.log"
+    rotated = tmp_path / "logs" / "app.log.1"
+    first = Harness(tmp_path)
+    append(log, f"L0 {DENIAL}\n")
+    assert first.poll() == [f"L0 {DENIAL}"]
+    log.unlink()
+    assert first.poll() == []
+    first.now += 1000  # past rotate_wait_seconds: closed
+    assert first.poll() == []
+    assert "source_closed" in first.events()
+    first.close()
+    append(log, f"L1 {DENIAL}\nL2 {DENIAL}\n")  # while stopped: a new app.log, copy-truncated
+    shutil.copyfile(log, rotated)
+    truncate(log)
+    append(log, f"L3 {DENIAL}\n")
+    if compress:
+        compress_like_logrotate(rotated)
+    second = Harness(tmp_path)
+    lines = second.poll() + second.poll()
+    warnings = unread_warnings(second)
+    second.close()
+    if compress:
+        assert lines == [f"L3 {DENIAL}"]
+        assert [w["compressed"] for w in warnings] == [str(rotated) + ".gz"]
+    else:
+        assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}", f"L3 {DENIAL}"]
+        assert warnings == []
+
+
+def test_history_rotated_before_the_last_run_is_not_read_for_a_new_file(tmp_path):
+    """The search is bounded by the last run: a rotated file older than it, never followed
+    (made before the watcher's first start), stays history."""
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "app.log"
+    old = tmp_path / "logs" / "app.log.1"
+    append(old, f"H0 {DENIAL}\n")
+    os.utime(old, ns=(10**9, 10**9))  # long before the first start
+    first = Harness(tmp_path, start_at="end")
+    assert first.poll() == []
+    append(tmp_path / "logs" / "other.log", f"O0 {DENIAL}\n")
+    assert first.poll() == [f"O0 {DENIAL}"]
+    first.close()
+    append(log, f"L1 {DENIAL}\n")  # new while stopped
+    second = Harness(tmp_path, start_at="end")
+    lines = second.poll() + second.poll()
+    second.close()
+    assert lines == [f"L1 {DENIAL}"]

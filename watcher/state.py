@@ -397,6 +397,16 @@ class StateStore:
             ).fetchall()
         return [RetiredFile(*row) for row in rows]
 
+    def files_last_saved_at(self) -> float | None:
+        """When a followed or closed file's record was last written (wall clock): at or before
+        the last run's last look at its files; None if none was ever saved."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT max(t) FROM (SELECT max(updated_at) AS t FROM followed_files"
+                " UNION ALL SELECT max(retired_at) FROM retired_files)"
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def export_state(self, path: str) -> ExportState | None:
         with self._lock:
             row = self._connection.execute(

@@ -77,6 +77,9 @@ MAX_RETIRED = 4096  # closed files remembered (saved too), so none passes for a 
 # digits and separators), maybe compressed (``.1.gz``). A live name's own number is no
 # rotation suffix when the name goes on after it: ``app-0.log``, ``server-8080.log`` and a
 # rotated ``app-20261129.log`` are each a name of their own, not rotations of ``app``.
+# A file's mtime comes from the kernel's coarse clock, a tick behind the wall clock a save
+# reads: "written after the last run" is judged with this much to spare.
+MTIME_LAG_NS = 1_000_000_000
 SEARCHES_WHILE_ROTATED = 3  # a search whose files rotation renamed meanwhile is done again
 DATE_DIGITS = 8  # a date rotation puts before the extension: a day at least
 _COMPRESSION = r"(?:\.(?:gz|bz2|xz|zst|zstd|lz4|lzo|Z|zip))?"
@@ -202,6 +205,12 @@ class FileSources:
         self._reported: set[tuple[str, str]] = set()  # (path, problem) logged once
         self._retry_at: dict[str, tuple[float, float]] = {}  # path -> (when, delay)
         self._orphans_checked = False
+        self._starting = True  # until the first look at the patterns is done
+        # Files rotation made after this were made while we were stopped (None: no last run)
+        self._last_run_ns: int | None = None
+        with contextlib.suppress(sqlite3.Error):
+            if not first_start and (saved_at := store.files_last_saved_at()) is not None:
+                self._last_run_ns = int(saved_at * 1e9) - MTIME_LAG_NS
         # Files read to their end and closed ((identity, first bytes) -> size then): never
         # taken for a copy while they are unchanged, and their compressed copies never named.
         # An inode used again is another file: both are kept.
@@ -498,6 +507,7 @@ class FileSources:
         self._gone_rows.update(gone)
         self._rebuild_index()
         self._start_at_end = False
+        self._starting = False
 
     def _start_following(
         self,
@@ -563,6 +573,13 @@ class FileSources:
             predecessor = None if copy_of else _copy_of_gone(fd, path, info.st_size, gone)
             if predecessor is not None:  # its original is gone: the copy takes its place
                 checkpoint = self._continue(predecessor, identity, path, info.st_size, gone)
+            elif copy_of is None and self._starting and self._last_run_ns is not None:
+                # New at its path since the last run, so read from 0: what rotation moved out
+                # of it while we were stopped (a copy-truncate copy) is read first, as for a
+                # followed file that left its path.
+                self._follow_missed_generations(
+                    path, self._last_run_ns, source, gone, reader, again=True, unreached=True
+                )
         followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
         followed.copy_of = copy_of
         # Saved empty, here: a life written, copied and emptied while we were stopped is looked
@@ -763,13 +780,17 @@ class FileSources:
         *,
         former: dict[Identity, FileCheckpoint] | None,
         again: bool,
+        unreached: bool = False,
     ) -> list[tuple[int, str, Identity, bool]]:
         """(mtime, name, identity, newer than ``since_ns``) of the files rotation may have made
-        of ``path`` that we do not know, oldest first."""
+        of ``path`` that we do not know, oldest first (``unreached``: only those the patterns
+        do not reach, the others being followed on their own)."""
         missed = []
         for candidate in _rotation_candidates(path, source):
             if candidate == path or not _named_as_rotation_of(candidate, path):
                 continue  # in rotated_paths, another file's rotations (olddir/web.log.1)
+            if unreached and self._matches_pattern(candidate):
+                continue
             if _rotation_stem(os.path.basename(candidate)) != _rotation_stem(
                 os.path.basename(path)
             ) and (self._source_reaching(candidate) or _dated_of_another(candidate, path)):
@@ -824,6 +845,7 @@ class FileSources:
         *,
         former: dict[Identity, FileCheckpoint] | None = None,
         again: bool = False,
+        unreached: bool = False,
     ) -> None:
         """Files rotation made of ``path`` after the one that just left it, while we were not
         looking (stopped, or slower than rotation): beside it or in ``rotated_paths``, newer
@@ -839,8 +861,9 @@ class FileSources:
             return
         for _ in range(SEARCHES_WHILE_ROTATED):
             if not self._follow_missed(
-                path, since_ns, source, gone, reader, former=former, again=again
-            ):
+                path, since_ns, source, gone, reader, former=former, again=again,
+                unreached=unreached,
+            ):  # fmt: skip
                 return
 
     def _follow_missed(
@@ -853,11 +876,14 @@ class FileSources:
         *,
         former: dict[Identity, FileCheckpoint] | None,
         again: bool,
+        unreached: bool,
     ) -> bool:
         """One search of ``_follow_missed_generations``; returns whether a file listed was at
         its name no more when opened (rotation renamed them meanwhile: search again)."""
         moved = False
-        missed = self._missed_candidates(path, since_ns, source, former=former, again=again)
+        missed = self._missed_candidates(
+            path, since_ns, source, former=former, again=again, unreached=unreached
+        )
         for _, candidate, identity, newer in missed:
             if identity in self.files:
                 continue  # another name of a file followed now (a hard link)
