@@ -57,6 +57,7 @@ class FollowerMachine(RuleBasedStateMachine):
         self.id_may_change: set[int] = set()
         # A poll to be stopped at its n-th look at the clock while ``action`` changes the files
         self.stall: tuple[int, Callable[[], None]] | None = None
+        self.crashed = False  # the last end of a follower was a crash (for ``_forget``)
 
     @initialize()
     def start_first(self) -> None:
@@ -140,6 +141,7 @@ class FollowerMachine(RuleBasedStateMachine):
         self.follower.close()
         self.store.close()
         self.follower = self.store = None
+        self.crashed = False
         self._forget()
 
     @precondition(lambda self: not self.running)
@@ -164,6 +166,7 @@ class FollowerMachine(RuleBasedStateMachine):
             followed.close()  # no close(), no commit: the process is gone
         self.store.close()
         self.follower = self.store = None
+        self.crashed = True
         self._forget()
         self.epoch += 1
         self.touched.add("<crash>")  # the follower must look again before anything is due

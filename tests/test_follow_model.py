@@ -84,6 +84,13 @@ class Generation:
     missed: bool = False  # rotated away unseen after a known file left: found at the next look
     copies: list[Generation] = field(default_factory=list)  # of this file, by copy-truncate
     found_at_next_look: bool = False  # a copy of a file read: taken up when the truncation is seen
+    # The follower has had this inode open (a checkpoint of it may be saved), in this life or
+    # one before a truncation; or the inode was another file's (inode_goes_to)
+    inode_known: bool = False
+    # A copy-truncate copy of a file the follower never knew, made while it was not looking:
+    # found by the first look after a start, if a file it does not know is at app.log then
+    # (new since the last run, it is searched for what rotation made of it meanwhile)
+    at_start: bool = False
 
 
 class FollowerModel(FollowerMachine):
@@ -132,6 +139,9 @@ class FollowerModel(FollowerMachine):
         # id(generation) -> (it, the compressed file's name); held, so no other takes its id
         self.compressed_as: dict[int, tuple[Generation, str]] = {}
         self.log_read = 0  # characters of the follower's log already looked at
+        self.saved_a_file = False  # a follower had a file open: the state knows a last run
+        # Compressed copies of at_start generations: named at the next look if found then
+        self.compressed_at_start: dict[str, set[int]] = {}
 
     def teardown(self) -> None:
         super().teardown()
@@ -160,7 +170,8 @@ class FollowerModel(FollowerMachine):
         os.utime(self._path(name), ns=(self.mtime_ns, self.mtime_ns))
 
     def _write(self, name: str, generation: Generation, count: int, long: bool) -> None:
-        self._created(name)
+        if self._created(name):
+            generation.inode_known = True
         with self._path(name).open("a", encoding="utf-8") as handle:
             for _ in range(count):
                 line = self.next_line
@@ -251,7 +262,7 @@ class FollowerModel(FollowerMachine):
 
     def _lose(self, generation: Generation) -> None:
         generation.lost = True
-        generation.missed = False
+        generation.missed = generation.at_start = False
         self.allowed_loss.update(generation.unsecured)
 
     def _delete(self, name: str) -> None:
@@ -284,11 +295,11 @@ class FollowerModel(FollowerMachine):
         self._rename("app.log", self._rotated(1))
         self.late = self.at[self._rotated(1)]
         if create_new:
-            self._created("app.log")
+            reused = self._created("app.log")
             self._path("app.log").touch()
             self._stamp("app.log")
             self.touched.add(str(self._path("app.log")))
-            self.at["app.log"] = Generation()
+            self.at["app.log"] = Generation(inode_known=reused)
 
     @precondition(lambda self: self.late is not None)
     @rule(count=st.integers(1, 2))
@@ -348,12 +359,16 @@ class FollowerModel(FollowerMachine):
         self.at[self._rotated(1)] = copy
         never_read = len(original.unsecured) == len(original.lines)
         looking = self.running and self.polled_since_start
+        unknown = not original.observed and not original.inode_known
         if not self._reachable(self._rotated(1)) and (
             not original.observed or (never_read and not looking)
         ):
-            # The follower never saw this content (or saw it empty, and restarts since, so it
-            # knows no first byte of it): nothing tells it the copy holds its lines.
-            self._lose(copy)
+            if unknown and not looking and self.saved_a_file:
+                copy.at_start = True  # the next look tells
+            else:
+                # The follower never saw this content (or saw it empty, and restarts since,
+                # so it knows no first byte of it): nothing tells it the copy holds its lines.
+                self._lose(copy)
         elif original.held:
             # Found by its first bytes when the truncation is seen (or, after a restart, by
             # the checkpoint's): what the original had unread is read from it at that look,
@@ -369,7 +384,11 @@ class FollowerModel(FollowerMachine):
         self._stamp("app.log")
         if self.late is original:
             self.late = None
-        self.at["app.log"] = Generation(held=self._holds(original), copies=original.copies)
+        self.at["app.log"] = Generation(
+            held=self._holds(original),
+            copies=original.copies,
+            inode_known=original.inode_known or original.observed,
+        )
         # What the original had unread now lives in the copy only.
         original.unsecured = []
 
@@ -384,7 +403,11 @@ class FollowerModel(FollowerMachine):
         original.unsecured = []
         os.truncate(self._path("app.log"), 0)
         self._stamp("app.log")
-        generation = Generation(held=self._holds(original), copies=original.copies)
+        generation = Generation(
+            held=self._holds(original),
+            copies=original.copies,
+            inode_known=original.inode_known or original.observed,
+        )
         self.at["app.log"] = generation
         if self.late is original:
             self.late = None
@@ -414,7 +437,9 @@ class FollowerModel(FollowerMachine):
         name = names[pick % len(names)]
         generation = self.at[name]
         was_lost, unread = generation.lost, set(generation.unsecured) - self.delivered
+        at_start = generation.at_start
         self.owed_warnings.pop(name + ".gz", None)  # replaced before the follower looked
+        self.compressed_at_start.pop(name + ".gz", None)
         self._created(name + ".gz")
         with self._path(name).open("rb") as plain, gzip.open(self._path(name + ".gz"), "wb") as z:
             shutil.copyfileobj(plain, z)
@@ -426,7 +451,10 @@ class FollowerModel(FollowerMachine):
         self._delete(name)
         if unread:  # lines it holds never handed on: lost now, or already allowed to be
             self.may_be_named.add(name + ".gz")
-        if generation.lost and not was_lost and unread:
+        if generation.lost and not was_lost and unread and at_start:
+            self.compressed_at_start[name + ".gz"] = unread
+            self.may_be_named.add(name + ".gz")
+        elif generation.lost and not was_lost and unread:
             self._owe_warning(name + ".gz", unread)
 
     def _owe_warning(self, compressed: str, lines: set[int]) -> None:
@@ -440,14 +468,16 @@ class FollowerModel(FollowerMachine):
         self.steps.append(f"inode_goes_to(name={name!r}, new_name={new_name!r})")
         self.inode_for[new_name] = name
 
-    def _created(self, name: str) -> None:
+    def _created(self, name: str) -> bool:
         """``name`` is about to be written: if it does not exist and is to take a freed
-        inode (``inode_goes_to``), it is that inode, emptied, under its new name."""
+        inode (``inode_goes_to``), it is that inode, emptied, under its new name (True)."""
         freed = self._freed(self.inode_for.get(name, ""))
         if name in self.inode_for and freed.exists() and not self._path(name).exists():
             freed.rename(self._path(name))
             os.truncate(self._path(name), 0)
             del self.inode_for[name]
+            return True
+        return False
 
     # -- time, polls, restarts, crashes ------------------------------------------------------
 
@@ -489,6 +519,7 @@ class FollowerModel(FollowerMachine):
             f"poll_stalled_while_rotated(at_clock={at_clock!r}, rotation={rotation!r}, "
             f"count={count!r})"
         )
+        self._decide_at_start(found=False)  # a stalled first look may miss them: not required
         handed = self._poll_stalled(at_clock, lambda: self._rotate_and_write(rotation, count))
         self.steps.append(f"  -> {[h.line for h in handed]}")
         self._poll(after_events=True)
@@ -511,12 +542,37 @@ class FollowerModel(FollowerMachine):
         changed = set(self.touched) if after_events else None
         self.touched.clear()
         before = len(self.handed)
+        live = self.at.get("app.log")
+        new_at_start = (
+            not self.polled_since_start
+            and live is not None
+            and not live.observed
+            and not live.inode_known
+        )
         self._poll_as_the_daemon(changed)
         self.polled_since_start = True
         self.steps.append(f"  -> {[h.line for h in self.handed[before:]]}")
         self._deliver()
+        self._decide_at_start(found=new_at_start)
         self._secure()
+        self.saved_a_file = self.saved_a_file or any(g.observed for g in self._generations())
         self._check_warnings()
+
+    def _decide_at_start(self, *, found: bool) -> None:
+        """Copies made of a file the follower never knew while it was not looking: found at
+        this look (read whole, or named once compressed) when it is the first after a start
+        and a file the follower does not know is at app.log; else they may be lost."""
+        for generation in self._generations():
+            if generation.at_start:
+                generation.at_start = False
+                if found:
+                    generation.missed = True
+                else:
+                    self._lose(generation)
+        for compressed, lines in self.compressed_at_start.items():
+            if found and compressed in self.at:
+                self._owe_warning(compressed, lines)
+        self.compressed_at_start.clear()
 
     def _check_warnings(self) -> None:
         """Every compressed file owed a warning got one at this look; no other was named."""
@@ -611,6 +667,8 @@ class FollowerModel(FollowerMachine):
                 if generation.left_patterns:
                     self._lose(generation)
         self.departed_deleted = dict.fromkeys(self.departed_deleted, True)  # a restart comes
+        if self.crashed:  # its last look may have read them, never committed: not required
+            self._decide_at_start(found=False)
         for generation in self.deleted_but_open:
             unread = set(generation.unsecured) - self.delivered
             compressed = self.compressed_as.get(id(generation), (None, None))[1]
@@ -1682,5 +1740,112 @@ class TestFoundByHypothesis:
             finish_copytruncate(window=0)
             append(count=1, long=False, leave_partial=False)
             poll_stalled_while_rotated(at_clock=1, rotation='rename', count=1)
+            """,
+        )
+
+    def test_a_copy_begun_in_an_inode_whose_checkpoint_was_read_is_not_read_as_its_own(self):
+        """app.log* : app.log.1 read, then compressed while stopped, and the next copy begun
+        on its inode (as ext4 does) at the same name: its stale checkpoint (first bytes,
+        offset) made the empty copy a file of its own, truncated, read from 0 once
+        copy-truncate had filled it: the live file's line twice without a crash. An empty
+        file at a rotated name beside a followed file waits for its first bytes, checkpoint
+        or not."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            crash()
+            inode_goes_to(name="app.log.1", new_name="app.log.1")
+            compress_rotated_file(pick=0)
+            begin_copytruncate(percent=0)
+            start()
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            finish_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            crash()
+            """,
+        )
+
+    def test_a_copy_in_the_making_is_not_the_lost_life_of_a_file_read_empty(self):
+        """app.log* : app.log saved empty, then written while stopped and its copy begun;
+        opening the copy (in the patterns) read app.log, which, empty at the last look and
+        written since, was finished from the copy in hand, though that copy begins as the file
+        does now (it copies this life, not a lost one): a line twice without a crash."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_rename(create_new=True)
+            crash()
+            append(count=2, long=False, leave_partial=True)
+            start()
+            begin_copytruncate(percent=40)
+            crash()
+            """,
+        )
+
+    def test_a_copy_in_the_making_read_as_a_lost_life_is_not_named_later(self):
+        """The same copy in hand, taken for an empty file's lost life in a stalled poll, was
+        later compressed and named as holding lines never read, though all were read."""
+        _replay(
+            "rotated_in_glob",
+            """
+            append(count=1, long=True, leave_partial=True)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=6)
+            compress_rotated_file(pick=0)
+            rotate_by_rename(create_new=True)
+            crash()
+            append(count=1, long=False, leave_partial=True)
+            start()
+            begin_copytruncate(percent=40)
+            poll_stalled_while_rotated(at_clock=1, rotation='truncate', count=5)
+            crash()
+            start()
+            poll(after_events=True)
+            """,
+        )
+
+    @pytest.mark.parametrize("layout", ["plain", "olddir", "symlink"])
+    def test_a_copy_of_a_file_new_since_the_last_run_made_while_stopped_is_read(self, layout: str):
+        """Found by an outside attack with Debian's logrotate before the model required it:
+        app.log deleted while running and closed; while stopped, a new app.log written and
+        copy-truncated. The new file was read from 0 at the start, its copy never (or,
+        compressed, never named)."""
+        _replay(
+            layout,
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            delete_live_file()
+            poll(after_events=True)
+            time_passes()
+            poll(after_events=False)
+            stop()
+            append(count=2, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            append(count=1, long=False, leave_partial=False)
+            start()
+            poll(after_events=False)
+            """,
+        )
+        _replay(
+            layout,
+            """
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            delete_live_file()
+            poll(after_events=True)
+            time_passes()
+            poll(after_events=False)
+            stop()
+            append(count=2, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            start()
+            poll(after_events=False)
             """,
         )

@@ -546,6 +546,11 @@ class FileSources:
             # saved (a copy copy-truncate had just begun) and its first bytes are now a file's
             # we read: that file's checkpoint goes on in it.
             saved = None
+        if saved is not None and saved.fingerprint_bytes and info.st_size == 0:
+            # Emptied since: at a rotated name beside a file followed, rather a copy begun in
+            # an inode used again (the checkpoint's file deleted) than that file truncated
+            if self._sibling_followed(path):
+                saved = None
         if saved is None and info.st_size == 0 and self._sibling_followed(path):
             # Maybe a copy copy-truncate has just begun: followed now, its lines would be its
             # own once copied. Its first bytes tell, at a later poll.
@@ -1308,8 +1313,9 @@ class FileSources:
             original != followed.identity
             or self._finished(Identity(info.st_dev, info.st_ino), fd)
             or not followed.fingerprint.matches(fd)
+            or (followed.fingerprint.length == 0 and _begins_as(fd, followed.fd))
         ):
-            return None
+            return None  # (read empty: one that begins as the file does now copies this life)
         return (info.st_mtime_ns, path, os.dup(fd))
 
     def _finish_from(self, followed: FollowedFile, path: str, fd: int, reader: _Reader) -> None:
