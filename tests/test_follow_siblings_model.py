@@ -669,3 +669,25 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_new_file_renamed_away_while_its_copies_are_searched_is_read_once(self):
+        """Found by an explore run of the search at a start for what rotation made of a file
+        new since the last run: app-1.log, listed, opened, then rotated into old/ (a stalled
+        poll) before that search, which read it as one of those generations; the open file
+        was then followed as app-1.log too, from 0: its line twice without a crash."""
+        _replay(
+            "siblings_olddir",
+            """
+            stop()
+            append(which='app.log', count=1)
+            append(which='app-1.log', count=1)
+            start()
+            rotate(pick=1, scheme='numbered', create=False)
+            poll(after_events=False)
+            stop()
+            append(which='app-1.log', count=1)
+            start()
+            time_passes()
+            poll_stalled_while_rotated(at_clock=2, pick=1, scheme='numbered', count=1)
+            """,
+        )

@@ -585,6 +585,9 @@ class FileSources:
                 self._follow_missed_generations(
                     path, self._last_run_ns, source, gone, reader, again=True, unreached=True
                 )
+                if identity in self.files:  # renamed away since listed: read as one of them
+                    os.close(fd)
+                    return self.files[identity]
         followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
         followed.copy_of = copy_of
         # Saved empty, here: a life written, copied and emptied while we were stopped is looked
