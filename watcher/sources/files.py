@@ -72,14 +72,14 @@ GZIP_HEAD_INPUT_MAX = 1024 * 1024  # compressed bytes read to find a file's firs
 PENDING_KEY_PREFIX = "after:"
 HOLD_SECONDS = 0.5  # a message that may go on waits this long for its next line, then goes out
 MAX_RETIRED = 4096  # closed files remembered (saved too), so none passes for a copy or a generation
+# A file's mtime comes from the kernel's coarse clock, a tick behind the wall clock a save
+# reads: "written after the last run" is judged with this much to spare.
+MTIME_LAG_NS = 1_000_000_000
 # What rotation appends: a number (``.1``) or a date or time (``-20261129``,
 # ``-20261129-1795985426``, kubelet's ``.20261129-101010``: four digits at least, then only
 # digits and separators), maybe compressed (``.1.gz``). A live name's own number is no
 # rotation suffix when the name goes on after it: ``app-0.log``, ``server-8080.log`` and a
 # rotated ``app-20261129.log`` are each a name of their own, not rotations of ``app``.
-# A file's mtime comes from the kernel's coarse clock, a tick behind the wall clock a save
-# reads: "written after the last run" is judged with this much to spare.
-MTIME_LAG_NS = 1_000_000_000
 SEARCHES_WHILE_ROTATED = 3  # a search whose files rotation renamed meanwhile is done again
 DATE_DIGITS = 8  # a date rotation puts before the extension: a day at least
 _COMPRESSION = r"(?:\.(?:gz|bz2|xz|zst|zstd|lz4|lzo|Z|zip))?"
@@ -531,26 +531,7 @@ class FileSources:
                 self._note_compressed(path, fd, gone)
             os.close(fd)
             return None
-        saved = self._store.checkpoint_of(identity.device, identity.inode)
-        if saved is not None and saved.fingerprint_bytes == 0 and saved.path != path:
-            saved = None  # a row of an empty file says nothing of what its inode holds now
-        if (
-            saved is not None
-            and (saved.fingerprint_bytes == 0 or not _still_the_same(fd, saved, info.st_size))
-            and (
-                _copy_of_gone(fd, path, info.st_size, gone) is not None
-                or self._copied_from(fd, path, info.st_size) is not None
-            )
-        ):
-            # The inode was freed and taken by a copy of a file we know; or it was empty when
-            # saved (a copy copy-truncate had just begun) and its first bytes are now a file's
-            # we read: that file's checkpoint goes on in it.
-            saved = None
-        if saved is not None and saved.fingerprint_bytes and info.st_size == 0:
-            # Emptied since: at a rotated name beside a file followed, rather a copy begun in
-            # an inode used again (the checkpoint's file deleted) than that file truncated
-            if self._sibling_followed(path):
-                saved = None
+        saved = self._own_checkpoint(identity, path, fd, info.st_size, gone)
         if saved is None and info.st_size == 0 and self._sibling_followed(path):
             # Maybe a copy copy-truncate has just begun: followed now, its lines would be its
             # own once copied. Its first bytes tell, at a later poll.
@@ -598,6 +579,34 @@ class FileSources:
             self._save(followed)  # the file's key is on disk before any of its lines is handed
         self._log.info("source_opened", path=path, offset=followed.offset, size=info.st_size)
         return followed
+
+    def _own_checkpoint(
+        self,
+        identity: Identity,
+        path: str,
+        fd: int,
+        size: int,
+        gone: dict[Identity, FileCheckpoint],
+    ) -> FileCheckpoint | None:
+        """The checkpoint saved for ``identity``, if it is this file's (``fd``, at ``path``)."""
+        saved = self._store.checkpoint_of(identity.device, identity.inode)
+        if saved is None:
+            return None
+        if saved.fingerprint_bytes == 0 and saved.path != path:
+            return None  # a row of an empty file says nothing of what its inode holds now
+        if (saved.fingerprint_bytes == 0 or not _still_the_same(fd, saved, size)) and (
+            _copy_of_gone(fd, path, size, gone) is not None
+            or self._copied_from(fd, path, size) is not None
+        ):
+            # The inode was freed and taken by a copy of a file we know; or it was empty when
+            # saved (a copy copy-truncate had just begun) and its first bytes are now a file's
+            # we read: that file's checkpoint goes on in it.
+            return None
+        if saved.fingerprint_bytes and size == 0 and self._sibling_followed(path):
+            # Emptied since, at a rotated name beside a file followed: rather a copy begun in
+            # an inode used again (the checkpoint's file deleted) than that file truncated.
+            return None
+        return saved
 
     def _note_compressed(self, path: str, fd: int, gone: dict[Identity, FileCheckpoint]) -> None:
         """A compressed file the patterns match is not read. At the very first start it is
