@@ -1565,3 +1565,32 @@ def test_history_rotated_before_the_last_run_is_not_read_for_a_new_file(tmp_path
     lines = second.poll() + second.poll()
     second.close()
     assert lines == [f"L1 {DENIAL}"]
+
+
+def test_copies_of_a_file_new_since_the_last_run_that_begin_alike_are_both_read(tmp_path):
+    """Found by an outside attack: the same, copy-truncated twice while stopped, each life
+    beginning with the same first KiB (lines without a time). The older copy, read first,
+    made the newer one look like a file read (same first bytes): its lines were lost without
+    a word. A generation found in the same search is no file read before."""
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "app.log"
+    first = Harness(tmp_path)
+    append(log, f"L0 {DENIAL}\n")
+    assert first.poll() == [f"L0 {DENIAL}"]
+    log.unlink()
+    first.poll()
+    first.now += 1000
+    first.poll()
+    first.close()
+    preamble = "INFO health check ok " + "x" * 100 + "\n"
+    for name, number in (("app.log.2", 1), ("app.log.1", 2)):  # two lives, copy-truncated
+        append(log, preamble * 10 + f"L{number} {DENIAL}\n")
+        shutil.copyfile(log, tmp_path / "logs" / name)
+        truncate(log)
+        later = time.time_ns() + number * 10**9  # the older copy older, at any clock resolution
+        os.utime(tmp_path / "logs" / name, ns=(later, later))
+    append(log, f"L3 {DENIAL}\n")
+    second = Harness(tmp_path)
+    lines = [line for line in second.poll() + second.poll() if line.startswith("L")]
+    second.close()
+    assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}", f"L3 {DENIAL}"]

@@ -624,11 +624,13 @@ class FileSources:
         if not self._report_compressed(live, path, fd, gone, newer=False):
             self._warn_compressed(live, path, fd, None, skipped=True)
 
-    def _starts_as_a_file_read(self, fd: int, size: int) -> bool:
-        """The first bytes of ``fd`` are those of a file followed, closed once read, or of a
-        followed file's life before a truncation."""
+    def _starts_as_a_file_read(self, fd: int, size: int, among: set[Identity]) -> bool:
+        """The first bytes of ``fd`` are those of a file followed (of ``among``), closed once
+        read, or of a followed file's life before a truncation."""
         head = os.pread(fd, min(size, FINGERPRINT_BYTES), 0)
-        followed = any(_fingerprint_of(f.fingerprint, head) for f in self.files.values())
+        followed = any(
+            _fingerprint_of(f.fingerprint, head) for f in self.files.values() if f.identity in among
+        )
         return followed or bool(self._past_reads(head))
 
     def _past_reads(self, head: bytes) -> list[int]:
@@ -898,6 +900,9 @@ class FileSources:
         """One search of ``_follow_missed_generations``; returns whether a file listed was at
         its name no more when opened (rotation renamed them meanwhile: search again)."""
         moved = False
+        # Two generations may begin alike (lines without a time): one found in this search
+        # is no file read before
+        followed_before = set(self.files)
         missed = self._missed_candidates(
             path, since_ns, source, former=former, again=again, unreached=unreached
         )
@@ -923,8 +928,8 @@ class FileSources:
             size = os.fstat(fd).st_size
             if (
                 size == 0
-                or self._copy_of_file_at(path, fd, size, gone)
-                or (again and self._starts_as_a_file_read(fd, size))
+                or self._copy_of_file_at(path, fd, size, gone, followed_before)
+                or (again and self._starts_as_a_file_read(fd, size, followed_before))
             ):
                 # Empty: no line to miss (a copy copy-truncate has just begun, say; followed
                 # now it would read that copy's lines as its own). A copy: read from the live
@@ -1056,7 +1061,12 @@ class FileSources:
         )  # fmt: skip
 
     def _copy_of_file_at(
-        self, path: str, fd: int, size: int, gone: dict[Identity, FileCheckpoint]
+        self,
+        path: str,
+        fd: int,
+        size: int,
+        gone: dict[Identity, FileCheckpoint],
+        followed_before: set[Identity],
     ) -> bool:
         """Whether ``fd`` has the first bytes of the file now at ``path`` (or at the live name
         ``path`` is a rotation of) as we know it (followed, or saved), or as it is: a copy
@@ -1078,10 +1088,16 @@ class FileSources:
         with contextlib.suppress(sqlite3.Error):
             # Saved as at that path and not gone: listed there at this look, not opened yet
             # (renamed away since, a copy of it made before: that copy is no generation).
+            # (Not a generation found in this search, saved under the path it was made of.)
             known += [
                 Fingerprint(saved.fingerprint_bytes, saved.fingerprint)
                 for saved in self._store.followed_files()
-                if saved.path in places and Identity(saved.device, saved.inode) not in gone
+                if saved.path in places
+                and Identity(saved.device, saved.inode) not in gone
+                and (
+                    Identity(saved.device, saved.inode) in followed_before
+                    or Identity(saved.device, saved.inode) not in self.files
+                )
             ]
         if any(0 < f.length <= size and f.matches(fd) for f in known):
             return True
