@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, run_cli
 from watcher.config import (
@@ -35,6 +37,15 @@ class TestExample:
         assert 7 * 86400 == config.decode.cache_ttl_seconds
         assert ["repeated-denials"] == [rule.name for rule in config.alerts]
         assert ["stdout", "file"] == [sink.type for sink in config.sinks]
+
+    def test_shipped_example_shows_every_option_of_a_file_source(self):
+        """The example says it shows every option: a file source's, each with its default."""
+        example = yaml.safe_load((REPO / "config" / "authz-watcher.yaml").read_text())
+        shown = set(example["sources"][0])
+        assert {field.name for field in dataclasses.fields(FileSource)} <= shown
+        file_source = load_config(REPO / "config" / "authz-watcher.yaml").sources[0]
+        defaults = FileSource(paths=file_source.paths, exclude=file_source.exclude)
+        assert defaults == file_source
 
     def test_empty_file_means_defaults(self):
         assert Config(path="x.yaml") == parse_config("", "x.yaml")

@@ -1594,3 +1594,25 @@ def test_copies_of_a_file_new_since_the_last_run_that_begin_alike_are_both_read(
     lines = [line for line in second.poll() + second.poll() if line.startswith("L")]
     second.close()
     assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}", f"L3 {DENIAL}"]
+
+
+def test_rotated_files_in_the_patterns_that_begin_alike_are_each_read(tmp_path):
+    """The same in the ``app.log*`` layout: app.log.2 was taken for a copy of app.log.1 (its
+    first KiB), so its lines were never read. Rotation copies the live file, never a rotated
+    one."""
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "app.log"
+    first = Harness(tmp_path, pattern="app.log*")
+    append(log, f"L0 {DENIAL}\n")
+    assert first.poll() == [f"L0 {DENIAL}"]
+    first.close()
+    truncate(log)
+    preamble = "INFO health check ok " + "x" * 100 + "\n"
+    for name, number in (("app.log.2", 1), ("app.log.1", 2)):
+        append(log, preamble * 10 + f"L{number} {DENIAL}\n")
+        shutil.copyfile(log, tmp_path / "logs" / name)
+        truncate(log)
+    second = Harness(tmp_path, pattern="app.log*")
+    lines = [line for line in second.poll() + second.poll() if line.startswith("L")]
+    second.close()
+    assert sorted(lines) == [f"L1 {DENIAL}", f"L2 {DENIAL}"]

@@ -694,6 +694,9 @@ class FileSources:
         if size == 0:
             return None
         for followed in self._siblings(path):
+            name = os.path.basename(followed.path)
+            if _rotation_stem(name) != name:
+                continue  # rotation copies the live file, never a rotated one (app.log.1)
             fingerprint = followed.fingerprint
             if (0 < fingerprint.length <= size and fingerprint.matches(fd)) or _same_first_bytes(
                 followed.fd, fd, min(size, FINGERPRINT_BYTES)
