@@ -1462,6 +1462,20 @@ def test_a_renamed_file_closed_then_written_by_a_late_writer_is_read_on_not_agai
     assert sorted(lines) == [f"L1 {DENIAL}", f"L2 {DENIAL}"]
 
 
+def start_again_and_look(
+    root: Path, rotated: Path, *, compress: bool
+) -> tuple[list[str], list[dict[str, object]]]:
+    """Compress ``rotated`` first if asked (as logrotate's `compress`), then start and look
+    twice: the lines, and the source_compressed_unread warnings."""
+    if compress:
+        compress_like_logrotate(rotated)
+    second = Harness(root)
+    lines = second.poll() + second.poll()
+    warnings = unread_warnings(second)
+    second.close()
+    return lines, warnings
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_a_file_empty_at_a_stop_then_written_and_copy_truncated_while_stopped_is_read(
     tmp_path, compress: bool
@@ -1493,12 +1507,7 @@ def test_a_file_empty_at_a_stop_then_written_and_copy_truncated_while_stopped_is
     # resolution (logrotate runs seconds or hours after the last look).
     os.utime(log, ns=(saved_mtime_ns + 10**9, saved_mtime_ns + 10**9))
     os.utime(rotated, ns=(saved_mtime_ns + 1, saved_mtime_ns + 1))
-    if compress:
-        compress_like_logrotate(rotated)
-    second = Harness(tmp_path)
-    lines = second.poll() + second.poll()
-    warnings = unread_warnings(second)
-    second.close()
+    lines, warnings = start_again_and_look(tmp_path, rotated, compress=compress)
     if compress:
         assert lines == [f"L2 {DENIAL}"]
         assert [w["compressed"] for w in warnings] == [str(rotated) + ".gz"]
@@ -1533,12 +1542,7 @@ def test_a_file_made_while_stopped_at_a_path_and_copy_truncated_then_is_read(
     shutil.copyfile(log, rotated)
     truncate(log)
     append(log, f"L3 {DENIAL}\n")
-    if compress:
-        compress_like_logrotate(rotated)
-    second = Harness(tmp_path)
-    lines = second.poll() + second.poll()
-    warnings = unread_warnings(second)
-    second.close()
+    lines, warnings = start_again_and_look(tmp_path, rotated, compress=compress)
     if compress:
         assert lines == [f"L3 {DENIAL}"]
         assert [w["compressed"] for w in warnings] == [str(rotated) + ".gz"]
