@@ -803,10 +803,10 @@ class FileSources:
         former: dict[Identity, FileCheckpoint] | None,
         again: bool,
         unreached: bool = False,
-    ) -> list[tuple[int, str, Identity, bool]]:
-        """(mtime, name, identity, newer than ``since_ns``) of the files rotation may have made
-        of ``path`` that we do not know, oldest first (``unreached``: only those the patterns
-        do not reach, the others being followed on their own)."""
+    ) -> list[tuple[int, str, Identity, bool, FileCheckpoint | None]]:
+        """(mtime, name, identity, newer than ``since_ns``, its saved checkpoint) of the files
+        rotation may have made of ``path`` that we do not know, oldest first (``unreached``:
+        only those the patterns do not reach, the others being followed on their own)."""
         missed = []
         for candidate in _rotation_candidates(path, source):
             if candidate == path or not _named_as_rotation_of(candidate, path):
@@ -845,8 +845,8 @@ class FileSources:
                 continue  # a file we know by its own checkpoint (a compressed file is known by
                 # its first bytes, and a checkpoint of a gone file whose inode this one took
                 # describes another)
-            missed.append((info.st_mtime_ns, candidate, identity, newer))
-        return sorted(missed)
+            missed.append((info.st_mtime_ns, candidate, identity, newer, row))
+        return sorted(missed, key=lambda found: found[:2])
 
     def _describes(self, saved: FileCheckpoint, path: str) -> bool:
         fd = self._open(path)
@@ -909,7 +909,7 @@ class FileSources:
         missed = self._missed_candidates(
             path, since_ns, source, former=former, again=again, unreached=unreached
         )
-        for _, candidate, identity, newer in missed:
+        for _, candidate, identity, newer, row in missed:
             if identity in self.files:
                 continue  # another name of a file followed now (a hard link)
             fd = self._open(candidate)
@@ -950,7 +950,7 @@ class FileSources:
             elif former is not None and identity in former:
                 key = _pending(former[identity].file_key)
                 checkpoint = dataclasses.replace(checkpoint, file_key=key)
-            elif (saved := self._saved_at(identity, path, gone)) is not None:
+            elif (saved := _saved_at(row, identity, path, gone)) is not None:
                 # The file we followed at ``path``, emptied and written anew since, then
                 # renamed: its checkpoint goes on, so that its first read sees the truncation
                 # and reads what we had not read of its last life from that life's copy.
@@ -962,20 +962,6 @@ class FileSources:
             self._log.info("source_missed_generation", path=path, rotated_to=candidate)
             reader.read(followed)  # now: its lines come before those of later generations
         return moved
-
-    def _saved_at(
-        self, identity: Identity, path: str, gone: dict[Identity, FileCheckpoint]
-    ) -> FileCheckpoint | None:
-        """The checkpoint saved for ``identity`` as the file at ``path``, with first bytes."""
-        if identity in gone:
-            return None
-        try:
-            saved = self._store.checkpoint_of(identity.device, identity.inode)
-        except sqlite3.Error:
-            return None
-        if saved is None or saved.path != path or saved.fingerprint_bytes == 0:
-            return None
-        return saved
 
     def _report_compressed(
         self,
@@ -1090,18 +1076,13 @@ class FileSources:
                     known.append(Fingerprint(saved.fingerprint_bytes, saved.fingerprint))
         with contextlib.suppress(sqlite3.Error):
             # Saved as at that path and not gone: listed there at this look, not opened yet
-            # (renamed away since, a copy of it made before: that copy is no generation).
-            # (Not a generation found in this search, saved under the path it was made of.)
-            known += [
-                Fingerprint(saved.fingerprint_bytes, saved.fingerprint)
-                for saved in self._store.followed_files()
-                if saved.path in places
-                and Identity(saved.device, saved.inode) not in gone
-                and (
-                    Identity(saved.device, saved.inode) in followed_before
-                    or Identity(saved.device, saved.inode) not in self.files
-                )
-            ]
+            # (renamed away since, a copy of it made before: that copy is no generation). Not
+            # a generation found in this search, saved under the path it was made of.
+            for saved in self._store.followed_files():
+                identity = Identity(saved.device, saved.inode)
+                found_now = identity in self.files and identity not in followed_before
+                if saved.path in places and identity not in gone and not found_now:
+                    known.append(Fingerprint(saved.fingerprint_bytes, saved.fingerprint))
         if any(0 < f.length <= size and f.matches(fd) for f in known):
             return True
         return any(_starts_the_file_at(place, fd, size) for place in places)
@@ -1800,6 +1781,18 @@ def _same_first_bytes(original: int, copy: int, size: int) -> bool:
         return os.pread(original, size, 0) == os.pread(copy, size, 0)
     except OSError:
         return False
+
+
+def _saved_at(
+    saved: FileCheckpoint | None,
+    identity: Identity,
+    path: str,
+    gone: dict[Identity, FileCheckpoint],
+) -> FileCheckpoint | None:
+    """``saved``, if it is a checkpoint (with first bytes) of the file at ``path``, not gone."""
+    if saved is None or identity in gone or saved.path != path or saved.fingerprint_bytes == 0:
+        return None
+    return saved
 
 
 def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
