@@ -1571,11 +1571,16 @@ def test_history_rotated_before_the_last_run_is_not_read_for_a_new_file(tmp_path
     assert lines == [f"L1 {DENIAL}"]
 
 
-def test_copies_of_a_file_new_since_the_last_run_that_begin_alike_are_both_read(tmp_path):
+@pytest.mark.parametrize("live_begins_alike", [False, True])
+def test_copies_of_a_file_new_since_the_last_run_that_begin_alike_are_both_read(
+    tmp_path, live_begins_alike
+):
     """Found by an outside attack: the same, copy-truncated twice while stopped, each life
     beginning with the same first KiB (lines without a time). The older copy, read first,
     made the newer one look like a file read (same first bytes): its lines were lost without
-    a word. A generation found in the same search is no file read before."""
+    a word. A generation found in the same search is no file read before. When the live file
+    began alike too, both copies were taken for copies of it as it is now (logrotate's
+    ``copy``): a copy of the live file also ends as the live file does at that offset."""
     (tmp_path / "logs").mkdir()
     log = tmp_path / "logs" / "app.log"
     first = Harness(tmp_path)
@@ -1593,11 +1598,30 @@ def test_copies_of_a_file_new_since_the_last_run_that_begin_alike_are_both_read(
         truncate(log)
         later = time.time_ns() + number * 10**9  # the older copy older, at any clock resolution
         os.utime(tmp_path / "logs" / name, ns=(later, later))
-    append(log, f"L3 {DENIAL}\n")
+    append(log, (preamble * 10 if live_begins_alike else "") + f"L3 {DENIAL}\n")
     second = Harness(tmp_path)
     lines = [line for line in second.poll() + second.poll() if line.startswith("L")]
     second.close()
     assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}", f"L3 {DENIAL}"]
+
+
+def test_a_copy_of_a_file_new_since_the_last_run_is_not_read_apart(tmp_path):
+    """The other side of the test above: logrotate's ``copy`` (no truncation) of a file new
+    while stopped, written on since; the copy is the live file's beginning, read once, there."""
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "app.log"
+    first = Harness(tmp_path)
+    append(tmp_path / "logs" / "other.log", f"O0 {DENIAL}\n")
+    assert first.poll() == [f"O0 {DENIAL}"]
+    first.close()
+    preamble = "INFO health check ok " + "x" * 100 + "\n"
+    append(log, preamble * 10 + f"L1 {DENIAL}\n")
+    shutil.copyfile(log, tmp_path / "logs" / "app.log.1")
+    append(log, preamble * 10 + f"L2 {DENIAL}\n")
+    second = Harness(tmp_path)
+    lines = [line for line in second.poll() + second.poll() if line.startswith("L")]
+    second.close()
+    assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}"]
 
 
 def test_rotated_files_in_the_patterns_that_begin_alike_are_each_read(tmp_path):

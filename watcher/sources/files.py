@@ -1777,8 +1777,12 @@ def _bound_key(file_key: str, fd: int, end: int) -> str:
 
 def _same_first_bytes(original: int, copy: int, size: int) -> bool:
     """The copy's first ``size`` bytes begin the original."""
+    return _same_bytes_at(original, copy, 0, size)
+
+
+def _same_bytes_at(original: int, copy: int, offset: int, size: int) -> bool:
     try:
-        return os.pread(original, size, 0) == os.pread(copy, size, 0)
+        return os.pread(original, size, offset) == os.pread(copy, size, offset)
     except OSError:
         return False
 
@@ -1796,8 +1800,9 @@ def _saved_at(
 
 
 def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
-    """The first bytes of ``fd`` (``size`` of them, up to a fingerprint's) are the first bytes
-    of the file now at ``path``: its copy, complete or in the making."""
+    """``fd`` (``size`` bytes) is a copy, complete or in the making, of the file now at
+    ``path``: that file is no shorter and holds the same first bytes and the same bytes where
+    the copy ends. Lives that begin alike (lines without a time) are told apart by their ends."""
     if size == 0:
         return False
     try:
@@ -1805,8 +1810,13 @@ def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
     except OSError:
         return False
     try:
-        regular = stat.S_ISREG(os.fstat(live).st_mode)
-        return regular and _same_first_bytes(live, fd, min(size, FINGERPRINT_BYTES))
+        info = os.fstat(live)
+        if not stat.S_ISREG(info.st_mode) or info.st_size < size:
+            return False
+        length = min(size, FINGERPRINT_BYTES)
+        return _same_first_bytes(live, fd, length) and _same_bytes_at(
+            live, fd, size - length, length
+        )
     except OSError:
         return False
     finally:
