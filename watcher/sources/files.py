@@ -468,6 +468,8 @@ class FileSources:
                 # of it is an orphan's, known as gone before its copy is looked at
                 still = {i: place for i, place in reachable.items() if i not in moved}
                 gone.update(self._finish_orphans(still, reader, only={identity}))
+                if identity not in self.files and identity not in gone:
+                    self._follow_listed_and_rotated(identity, path, source, gone, reader)
         # Then the new names of files followed: a copy made before a rename of its original
         # is named after the name the original had (app.log.1 of app.log, now app-2026....log).
         for identity, (path, source) in in_order:
@@ -856,6 +858,53 @@ class FileSources:
             return _still_the_same(fd, saved, os.fstat(fd).st_size)
         finally:
             os.close(fd)
+
+    def _follow_listed_and_rotated(
+        self,
+        identity: Identity,
+        path: str,
+        source: FileSource,
+        gone: dict[Identity, FileCheckpoint],
+        reader: _Reader,
+    ) -> None:
+        """A file with no checkpoint, listed at ``path`` and renamed by rotation before it was
+        opened (a file new since the last look, under a stalled process or rotation faster
+        than the looks): followed where rotation put it, from its start, as a missed
+        generation, before the file now at ``path``. At a start, with the generations rotation
+        made before it since the last run; a name the patterns reach is left to its own look."""
+        if _rotation_stem(os.path.basename(path)) != os.path.basename(path):
+            return  # a rotated name the patterns matched, renamed on: its new name is too
+        if self._starting and self._last_run_ns is not None:
+            self._follow_missed_generations(
+                path, self._last_run_ns, source, gone, reader, again=True, unreached=True
+            )
+        if identity in self.files:
+            return
+        for candidate in _rotation_candidates(path, source):
+            info = self._stat_regular(candidate)
+            if (
+                candidate == path
+                or info is None
+                or Identity(info.st_dev, info.st_ino) != identity
+                or self._matches_pattern(candidate)
+            ):
+                continue
+            fd = self._open(candidate)
+            if fd is None:
+                return
+            if _identity(fd) != identity or _compressed(candidate, fd):
+                os.close(fd)
+                return
+            size = os.fstat(fd).st_size
+            offset = size if self._start_at_end and source.start_at == "end" else 0
+            checkpoint = _first_checkpoint(fd, identity, path, offset, size)
+            followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
+            followed.left_paths_at = self._clock()
+            self.files[identity] = followed
+            self._save(followed)
+            self._log.info("source_missed_generation", path=path, rotated_to=candidate)
+            reader.read(followed)
+            return
 
     def _follow_missed_generations(
         self,
@@ -1395,9 +1444,13 @@ class FileSources:
             return None  # one smaller than what we read is taken up all the same: the lines
             # after the copy and before the truncation were read from the original
         if followed.fingerprint.length == 0 and (
-            not _written_between(info, followed) or self._followed_on_its_own(identity)
+            not _written_between(info, followed)
+            or self._followed_on_its_own(identity)
+            or _dated_of_another(path, followed.path)
         ):
-            return None  # nothing but its age tells an empty file's copy from other files
+            # Nothing but its age tells an empty file's copy from other files, so no name that
+            # is another file's too (old/app-2026-20261129.log is app-2026.log's)
+            return None
         fd = self._open(path)
         if fd is None:
             return None
