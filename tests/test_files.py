@@ -1624,26 +1624,38 @@ def test_a_copy_of_a_file_new_since_the_last_run_is_not_read_apart(tmp_path):
     assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}"]
 
 
-def test_rotated_files_in_the_patterns_that_begin_alike_are_each_read(tmp_path):
+@pytest.mark.parametrize("live_begins_alike", [False, True])
+def test_rotated_files_in_the_patterns_that_begin_alike_are_each_read(tmp_path, live_begins_alike):
     """The same in the ``app.log*`` layout: app.log.2 was taken for a copy of app.log.1 (its
     first KiB), so its lines were never read. Rotation copies the live file, never a rotated
-    one."""
+    one. When the live file began alike too, both were taken for copies of it: one that
+    begins as the live file does now is its copy only if it also ends as the live file does
+    at that offset."""
     (tmp_path / "logs").mkdir()
     log = tmp_path / "logs" / "app.log"
     first = Harness(tmp_path, pattern="app.log*")
     append(log, f"L0 {DENIAL}\n")
     assert first.poll() == [f"L0 {DENIAL}"]
+    if live_begins_alike:  # as the attack had it: deleted while running, closed once read
+        log.unlink()
+        first.poll()
+        first.now += 1000
+        first.poll()
+    else:
+        truncate(log)  # while stopped
     first.close()
-    truncate(log)
     preamble = "INFO health check ok " + "x" * 100 + "\n"
     for name, number in (("app.log.2", 1), ("app.log.1", 2)):
         append(log, preamble * 10 + f"L{number} {DENIAL}\n")
         shutil.copyfile(log, tmp_path / "logs" / name)
         truncate(log)
+    if live_begins_alike:
+        append(log, preamble * 10 + f"L3 {DENIAL}\n")
     second = Harness(tmp_path, pattern="app.log*")
     lines = [line for line in second.poll() + second.poll() if line.startswith("L")]
     second.close()
-    assert sorted(lines) == [f"L1 {DENIAL}", f"L2 {DENIAL}"]
+    expected = [f"L1 {DENIAL}", f"L2 {DENIAL}"] + ([f"L3 {DENIAL}"] if live_begins_alike else [])
+    assert sorted(lines) == expected
 
 
 def test_a_sibling_renamed_into_the_olddir_is_no_copy_of_a_file_read_empty(tmp_path):

@@ -700,9 +700,11 @@ class FileSources:
             if _rotation_stem(name) != name:
                 continue  # rotation copies the live file, never a rotated one (app.log.1)
             fingerprint = followed.fingerprint
-            if (0 < fingerprint.length <= size and fingerprint.matches(fd)) or _same_first_bytes(
-                followed.fd, fd, min(size, FINGERPRINT_BYTES)
-            ):
+            as_read = 0 < fingerprint.length <= size and fingerprint.matches(fd)
+            as_now = _same_first_bytes(followed.fd, fd, min(size, FINGERPRINT_BYTES))
+            if as_now and _ends_otherwise(followed.fd, fd, size):
+                continue  # begins as the file does now, not a copy of it: another life alike
+            if as_read or as_now:
                 return followed
         return None
 
@@ -1833,6 +1835,19 @@ def _same_first_bytes(original: int, copy: int, size: int) -> bool:
     return _same_bytes_at(original, copy, 0, size)
 
 
+def _ends_otherwise(original: int, copy: int, size: int) -> bool:
+    """``original`` is no shorter than ``copy`` (``size`` bytes), yet does not hold the copy's
+    last bytes (up to a fingerprint's) where the copy ends: ``copy`` is no copy of it as it
+    is now, complete or in the making, though both may begin alike."""
+    try:
+        if os.fstat(original).st_size < size:
+            return False
+    except OSError:
+        return False
+    length = min(size, FINGERPRINT_BYTES)
+    return not _same_bytes_at(original, copy, size - length, length)
+
+
 def _same_bytes_at(original: int, copy: int, offset: int, size: int) -> bool:
     try:
         return os.pread(original, size, offset) == os.pread(copy, size, offset)
@@ -1863,13 +1878,10 @@ def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
     except OSError:
         return False
     try:
-        info = os.fstat(live)
-        if not stat.S_ISREG(info.st_mode) or info.st_size < size:
+        if not stat.S_ISREG(os.fstat(live).st_mode) or os.fstat(live).st_size < size:
             return False
         length = min(size, FINGERPRINT_BYTES)
-        return _same_first_bytes(live, fd, length) and _same_bytes_at(
-            live, fd, size - length, length
-        )
+        return _same_first_bytes(live, fd, length) and not _ends_otherwise(live, fd, size)
     except OSError:
         return False
     finally:
