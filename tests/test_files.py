@@ -1255,6 +1255,30 @@ def test_closed_files_kept_one_per_inode_are_carried_over(tmp_path):
         store.close()
 
 
+def test_closed_files_kept_without_the_history_mark_are_carried_over(tmp_path):
+    """A state database of the second layout (no ``history`` column) is carried over: its
+    rows are closed files, not history."""
+    (tmp_path / "state").mkdir()
+    connection = sqlite3.connect(tmp_path / "state" / "state.sqlite3")
+    connection.execute(
+        "CREATE TABLE retired_files (device INTEGER NOT NULL, inode INTEGER NOT NULL,"
+        " fingerprint TEXT NOT NULL, fingerprint_bytes INTEGER NOT NULL, size INTEGER NOT NULL,"
+        " retired_at REAL NOT NULL, PRIMARY KEY (device, inode, fingerprint, fingerprint_bytes))"
+    )
+    connection.execute("INSERT INTO retired_files VALUES (1, 2, 'ab', 2, 10, 1.0)")
+    connection.commit()
+    connection.close()
+    store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+    try:
+        store.keep_read([RetiredFile(1, 3, "cd", 2, 20, history=True)], keep_at_most=10)
+        assert store.retired_files() == [
+            RetiredFile(1, 2, "ab", 2, 10),
+            RetiredFile(1, 3, "cd", 2, 20, history=True),
+        ]
+    finally:
+        store.close()
+
+
 def test_a_search_whose_files_rotation_renames_meanwhile_reads_each_once(tmp_path):
     """The model, stalling the follower inside a poll: a search for generations missed while
     stopped listed app.log.1, and before it opened it a rotation renamed it to app.log.2 and
@@ -1715,3 +1739,67 @@ def test_a_new_file_listed_then_rotated_before_its_open_is_read(tmp_path, restar
     second.close()
     assert armed == [True]
     assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}", f"L3 {DENIAL}"]
+
+
+@pytest.mark.parametrize("late_write", [True, False])
+def test_history_beside_the_file_at_the_first_start_is_never_read_from_its_start(
+    tmp_path, late_write
+):
+    """Found by the second outside attack (real logrotate, ``start_at: end``): app.log.1 was
+    there before the first start (history, no pattern reaches it). Appended to by a late
+    writer (or only touched) while the watcher was stopped, it looked newer than the last
+    read, and the next copy-truncate's search for missed generations read it whole, history
+    and all. At the very first start such files are remembered as read to their end: only
+    what a late writer adds is read."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    history = logs / "app.log.1"
+    append(history, f"H0 {DENIAL}\nH1 {DENIAL}\n")
+    os.utime(history, ns=(10**9, 10**9))  # long before the first start
+    append(log, f"H2 {DENIAL}\n")
+    first = Harness(tmp_path, start_at="end")
+    assert first.poll() == []
+    append(log, f"L1 {DENIAL}\n")
+    assert first.poll() == [f"L1 {DENIAL}"]
+    first.close()
+    if late_write:
+        append(history, f"X1 {DENIAL}\n")
+    else:
+        later = time.time_ns() + 10**9
+        os.utime(history, ns=(later, later))
+    history.rename(logs / "app.log.2")  # logrotate copytruncate, while stopped
+    shutil.copyfile(log, history)
+    truncate(log)
+    append(log, f"L2 {DENIAL}\n")
+    second = Harness(tmp_path, start_at="end")
+    lines = second.poll() + second.poll()
+    second.close()
+    assert sorted(lines) == sorted([f"L2 {DENIAL}"] + ([f"X1 {DENIAL}"] if late_write else []))
+
+
+def test_history_that_begins_as_a_later_copy_does_not_hide_it(tmp_path):
+    """History is remembered by identity only: a copy-truncate copy made while stopped that
+    begins with the same first KiB as a history file (lines without a time) is still read."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    preamble = "INFO health check ok " + "x" * 100 + "\n"
+    append(logs / "app.log.1", preamble * 10 + f"H0 {DENIAL}\n")  # history
+    append(log, f"H1 {DENIAL}\n")
+    first = Harness(tmp_path, start_at="end")
+    assert first.poll() == []
+    log.unlink()  # deleted while running, closed once read
+    first.poll()
+    first.now += 1000
+    first.poll()
+    first.close()
+    (logs / "app.log.1").rename(logs / "app.log.2")  # while stopped: a new app.log, copy-truncated
+    append(log, preamble * 10 + f"L1 {DENIAL}\n")
+    shutil.copyfile(log, logs / "app.log.1")
+    truncate(log)
+    append(log, f"L2 {DENIAL}\n")
+    second = Harness(tmp_path, start_at="end")
+    lines = [line for line in second.poll() + second.poll() if not line.startswith("INFO")]
+    second.close()
+    assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}"]

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS retired_files (
     fingerprint_bytes INTEGER NOT NULL,
     size INTEGER NOT NULL,
     retired_at REAL NOT NULL,
+    history INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (device, inode, fingerprint, fingerprint_bytes)
 );
 """
@@ -218,6 +219,7 @@ class RetiredFile:
     fingerprint: str
     fingerprint_bytes: int
     size: int
+    history: bool = False  # beside a live file at the very first start, never followed
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,22 +382,22 @@ class StateStore:
             connection.execute(
                 "DELETE FROM followed_files WHERE device = ? AND inode = ?", (r.device, r.inode)
             )
-            _keep_read(connection, retired, keep_at_most)
+            _keep_read(connection, [retired], keep_at_most)
 
-    def keep_read(self, retired: RetiredFile, keep_at_most: int) -> None:
-        """How far a file, or a life of one before a truncation, was read (``size``), its
-        checkpoint kept if any: its compressed copy, found later (after a restart too), is
-        named only for what comes after."""
+    def keep_read(self, retired: Sequence[RetiredFile], keep_at_most: int) -> None:
+        """How far files, or lives of one before a truncation, were read (``size``), their
+        checkpoints kept if any: a compressed copy, found later (after a restart too), is
+        named only for what comes after. One transaction (a first start may record many)."""
         with self._transaction() as connection:
             _keep_read(connection, retired, keep_at_most)
 
     def retired_files(self) -> list[RetiredFile]:
         with self._lock:
             rows = self._connection.execute(
-                "SELECT device, inode, fingerprint, fingerprint_bytes, size FROM retired_files"
-                " ORDER BY retired_at"
+                "SELECT device, inode, fingerprint, fingerprint_bytes, size, history"
+                " FROM retired_files ORDER BY retired_at"
             ).fetchall()
-        return [RetiredFile(*row) for row in rows]
+        return [RetiredFile(d, i, f, b, size, bool(h)) for d, i, f, b, size, h in rows]
 
     def files_last_saved_at(self) -> float | None:
         """When a followed or closed file's record was last written (wall clock): at or before
@@ -693,11 +695,17 @@ def _create_private(path: Path) -> None:
             Path(f"{path}{suffix}").chmod(0o600)
 
 
-def _keep_read(connection: sqlite3.Connection, retired: RetiredFile, keep_at_most: int) -> None:
-    r = retired
-    connection.execute(
-        "INSERT OR REPLACE INTO retired_files VALUES (?, ?, ?, ?, ?, ?)",
-        (r.device, r.inode, r.fingerprint, r.fingerprint_bytes, r.size, time.time()),
+def _keep_read(
+    connection: sqlite3.Connection, retired: Sequence[RetiredFile], keep_at_most: int
+) -> None:
+    connection.executemany(
+        "INSERT OR REPLACE INTO retired_files"
+        " (device, inode, fingerprint, fingerprint_bytes, size, retired_at, history)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (r.device, r.inode, r.fingerprint, r.fingerprint_bytes, r.size, time.time(), r.history)
+            for r in retired
+        ],
     )
     connection.execute(
         "DELETE FROM retired_files WHERE rowid NOT IN"
@@ -710,14 +718,22 @@ def _migrate_retired_files(connection: sqlite3.Connection) -> None:
     """Closed files were first kept one per inode, so a file that took a closed one's inode
     replaced what was known of it: their rows go to a table that keeps both."""
     columns = connection.execute("PRAGMA table_info(retired_files)").fetchall()
-    if any(name == "fingerprint" and pk for _, name, _, _, _, pk in columns):
-        return
-    connection.execute("BEGIN")
-    connection.execute("ALTER TABLE retired_files RENAME TO retired_files_by_inode")
-    connection.execute(_RETIRED_FILES)
-    connection.execute("INSERT INTO retired_files SELECT * FROM retired_files_by_inode")
-    connection.execute("DROP TABLE retired_files_by_inode")
-    connection.execute("COMMIT")
+    if not any(name == "fingerprint" and pk for _, name, _, _, _, pk in columns):
+        connection.execute("BEGIN")
+        connection.execute("ALTER TABLE retired_files RENAME TO retired_files_by_inode")
+        connection.execute(_RETIRED_FILES)
+        connection.execute(
+            "INSERT INTO retired_files"
+            " (device, inode, fingerprint, fingerprint_bytes, size, retired_at)"
+            " SELECT device, inode, fingerprint, fingerprint_bytes, size, retired_at"
+            " FROM retired_files_by_inode"
+        )
+        connection.execute("DROP TABLE retired_files_by_inode")
+        connection.execute("COMMIT")
+    elif not any(name == "history" for _, name, *_ in columns):  # before history was kept
+        connection.execute(
+            "ALTER TABLE retired_files ADD COLUMN history INTEGER NOT NULL DEFAULT 0"
+        )
 
 
 def _migrate_path_offsets(connection: sqlite3.Connection) -> None:

@@ -215,11 +215,15 @@ class FileSources:
         # taken for a copy while they are unchanged, and their compressed copies never named.
         # An inode used again is another file: both are kept.
         self._retired: dict[tuple[Identity, Fingerprint], int] = {}
+        # Rotated files beside a live one at the very first start (never followed): as if read
+        # to their end, by identity only; none of their first bytes makes a file pass for read.
+        self._history: dict[tuple[Identity, Fingerprint], int] = {}
         with contextlib.suppress(sqlite3.Error):
             for retired in store.retired_files():
                 identity = Identity(retired.device, retired.inode)
                 fingerprint = Fingerprint(retired.fingerprint_bytes, retired.fingerprint)
-                self._retired[identity, fingerprint] = retired.size
+                table = self._history if retired.history else self._retired
+                table[identity, fingerprint] = retired.size
         self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
         # Checkpoints of gone files: at a save, each gives way to a record of how far its file
         # was read (a compressed copy of it, found later, is named only for what is after)
@@ -276,7 +280,7 @@ class FileSources:
             identity, gone = self._gone_rows.popitem()
             with contextlib.suppress(sqlite3.Error):  # forgotten at a later start instead
                 if identity in self.files:  # its inode taken by a file followed now
-                    self._store.keep_read(_read_as_saved(gone), keep_at_most=MAX_RETIRED)
+                    self._store.keep_read([_read_as_saved(gone)], keep_at_most=MAX_RETIRED)
                 else:
                     self._store.retire_file(_read_as_saved(gone), keep_at_most=MAX_RETIRED)
         while self._unsaved:
@@ -288,9 +292,9 @@ class FileSources:
                 self._store.save_checkpoint(followed.checkpoint())
                 saved += 1
             del self._unsaved[identity]
-        while self._lives_unsaved:
-            self._store.keep_read(self._lives_unsaved[0], keep_at_most=MAX_RETIRED)
-            del self._lives_unsaved[0]
+        if self._lives_unsaved:
+            self._store.keep_read(self._lives_unsaved, keep_at_most=MAX_RETIRED)
+            self._lives_unsaved = []
         return saved
 
     def seconds_to_next_flush(self) -> float | None:
@@ -453,6 +457,8 @@ class FileSources:
             reachable[identity] = (path, source)
         now = self._clock()
         gone: dict[Identity, FileCheckpoint] = {}
+        if self._start_at_end:
+            self._remember_history(reachable)
         if not self._orphans_checked:
             self._orphans_checked = True
             gone = self._finish_orphans(reachable, reader)
@@ -861,6 +867,51 @@ class FileSources:
         finally:
             os.close(fd)
 
+    def _remember_history(self, reachable: dict[Identity, tuple[str, FileSource]]) -> None:
+        """At the very first start, the rotated files of each live path that no pattern
+        reaches are history: each is remembered as a file read to its end, as if followed and
+        closed, so that a later search for missed generations never reads one from its start
+        once a late writer or ``touch`` makes it look newer (only what is added is read)."""
+        for identity, (path, source) in reachable.items():
+            if _rotation_stem(os.path.basename(path)) != os.path.basename(path):
+                continue
+            for candidate in _rotation_candidates(path, source):
+                try:
+                    info = os.stat(candidate)
+                except OSError:
+                    continue
+                if (
+                    not stat.S_ISREG(info.st_mode)
+                    or info.st_size == 0
+                    or Identity(info.st_dev, info.st_ino) in reachable
+                    or Identity(info.st_dev, info.st_ino) == identity
+                    or not _named_as_rotation_of(candidate, path)
+                ):
+                    continue
+                fd = self._open(candidate)
+                if fd is None:
+                    continue
+                try:
+                    size = os.fstat(fd).st_size
+                    if _identity(fd) == Identity(info.st_dev, info.st_ino) and not _compressed(
+                        candidate, fd
+                    ):
+                        fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
+                        self._remember_history_file(_identity(fd), fingerprint, size)
+                finally:
+                    os.close(fd)
+
+    def _remember_history_file(
+        self, identity: Identity, fingerprint: Fingerprint, size: int
+    ) -> None:
+        if fingerprint.length:
+            _remember(self._history, (identity, fingerprint), size)
+            device, inode = identity.device, identity.inode
+            digest, length = fingerprint.digest, fingerprint.length
+            self._lives_unsaved.append(
+                RetiredFile(device, inode, digest, length, size, history=True)
+            )
+
     def _follow_listed_and_rotated(
         self,
         identity: Identity,
@@ -1160,7 +1211,7 @@ class FileSources:
         )
 
     def _unchanged_since_retired(self, identity: Identity, path: str) -> bool:
-        if all(retired != identity for retired, _ in self._retired):
+        if all(retired != identity for retired, _ in (*self._retired, *self._history)):
             return False
         fd = self._open(path)
         if fd is None:
@@ -1174,7 +1225,8 @@ class FileSources:
         """Read to its end and closed, and unchanged since (not an inode used again)."""
         size = os.fstat(fd).st_size
         fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
-        return self._retired.get((identity, fingerprint)) == size
+        key = (identity, fingerprint)
+        return size in (self._retired.get(key), self._history.get(key))
 
     def _find_rotated(self, saved: FileCheckpoint, source: FileSource) -> tuple[int, str] | None:
         """The file of ``saved`` by identity, beside its old path or in ``rotated_paths``."""
@@ -1481,7 +1533,7 @@ class FileSources:
         it still begins as it did then."""
         sizes = [
             size
-            for (closed, fingerprint), size in self._retired.items()
+            for (closed, fingerprint), size in (*self._retired.items(), *self._history.items())
             if closed == identity and fingerprint.length > 0 and fingerprint.matches(fd)
         ]
         return max(sizes, default=None)
