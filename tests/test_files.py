@@ -1803,3 +1803,33 @@ def test_history_that_begins_as_a_later_copy_does_not_hide_it(tmp_path):
     lines = [line for line in second.poll() + second.poll() if not line.startswith("INFO")]
     second.close()
     assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}"]
+
+
+def test_a_file_held_open_and_compressed_before_its_truncation_was_seen_is_not_named(tmp_path):
+    """Found by the second outside attack (F1, 2 of 14 runs): app.log copy-truncated, written
+    anew, then at once renamed and compressed (create, compress, no delaycompress) before the
+    follower looked. The compressed file began as no life read (the follower had not seen the
+    truncation), so it was named as a generation never read; then every one of its lines was
+    read from the file still held open. One that begins as a held file does now, and holds no
+    more than it, is read there."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    h = Harness(tmp_path)
+    append(log, "".join(f"L{n} {DENIAL}\n" for n in range(3)))
+    assert len(h.poll()) == 3
+    shutil.copyfile(log, logs / "app.log.1")  # copytruncate
+    truncate(log)
+    append(log, "".join(f"L{n} {DENIAL}\n" for n in range(3, 7)))
+    rotated = logs / "app.log-20261130"
+    log.rename(rotated)  # create, compress: no delaycompress
+    append(log, "")
+    with rotated.open("rb") as plain, gzip.open(logs / "app.log-20261130.gz", "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    shutil.copystat(rotated, logs / "app.log-20261130.gz")  # as logrotate and gzip do
+    rotated.unlink()
+    h.now += 1
+    lines = h.poll() + h.poll()
+    h.close()
+    assert sorted(lines) == sorted(f"L{n} {DENIAL}" for n in range(3, 7))
+    assert "source_compressed_unread" not in h.events()

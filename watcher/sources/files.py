@@ -1092,6 +1092,8 @@ class FileSources:
             return False
         read: list[tuple[int, int]] = []  # (offset, mtime_ns) of each read of these first bytes
         for followed in self.files.values():
+            if _compressed_from(followed.fd, fd, head):
+                return True  # a file held open, written anew since our last read: read there
             if _fingerprint_of(followed.fingerprint, head):
                 if followed.fingerprint.matches(followed.fd):
                     return True  # open, holding those bytes: read there
@@ -2050,6 +2052,22 @@ def _gzip_head(fd: int, length: int) -> bytes | None:
     except (OSError, zlib.error):
         return None
     return head[:length]
+
+
+def _compressed_from(fd: int, compressed_fd: int, head: bytes) -> bool:
+    """Whether the compressed file is the file at ``fd`` as it is now: the same first bytes
+    (``head``, the compressed file's), size (its trailer's, modulo 4 GiB) and mtime (which
+    logrotate and gzip keep). Two lives that begin alike are told apart by size and time."""
+    size = _gzip_size(compressed_fd)
+    if not head or size is None:
+        return False
+    try:
+        info, packed = os.fstat(fd), os.fstat(compressed_fd)
+        if info.st_size % 2**32 != size or info.st_mtime_ns != packed.st_mtime_ns:
+            return False
+        return os.pread(fd, len(head), 0) == head
+    except OSError:
+        return False
 
 
 def _fingerprint_of(fingerprint: Fingerprint, head: bytes) -> bool:
