@@ -162,6 +162,7 @@ class FollowerMachine(RuleBasedStateMachine):
         before = len(self.handed)
         self.follower.poll(changed, self._handle)  # and no sink confirms: nothing saved
         self.steps.append(f"  -> {[h.line for h in self.handed[before:]]} (never committed)")
+        self._after_crash_poll()
         for followed in list(self.follower.files.values()):
             followed.close()  # no close(), no commit: the process is gone
         self.store.close()
@@ -170,6 +171,9 @@ class FollowerMachine(RuleBasedStateMachine):
         self._forget()
         self.epoch += 1
         self.touched.add("<crash>")  # the follower must look again before anything is due
+
+    def _after_crash_poll(self) -> None:
+        """What a model checks of the crash's last poll, with the files as that poll saw them."""
 
     def checks(self) -> list[Callable[[], None]]:
         """Every invariant, for a replay to check after each step as hypothesis does."""

@@ -1232,19 +1232,25 @@ def test_a_closed_copy_whose_inode_the_next_copy_took_is_not_named_when_compress
         harness.close()
 
 
-def test_closed_files_kept_one_per_inode_are_carried_over(tmp_path):
-    """A state database of the first layout (one closed file per inode) is carried over."""
-    (tmp_path / "state").mkdir()
-    connection = sqlite3.connect(tmp_path / "state" / "state.sqlite3")
+def _older_state(root: Path, primary_key: str) -> StateStore:
+    """A state database whose closed files' table has an older layout (one row in it: a file
+    of inode 2 read to 10 bytes), opened by today's StateStore."""
+    (root / "state").mkdir()
+    connection = sqlite3.connect(root / "state" / "state.sqlite3")
     connection.execute(
         "CREATE TABLE retired_files (device INTEGER NOT NULL, inode INTEGER NOT NULL,"
         " fingerprint TEXT NOT NULL, fingerprint_bytes INTEGER NOT NULL, size INTEGER NOT NULL,"
-        " retired_at REAL NOT NULL, PRIMARY KEY (device, inode))"
+        f" retired_at REAL NOT NULL, PRIMARY KEY ({primary_key}))"
     )
     connection.execute("INSERT INTO retired_files VALUES (1, 2, 'ab', 2, 10, 1.0)")
     connection.commit()
     connection.close()
-    store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+    return StateStore(root / "state", configure_logging(io.StringIO()))
+
+
+def test_closed_files_kept_one_per_inode_are_carried_over(tmp_path):
+    """A state database of the first layout (one closed file per inode) is carried over."""
+    store = _older_state(tmp_path, "device, inode")
     try:
         store.retire_file(RetiredFile(1, 2, "cd", 2, 20), keep_at_most=10)
         assert store.retired_files() == [
@@ -1258,17 +1264,7 @@ def test_closed_files_kept_one_per_inode_are_carried_over(tmp_path):
 def test_closed_files_kept_without_the_history_mark_are_carried_over(tmp_path):
     """A state database of the second layout (no ``history`` column) is carried over: its
     rows are closed files, not history."""
-    (tmp_path / "state").mkdir()
-    connection = sqlite3.connect(tmp_path / "state" / "state.sqlite3")
-    connection.execute(
-        "CREATE TABLE retired_files (device INTEGER NOT NULL, inode INTEGER NOT NULL,"
-        " fingerprint TEXT NOT NULL, fingerprint_bytes INTEGER NOT NULL, size INTEGER NOT NULL,"
-        " retired_at REAL NOT NULL, PRIMARY KEY (device, inode, fingerprint, fingerprint_bytes))"
-    )
-    connection.execute("INSERT INTO retired_files VALUES (1, 2, 'ab', 2, 10, 1.0)")
-    connection.commit()
-    connection.close()
-    store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+    store = _older_state(tmp_path, "device, inode, fingerprint, fingerprint_bytes")
     try:
         store.keep_read([RetiredFile(1, 3, "cd", 2, 20, history=True)], keep_at_most=10)
         assert store.retired_files() == [
@@ -1765,9 +1761,8 @@ def test_history_beside_the_file_at_the_first_start_is_never_read_from_its_start
     first.close()
     if late_write:
         append(history, f"X1 {DENIAL}\n")
-    else:
-        later = time.time_ns() + 10**9
-        os.utime(history, ns=(later, later))
+    later = time.time_ns() + 10**9  # after the last read, at any clock resolution
+    os.utime(history, ns=(later, later))
     history.rename(logs / "app.log.2")  # logrotate copytruncate, while stopped
     shutil.copyfile(log, history)
     truncate(log)
@@ -1810,8 +1805,8 @@ def test_a_file_held_open_and_compressed_before_its_truncation_was_seen_is_not_n
     anew, then at once renamed and compressed (create, compress, no delaycompress) before the
     follower looked. The compressed file began as no life read (the follower had not seen the
     truncation), so it was named as a generation never read; then every one of its lines was
-    read from the file still held open. One that begins as a held file does now, and holds no
-    more than it, is read there."""
+    read from the file still held open. One with a held file's first bytes, size and mtime
+    (kept by logrotate and gzip) is that file, read there."""
     logs = tmp_path / "logs"
     logs.mkdir()
     log = logs / "app.log"
@@ -1833,3 +1828,45 @@ def test_a_file_held_open_and_compressed_before_its_truncation_was_seen_is_not_n
     h.close()
     assert sorted(lines) == sorted(f"L{n} {DENIAL}" for n in range(3, 7))
     assert "source_compressed_unread" not in h.events()
+
+
+def _copy_truncate_twice_while_stopped(logs: Path) -> None:
+    """L4-L6, copy-truncated; L7-L9, copy-truncated; L10-L11 in the live file. The older copy
+    is older at any clock resolution, as two rotations are."""
+    log = logs / "app.log"
+    for lines, later in ((range(4, 7), 1), (range(7, 10), 2)):
+        append(log, "".join(f"L{n} {DENIAL}\n" for n in lines))
+        if (logs / "app.log.1").exists():
+            (logs / "app.log.1").rename(logs / "app.log.2")
+        shutil.copyfile(log, logs / "app.log.1")
+        truncate(log)
+        then = time.time_ns() + later * 10**9  # after the last read, the older one first
+        os.utime(logs / "app.log.1", ns=(then, then))
+    append(log, f"L10 {DENIAL}\nL11 {DENIAL}\n")
+
+
+@pytest.mark.parametrize("pattern", ["*.log", "app.log*"])
+def test_generations_rotated_while_stopped_come_in_the_order_they_were_written(tmp_path, pattern):
+    """Found by the second outside attack (O1): each line came once, but under ``app.log*``
+    the live file came first, then app.log.1, then app.log.2 (each followed on its own, in the
+    order they were opened); under ``*.log`` the rest of the copy of the file read before came
+    after the next copy (read whole at once, the rest in slices later). Rotated names are read
+    oldest first, before live ones; a slice of the rest is read before the search for later
+    generations."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    first = Harness(tmp_path, pattern=pattern)
+    append(log, "".join(f"L{n} {DENIAL}\n" for n in range(1, 4)))
+    assert len(first.poll()) == 3
+    if pattern == "app.log*":  # as the attack had it: deleted while running, closed once read
+        log.unlink()
+        first.poll()
+        first.now += 1000
+        first.poll()
+    first.close()
+    _copy_truncate_twice_while_stopped(logs)
+    second = Harness(tmp_path, pattern=pattern)
+    lines = second.poll() + second.poll() + second.poll()
+    second.close()
+    assert [int(line.split()[0][1:]) for line in lines] == list(range(4, 12))

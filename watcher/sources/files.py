@@ -1287,7 +1287,7 @@ class FileSources:
                 or f.holding
                 or f.left_paths_at is not None
             ]
-        return sorted(due, key=lambda f: f.left_paths_at is None)
+        return sorted(due, key=_reading_order)
 
     def _close_idle(self, reader: _Reader) -> None:
         """Close files that left every configured path and have been idle long enough."""
@@ -1362,7 +1362,9 @@ class FileSources:
         copy = None
         if best is not None:
             _, copy, fd = best
-            self._finish_from(followed, copy, fd, reader)
+            rest = self._finish_from(followed, copy, fd, reader)
+            if rest is not None and rest.more_pending:
+                reader.read(rest)  # a slice now: older than the generations found below
         # Generations rotation made since our last read, while we were away: a second
         # copy-truncate's copy; with no copy of what we read, those after its inode was taken by
         # a new file (rename rotation, the old file deleted or compressed) or after a
@@ -1435,8 +1437,11 @@ class FileSources:
             return None  # (read empty: one that begins as the file does now copies this life)
         return (info.st_mtime_ns, path, os.dup(fd))
 
-    def _finish_from(self, followed: FollowedFile, path: str, fd: int, reader: _Reader) -> None:
-        """Read what ``followed`` had not read from ``path`` (``fd``), its copy."""
+    def _finish_from(
+        self, followed: FollowedFile, path: str, fd: int, reader: _Reader
+    ) -> FollowedFile | None:
+        """Read what ``followed`` had not read from ``path`` (``fd``), its copy: the file
+        that reads it, from where ``followed`` was read, in slices (None: nothing left)."""
         size = os.fstat(fd).st_size
         tracked = self.files.get(Identity(os.fstat(fd).st_dev, os.fstat(fd).st_ino))
         if tracked is not None:  # in a pattern too: read what neither it nor we have read
@@ -1456,7 +1461,7 @@ class FileSources:
             tracked.fingerprint = Fingerprint.of(tracked.fd, min(size, FINGERPRINT_BYTES))
             tracked.mtime_ns = os.fstat(tracked.fd).st_mtime_ns
             reader.defer_save(tracked)  # what it holds now is read: a stale past is forgotten
-            return
+            return tracked
         self._log.info(
             "source_copy_read", path=path, original=followed.path, offset=followed.offset
         )
@@ -1477,6 +1482,7 @@ class FileSources:
         self.files[copy.identity] = copy
         reader.defer_save(copy)
         self._rebuild_index()
+        return copy
 
     def _copy_candidate(self, path: str, followed: FollowedFile) -> int | None:
         if path in (followed.path, os.path.realpath(followed.path)):
@@ -2052,6 +2058,15 @@ def _gzip_head(fd: int, length: int) -> bytes | None:
     except (OSError, zlib.error):
         return None
     return head[:length]
+
+
+def _reading_order(followed: FollowedFile) -> tuple[bool, bool, int]:
+    """Files that left their path first; then rotated names (``app.log.2``, ``app.log.1``
+    under ``app.log*``), oldest first, before live ones: a start that finds generations
+    rotation made while it was stopped reads them in the order they were written."""
+    name = os.path.basename(followed.path)
+    live = _rotation_stem(name) == name
+    return (followed.left_paths_at is None, live, 0 if live else followed.mtime_ns)
 
 
 def _compressed_from(fd: int, compressed_fd: int, head: bytes) -> bool:
