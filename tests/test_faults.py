@@ -249,6 +249,21 @@ class TestStateDiskFull:
         finally:
             store.close()
 
+    def test_many_small_commits_fit_a_small_state_disk(self, tmp_path, tmpfs):
+        """Found by an outside attack: on a 3 MiB state disk and nothing else on it, the
+        write-ahead log grew to fill it (SQLite copies it into the database only at about
+        4 MiB), so commits failed for good. Copied back every 64 pages and cut back after, it
+        stays small: 2,000 commits of a few rows each fit a 1 MiB disk."""
+        state = tmpfs(tmp_path / "state", "size=1m")
+        store = StateStore(state, configure_logging(io.StringIO()))
+        try:
+            for n in range(2000):
+                store.count_releases([f"message-{n % 50}"], float(n))
+            wal = state / "state.sqlite3-wal"
+            assert wal.stat().st_size <= 600 * 1024
+        finally:
+            store.close()
+
     def test_a_delivery_the_full_disk_cannot_record_is_not_sent_again(self, tmp_path, tmpfs):
         """An outside tester filled the state filesystem with a healthy receiver: the worker
         re-sent the event at the head of the outbox every 5 s (one event 8 times in 29 s), as it

@@ -33,6 +33,9 @@ _SELECT_CHECKPOINTS = (
 LOCK_NAME = "lock"
 # A full disk passes; restarting does not mend a missing permission or a read-only filesystem.
 _TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+WAL_CHECKPOINT_PAGES = 64  # about 256 KiB of 4 KiB pages
+WAL_SIZE_LIMIT_BYTES = 512 * 1024
+
 _RETIRED_FILES = """
 CREATE TABLE IF NOT EXISTS retired_files (
     device INTEGER NOT NULL,
@@ -297,6 +300,11 @@ class StateStore:
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # The write-ahead log is copied into the database every WAL_CHECKPOINT_PAGES and
+            # cut back to WAL_SIZE_LIMIT_BYTES after: left at SQLite's default (about 4 MiB),
+            # it filled a small state disk by itself and the pause never ended.
+            connection.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
             connection.executescript(_SCHEMA)
             _migrate_path_offsets(connection)
             _migrate_retired_files(connection)
@@ -508,6 +516,8 @@ class StateStore:
                 if self._connection.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         self._connection.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # give back what the log holds
+                    self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 raise
 
     def log_group_position(self, account: str, group: str) -> LogGroupPosition | None:
