@@ -6,7 +6,8 @@ moto, except for GETs whose path contains one of ``proxy.refused`` (answered 403
 ``proxy.refused_once`` (the same, for the next such GET only: a blip).
 ``proxy.operations`` counts the JSON-protocol calls (SQS, CloudWatch Logs) by ``X-Amz-Target``;
 those named in ``proxy.failing_operations`` are answered 500 ``InternalError``, as AWS answers
-in an incident.
+in an incident; those in ``proxy.hanging_operations`` get no answer at all (a connection
+accepted and never answered, until the proxy exits), as a broken network path does.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class FaultProxy(LocalServer):
         self.refusals = 0
         self.operations: Counter[str] = Counter()  # X-Amz-Target -> requests received
         self.failing_operations: set[str] = set()  # X-Amz-Target values answered 500
+        self.hanging_operations: set[str] = set()  # X-Amz-Target values never answered
         self._lock = threading.Lock()
         super().__init__()
 
@@ -66,6 +68,10 @@ class FaultProxy(LocalServer):
                 with proxy._lock:
                     proxy.operations[operation] += 1
                     failing = operation in proxy.failing_operations
+                    hanging = operation in proxy.hanging_operations
+                if hanging:
+                    proxy._stopping.wait()  # no answer; the proxy's exit ends the wait
+                    return
                 if failing:
                     headers = {"Content-Type": "application/x-amz-json-1.0"}
                     self._answer(500, headers, INTERNAL_ERROR)

@@ -302,6 +302,35 @@ class TestLeases:
         assert "(InternalError)" in failed["error"]
         assert "visibility timeout (30 s)" in failed["detail"]
 
+    def test_a_stop_while_sqs_accepts_and_never_answers_ends_in_bounded_time(
+        self, moto_server, queue, daemons, tmp_path, tmpfs
+    ):
+        """Found by an outside attack: SQS behind a path that accepts connections and never
+        answers. SIGTERM waited for the long poll's read timeout (``wait_time`` + 40 s, tried
+        again), then for the release's: minutes, past systemd's stop timeout. Now the threads
+        get ``wait_time`` and a grace, and each call of the stop one short try: exit 0, the
+        messages it could not give back named."""
+        with FaultProxy(moto_server.url) as proxy:
+            through_proxy = SimpleNamespace(
+                url=queue.url,
+                aws=SimpleNamespace(env=lambda: moto_server.env(AWS_ENDPOINT_URL=proxy.url)),
+            )
+            holder, _ = holding(daemons, through_proxy, tmp_path / "a", tmpfs)  # type: ignore[arg-type]
+            put_numbered(queue, 2, 1)
+            wait_for(lambda: len(read_objects(holder)) == 2, "both objects read and held")
+            receive = "AmazonSQS.ReceiveMessage"
+            proxy.hanging_operations |= {receive, "AmazonSQS.ChangeMessageVisibilityBatch"}
+            receives = proxy.operations[receive]
+            wait_for(lambda: proxy.operations[receive] > receives, "a receive left unanswered")
+            began = time.monotonic()
+            assert 0 == holder.stop()
+            took = time.monotonic() - began
+        assert took < 30, f"the stop took {took:.0f} s"  # wait_time 1 s + 5 s + 5 s, and slack
+        (failed,) = holder.logged("sqs_release_failed")
+        assert 2 == failed["failed"]
+        (stuck,) = holder.logged("sqs_stop_not_waited")
+        assert any("receiver" in name for name in stuck["threads"])
+
 
 class TestEventBridge:
     def test_api_calls_envelopes_and_notifications_share_the_queue_and_one_id_per_denial(
@@ -391,6 +420,35 @@ class TestBadInput:
         assert [expected_id(9)] == event_ids(daemon.events())
         assert [] == daemon.logged("sqs_message_dropped")
         assert 0 == daemon.stop()
+
+    def test_reads_s3_does_not_answer_make_no_message_poison(
+        self, moto_server, queue, daemons, tmp_path
+    ):
+        """Found by an outside attack: with S3 unreachable (SQS fine), every read failed and
+        counted as a receive, so each message was dropped as poison after max_receive_count
+        receives and its denials lost. A read S3 does not answer is the watcher's network,
+        not the message's: it does not count; the message is read once S3 answers."""
+        queue.s3.create_bucket(Bucket=OTHER_BUCKET)
+        key = trail_key("while-s3-is-down")
+        queue.s3.put_object(Bucket=OTHER_BUCKET, Key=key, Body=trail_object([trail_record(11)]))
+        queue.send(notification(OTHER_BUCKET, key))
+        no_s3 = SimpleNamespace(
+            url=queue.url,
+            aws=SimpleNamespace(
+                env=lambda: moto_server.env(AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")
+            ),
+        )
+        options = {"visibility_timeout": "1s", "max_receive_count": 1}
+        down = started(daemons, QueueDaemon(tmp_path / "a", no_s3, **options))  # type: ignore[arg-type]
+        wait_for(lambda: len(down.logged("s3_object_read_failed")) >= 4, "four reads failed")
+        assert [] == down.logged("sqs_message_dropped")
+        assert 0 == down.stop()
+        up = started(daemons, QueueDaemon(tmp_path / "a", queue, **options))
+        wait_for(lambda: len(up.events()) == 1, "the denial once S3 answers")
+        wait_for(queue.empty, "the message deleted")
+        assert [expected_id(11)] == event_ids(up.events())
+        assert [] == up.logged("sqs_message_dropped")
+        assert 0 == up.stop()
 
     def test_a_failing_receive_is_logged_once_and_the_queue_read_once_it_answers(
         self, moto_server, daemons, tmp_path

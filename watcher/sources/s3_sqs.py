@@ -42,6 +42,7 @@ from watcher.sources.base import Output, Progress, RemoteSource, Save, SourceCon
 from watcher.sources.cloudtrail import is_denial, record_denial
 from watcher.sources.lines import Readable
 from watcher.sources.s3_objects import (
+    CLOUDTRAIL_LOG_KEY,
     ObjectFormatError,
     UnrecognisedObjectError,
     object_denials,
@@ -55,8 +56,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
-# CloudTrail log files, not digests or insights: .../CloudTrail/<region>/.../<name>.json.gz
-DEFAULT_KEY_PATTERN = r"(?:^|/)CloudTrail/.*_CloudTrail_[^/]*\.json(?:\.gz)?$"
+DEFAULT_KEY_PATTERN = CLOUDTRAIL_LOG_KEY
 SQS_BATCH_MAX = 10  # ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibilityBatch
 MAX_HANDED_ON_PER_READ = 64
 SEEN_OBJECTS_MAX = 100_000
@@ -68,6 +68,8 @@ RECEIVE_RETRY_MAX_SECONDS = 60.0
 DELETE_BATCH_WAIT_SECONDS = 0.2  # one DeleteMessageBatch for several acknowledgements
 DELETE_RETRY_FIRST_SECONDS = 1.0
 DELETE_RETRY_MAX_SECONDS = 30.0
+STOP_GRACE_SECONDS = 5.0  # beyond wait_time, for the threads to end at a stop
+STOP_CALL_SECONDS = 5.0  # each call at a stop (release, last deletions): one try, this long
 _GONE_CODES = frozenset({"NoSuchKey", "404", "NoSuchBucket"})
 _QUEUE_REGION = re.compile(r"^https://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
@@ -85,6 +87,8 @@ class _Lease:
     body: str
     receive_count: int
     extend_at: float  # monotonic time of the next visibility extension
+    failure: str = ""  # why the last read of its objects failed, if it did
+    unanswered: bool = False  # that failure was no answer from S3 (the watcher's network)
 
 
 @dataclass(slots=True, eq=False)
@@ -195,15 +199,33 @@ class _QueueReader:
                 condition.notify_all()
 
     def join(self) -> None:
+        """Wait for the threads, at most ``wait_time`` and a grace: one stuck in a call to an
+        endpoint that accepts and never answers is left behind (it runs on as a daemon thread
+        until the process ends; what it holds is released or deleted below)."""
+        deadline = time.monotonic() + self.config.wait_time_seconds + STOP_GRACE_SECONDS
         for thread in self._threads:
-            thread.join()
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = sorted(t.name for t in self._threads if t.is_alive())
+        if stuck:
+            self._log.warning(
+                "sqs_stop_not_waited", queue=self.config.queue_url, threads=stuck,
+                detail="their calls to the endpoint got no answer in time; the stop goes on",
+            )  # fmt: skip
         self._threads.clear()
 
     def release_all(self) -> None:
-        """Give every message still held back to the queue now (visibility 0)."""
+        """Give every message still held back to the queue now (visibility 0), and delete the
+        acknowledged ones a stuck deleter left (their events are out: given back, another
+        watcher would emit them again). Each call tried once, briefly: the endpoint may hang."""
         with self._lock:
             leases = list(self._leases.values())
+            due = [lease for lease in leases if lease.receipt in self._acknowledged]
+            leases = [lease for lease in leases if lease.receipt not in self._acknowledged]
             self._leases.clear()
+            self._acknowledged.clear()
+        self._sqs = self._stop_client()
+        for chunk in _chunks(due):
+            self._delete([lease for _, lease in chunk])  # failures come back: same event_id
         if leases:
             failed = self._change_visibility(leases, 0)
             released = [lease.message_id for lease in leases if lease not in failed]
@@ -400,6 +422,8 @@ class _QueueReader:
                     message_id=lease.message_id, error=f"{type(exc).__name__}: {exc}",
                 )  # fmt: skip
                 outcome = None
+            if outcome is None and lease.unanswered:
+                self._not_counted(lease)
             if outcome is None:
                 try:
                     outcome = self._given_up(lease)
@@ -413,6 +437,15 @@ class _QueueReader:
             else:
                 self._ready.append(outcome)
                 self._wake()
+
+    def _not_counted(self, lease: _Lease) -> None:
+        """A read that got no answer from S3 (unreachable, timed out: this watcher's network,
+        not the message) does not count toward ``max_receive_count``: an outage of S3 alone
+        must not turn every message received meanwhile into poison. Counted as a release."""
+        try:
+            self._store.count_releases([lease.message_id], time.time())
+        except sqlite3.Error as exc:
+            self._log.warning("sqs_releases_not_counted", error=str(exc))
 
     def _given_up(self, lease: _Lease) -> _Outcome | None:
         """A message that failed again after ``max_receive_count`` receives is dropped (an
@@ -429,7 +462,8 @@ class _QueueReader:
         self._drop(
             lease,
             f"failed again after {receives} receives, not counting this watcher's releases "
-            f"at a stop (max_receive_count {limit})",
+            f"at a stop nor reads S3 did not answer (max_receive_count {limit})"
+            + (f"; the last failure: {lease.failure}" if lease.failure else ""),
             objects=_object_paths(lease.body),
         )
         return _Outcome(self, lease, [])
@@ -506,6 +540,7 @@ class _QueueReader:
             self._retry_later(outcome.lease, path, str(exc))
             return False
         except (BotoCoreError, OSError) as exc:
+            outcome.lease.unanswered = True
             self._retry_later(outcome.lease, path, str(exc))
             return False
         outcome.denials.extend(denials)
@@ -522,6 +557,7 @@ class _QueueReader:
         )  # fmt: skip
 
     def _retry_later(self, lease: _Lease, path: str, error: str) -> None:
+        lease.failure = f"{path}: {error}"
         self._log.warning(
             "s3_object_read_failed", object=path, message_id=lease.message_id, error=error,
             receive_count=lease.receive_count,
@@ -586,11 +622,24 @@ class _QueueReader:
 
     # -- AWS ---------------------------------------------------------------------------------
 
+    def _stop_client(self) -> SQSClient:
+        """An SQS client for the calls of a stop: one try each, STOP_CALL_SECONDS at most."""
+        quick = BotocoreConfig(
+            retries={"mode": "standard", "total_max_attempts": 1},
+            connect_timeout=STOP_CALL_SECONDS,
+            read_timeout=STOP_CALL_SECONDS,
+        )
+        try:
+            return self._session.client("sqs", config=quick)
+        except (BotoCoreError, ValueError):
+            return self._sqs
+
     def _clients(self, config: S3SqsSource) -> tuple[SQSClient, S3Client]:
         session = boto3.Session(
             profile_name=config.aws_profile,
             region_name=config.region or queue_region(config.queue_url),
         )
+        self._session = session
         botocore_config = BotocoreConfig(
             retries={"mode": "standard"},
             max_pool_connections=config.workers + 2,
