@@ -318,11 +318,12 @@ class TestLateDeliveries:
         """An outside tester's loss: ``notes.txt`` put in a trail prefix sorts after every
         dated key; taken for the newest key done it became the window's floor, and no later
         CloudTrail object there was listed again (for good once a second one came, across
-        restarts). The window follows the dated keys only."""
+        restarts). The window follows the dated keys only. A second attack found such an
+        object read all the same when it held CloudTrail's JSON: it is skipped by its name."""
         trail_prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/"
         name = trail_prefix + "2026/11/{}/111122223333_CloudTrail_us-east-1_202611{}Z_{}.json.gz"
         old = trail.put_trail_object_at(name.format("28", "28T1200", "aaaa"))
-        trail.put(trail_prefix + "notes.txt", b"not a trail object\n")
+        stray = trail.put_trail_object_at(trail_prefix + "notes.txt")  # CloudTrail's JSON in it
         driver = drivers.start(start_at=start_at)
         driver.wait_until(lambda: driver.source.turns >= 2, "a first whole listing")
         wanted = [trail.put_trail_object_at(name.format("29", "29T0100", "bbbb"))]
@@ -340,6 +341,7 @@ class TestLateDeliveries:
             trail.event_ids([old]) if start_at == "beginning" else set()
         )
         assert sorted(expected) == sorted(seen)
+        assert not trail.event_ids([stray]) & set(seen)
 
     def test_keys_before_the_look_back_window_are_forgotten(self, trail, drivers, store):
         """The state keeps the keys done from the window's floor (the day before its basis)
@@ -660,7 +662,10 @@ class TestDaemon:
 
     def test_a_bad_object_is_logged_by_the_daemon_and_the_rest_is_read(self, trail, daemon):
         """One log line names the object; the denials of the good objects are emitted."""
-        bad = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/bad.json.gz"
+        bad = (
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/"
+            "111122223333_CloudTrail_us-east-1_20261129T0000Z_bad.json.gz"
+        )
         trail.put_trail_object("111122223333", "us-east-1")
         trail.put(bad, b"not gzip, not JSON")
         put_last(trail)

@@ -54,6 +54,7 @@ from watcher.pipeline import Denial
 from watcher.sources.base import Output, Progress, RemoteSource, Save, Wake
 from watcher.sources.cloudtrail import SKIPPED_DIRECTORIES
 from watcher.sources.s3_objects import (
+    CLOUDTRAIL_LOG_KEY,
     ObjectFormatError,
     UnrecognisedObjectError,
     object_denials,
@@ -73,6 +74,7 @@ CLOSE_TIMEOUT_SECONDS = 30.0  # a request in flight ends within botocore's timeo
 MAX_DISCOVERY_DEPTH = 4
 LOOKBACK_DAYS = 1  # a delivery later than this after a greater key is not seen (README)
 _KEY_DATE_RE = re.compile(r"(\d{4})/(\d{2})/(\d{2})/")
+_LOG_KEY_RE = re.compile(CLOUDTRAIL_LOG_KEY)
 _TRAIL_PREFIX_RE = re.compile(r"(?:^|/)CloudTrail/[^/]+/$")
 # GetObject errors that reading again would not mend: the object is passed over, by name.
 _UNREADABLE_OBJECT_REASONS = {
@@ -194,6 +196,7 @@ class BucketLister(threading.Thread):
         self._client: S3Client | None = None
         self._start_after: dict[str, str] = {}  # trail prefix -> start_at: end's key
         self._done: dict[str, set[str]] = {}  # trail prefix -> keys fetched, in the window
+        self._ignored: set[str] = set()  # objects no CloudTrail log file by name, said once
         # trail prefix -> the newest key done when its last listing began: the next listing's
         # window starts from it, not from keys read during that listing, so a late key put
         # behind the listing's position while it ran is still in the next one's window.
@@ -351,8 +354,21 @@ class BucketLister(threading.Thread):
             lookback_floor(trail_prefix, basis),
         )
         for key, size in self._listed(client, trail_prefix, after):
-            if key not in done:
+            if not _LOG_KEY_RE.search(key):
+                self._ignore(object_path(self.config.bucket, key))
+            elif key not in done:
                 yield key, size
+
+    def _ignore(self, path: str) -> None:
+        """An object in a trail prefix that is no CloudTrail log file by its name (someone's
+        notes.txt): skipped, said once a run."""
+        if path not in self._ignored:
+            self._ignored.add(path)
+            self._log.info(
+                "s3_object_ignored", path=path,
+                detail="not a CloudTrail log file by its name (<account>_CloudTrail_<region>_"
+                "...json.gz); not read",
+            )  # fmt: skip
 
     def _forget_before_window(self, trail_prefix: str) -> None:
         """Forget the keys done below the next listing's window (from the newest key done

@@ -28,6 +28,8 @@ from watcher.sources.cloudtrail import (
 from watcher.sources.lines import Readable
 from watcher.sources.log_events import is_subscription_record, subscription_events
 
+# CloudTrail log files, not digests or insights: .../CloudTrail/<region>/.../<name>.json.gz
+CLOUDTRAIL_LOG_KEY = r"(?:^|/)CloudTrail/.*_CloudTrail_[^/]*\.json(?:\.gz)?$"
 _GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF_BYTES = 4096
 MAX_SUBSCRIPTION_OBJECT_BYTES = 256 * 1024 * 1024  # Firehose objects are far smaller
