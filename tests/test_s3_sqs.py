@@ -90,6 +90,27 @@ def holding(
     return started(daemons, QueueDaemon(root, queue, **options)), filler
 
 
+def holding_two(
+    daemons: list[QueueDaemon],
+    moto_server: MotoServer,
+    *,
+    queue: TrailQueue,
+    proxy: FaultProxy,
+    root: Path,
+    tmpfs: Any,
+) -> QueueDaemon:
+    """A holder (see ``holding``) whose calls go through ``proxy``, once it holds two
+    messages, each of whose objects it has read."""
+    through_proxy = SimpleNamespace(
+        url=queue.url,
+        aws=SimpleNamespace(env=lambda: moto_server.env(AWS_ENDPOINT_URL=proxy.url)),
+    )
+    holder, _ = holding(daemons, through_proxy, root, tmpfs)  # type: ignore[arg-type]
+    put_numbered(queue, 2, 1)
+    wait_for(lambda: len(read_objects(holder)) == 2, "both objects read and held")
+    return holder
+
+
 def held_objects(queue: TrailQueue, holder: QueueDaemon) -> set[str]:
     """Wait until the holder holds 3 or 4 messages (its workers: 4; it receives again only
     when 2 are free), each of whose objects it has read; those objects."""
@@ -287,13 +308,9 @@ class TestLeases:
         and says how many messages stay invisible until their timeout (an outside tester
         saw the stop say nothing)."""
         with FaultProxy(moto_server.url) as proxy:
-            through_proxy = SimpleNamespace(
-                url=queue.url,
-                aws=SimpleNamespace(env=lambda: moto_server.env(AWS_ENDPOINT_URL=proxy.url)),
+            holder = holding_two(
+                daemons, moto_server, queue=queue, proxy=proxy, root=tmp_path / "a", tmpfs=tmpfs
             )
-            holder, _ = holding(daemons, through_proxy, tmp_path / "a", tmpfs)  # type: ignore[arg-type]
-            put_numbered(queue, 2, 1)
-            wait_for(lambda: len(read_objects(holder)) == 2, "both objects read and held")
             proxy.failing_operations.add("AmazonSQS.ChangeMessageVisibilityBatch")
             assert 0 == holder.stop()
         assert (0, 2) == queue.counts()  # still invisible: not given back
@@ -311,13 +328,9 @@ class TestLeases:
         get ``wait_time`` and a grace, and each call of the stop one short try: exit 0, the
         messages it could not give back named."""
         with FaultProxy(moto_server.url) as proxy:
-            through_proxy = SimpleNamespace(
-                url=queue.url,
-                aws=SimpleNamespace(env=lambda: moto_server.env(AWS_ENDPOINT_URL=proxy.url)),
+            holder = holding_two(
+                daemons, moto_server, queue=queue, proxy=proxy, root=tmp_path / "a", tmpfs=tmpfs
             )
-            holder, _ = holding(daemons, through_proxy, tmp_path / "a", tmpfs)  # type: ignore[arg-type]
-            put_numbered(queue, 2, 1)
-            wait_for(lambda: len(read_objects(holder)) == 2, "both objects read and held")
             receive = "AmazonSQS.ReceiveMessage"
             proxy.hanging_operations |= {receive, "AmazonSQS.ChangeMessageVisibilityBatch"}
             receives = proxy.operations[receive]
