@@ -657,14 +657,18 @@ class FileSources:
             fingerprint = Fingerprint(saved.fingerprint_bytes, saved.fingerprint)
             _remember(self._retired, (identity, fingerprint), saved.offset)
 
-    def remember_life(self, identity: Identity, fingerprint: Fingerprint, offset: int) -> None:
+    def remember_life(
+        self, identity: Identity, fingerprint: Fingerprint, offset: int, *, history: bool = False
+    ) -> None:
         """A followed file's past life (before a truncation), read up to ``offset``: its
-        compressed copy, found later (after a restart too), is not named for what was read."""
+        compressed copy, found later (after a restart too), is not named for what was read.
+        ``history``: a rotated file at the very first start, as if read to its end."""
         if fingerprint.length:
-            _remember(self._retired, (identity, fingerprint), offset)
+            _remember(self._history if history else self._retired, (identity, fingerprint), offset)
             life = RetiredFile(
-                identity.device, identity.inode, fingerprint.digest, fingerprint.length, offset
-            )
+                identity.device, identity.inode, fingerprint.digest, fingerprint.length, offset,
+                history=history,
+            )  # fmt: skip
             self._lives_unsaved.append(life)
 
     def _mark_compressed_seen(self, compressed: CompressedFile) -> None:
@@ -872,7 +876,7 @@ class FileSources:
         reaches are history: each is remembered as a file read to its end, as if followed and
         closed, so that a later search for missed generations never reads one from its start
         once a late writer or ``touch`` makes it look newer (only what is added is read)."""
-        for identity, (path, source) in reachable.items():
+        for path, source in reachable.values():
             if _rotation_stem(os.path.basename(path)) != os.path.basename(path):
                 continue
             for candidate in _rotation_candidates(path, source):
@@ -880,11 +884,11 @@ class FileSources:
                     info = os.stat(candidate)
                 except OSError:
                     continue
+                rotated = Identity(info.st_dev, info.st_ino)
                 if (
                     not stat.S_ISREG(info.st_mode)
                     or info.st_size == 0
-                    or Identity(info.st_dev, info.st_ino) in reachable
-                    or Identity(info.st_dev, info.st_ino) == identity
+                    or rotated in reachable
                     or not _named_as_rotation_of(candidate, path)
                 ):
                     continue
@@ -892,25 +896,12 @@ class FileSources:
                 if fd is None:
                     continue
                 try:
-                    size = os.fstat(fd).st_size
-                    if _identity(fd) == Identity(info.st_dev, info.st_ino) and not _compressed(
-                        candidate, fd
-                    ):
+                    if _identity(fd) == rotated and not _compressed(candidate, fd):
+                        size = os.fstat(fd).st_size
                         fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
-                        self._remember_history_file(_identity(fd), fingerprint, size)
+                        self.remember_life(rotated, fingerprint, size, history=True)
                 finally:
                     os.close(fd)
-
-    def _remember_history_file(
-        self, identity: Identity, fingerprint: Fingerprint, size: int
-    ) -> None:
-        if fingerprint.length:
-            _remember(self._history, (identity, fingerprint), size)
-            device, inode = identity.device, identity.inode
-            digest, length = fingerprint.digest, fingerprint.length
-            self._lives_unsaved.append(
-                RetiredFile(device, inode, digest, length, size, history=True)
-            )
 
     def _follow_listed_and_rotated(
         self,
@@ -951,13 +942,21 @@ class FileSources:
             size = os.fstat(fd).st_size
             offset = size if self._start_at_end and source.start_at == "end" else 0
             checkpoint = _first_checkpoint(fd, identity, path, offset, size)
-            followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
-            followed.left_paths_at = self._clock()
-            self.files[identity] = followed
-            self._save(followed)
-            self._log.info("source_missed_generation", path=path, rotated_to=candidate)
-            reader.read(followed)
+            self._follow_generation(fd, checkpoint, source, candidate, reader)
             return
+
+    def _follow_generation(
+        self, fd: int, checkpoint: FileCheckpoint, source: FileSource, at: str, reader: _Reader
+    ) -> None:
+        """A generation of ``checkpoint.path`` rotation put at ``at``, found by a search:
+        followed until idle, read now (its lines before those of later generations)."""
+        identity = Identity(checkpoint.device, checkpoint.inode)
+        followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
+        followed.left_paths_at = self._clock()
+        self.files[identity] = followed
+        self._save(followed)
+        self._log.info("source_missed_generation", path=checkpoint.path, rotated_to=at)
+        reader.read(followed)
 
     def _follow_missed_generations(
         self,
@@ -1057,12 +1056,7 @@ class FileSources:
                 # renamed: its checkpoint goes on, so that its first read sees the truncation
                 # and reads what we had not read of its last life from that life's copy.
                 checkpoint = dataclasses.replace(saved, path=path)
-            followed = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
-            followed.left_paths_at = self._clock()
-            self.files[identity] = followed
-            self._save(followed)
-            self._log.info("source_missed_generation", path=path, rotated_to=candidate)
-            reader.read(followed)  # now: its lines come before those of later generations
+            self._follow_generation(fd, checkpoint, source, candidate, reader)
         return moved
 
     def _report_compressed(
@@ -1091,8 +1085,9 @@ class FileSources:
                 self._warn_compressed(path, compressed, fd, None)
             return False
         read: list[tuple[int, int]] = []  # (offset, mtime_ns) of each read of these first bytes
+        packed = (_gzip_size(fd), mtime_ns)
         for followed in self.files.values():
-            if _compressed_from(followed.fd, fd, head):
+            if _compressed_from(followed.fd, head, *packed):
                 return True  # a file held open, written anew since our last read: read there
             if _fingerprint_of(followed.fingerprint, head):
                 if followed.fingerprint.matches(followed.fd):
@@ -1938,7 +1933,8 @@ def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
     except OSError:
         return False
     try:
-        if not stat.S_ISREG(os.fstat(live).st_mode) or os.fstat(live).st_size < size:
+        info = os.fstat(live)
+        if not stat.S_ISREG(info.st_mode) or info.st_size < size:
             return False
         length = min(size, FINGERPRINT_BYTES)
         return _same_first_bytes(live, fd, length) and not _ends_otherwise(live, fd, size)
@@ -2069,16 +2065,15 @@ def _reading_order(followed: FollowedFile) -> tuple[bool, bool, int]:
     return (followed.left_paths_at is None, live, 0 if live else followed.mtime_ns)
 
 
-def _compressed_from(fd: int, compressed_fd: int, head: bytes) -> bool:
-    """Whether the compressed file is the file at ``fd`` as it is now: the same first bytes
-    (``head``, the compressed file's), size (its trailer's, modulo 4 GiB) and mtime (which
-    logrotate and gzip keep). Two lives that begin alike are told apart by size and time."""
-    size = _gzip_size(compressed_fd)
+def _compressed_from(fd: int, head: bytes, size: int | None, mtime_ns: int) -> bool:
+    """Whether a compressed file is the file at ``fd`` as it is now: the same first bytes
+    (``head``), size (``size``, its gzip trailer's, modulo 4 GiB) and mtime (which logrotate
+    and gzip keep). Two lives that begin alike are told apart by size and time."""
     if not head or size is None:
         return False
     try:
-        info, packed = os.fstat(fd), os.fstat(compressed_fd)
-        if info.st_size % 2**32 != size or info.st_mtime_ns != packed.st_mtime_ns:
+        info = os.fstat(fd)
+        if info.st_size % 2**32 != size or info.st_mtime_ns != mtime_ns:
             return False
         return os.pread(fd, len(head), 0) == head
     except OSError:
