@@ -160,6 +160,7 @@ class FollowerMachine(RuleBasedStateMachine):
         changed = set(self.touched)
         self.touched.clear()
         before = len(self.handed)
+        self._before_crash_poll()
         self.follower.poll(changed, self._handle)  # and no sink confirms: nothing saved
         self.steps.append(f"  -> {[h.line for h in self.handed[before:]]} (never committed)")
         self._after_crash_poll()
@@ -171,6 +172,9 @@ class FollowerMachine(RuleBasedStateMachine):
         self._forget()
         self.epoch += 1
         self.touched.add("<crash>")  # the follower must look again before anything is due
+
+    def _before_crash_poll(self) -> None:
+        """What a model decides as the crash's last poll begins, with the files as it sees them."""
 
     def _after_crash_poll(self) -> None:
         """What a model checks of the crash's last poll, with the files as that poll saw them."""
@@ -232,13 +236,15 @@ def model_settings(examples: int, *, explore: bool) -> settings:
 
 
 def replay(machine: FollowerMachine, steps: str) -> None:
-    """Run ``steps`` (one rule call a line) on ``machine`` after its ``start_first``, checking
-    every invariant after each step, as hypothesis does; then tear it down."""
+    """Run ``steps`` (one rule call a line) on ``machine`` after its ``start_first`` (the first
+    step when it names one), checking every invariant after each step, as hypothesis does;
+    then tear it down."""
+    lines = [line.strip() for line in steps.splitlines()]
+    calls = [line for line in lines if line and not line.startswith(("~", "->"))]  # not notes
+    if not calls or not calls[0].startswith("start_first("):
+        calls.insert(0, "start_first()")
     try:
-        machine.start_first()
-        for step in filter(None, (line.strip() for line in steps.splitlines())):
-            if step.startswith(("~", "->")):
-                continue  # a story's lines of what happened, not steps
+        for step in calls:
             name, _, arguments = step.partition("(")
             kwargs = eval(f"dict({arguments}")  # noqa: S307 - literals from our own tests
             getattr(machine, name)(**kwargs)

@@ -40,6 +40,7 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import (
+    initialize,
     invariant,
     precondition,
     rule,
@@ -91,6 +92,10 @@ class Generation:
     # found by the first look after a start, if a file it does not know is at app.log then
     # (new since the last run, it is searched for what rotation made of it meanwhile)
     at_start: bool = False
+    # Written before the very first start at a rotated name no pattern reaches, and there
+    # (or compressed) at the first look, with app.log: history, remembered as read to its
+    # end. Never read, and never named once compressed, whatever its time says later.
+    history: bool = False
 
 
 class FollowerModel(FollowerMachine):
@@ -143,6 +148,47 @@ class FollowerModel(FollowerMachine):
         self.saved_a_file = False  # a follower had a file open: the state knows a last run
         # Compressed copies of at_start generations: named at the next look if found then
         self.compressed_at_start: dict[str, set[int]] = {}
+        self.before_start: list[Generation] = []  # rotated before the first start, unreached
+        self.compressed_from: dict[str, Generation] = {}  # .gz -> the file last compressed to it
+        self.first_look_due = True  # the very first follower has not looked yet
+        self.history_lines: set[int] = set()
+
+    @initialize(history=st.integers(0, KEEP), live=st.booleans())
+    def start_first(self, history: int = 0, live: bool = False) -> None:
+        """The very first start; before it, the application may have written app.log
+        (``live``) and rotation left ``history`` generations of it."""
+        if history or live:
+            self.steps.append(f"start_first(history={history}, live={live})")
+        for number in range(history, 0, -1):
+            name = self._rotated(number)
+            generation = self.at[name] = Generation()
+            self._write(name, generation, 2, long=False)
+            if not self._reachable(name):
+                generation.left_patterns = True
+                self._lose(generation)
+                self.before_start.append(generation)
+        if live:
+            self._write("app.log", self._live(), 2, long=False)
+        super().start_first()
+
+    def _decide_history(self, *, stalled: bool) -> None:
+        """The very first look makes history of the rotated files left before the start
+        that are still there (compressed or not), when app.log is there too. A look stalled
+        while app.log rotates may see either: those are not checked."""
+        if not self.first_look_due:
+            return
+        self.first_look_due = False
+        if stalled or "app.log" not in self.at:
+            return
+        for generation in self.before_start:
+            if any(g is generation for g in self.at.values()):
+                generation.history = True
+                self.history_lines.update(generation.lines)
+        for compressed, generation in self.compressed_from.items():
+            if generation in self.before_start and compressed in self.at:
+                generation.history = True
+                self.history_lines.update(generation.lines)
+                self.may_be_named.discard(compressed)
 
     def teardown(self) -> None:
         super().teardown()
@@ -450,14 +496,26 @@ class FollowerModel(FollowerMachine):
         self.touched.add(str(self._path(name + ".gz")))
         self.at[name + ".gz"] = Generation(observed=True)  # never holds a line of its own
         self.compressed_as[id(generation)] = (generation, name + ".gz")
+        self.compressed_from[name + ".gz"] = generation
         self._delete(name)
-        if unread:  # lines it holds never handed on: lost now, or already allowed to be
+        if unread and not generation.history:  # lines never handed on: lost, or allowed to be
             self.may_be_named.add(name + ".gz")
         if generation.lost and not was_lost and unread and at_start:
             self.compressed_at_start[name + ".gz"] = unread
             self.may_be_named.add(name + ".gz")
         elif generation.lost and not was_lost and unread:
             self._owe_warning(name + ".gz", unread)
+
+    @precondition(lambda self: any(n != "app.log" and not n.endswith(".gz") for n in self.at))
+    @rule(pick=st.integers(0, KEEP - 1))
+    def touch_rotated_file(self, pick: int) -> None:
+        """Something other than the writer (a backup tool, `touch`) makes a rotated file look
+        newer than anything read: its content is what it was."""
+        self.steps.append(f"touch_rotated_file(pick={pick})")
+        names = sorted(n for n in self.at if n != "app.log" and not n.endswith(".gz"))
+        name = names[pick % len(names)]
+        self._stamp(name)
+        self.touched.add(str(self._path(name)))
 
     def _owe_warning(self, compressed: str, lines: set[int]) -> None:
         self.owed_warnings.setdefault(compressed, set()).update(lines)
@@ -522,6 +580,7 @@ class FollowerModel(FollowerMachine):
             f"count={count!r})"
         )
         self._decide_at_start(found=False)  # a stalled first look may miss them: not required
+        self._decide_history(stalled=True)
         handed = self._poll_stalled(at_clock, lambda: self._rotate_and_write(rotation, count))
         self.steps.append(f"  -> {[h.line for h in handed]}")
         self._poll(after_events=True)
@@ -551,13 +610,16 @@ class FollowerModel(FollowerMachine):
             and not live.observed
             and not live.inode_known
         )
+        self._decide_history(stalled=False)
         self._poll_as_the_daemon(changed)
         self.polled_since_start = True
         self.steps.append(f"  -> {[h.line for h in self.handed[before:]]}")
         self._deliver()
         self._decide_at_start(found=new_at_start)
         self._secure()
-        self.saved_a_file = self.saved_a_file or any(g.observed for g in self._generations())
+        self.saved_a_file = self.saved_a_file or any(  # a compressed file is never opened
+            g.observed for name, g in self.at.items() if not name.endswith(".gz")
+        )
         self._check_warnings()
 
     def _decide_at_start(self, *, found: bool) -> None:
@@ -575,6 +637,9 @@ class FollowerModel(FollowerMachine):
             if found and compressed in self.at:
                 self._owe_warning(compressed, lines)
         self.compressed_at_start.clear()
+
+    def _before_crash_poll(self) -> None:
+        self._decide_history(stalled=False)
 
     def _after_crash_poll(self) -> None:
         """What the crash's last poll named is judged now, against the files it saw (a file of
@@ -683,6 +748,7 @@ class FollowerModel(FollowerMachine):
                 if generation.left_patterns:
                     self._lose(generation)
         self.departed_deleted = dict.fromkeys(self.departed_deleted, True)  # a restart comes
+        self.first_look_due = False  # a stop before any look: the next start is no first one
         if self.crashed:  # its last look may have read them, never committed: not required
             self._decide_at_start(found=False)
         for generation in self.deleted_but_open:
@@ -696,7 +762,12 @@ class FollowerModel(FollowerMachine):
     # -- what must hold ----------------------------------------------------------------------
 
     def checks(self) -> list[Callable[[], None]]:
-        return [self.nothing_lost, *super().checks()]
+        return [self.nothing_lost, self.history_never_read, *super().checks()]
+
+    @invariant()
+    def history_never_read(self) -> None:
+        read = sorted({h.line for h in self.handed} & self.history_lines)
+        assert not read, f"history read: {read}{self._story()}"
 
     @invariant()
     def nothing_lost(self) -> None:
@@ -1877,3 +1948,86 @@ class TestFoundByHypothesis:
             """
         _replay(layout, steps.format(then="append(count=1, long=False, leave_partial=False)"))
         _replay(layout, steps.format(then="compress_rotated_file(pick=0)"))
+
+    def test_history_is_remembered_when_the_first_run_crashes_before_its_first_save(self):
+        """Found when the model began to put history beside app.log before the first start
+        (olddir): the first run crashed before its first save, so history's record (kept
+        only with the next save) was lost while app.log's first checkpoint was on disk; the
+        next start was no first start, and a search after app.log's rotation read history
+        whole. History is saved at the first look now, as a file's first checkpoint is."""
+        _replay(
+            "olddir",
+            """
+            start_first(history=1, live=True)
+            crash()
+            rotate_by_rename(create_new=True)
+            start()
+            crash()
+            """,
+        )
+
+    def test_compressed_history_newer_than_the_last_run_is_not_named(self):
+        """Found as the one above (symlink): history compressed (its time kept) while
+        stopped looked newer than the last run (its save came after history's time, less the
+        margin for file times) and was named as a generation never read. Its first bytes and
+        size are history's: as if read to its end, quiet."""
+        _replay(
+            "symlink",
+            """
+            start_first(history=1, live=True)
+            crash()
+            delete_live_file()
+            start()
+            crash()
+            start()
+            compress_rotated_file(pick=0)
+            append(count=1, long=False, leave_partial=False)
+            crash()
+            """,
+        )
+
+    def test_a_compressed_file_is_no_sign_that_a_follower_ever_saved_a_file(self):
+        """A fault of the model, found as the ones above (olddir): a rotated file left
+        before the first start and compressed made the model believe the state knew a last
+        run (a compressed file's generation counted as one opened), so it required a copy
+        made while stopped to be found as a file new since that run. No file was ever saved:
+        the follower had nothing to look for. A compressed file is never opened now."""
+        _replay(
+            "olddir",
+            """
+            start_first(history=1, live=False)
+            crash()
+            compress_rotated_file(pick=0)
+            start()
+            crash()
+            start()
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            start()
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            """,
+        )
+
+    @pytest.mark.parametrize("layout", ["plain", "olddir", "symlink"])
+    def test_compressed_history_touched_before_the_first_start_is_not_named(self, layout: str):
+        """Found by an explore run once history was in the model: a rotated file compressed
+        before the very first start (logrotate's `compress`, as most setups have it) was no
+        history, only plain files were; touched, it looked newer than any read and was named
+        as a generation never read at the next search. It is history now, by its first bytes
+        and its gzip trailer's size."""
+        _replay(
+            layout,
+            """
+            start_first(history=1, live=True)
+            touch_rotated_file(pick=0)
+            compress_rotated_file(pick=0)
+            crash()
+            delete_live_file()
+            start()
+            crash()
+            """,
+        )

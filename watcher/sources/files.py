@@ -641,12 +641,15 @@ class FileSources:
         )
         return followed or bool(self._past_reads(head))
 
-    def _past_reads(self, head: bytes) -> list[int]:
+    def _past_reads(self, head: bytes, *, history: bool = False) -> list[int]:
         """How far files no longer followed were read, of those that began with ``head``:
-        closed once read to their end (their size then), or lives before a truncation."""
+        closed once read to their end (their size then), or lives before a truncation; and
+        with ``history``, the rotated files found at the very first start (as if read)."""
+        tables = (self._retired, self._history) if history else (self._retired,)
         return [
             size
-            for (_, fingerprint), size in self._retired.items()
+            for table in tables
+            for (_, fingerprint), size in table.items()
             if _fingerprint_of(fingerprint, head)
         ]
 
@@ -896,12 +899,33 @@ class FileSources:
                 if fd is None:
                     continue
                 try:
-                    if _identity(fd) == rotated and not _compressed(candidate, fd):
+                    if _identity(fd) != rotated:
+                        continue
+                    if _compressed(candidate, fd):
+                        self._remember_compressed_history(rotated, fd)
+                    else:
                         size = os.fstat(fd).st_size
                         fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
                         self.remember_life(rotated, fingerprint, size, history=True)
                 finally:
                     os.close(fd)
+        # Saved now, as a file's first checkpoint is: a start after a crash before the first
+        # save is no first start; knowing no history, it would read it whole as missed.
+        history = [life for life in self._lives_unsaved if life.history]
+        if history:
+            with contextlib.suppress(sqlite3.Error):  # else with the next save_checkpoints
+                self._store.keep_read(history, keep_at_most=MAX_RETIRED)
+                self._lives_unsaved = [life for life in self._lives_unsaved if not life.history]
+
+    def _remember_compressed_history(self, identity: Identity, fd: int) -> None:
+        """A compressed rotated file at the very first start is history too, by what it
+        holds (its first bytes, its trailer's size): quiet when a later search finds it,
+        though a backup tool or ``touch`` made it look newer than the last read."""
+        head = _gzip_head(fd, FINGERPRINT_BYTES)
+        size = _gzip_size(fd)
+        if head and size is not None:
+            fingerprint = Fingerprint(len(head), _digest(head))
+            self.remember_life(identity, fingerprint, size, history=True)
 
     def _follow_listed_and_rotated(
         self,
@@ -1106,7 +1130,7 @@ class FileSources:
             for saved in saved_rows
             if _fingerprint_of(Fingerprint(saved.fingerprint_bytes, saved.fingerprint), head)
         ]
-        read += [(offset, mtime_ns) for offset in self._past_reads(head)]
+        read += [(offset, mtime_ns) for offset in self._past_reads(head, history=True)]
         if read:
             offset, read_mtime_ns = max(read)
             if _holds_unread(fd, offset, mtime_ns, read_mtime_ns):
