@@ -1870,3 +1870,57 @@ def test_generations_rotated_while_stopped_come_in_the_order_they_were_written(t
     lines = second.poll() + second.poll() + second.poll()
     second.close()
     assert [int(line.split()[0][1:]) for line in lines] == list(range(4, 12))
+
+
+def test_a_file_saved_empty_then_written_and_rotated_with_its_time_set_back_is_read(tmp_path):
+    """Found by the second outside attack (E1, real logrotate `create`): app.log was saved
+    empty; while the watcher was stopped it was written, renamed to app.log.1, and its mtime
+    set back to before that save (`touch -d`, `cp -p`, a clock step back). Looked for as a
+    generation made meanwhile (an empty checkpoint tells its inode from no other file's),
+    it was not newer than the save, and its lines were lost without a word. Whatever the
+    inode of a file saved empty holds now was written after that save: it is read."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    log.touch()
+    first = Harness(tmp_path)
+    assert first.poll() == []
+    first.close()
+    saved_at = log.stat().st_mtime_ns
+    append(log, f"L1 {DENIAL}\nL2 {DENIAL}\n")
+    log.rename(logs / "app.log.1")
+    log.touch()
+    os.utime(logs / "app.log.1", ns=(saved_at - 2 * 10**9, saved_at - 2 * 10**9))
+    second = Harness(tmp_path)
+    lines = second.poll() + second.poll()
+    second.close()
+    assert lines == [f"L1 {DENIAL}", f"L2 {DENIAL}"]
+
+
+def test_lines_read_before_in_the_inode_of_a_file_saved_empty_are_not_read_again(tmp_path):
+    """The other side of the test above: what the inode of a file saved empty holds may be a
+    copy of lines read before (`cp -p` of an older rotated file into the freed inode, here
+    written into it): those come from a file already read and are not read again."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    append(log, f"L1 {DENIAL}\n")
+    first = Harness(tmp_path)
+    assert first.poll() == [f"L1 {DENIAL}"]
+    log.rename(logs / "app.log.1")
+    empty = logs / "app.log"
+    empty.touch()
+    assert first.poll() == []
+    first.now += 60.0  # app.log.1 idles past rotate_wait: closed once read, remembered so
+    assert first.poll() == []
+    assert "source_closed" in first.events()
+    first.close()
+    saved_at = empty.stat().st_mtime_ns
+    empty.write_bytes((logs / "app.log.1").read_bytes())  # the old lines, in its inode
+    empty.rename(logs / "app.log.2")
+    empty.touch()
+    os.utime(logs / "app.log.2", ns=(saved_at - 2 * 10**9, saved_at - 2 * 10**9))
+    second = Harness(tmp_path)
+    lines = second.poll() + second.poll()
+    second.close()
+    assert lines == []

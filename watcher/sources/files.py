@@ -841,10 +841,10 @@ class FileSources:
             info = self._stat_regular(candidate)
             if info is None:
                 continue
-            newer = info.st_mtime_ns > since_ns
+            identity = Identity(info.st_dev, info.st_ino)
+            newer = info.st_mtime_ns > since_ns or _saved_empty(former, identity)
             if not newer and not candidate.endswith(COMPRESSED_SUFFIXES):
                 continue  # read before (a compressed one may hold what a gone one had unread)
-            identity = Identity(info.st_dev, info.st_ino)
             if again and _compressed_file(info) in self._compressed_seen:
                 continue  # a compressed file looked at before: a search at every poll is cheap
             if again and candidate.endswith(COMPRESSED_SUFFIXES) and info.st_size > 0:
@@ -1057,7 +1057,10 @@ class FileSources:
             if (
                 size == 0
                 or self._copy_of_file_at(path, fd, size, gone, followed_before)
-                or (again and self._starts_as_a_file_read(fd, size, followed_before))
+                or (
+                    (again or _saved_empty(former, identity))
+                    and self._starts_as_a_file_read(fd, size, followed_before)
+                )
             ):
                 # Empty: no line to miss (a copy copy-truncate has just begun, say; followed
                 # now it would read that copy's lines as its own). A copy: read from the live
@@ -1219,9 +1222,11 @@ class FileSources:
         gone: dict[Identity, FileCheckpoint],
     ) -> FileCheckpoint:
         """The checkpoint of a gone file, carried over to its copy (same offsets, same key)."""
-        del gone[Identity(predecessor.device, predecessor.inode)]
-        with contextlib.suppress(sqlite3.Error):
-            self._store.forget_file(predecessor.device, predecessor.inode)
+        original = Identity(predecessor.device, predecessor.inode)
+        del gone[original]
+        if original not in self.files:  # else its row is the next life's, followed now
+            with contextlib.suppress(sqlite3.Error):
+                self._store.forget_file(predecessor.device, predecessor.inode)
         self._log.info("source_copy_continued", path=path, original=predecessor.path)
         return dataclasses.replace(
             predecessor,
@@ -1966,6 +1971,13 @@ def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
         return False
     finally:
         os.close(live)
+
+
+def _saved_empty(former: dict[Identity, FileCheckpoint] | None, identity: Identity) -> bool:
+    """``identity`` is the inode of a gone file whose checkpoint was saved empty: whatever
+    it holds now was written after that save (an inode holds no older file's bytes), however
+    far back its mtime was set since (`cp -p`, `touch -d`, a clock step back)."""
+    return former is not None and identity in former and former[identity].fingerprint_bytes == 0
 
 
 def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
