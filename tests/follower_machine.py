@@ -61,16 +61,17 @@ class FollowerMachine(RuleBasedStateMachine):
 
     @initialize()
     def start_first(self) -> None:
-        self._start(first=True)
+        self._start()
 
-    def _start(self, *, first: bool) -> None:
+    def _start(self) -> None:
+        """As the daemon starts it: a first start until the first look is saved."""
         self.polled_since_start = False
         self.store = StateStore(self.root / "state", configure_logging(self.logs))
         self.follower = FileSources(
             (self.source,),
             self.store,
             configure_logging(self.logs),
-            first_start=first,
+            first_start=self.store.files_first_look_due(),
             clock=self._clock,
         )
 
@@ -148,7 +149,7 @@ class FollowerMachine(RuleBasedStateMachine):
     @rule()
     def start(self) -> None:
         self.steps.append("start()")
-        self._start(first=False)
+        self._start()
 
     @precondition(lambda self: self.running)
     @rule()

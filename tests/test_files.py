@@ -55,7 +55,7 @@ class Harness:
             (self.source,),
             self.store,
             configure_logging(self.logs),
-            first_start=self.store.is_new,
+            first_start=self.store.files_first_look_due(),
             clock=clock or (lambda: self.now),
         )
         self.places: list[tuple[str, int, str]] = []  # (path, offset, file key) per line
@@ -1924,3 +1924,41 @@ def test_lines_read_before_in_the_inode_of_a_file_saved_empty_are_not_read_again
     lines = second.poll() + second.poll()
     second.close()
     assert lines == []
+
+
+@pytest.mark.parametrize("ended", ["stop", "crash"])
+def test_a_first_run_that_ends_before_its_first_look_leaves_the_next_start_a_first_one(
+    tmp_path, ended
+):
+    """Found by the third outside attack (real logrotate, SIGTERM or kill -9 right after the
+    start): the first run created the state database and ended before its first look at the
+    files; the next start was no first start, so app.log was read from 0 despite
+    ``start_at: end``, and no history was kept (touched, it was read whole at the next
+    copy-truncate). The first start lasts until its first look is saved."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    history = logs / "app.log.1"
+    append(history, f"H0 {DENIAL}\n")
+    os.utime(history, ns=(10**9, 10**9))  # long before the first start
+    append(log, f"H1 {DENIAL}\n")
+    first = Harness(tmp_path, start_at="end")
+    if ended == "stop":
+        first.close()
+    else:
+        first.store.close()  # killed: nothing saved, nothing closed
+    second = Harness(tmp_path, start_at="end")
+    assert second.poll() == []
+    append(log, f"L1 {DENIAL}\n")
+    assert second.poll() == [f"L1 {DENIAL}"]
+    second.close()
+    later = time.time_ns() + 10**9  # after the last read, at any clock resolution
+    os.utime(history, ns=(later, later))
+    history.rename(logs / "app.log.2")  # logrotate copytruncate, while stopped
+    shutil.copyfile(log, history)
+    truncate(log)
+    append(log, f"L2 {DENIAL}\n")
+    third = Harness(tmp_path, start_at="end")
+    lines = third.poll() + third.poll()
+    third.close()
+    assert lines == [f"L2 {DENIAL}"]

@@ -751,7 +751,6 @@ class FollowerModel(FollowerMachine):
                 if generation.left_patterns:
                     self._lose(generation)
         self.departed_deleted = dict.fromkeys(self.departed_deleted, True)  # a restart comes
-        self.first_look_due = False  # a stop before any look: the next start is no first one
         if self.crashed:  # its last look may have read them, never committed: not required
             self._decide_at_start(found=False)
         for generation in self.deleted_but_open:

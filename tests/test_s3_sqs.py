@@ -500,7 +500,7 @@ class TestBadInput:
             log = configure_logging(log_file)
             store = StateStore(tmp_path / "state", log)
             config = S3SqsSource(queue_url="http://127.0.0.1:9/000000000000/q")
-            source = S3SqsSources((config,), SourceContext(store, log, first_start=True))
+            source = S3SqsSources((config,), SourceContext(store, log))
             source.start(lambda: None)
             source.close()
             store.close()
@@ -555,7 +555,7 @@ class TestDeletions:
         )
         ready: deque[Any] = deque()
         reader = _QueueReader(
-            config, SourceContext(store, log, first_start=False), ready, lambda: None,
+            config, SourceContext(store, log), ready, lambda: None,
             _ObjectsInFlight(),
         )  # fmt: skip
         yield reader

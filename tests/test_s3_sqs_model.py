@@ -100,7 +100,7 @@ class QueueMachine(RuleBasedStateMachine):
             wait_time_seconds=1,
             max_receive_count=1,
         )
-        context = SourceContext(self.store, configure_logging(self.log_file), first_start=False)
+        context = SourceContext(self.store, configure_logging(self.log_file))
         source = S3SqsSources((config,), context)
         source.start(self.woken.set)
         return source

@@ -112,9 +112,7 @@ class Daemon:
         self._gate = CommitGate(self._flush_sinks, self._log, on_failure=self._count_sink_error)
         self._alerts = AlertEngine(config.alerts, store=store)
         self._emitter = self._build_emitter(config)
-        self._sources = Sources(
-            SourceContext(store, self._log, first_start=store.is_new), self._changes.wake
-        )
+        self._sources = Sources(SourceContext(store, self._log), self._changes.wake)
         self._sources.configure(config)
         self._watcher = self._build_watcher(config)
         self._watcher.start()

@@ -31,6 +31,7 @@ _SELECT_CHECKPOINTS = (
     "FROM followed_files"
 )
 LOCK_NAME = "lock"
+FILES_FIRST_LOOK = "files_first_look"  # milestone: the very first look at the files is saved
 # A full disk passes; restarting does not mend a missing permission or a read-only filesystem.
 _TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 WAL_CHECKPOINT_PAGES = 64  # about 256 KiB of 4 KiB pages
@@ -118,6 +119,10 @@ CREATE TABLE IF NOT EXISTS s3_listings (
     prefix TEXT NOT NULL,
     started_at REAL NOT NULL,
     PRIMARY KEY (bucket, prefix)
+);
+CREATE TABLE IF NOT EXISTS milestones (
+    name TEXT PRIMARY KEY,
+    reached_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS s3_start_keys (
     bucket TEXT NOT NULL,
@@ -261,7 +266,6 @@ class StateStore:
 
     def __init__(self, state_dir: str | Path, log: Logger) -> None:
         self.path = Path(state_dir) / DATABASE_NAME
-        self.is_new = not self.path.exists()
         self._lock = threading.Lock()
         self._log = log
         self._cache_writes_failing = False
@@ -285,8 +289,7 @@ class StateStore:
                 moved_to=str(broken),
                 detail="starting with an empty state",
             )
-            self.path.replace(broken)
-            self.is_new = True  # a fresh start: files begin at start_at, as on the first one
+            self.path.replace(broken)  # a fresh start: files begin at start_at, as at the first
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     Path(f"{self.path}{suffix}").unlink()
@@ -406,6 +409,22 @@ class StateStore:
                 " FROM retired_files ORDER BY retired_at"
             ).fetchall()
         return [RetiredFile(d, i, f, b, size, bool(h)) for d, i, f, b, size, h in rows]
+
+    def files_first_look_due(self) -> bool:
+        """Whether the very first look at the files is still to come: the database is new, or
+        every run so far ended before its first look was saved (``start_at`` and history still
+        apply then). A database from before this milestone counts its files' records."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT 1 FROM milestones WHERE name = ?", (FILES_FIRST_LOOK,)
+            ).fetchone()
+        return row is None and self.files_last_saved_at() is None
+
+    def files_first_look_saved(self) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR IGNORE INTO milestones VALUES (?, ?)", (FILES_FIRST_LOOK, time.time())
+            )
 
     def files_last_saved_at(self) -> float | None:
         """When a followed or closed file's record was last written (wall clock): at or before

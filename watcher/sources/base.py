@@ -39,7 +39,6 @@ class SourceContext:
 
     store: StateStore
     log: Logger
-    first_start: bool  # the state database is new: where ``start_at`` applies
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,6 +198,9 @@ class FileSources:
         self._log = log
         self._clock = clock
         self._start_at_end = first_start  # only files found at the very first start
+        # Said in the state database once the first look's decisions (where each file begins,
+        # history) are saved: until then, every start is a first start.
+        self._first_look_due = first_start
         self.files: dict[Identity, FollowedFile] = {}
         self._by_path: dict[str, Identity] = {}  # configured paths and real paths -> file
         self._directories: set[str] = set()  # where the files of _by_path are
@@ -295,7 +298,15 @@ class FileSources:
         if self._lives_unsaved:
             self._store.keep_read(self._lives_unsaved, keep_at_most=MAX_RETIRED)
             self._lives_unsaved = []
+        if self._first_look_due and not self._start_at_end:
+            self._first_look_saved()
         return saved
+
+    def _first_look_saved(self) -> None:
+        """Where each file found at the very first look begins, and its history, are on disk:
+        a later start is no first start, even after a crash before any line is saved."""
+        self._store.files_first_look_saved()
+        self._first_look_due = False
 
     def seconds_to_next_flush(self) -> float | None:
         """When a held message (one that may still go on) is next due to go out as it is."""
@@ -514,6 +525,9 @@ class FileSources:
         # them gone again and looks again for what rotation made after them.
         self._gone_rows.update(gone)
         self._rebuild_index()
+        if self._start_at_end and not self._unsaved and not self._lives_unsaved:
+            with contextlib.suppress(sqlite3.Error):  # else with the next save_checkpoints
+                self._first_look_saved()
         self._start_at_end = False
         self._starting = False
 

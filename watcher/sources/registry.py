@@ -30,7 +30,8 @@ Builder = Callable[[tuple[Any, ...], SourceContext], Source]
 
 
 def _files(configs: tuple[FileSource, ...], context: SourceContext) -> Source:
-    return FileSources(configs, context.store, context.log, first_start=context.first_start)
+    first_start = context.store.files_first_look_due()  # where ``start_at`` applies
+    return FileSources(configs, context.store, context.log, first_start=first_start)
 
 
 def _cloudtrail(configs: tuple[CloudTrailSource, ...], context: SourceContext) -> Source:
