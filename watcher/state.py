@@ -308,9 +308,12 @@ class StateStore:
             # it filled a small state disk by itself and the pause never ended.
             connection.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+            had_milestones = _has_table(connection, "milestones")
             connection.executescript(_SCHEMA)
             _migrate_path_offsets(connection)
             _migrate_retired_files(connection)
+            if not had_milestones:
+                _migrate_first_look(connection)
             connection.execute("PRAGMA quick_check").fetchone()
         except sqlite3.Error:
             connection.close()
@@ -413,12 +416,12 @@ class StateStore:
     def files_first_look_due(self) -> bool:
         """Whether the very first look at the files is still to come: the database is new, or
         every run so far ended before its first look was saved (``start_at`` and history still
-        apply then). A database from before this milestone counts its files' records."""
+        apply then), though some of that look's records may be saved."""
         with self._lock:
             row = self._connection.execute(
                 "SELECT 1 FROM milestones WHERE name = ?", (FILES_FIRST_LOOK,)
             ).fetchone()
-        return row is None and self.files_last_saved_at() is None
+        return row is None
 
     def files_first_look_saved(self) -> None:
         with self._lock:
@@ -741,6 +744,22 @@ def _keep_read(
         " (SELECT rowid FROM retired_files ORDER BY retired_at DESC LIMIT ?)",
         (keep_at_most,),
     )
+
+
+def _has_table(connection: sqlite3.Connection, name: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return connection.execute(query, (name,)).fetchone() is not None
+
+
+def _migrate_first_look(connection: sqlite3.Connection) -> None:
+    """A database from before the milestones: its first look is saved if it knows a file."""
+    known = connection.execute(
+        "SELECT 1 FROM followed_files UNION ALL SELECT 1 FROM retired_files LIMIT 1"
+    ).fetchone()
+    if known is not None:
+        connection.execute(
+            "INSERT OR IGNORE INTO milestones VALUES (?, ?)", (FILES_FIRST_LOOK, time.time())
+        )
 
 
 def _migrate_retired_files(connection: sqlite3.Connection) -> None:
