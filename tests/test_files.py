@@ -1761,16 +1761,25 @@ def test_history_beside_the_file_at_the_first_start_is_never_read_from_its_start
     first.close()
     if late_write:
         append(history, f"X1 {DENIAL}\n")
+    lines = _touched_then_copy_truncated_while_stopped(tmp_path, history)
+    assert sorted(lines) == sorted([f"L2 {DENIAL}"] + ([f"X1 {DENIAL}"] if late_write else []))
+
+
+def _touched_then_copy_truncated_while_stopped(root: Path, history: Path) -> list[str]:
+    """While stopped, ``history`` (app.log.1) made to look newer than the last read, then
+    logrotate's copytruncate (history renamed on to app.log.2, app.log copied to app.log.1
+    and emptied) and L2 written to app.log: the lines the next start then reads."""
+    log = history.parent / "app.log"
     later = time.time_ns() + 10**9  # after the last read, at any clock resolution
     os.utime(history, ns=(later, later))
-    history.rename(logs / "app.log.2")  # logrotate copytruncate, while stopped
+    history.rename(history.parent / "app.log.2")
     shutil.copyfile(log, history)
     truncate(log)
     append(log, f"L2 {DENIAL}\n")
-    second = Harness(tmp_path, start_at="end")
-    lines = second.poll() + second.poll()
-    second.close()
-    assert sorted(lines) == sorted([f"L2 {DENIAL}"] + ([f"X1 {DENIAL}"] if late_write else []))
+    start = Harness(root, start_at="end")
+    lines = start.poll() + start.poll()
+    start.close()
+    return lines
 
 
 def test_history_that_begins_as_a_later_copy_does_not_hide_it(tmp_path):
@@ -1952,16 +1961,7 @@ def test_a_first_run_that_ends_before_its_first_look_leaves_the_next_start_a_fir
     append(log, f"L1 {DENIAL}\n")
     assert second.poll() == [f"L1 {DENIAL}"]
     second.close()
-    later = time.time_ns() + 10**9  # after the last read, at any clock resolution
-    os.utime(history, ns=(later, later))
-    history.rename(logs / "app.log.2")  # logrotate copytruncate, while stopped
-    shutil.copyfile(log, history)
-    truncate(log)
-    append(log, f"L2 {DENIAL}\n")
-    third = Harness(tmp_path, start_at="end")
-    lines = third.poll() + third.poll()
-    third.close()
-    assert lines == [f"L2 {DENIAL}"]
+    assert _touched_then_copy_truncated_while_stopped(tmp_path, history) == [f"L2 {DENIAL}"]
 
 
 def test_a_first_look_cut_short_after_some_of_its_records_leaves_the_next_start_a_first_one(
