@@ -185,7 +185,8 @@ class FollowerModel(FollowerMachine):
                 generation.history = True
                 self.history_lines.update(generation.lines)
         for compressed, generation in self.compressed_from.items():
-            if generation in self.before_start and compressed in self.at:
+            before = any(g is generation for g in self.before_start)  # not one equal to it
+            if before and compressed in self.at:
                 generation.history = True
                 self.history_lines.update(generation.lines)
                 self.may_be_named.discard(compressed)

@@ -32,6 +32,7 @@ _SELECT_CHECKPOINTS = (
 )
 LOCK_NAME = "lock"
 FILES_FIRST_LOOK = "files_first_look"  # milestone: the very first look at the files is saved
+_REACH_MILESTONE = "INSERT OR IGNORE INTO milestones VALUES (?, ?)"
 # A full disk passes; restarting does not mend a missing permission or a read-only filesystem.
 _TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 WAL_CHECKPOINT_PAGES = 64  # about 256 KiB of 4 KiB pages
@@ -425,9 +426,7 @@ class StateStore:
 
     def files_first_look_saved(self) -> None:
         with self._lock:
-            self._connection.execute(
-                "INSERT OR IGNORE INTO milestones VALUES (?, ?)", (FILES_FIRST_LOOK, time.time())
-            )
+            self._connection.execute(_REACH_MILESTONE, (FILES_FIRST_LOOK, time.time()))
 
     def files_last_saved_at(self) -> float | None:
         """When a followed or closed file's record was last written (wall clock): at or before
@@ -757,9 +756,7 @@ def _migrate_first_look(connection: sqlite3.Connection) -> None:
         "SELECT 1 FROM followed_files UNION ALL SELECT 1 FROM retired_files LIMIT 1"
     ).fetchone()
     if known is not None:
-        connection.execute(
-            "INSERT OR IGNORE INTO milestones VALUES (?, ?)", (FILES_FIRST_LOOK, time.time())
-        )
+        connection.execute(_REACH_MILESTONE, (FILES_FIRST_LOOK, time.time()))
 
 
 def _migrate_retired_files(connection: sqlite3.Connection) -> None:
