@@ -21,7 +21,7 @@ from watcher.config import FileSource
 from watcher.events import event_id
 from watcher.log import configure_logging
 from watcher.model import Finding, Origin
-from watcher.sources.files import FileSources, LineContext, _rotation_stem
+from watcher.sources.files import FileSources, LineContext, Tail, _rotation_stem
 from watcher.sources.lines import Candidate
 from watcher.sources.watch import ChangedPaths, DirectoryWatcher
 from watcher.state import RetiredFile, StateStore
@@ -1999,3 +1999,115 @@ def test_a_database_from_before_the_first_look_milestone_that_knows_a_file_is_pa
         assert harness.poll() == [f"L1 {DENIAL}"]
     finally:
         harness.close()
+
+
+BANNER = "".join(
+    f"# service banner {i:02d}, build 1.2.3, config /etc/app.conf {'-' * 30}\n" for i in range(20)
+)
+
+
+def _copy_truncate_with_banner(log: Path) -> None:
+    """logrotate's copytruncate, then a postrotate that writes the service's banner again."""
+    shutil.copyfile(log, log.with_name(log.name + ".1"))
+    truncate(log)
+    append(log, BANNER)
+
+
+class TestLivesThatBeginAlike:
+    """Found by the third outside attack (real logrotate, a postrotate writing a 1.7 KiB
+    banner): every life of app.log began with the same first KiB, all a checkpoint knew of
+    the file's content, so a copy-truncate whose new life grew past the offset was not seen
+    and that life's first lines were lost without a word. The last bytes read before the
+    offset are kept with it: other bytes there are another life."""
+
+    def test_copy_truncated_while_stopped_and_grown_past_the_offset(self, tmp_path):
+        log = follow_once_then_stop(tmp_path, BANNER + f"L0 {DENIAL}\nL1 {DENIAL}\n")
+        append(log, f"L2 {DENIAL}\n")
+        _copy_truncate_with_banner(log)
+        append(log, f"L3 {DENIAL}\nL4 {DENIAL}\nL5 {DENIAL}\n")
+        second = Harness(tmp_path)
+        lines = second.poll() + second.poll()
+        second.close()
+        assert lines == [f"L2 {DENIAL}", f"L3 {DENIAL}", f"L4 {DENIAL}", f"L5 {DENIAL}"]
+
+    @pytest.mark.parametrize("lines_after", [1, 3])
+    def test_copy_truncated_between_two_reads(self, harness, lines_after):
+        """Shorter than the offset after it (one line) or longer (three): both are lives."""
+        log = harness.root / "logs" / "app.log"
+        append(log, BANNER + f"L0 {DENIAL}\nL1 {DENIAL}\n")
+        assert harness.poll() == [f"L0 {DENIAL}", f"L1 {DENIAL}"]
+        append(log, f"L2 {DENIAL}\n")
+        _copy_truncate_with_banner(log)
+        written = [f"N{i} {DENIAL}" for i in range(lines_after)]
+        append(log, "".join(f"{line}\n" for line in written))
+        lines = harness.poll() + harness.poll()
+        assert lines == [f"L2 {DENIAL}", *written]
+
+    def test_the_copy_of_this_life_is_told_from_older_ones(self, tmp_path):
+        """Two copy-truncates while stopped: app.log.2 (the life read) and app.log.1 begin
+        alike; the rest of the life read is read from the one that holds it, once."""
+        log = follow_once_then_stop(tmp_path, BANNER + f"L0 {DENIAL}\n")
+        for later, lines in enumerate(("L1", "M0 M1"), start=1):
+            append(log, "".join(f"{n} {DENIAL}\n" for n in lines.split()))
+            if log.with_name("app.log.1").exists():
+                os.replace(log.with_name("app.log.1"), log.with_name("app.log.2"))
+            _copy_truncate_with_banner(log)
+            then = time.time_ns() + later * 10**9  # after the last read, the older one first
+            os.utime(log.with_name("app.log.1"), ns=(then, then))
+        append(log, f"N0 {DENIAL}\n")
+        second = Harness(tmp_path)
+        lines = second.poll() + second.poll() + second.poll()
+        second.close()
+        assert lines == [f"{n} {DENIAL}" for n in ("L1", "M0", "M1", "N0")]
+
+
+def test_checkpoints_saved_before_their_last_bytes_were_kept_are_carried_over(tmp_path):
+    """A state database whose checkpoints have no last bytes: they are followed on as
+    before (the first bytes alone tell the file)."""
+    log = follow_once_then_stop(tmp_path, f"L0 {DENIAL}\n")
+    connection = sqlite3.connect(tmp_path / "state" / "state.sqlite3")
+    connection.execute("ALTER TABLE followed_files DROP COLUMN tail")
+    connection.commit()
+    connection.close()
+    append(log, f"L1 {DENIAL}\n")
+    assert poll_after_restart(tmp_path) == [f"L1 {DENIAL}"]
+    assert poll_after_restart(tmp_path) == []
+
+
+def _reader_of(data: bytes) -> Callable[[int, int], bytes | None]:
+    return lambda start, end: data[start:end]
+
+
+class TestLastBytesSeen:
+    """A file's tail: marks of its last lines, by which lives that begin alike are told."""
+
+    LIFE = (BANNER + "".join(f"L{n} {DENIAL} {'x' * 20 * n}\n" for n in range(30))).encode()
+
+    def test_its_encoding_gives_it_back(self):
+        tail = Tail.of(self.LIFE, len(self.LIFE))
+        assert tail.marks
+        assert Tail.decode(tail.encode()) == tail
+        assert Tail.decode("") == Tail()
+
+    @pytest.mark.parametrize("cut", [0.98, 0.9, 0.8])
+    def test_a_copy_made_earlier_holds_it_and_another_life_does_not(self, cut):
+        tail = Tail.of(self.LIFE, len(self.LIFE))
+        copy = self.LIFE[: int(len(self.LIFE) * cut)]  # even cut within a line
+        assert tail.verdict(len(copy), _reader_of(copy)) is True
+        other = BANNER.encode() + self.LIFE[len(BANNER) :].replace(b"\nL", b"\nM")
+        other = other[: len(copy)]
+        assert tail.verdict(len(other), _reader_of(other)) is False
+
+    def test_a_long_line_is_told_by_its_first_bytes_in_a_copy_that_ends_within_it(self):
+        life = (BANNER + f"L1 {DENIAL} {'x' * 3000}\n").encode()
+        tail = Tail.of(life, len(life))
+        other = (BANNER + f"L2 {DENIAL} ").encode()
+        assert tail.verdict(len(other), _reader_of(other)) is False
+        assert tail.verdict(len(other), _reader_of(life)) is True
+
+    def test_what_is_read_later_extends_it_and_marks_within_the_banner_say_nothing_new(self):
+        first = len(BANNER) + 10
+        tail = Tail.of(self.LIFE[:first], first).extended(self.LIFE[first:], len(self.LIFE))
+        assert tail.end == len(self.LIFE)
+        assert tail.verdict(len(self.LIFE), _reader_of(self.LIFE)) is True
+        assert tail.verdict(10, _reader_of(self.LIFE)) is None  # no mark ends that early

@@ -61,6 +61,9 @@ class Layout:
     rotated_reachable: bool  # do the patterns reach app.log.1, app.log.2...?
     symlink: bool = False  # links/app.log -> ../logs/app.log
     olddir: bool = False  # rotation moves files to old/ (logrotate's olddir; rotated_paths)
+    # Every file begins with the same 1.7 KiB (a banner a postrotate script writes): lives
+    # are told apart by more than their first KiB
+    banner: bool = False
 
 
 LAYOUTS = {
@@ -68,7 +71,14 @@ LAYOUTS = {
     "rotated_in_glob": Layout("rotated_in_glob", ("logs/app.log*",), rotated_reachable=True),
     "symlink": Layout("symlink", ("links/*.log",), rotated_reachable=False, symlink=True),
     "olddir": Layout("olddir", ("logs/*.log",), rotated_reachable=False, olddir=True),
+    "banner": Layout("banner", ("logs/*.log",), rotated_reachable=False, banner=True),
+    "banner_in_glob": Layout(
+        "banner_in_glob", ("logs/app.log*",), rotated_reachable=True, banner=True
+    ),
 }
+BANNER = "".join(
+    f"# app 1.2.3 banner line {n:02d}, config /etc/app.conf {'-' * 40}\n" for n in range(16)
+)
 
 
 @dataclass
@@ -221,6 +231,8 @@ class FollowerModel(FollowerMachine):
         if self._created(name):
             generation.inode_known = True
         with self._path(name).open("a", encoding="utf-8") as handle:
+            if self.layout.banner and handle.tell() == 0:
+                handle.write(BANNER)
             for _ in range(count):
                 line = self.next_line
                 self.next_line += 1
@@ -2103,5 +2115,196 @@ class TestFoundByHypothesis:
             crash()
             start()
             poll_stalled_while_rotated(at_clock=3, rotation='delete', count=5)
+            """,
+        )
+
+    def test_lives_that_begin_alike_do_not_share_ids_after_a_crash(self):
+        """Found by the model's banner layout (every life begins with the same 1.4 KiB): app.log
+        read at the first start, its lines never committed (crash), then emptied and written
+        anew while stopped. Its key was bound to its first line, the banner's, the same in
+        both lives: the new life's line came with the id of the old one's. A key is bound to
+        the first message handed under it (its offset and first line)."""
+        _replay(
+            "banner",
+            """
+            start_first(history=0, live=True)
+            crash()
+            start()
+            truncate_and_rewrite(count=1)
+            crash()
+            """,
+        )
+
+    def test_a_copy_of_lives_that_begin_alike_is_known_by_its_last_bytes(self):
+        """Found by the banner layout under `app.log*`: copy-truncated (and written) in a poll
+        stalled after app.log was read; the copy begins as app.log does now (the banner) and
+        is as long, so it was taken for another life and read again. A copy that holds the
+        last bytes read of the file is a copy of the life read."""
+        _replay(
+            "banner_in_glob",
+            """
+            crash()
+            start()
+            crash()
+            start()
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=4, rotation='copytruncate', count=1)
+            """,
+        )
+
+    def test_a_copy_truncate_then_a_rewrite_of_lives_that_begin_alike_reads_once(self):
+        """Found by the banner layout under `app.log*`: copy-truncated, then emptied and written
+        anew; the copy, beginning as the file now does, was read again as a life of its own.
+        (As above: its last bytes tell it)."""
+        _replay(
+            "banner_in_glob",
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            poll(after_events=False)
+            rotate_by_copytruncate(window=0)
+            truncate_and_rewrite(count=1)
+            crash()
+            """,
+        )
+
+    def test_a_checkpoint_saved_before_any_read_knows_the_last_bytes_seen(self):
+        """Found by the banner layout under `app.log*`: app.log read at the first look and never
+        committed (crash), then copy-truncated and rewritten while stopped. Its checkpoint
+        (offset 0) knew only the banner: the copy passed for a copy of the new life and its
+        lines were never read. A checkpoint keeps the last bytes seen of its file (at the
+        first look, the file's end), not only those before its offset."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=0, live=True)
+            crash()
+            start()
+            rotate_by_copytruncate(window=0)
+            truncate_and_rewrite(count=1)
+            crash()
+            start()
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_compressed_copy_is_told_from_a_followed_file_that_begins_alike(self):
+        """Found by the banner layout under `app.log*`: app.log.1 read at the first look (never
+        committed), then compressed while the watcher was down: the `.gz` began as app.log,
+        open, so it was taken for app.log's copy and its lines were not named. A compressed
+        file is a copy of a life only if it holds that life's last bytes seen too."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=True)
+            crash()
+            start()
+            compress_rotated_file(pick=0)
+            crash()
+            start()
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_compressed_copy_is_named_from_the_offset_of_its_own_life(self):
+        """Found by the banner layout under `app.log*`: a file read and closed (deleted), then a
+        new life copy-truncated and its copy compressed: the `.gz` began as the closed file
+        did, so it was named from that file's end, past a line it took. Closed files keep
+        their last bytes too."""
+        _replay(
+            "banner_in_glob",
+            """
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            start()
+            poll(after_events=False)
+            crash()
+            delete_live_file()
+            start()
+            crash()
+            start()
+            append(count=1, long=False, leave_partial=False)
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            crash()
+            """,
+        )
+
+    def test_a_rotated_file_longer_than_the_live_one_is_no_copy_of_it_as_it_is_now(self):
+        """Found by the banner layout under `app.log*`: app.log.1 left before the first start,
+        then app.log written and copy-truncated in a poll stalled between the look at
+        app.log and its read; app.log.1, renamed to app.log.2, began as app.log does now
+        (the banner) and was taken for a copy of it in the making, and its lines were never
+        read. A copy of the file as it is now is no longer than the file."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=False)
+            touch_rotated_file(pick=0)
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            """,
+        )
+
+    def test_a_new_file_in_a_freed_inode_does_not_continue_a_life_that_began_alike(self):
+        """Found by the banner layout under `app.log*` (shrunk): a copy-truncate finished while
+        stopped, app.log deleted, its copy compressed, and a new app.log (in the copy's freed
+        inode) shorter than what was read of the old one. Only marks inside the banner ended
+        within it, so it passed for the old life's copy and its first lines were skipped.
+        The first bytes of each line are marked too."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=False)
+            crash()
+            start()
+            crash()
+            start()
+            append(count=3, long=True, leave_partial=True)
+            stop()
+            begin_copytruncate(percent=0)
+            start()
+            poll(after_events=True)
+            crash()
+            start()
+            stop()
+            append(count=2, long=False, leave_partial=False)
+            finish_copytruncate(window=1)
+            delete_live_file()
+            compress_rotated_file(pick=2)
+            append(count=2, long=False, leave_partial=True)
+            start()
+            crash()
+            start()
+            poll_stalled_while_rotated(at_clock=1, rotation='delete', count=2)
+            """,
+        )
+
+    def test_a_copy_shorter_than_the_life_read_is_told_by_its_lines(self):
+        """Found by the banner layout under `app.log*` (shrunk): a copy of the new life, shorter
+        than what was read of the old one, was taken for the old life's copy (its first KiB,
+        the banner, was all that was compared) and read from the old offset: its line was
+        lost. Marks at each of the last line ends tell a shorter copy."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=True)
+            crash()
+            start()
+            poll(after_events=False)
+            crash()
+            start()
+            truncate_and_rewrite(count=1)
+            begin_copytruncate(percent=40)
+            stop()
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            finish_copytruncate(window=1)
+            poll_stalled_while_rotated(at_clock=4, rotation='copytruncate', count=1)
             """,
         )

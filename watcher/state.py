@@ -27,8 +27,8 @@ from watcher.log import Logger
 
 DATABASE_NAME = "state.sqlite3"
 _SELECT_CHECKPOINTS = (
-    "SELECT device, inode, fingerprint, fingerprint_bytes, offset, path, file_key, mtime_ns "
-    "FROM followed_files"
+    "SELECT device, inode, fingerprint, fingerprint_bytes, offset, path, file_key, mtime_ns,"
+    " tail FROM followed_files"
 )
 LOCK_NAME = "lock"
 FILES_FIRST_LOOK = "files_first_look"  # milestone: the very first look at the files is saved
@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS retired_files (
     size INTEGER NOT NULL,
     retired_at REAL NOT NULL,
     history INTEGER NOT NULL DEFAULT 0,
+    tail TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (device, inode, fingerprint, fingerprint_bytes)
 );
 """
@@ -94,6 +95,7 @@ CREATE TABLE IF NOT EXISTS followed_files (
     file_key TEXT NOT NULL,
     mtime_ns INTEGER NOT NULL,
     updated_at REAL NOT NULL,
+    tail TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (device, inode)
 );
 CREATE TABLE IF NOT EXISTS journal_cursors (
@@ -217,6 +219,9 @@ class FileCheckpoint:
     path: str
     file_key: str
     mtime_ns: int = 0  # the file's mtime when last read: a copy made later is newer
+    # Hashes of the bytes before the last line ends seen in this life (encoded by the file
+    # source): a life rewritten with the same first bytes (a banner) is told apart by them
+    tail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +234,7 @@ class RetiredFile:
     fingerprint_bytes: int
     size: int
     history: bool = False  # beside a live file at the very first start, never followed
+    tail: str = ""  # its last bytes seen, as a checkpoint keeps them
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +319,7 @@ class StateStore:
             connection.executescript(_SCHEMA)
             _migrate_path_offsets(connection)
             _migrate_retired_files(connection)
+            _migrate_tails(connection)
             if not had_milestones:
                 _migrate_first_look(connection)
             connection.execute("PRAGMA quick_check").fetchone()
@@ -375,10 +382,12 @@ class StateStore:
         c = checkpoint
         with self._lock:
             self._connection.execute(
-                "INSERT OR REPLACE INTO followed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO followed_files (device, inode, fingerprint,"
+                " fingerprint_bytes, offset, path, file_key, mtime_ns, updated_at, tail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     c.device, c.inode, c.fingerprint, c.fingerprint_bytes, c.offset, c.path,
-                    c.file_key, c.mtime_ns, time.time(),
+                    c.file_key, c.mtime_ns, time.time(), c.tail,
                 ),
             )  # fmt: skip
 
@@ -409,10 +418,10 @@ class StateStore:
     def retired_files(self) -> list[RetiredFile]:
         with self._lock:
             rows = self._connection.execute(
-                "SELECT device, inode, fingerprint, fingerprint_bytes, size, history"
+                "SELECT device, inode, fingerprint, fingerprint_bytes, size, history, tail"
                 " FROM retired_files ORDER BY retired_at"
             ).fetchall()
-        return [RetiredFile(d, i, f, b, size, bool(h)) for d, i, f, b, size, h in rows]
+        return [RetiredFile(d, i, f, b, n, bool(h), tail) for d, i, f, b, n, h, tail in rows]
 
     def files_first_look_due(self) -> bool:
         """Whether the very first look at the files is still to come: the database is new, or
@@ -729,12 +738,12 @@ def _create_private(path: Path) -> None:
 def _keep_read(
     connection: sqlite3.Connection, retired: Sequence[RetiredFile], keep_at_most: int
 ) -> None:
+    now = time.time()
     connection.executemany(
-        "INSERT OR REPLACE INTO retired_files"
-        " (device, inode, fingerprint, fingerprint_bytes, size, retired_at, history)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO retired_files (device, inode, fingerprint, fingerprint_bytes,"
+        " size, retired_at, history, tail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (r.device, r.inode, r.fingerprint, r.fingerprint_bytes, r.size, time.time(), r.history)
+            (r.device, r.inode, r.fingerprint, r.fingerprint_bytes, r.size, now, r.history, r.tail)
             for r in retired
         ],
     )
@@ -781,6 +790,15 @@ def _migrate_retired_files(connection: sqlite3.Connection) -> None:
         )
 
 
+def _migrate_tails(connection: sqlite3.Connection) -> None:
+    """Checkpoints and closed files from before their last bytes were kept: those rows have
+    none (their first bytes alone tell their file)."""
+    for table in ("followed_files", "retired_files"):
+        columns = {name for _, name, *_ in connection.execute(f"PRAGMA table_info({table})")}
+        if "tail" not in columns:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN tail TEXT NOT NULL DEFAULT ''")
+
+
 def _migrate_path_offsets(connection: sqlite3.Connection) -> None:
     """Checkpoints of 0.1 were keyed by path; carry them over, each with a key of its own."""
     if not connection.execute(
@@ -792,7 +810,9 @@ def _migrate_path_offsets(connection: sqlite3.Connection) -> None:
         "SELECT * FROM file_offsets"
     ).fetchall():
         connection.execute(
-            "INSERT OR IGNORE INTO followed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO followed_files (device, inode, fingerprint,"
+            " fingerprint_bytes, offset, path, file_key, mtime_ns, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (device, inode, fingerprint, fingerprint_bytes, offset, path,
              secrets.token_hex(8), 0, time.time()),
         )  # fmt: skip

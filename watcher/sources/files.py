@@ -35,6 +35,7 @@ import dataclasses
 import fnmatch
 import glob
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -55,6 +56,14 @@ from watcher.sources.lines import Candidate, iter_candidates
 from watcher.state import FileCheckpoint, RetiredFile, StateStore
 
 FINGERPRINT_BYTES = 1024
+# The last bytes of a file seen (read, or there at the first look), kept with its offset: a life
+# rewritten with the same first KiB (a banner a postrotate script writes) is told by them. Up
+# to TAIL_BYTES before each of its last TAIL_MARKS line ends (and its end seen) are hashed, so
+# that a copy made before the last of them is judged too.
+TAIL_BYTES = 512
+TAIL_MARKS = 16
+LINE_START_BYTES = 64
+TAIL_READ_BYTES = 16 * 1024  # read back from a file's end to take its tail
 # At most this much is read per file and per poll; then the loop commits, pings the watchdog
 # and looks at signals before reading on (150,000 denial lines read in one go once kept it
 # away for 46 s, past the unit's WatchdogSec).
@@ -68,7 +77,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".lzo", ".Z", ".zip")
 GZIP_HEAD_CHUNK = 16 * 1024
 GZIP_HEAD_INPUT_MAX = 1024 * 1024  # compressed bytes read to find a file's first KiB
-# A key not bound to a first line yet (a new file, a truncated one): "after:<base>", saved so.
+# How far into a compressed file its last bytes seen are looked for (decompressed): further
+# in, its first bytes alone tell whose copy it is
+GZIP_TAIL_MAX = 8 * 1024 * 1024
+# A key not bound to a first message yet (a new file, a truncated one): "after:<base>", saved so.
 PENDING_KEY_PREFIX = "after:"
 HOLD_SECONDS = 0.5  # a message that may go on waits this long for its next line, then goes out
 MAX_RETIRED = 4096  # closed files remembered (saved too), so none passes for a copy or a generation
@@ -109,6 +121,117 @@ class Fingerprint:
 
 
 @dataclass(frozen=True, slots=True)
+class Mark:
+    """A hash of the ``length`` bytes before ``end`` (a line's end, or the end seen)."""
+
+    end: int
+    length: int
+    digest: str
+
+    def matches(self, data: bytes) -> bool:
+        return _digest(data)[:MARK_DIGEST] == self.digest
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """The last bytes seen of a file's life: marks before its last line ends and the end
+    seen. A life only grows, so a file that no longer holds them is another life (or was
+    cut); a copy of it, made whenever, holds those that end within its size."""
+
+    marks: tuple[Mark, ...] = ()
+
+    @property
+    def end(self) -> int:
+        return self.marks[-1].end if self.marks else 0
+
+    @staticmethod
+    def of(data: bytes, end: int) -> Tail:
+        """The tail of ``data``, bytes that end at ``end`` in the file."""
+        return NO_TAIL.extended(data, end)
+
+    @staticmethod
+    def at(fd: int, end: int) -> Tail:
+        """The bytes of ``fd`` before ``end`` as they are now."""
+        length = min(end, TAIL_READ_BYTES)
+        data = os.pread(fd, length, end - length)
+        return Tail.of(data, end) if len(data) == length else NO_TAIL
+
+    @staticmethod
+    def decode(text: str) -> Tail:
+        marks = []
+        for part in filter(None, text.split(";")):
+            end, length, digest = part.split(":")
+            marks.append(Mark(int(end), int(length), digest))
+        return Tail(tuple(marks))
+
+    def encode(self) -> str:
+        return ";".join(f"{m.end}:{m.length}:{m.digest}" for m in self.marks)
+
+    def extended(self, data: bytes, end: int) -> Tail:
+        """This tail, then ``data``: the bytes before ``end``, read since. Marked: the bytes
+        before each of the last line ends, and the first bytes of each of those lines (a
+        long line's start tells lives apart in a copy that ends within it)."""
+        start = end - len(data)
+        ends = [len(data)]
+        at = len(data) - 1 if data.endswith(b"\n") else len(data)
+        while len(ends) <= TAIL_MARKS and (at := data.rfind(b"\n", 0, at)) >= 0:
+            ends.append(at + 1)
+        if len(ends) <= TAIL_MARKS:
+            ends.append(0)  # (any bytes of the life may be marked; a line's are the telling)
+        ends.reverse()
+        pieces = []
+        for line_start, line_end in itertools.pairwise(ends):
+            pieces.append((line_start, min(line_end, line_start + LINE_START_BYTES)))
+            pieces.append((max(0, line_end - TAIL_BYTES), line_end))
+        marks = {m for m in self.marks if m.end <= start}
+        for first, last in pieces:
+            if last > first:
+                digest = _digest(data[first:last])[:MARK_DIGEST]
+                marks.add(Mark(start + last, last - first, digest))
+        return Tail(tuple(sorted(marks, key=lambda m: (m.end, m.length))[-2 * TAIL_MARKS :]))
+
+    def holds(self, fd: int) -> bool:
+        """``fd`` holds the last bytes seen, where they were (none: nothing to tell)."""
+        if not self.marks:
+            return True
+        last = self.marks[-1]
+        return last.matches(os.pread(fd, last.length, last.end - last.length))
+
+    def verdict(self, size: int, read: Callable[[int, int], bytes | None]) -> bool | None:
+        """Whether a file of ``size`` bytes (``read`` gives its bytes) holds this life as seen,
+        up to its size: the marks that end within it, near the last. None: no mark does (or
+        it cannot be read)."""
+        within = [m for m in self.marks if m.end <= size]
+        if not within:
+            return None
+        last = within[-1].end
+        near = [m for m in within if m.end - m.length >= last - TAIL_READ_BYTES]
+        first = min(m.end - m.length for m in near)
+        data = read(first, last)
+        if data is None:
+            return None
+        return all(m.matches(data[m.end - m.length - first : m.end - first]) for m in near)
+
+    def changed(self, fd: int, size: int) -> bool:
+        """``fd`` (``size`` bytes) holds other bytes than this life where a mark ends within it."""
+        return self.verdict(size, _pread(fd)) is False
+
+
+NO_TAIL = Tail()
+MARK_DIGEST = 32  # hex digits of a mark's hash kept
+
+
+def _pread(fd: int) -> Callable[[int, int], bytes | None]:
+    def read(start: int, end: int) -> bytes | None:
+        try:
+            return os.pread(fd, end - start, start)
+        except OSError:
+            return None
+
+    return read
+
+
+@dataclass(frozen=True, slots=True)
 class LineContext:
     """What a line handler needs to know of the file a line came from."""
 
@@ -140,6 +263,7 @@ class FollowedFile:
         self.file_key = checkpoint.file_key
         self.offset = checkpoint.offset
         self.fingerprint = Fingerprint(checkpoint.fingerprint_bytes, checkpoint.fingerprint)
+        self.tail = Tail.decode(checkpoint.tail)
         self.left_paths_at: float | None = None  # when it stopped being at a configured path
         self.last_growth = now
         self.mtime_ns = checkpoint.mtime_ns  # of the last read; a copy made since is newer
@@ -172,6 +296,7 @@ class FollowedFile:
             path=self.path,
             file_key=self.file_key,
             mtime_ns=self.mtime_ns,
+            tail=self.tail.encode(),
         )
 
     def size(self) -> int:
@@ -221,12 +346,15 @@ class FileSources:
         # Rotated files beside a live one at the very first start (never followed): as if read
         # to their end, by identity only; none of their first bytes makes a file pass for read.
         self._history: dict[tuple[Identity, Fingerprint], int] = {}
+        # The last bytes seen of those files (and lives): files that begin alike are told apart
+        self._tails: dict[tuple[Identity, Fingerprint], Tail] = {}
         with contextlib.suppress(sqlite3.Error):
             for retired in store.retired_files():
                 identity = Identity(retired.device, retired.inode)
                 fingerprint = Fingerprint(retired.fingerprint_bytes, retired.fingerprint)
                 table = self._history if retired.history else self._retired
                 table[identity, fingerprint] = retired.size
+                self._tails[identity, fingerprint] = _tail_of(retired)
         self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
         # Checkpoints of gone files: at a save, each gives way to a record of how far its file
         # was read (a compressed copy of it, found later, is named only for what is after)
@@ -616,13 +744,15 @@ class FileSources:
             return None
         if saved.fingerprint_bytes == 0 and saved.path != path:
             return None  # a row of an empty file says nothing of what its inode holds now
-        if (saved.fingerprint_bytes == 0 or not _still_the_same(fd, saved, size)) and (
+        told = saved.fingerprint_bytes and _begins_and_goes_on_as(fd, size, *_known_life(saved))
+        if not told and (
             _copy_of_gone(fd, path, size, gone) is not None
             or self._copied_from(fd, path, size) is not None
         ):
-            # The inode was freed and taken by a copy of a file we know; or it was empty when
-            # saved (a copy copy-truncate had just begun) and its first bytes are now a file's
-            # we read: that file's checkpoint goes on in it.
+            # The inode was freed and taken by a copy of a file we know (other first bytes, or
+            # other last bytes where it holds them: lives that begin alike); or it was empty
+            # when saved (a copy copy-truncate had just begun) and its first bytes are now a
+            # file's we read: that file's checkpoint goes on in it.
             return None
         if saved.fingerprint_bytes and size == 0 and self._sibling_followed(path):
             # Emptied since, at a rotated name beside a file followed: rather a copy begun in
@@ -655,36 +785,53 @@ class FileSources:
         )
         return followed or bool(self._past_reads(head))
 
-    def _past_reads(self, head: bytes, *, history: bool = False) -> list[int]:
+    def _past_reads(
+        self,
+        head: bytes,
+        *,
+        history: bool = False,
+        holds: Callable[[Tail], bool | None] = lambda _: None,
+    ) -> list[int]:
         """How far files no longer followed were read, of those that began with ``head``:
         closed once read to their end (their size then), or lives before a truncation; and
-        with ``history``, the rotated files found at the very first start (as if read)."""
+        with ``history``, the rotated files found at the very first start (as if read).
+        ``holds``: whether the file asked about holds one's last bytes seen (None: cannot
+        tell); those it does not hold are other lives that began alike."""
         tables = (self._retired, self._history) if history else (self._retired,)
         return [
             size
             for table in tables
-            for (_, fingerprint), size in table.items()
-            if _fingerprint_of(fingerprint, head)
+            for key, size in table.items()
+            if _fingerprint_of(key[1], head) and holds(self._tails.get(key, NO_TAIL)) is not False
         ]
 
     def _read_before(self, identity: Identity, saved: FileCheckpoint) -> None:
         """A gone file's checkpoint: how far it was read is known at once (a file that takes
         its inode in this look saves its own checkpoint over it)."""
         if saved.fingerprint_bytes:
-            fingerprint = Fingerprint(saved.fingerprint_bytes, saved.fingerprint)
+            fingerprint, tail = _known_life(saved)
             _remember(self._retired, (identity, fingerprint), saved.offset)
+            _remember(self._tails, (identity, fingerprint), tail)
 
     def remember_life(
-        self, identity: Identity, fingerprint: Fingerprint, offset: int, *, history: bool = False
+        self,
+        identity: Identity,
+        fingerprint: Fingerprint,
+        offset: int,
+        *,
+        history: bool = False,
+        tail: Tail = NO_TAIL,
     ) -> None:
-        """A followed file's past life (before a truncation), read up to ``offset``: its
-        compressed copy, found later (after a restart too), is not named for what was read.
-        ``history``: a rotated file at the very first start, as if read to its end."""
+        """A followed file's past life (before a truncation), read up to ``offset``, its last
+        bytes seen ``tail``: its compressed copy, found later (after a restart too), is not
+        named for what was read. ``history``: a rotated file at the very first start, as if
+        read to its end."""
         if fingerprint.length:
             _remember(self._history if history else self._retired, (identity, fingerprint), offset)
+            _remember(self._tails, (identity, fingerprint), tail)
             life = RetiredFile(
                 identity.device, identity.inode, fingerprint.digest, fingerprint.length, offset,
-                history=history,
+                history=history, tail=tail.encode(),
             )  # fmt: skip
             self._lives_unsaved.append(life)
 
@@ -728,9 +875,16 @@ class FileSources:
                 continue  # rotation copies the live file, never a rotated one (app.log.1)
             fingerprint = followed.fingerprint
             as_read = 0 < fingerprint.length <= size and fingerprint.matches(fd)
+            if as_read and (holds := followed.tail.verdict(size, _pread(fd))) is not None:
+                if holds:
+                    return followed  # holds what we saw of it too, up to its size: a copy
+                as_read = False  # another life that begins alike (a banner), or its next
             as_now = _same_first_bytes(followed.fd, fd, min(size, FINGERPRINT_BYTES))
-            if as_now and _ends_otherwise(followed.fd, fd, size):
-                continue  # begins as the file does now, not a copy of it: another life alike
+            if as_now and (_ends_otherwise(followed.fd, fd, size) or followed.size() < size):
+                # Begins as the file does now, not a copy of it (one is no longer than the file,
+                # and ends as it does there): another life alike. (A copy of the life we read
+                # may be longer: told by its first bytes and the last bytes we read, above.)
+                continue
             if as_read or as_now:
                 return followed
         return None
@@ -1127,10 +1281,18 @@ class FileSources:
             return False
         read: list[tuple[int, int]] = []  # (offset, mtime_ns) of each read of these first bytes
         packed = (_gzip_size(fd), mtime_ns)
+
+        unzipped = _Unzipped(fd, packed[0])
+
+        def copy_of(fingerprint: Fingerprint, tail: Tail) -> bool:
+            """Its first bytes, and its last bytes seen as far as it holds them (lives that
+            begin alike: a banner)."""
+            return _fingerprint_of(fingerprint, head) and unzipped.holds(tail) is not False
+
         for followed in self.files.values():
             if _compressed_from(followed.fd, head, *packed):
                 return True  # a file held open, written anew since our last read: read there
-            if _fingerprint_of(followed.fingerprint, head):
+            if copy_of(followed.fingerprint, followed.tail):
                 if followed.fingerprint.matches(followed.fd):
                     return True  # open, holding those bytes: read there
                 read.append((followed.offset, followed.mtime_ns))
@@ -1143,11 +1305,10 @@ class FileSources:
         except sqlite3.Error:
             saved_rows = list(gone.values())
         read += [
-            (saved.offset, saved.mtime_ns)
-            for saved in saved_rows
-            if _fingerprint_of(Fingerprint(saved.fingerprint_bytes, saved.fingerprint), head)
+            (saved.offset, saved.mtime_ns) for saved in saved_rows if copy_of(*_known_life(saved))
         ]
-        read += [(offset, mtime_ns) for offset in self._past_reads(head, history=True)]
+        past = self._past_reads(head, history=True, holds=unzipped.holds)
+        read += [(at, mtime_ns) for at in past]
         if read:
             offset, read_mtime_ns = max(read)
             if _holds_unread(fd, offset, mtime_ns, read_mtime_ns):
@@ -1204,7 +1365,7 @@ class FileSources:
         directory, name = os.path.split(path)
         places = {path, os.path.join(directory, _rotation_stem(name))}
         known = [
-            f.fingerprint
+            (f.fingerprint, f.tail)
             for f in self.files.values()
             if f.left_paths_at is None and f.path in places
         ]
@@ -1213,7 +1374,7 @@ class FileSources:
                 info = os.stat(place)
                 saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
                 if saved is not None:
-                    known.append(Fingerprint(saved.fingerprint_bytes, saved.fingerprint))
+                    known.append(_known_life(saved))
         with contextlib.suppress(sqlite3.Error):
             # Saved as at that path and not gone: listed there at this look, not opened yet
             # (renamed away since, a copy of it made before: that copy is no generation). Not
@@ -1222,8 +1383,9 @@ class FileSources:
                 identity = Identity(saved.device, saved.inode)
                 found_now = identity in self.files and identity not in followed_before
                 if saved.path in places and identity not in gone and not found_now:
-                    known.append(Fingerprint(saved.fingerprint_bytes, saved.fingerprint))
-        if any(0 < f.length <= size and f.matches(fd) for f in known):
+                    known.append(_known_life(saved))
+        if any(0 < head.length <= size and _begins_and_goes_on_as(fd, size, head, tail)
+               for head, tail in known):  # fmt: skip
             return True
         return any(_starts_the_file_at(place, fd, size) for place in places)
 
@@ -1242,13 +1404,18 @@ class FileSources:
             with contextlib.suppress(sqlite3.Error):
                 self._store.forget_file(predecessor.device, predecessor.inode)
         self._log.info("source_copy_continued", path=path, original=predecessor.path)
-        return dataclasses.replace(
+        carried = dataclasses.replace(
             predecessor,
             device=identity.device,
             inode=identity.inode,
             path=path,
             offset=min(predecessor.offset, size),
         )
+        tail = Tail.decode(predecessor.tail)
+        if tail.end > size:  # copied before those bytes were written: the marks within it
+            kept = Tail(tuple(m for m in tail.marks if m.end <= size))
+            carried = dataclasses.replace(carried, tail=kept.encode())
+        return carried
 
     def _unchanged_since_retired(self, identity: Identity, path: str) -> bool:
         if all(retired != identity for retired, _ in (*self._retired, *self._history)):
@@ -1362,10 +1529,13 @@ class FileSources:
                 self._store.forget_file(identity.device, identity.inode)
             return
         fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
+        tail = Tail.at(fd, size)
         _remember(self._retired, (identity, fingerprint), size)
+        _remember(self._tails, (identity, fingerprint), tail)
         retired = RetiredFile(
-            identity.device, identity.inode, fingerprint.digest, fingerprint.length, size
-        )
+            identity.device, identity.inode, fingerprint.digest, fingerprint.length, size,
+            tail=tail.encode(),
+        )  # fmt: skip
         with contextlib.suppress(sqlite3.Error):  # a stale row is forgotten at a restart
             self._store.retire_file(retired, keep_at_most=MAX_RETIRED)
 
@@ -1490,13 +1660,14 @@ class FileSources:
             if start < size:
                 # The rest holds the original's lines at the original's offsets: read on under
                 # its key, in slices like any backlog (not in one go).
-                tracked.file_key = _bound_key(followed.file_key, tracked.fd, size)
+                tracked.file_key = followed.file_key
                 tracked.offset = tracked.read_end = start
                 tracked.more_pending = True
             else:
                 tracked.offset = max(tracked.offset, size)
             tracked.copy_of = None
             tracked.fingerprint = Fingerprint.of(tracked.fd, min(size, FINGERPRINT_BYTES))
+            tracked.tail = Tail.at(tracked.fd, size)
             tracked.mtime_ns = os.fstat(tracked.fd).st_mtime_ns
             reader.defer_save(tracked)  # what it holds now is read: a stale past is forgotten
             return tracked
@@ -1514,7 +1685,7 @@ class FileSources:
         checkpoint = _first_checkpoint(fd, identity, _name_copied(followed, path), start, size)
         source = self._source_reaching(path) or followed.source
         copy = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
-        copy.file_key = _bound_key(followed.file_key, fd, size)
+        copy.file_key = followed.file_key
         copy.left_paths_at, copy.more_pending = self._clock(), start < size
         copy.mtime_ns = info.st_mtime_ns
         self.files[copy.identity] = copy
@@ -1568,7 +1739,9 @@ class FileSources:
         if (
             self._finished(identity, fd)
             or _compressed(path, fd)
-            or not followed.fingerprint.matches(fd)
+            or not _begins_and_goes_on_as(
+                fd, os.fstat(fd).st_size, followed.fingerprint, followed.tail
+            )
         ):
             os.close(fd)
             return None
@@ -1607,24 +1780,9 @@ class _Reader:
             return
         size = info.st_size
         followed.more_pending = False
-        if followed.copy_of is not None:
-            original = self._sources.files.get(followed.copy_of)
-            if original is not None and original.fingerprint.matches(original.fd):
-                return  # its lines are the original's; read there (or, after a truncation, here)
-            if original is not None:
-                # Truncated since it was read (maybe while this poll read it): its truncation is
-                # seen first, so this copy is read on from where the original was read, not
-                # from the copy's size when the glob first found it, part-written.
-                self.read(original)
-            if followed.copy_of is not None:
-                # Not handed over: nothing in it was unread (the original was read past its
-                # end, or to its end before it was closed). Reading on from its size at first
-                # sight would give those lines again under this file's key.
-                followed.copy_of = None
-                followed.offset = followed.read_end = max(followed.offset, size)
-                followed.fingerprint = Fingerprint.of(followed.fd, min(size, FINGERPRINT_BYTES))
-                self.defer_save(followed)
-                return
+        copy_of = followed.copy_of
+        if copy_of is not None and not self._read_as_copy(followed, copy_of, size):
+            return
         info = self._notice_start_changes(followed, info)
         size = info.st_size
         followed.mtime_ns = info.st_mtime_ns
@@ -1645,8 +1803,6 @@ class _Reader:
         if cut <= followed.offset:
             return
         followed.more_pending = capped and cut < size
-        key = followed.file_key
-        followed.file_key = _bound_key(key, followed.fd, cut)
         final = closing or now - followed.last_growth >= HOLD_SECONDS
         start = followed.offset
         try:
@@ -1656,8 +1812,6 @@ class _Reader:
             # a busy machine): what the read got may be the next life's lines at our offsets.
             # None of them was handed on (each read is checked before its lines are); the next
             # read sees the truncation and reads the rest from the copy.
-            if rewritten.handed_to == start:
-                followed.file_key = key
             followed.offset = rewritten.handed_to
             followed.read_end = max(followed.read_end, followed.offset)
             followed.more_pending = True
@@ -1666,6 +1820,33 @@ class _Reader:
         followed.read_end = cut
         self.defer_save(followed)
         self.consumed += max(0, cut - seen_end)
+
+    def _read_as_copy(self, followed: FollowedFile, copy_of: Identity, size: int) -> bool:
+        """``followed`` is a copy of another followed file: read there while that one holds its
+        lines; once the original's truncation handed it over, True: read it on here."""
+        original = self._sources.files.get(copy_of)
+        if (
+            original is not None
+            and original.fingerprint.matches(original.fd)
+            and original.tail.holds(original.fd)
+        ):
+            return False  # its lines are the original's: read there (after a truncation, here)
+        if original is not None:
+            # Truncated since it was read (maybe while this poll read it): its truncation is
+            # seen first, so this copy is read on from where the original was read, not
+            # from the copy's size when the glob first found it, part-written.
+            self.read(original)
+        if followed.copy_of is not None:
+            # Not handed over: nothing in it was unread (the original was read past its
+            # end, or to its end before it was closed). Reading on from its size at first
+            # sight would give those lines again under this file's key.
+            followed.copy_of = None
+            followed.offset = followed.read_end = max(followed.offset, size)
+            followed.fingerprint = Fingerprint.of(followed.fd, min(size, FINGERPRINT_BYTES))
+            followed.tail = Tail.at(followed.fd, size)
+            self.defer_save(followed)
+            return False
+        return True
 
     def _notice_start_changes(self, followed: FollowedFile, info: os.stat_result) -> os.stat_result:
         """Truncation, rewrite or cut-back, seen by the size and the first bytes; returns the
@@ -1689,13 +1870,24 @@ class _Reader:
         return info
 
     def _cut_back(self, followed: FollowedFile, size: int, kept: bytes) -> None:
-        """The file kept its first lines (``kept``, all read) and lost or replaced the rest."""
-        self._sources._log.warning(
-            "source_truncated", path=followed.path, offset=followed.offset, size=size,
-            detail="cut back to lines already read; going on after them",
-        )  # fmt: skip
+        """The file kept its first lines (``kept``, all read) and lost or replaced the rest:
+        what it lost unread is read from a copy rotation left, if any (copy-truncate of files
+        that each begin with the same banner)."""
+        copy, _ = self._sources.finish_from_copy(followed, self)
+        if copy is None:
+            self._sources._log.warning(
+                "source_truncated", path=followed.path, offset=followed.offset, size=size,
+                detail="cut back to lines already read; going on after them",
+            )  # fmt: skip
+        else:
+            self._sources._log.info(
+                "source_truncated", path=followed.path, offset=followed.offset, size=size,
+                copy=copy, detail="copy-truncate: the rest read from its copy; the new content "
+                "begins as the old did (a banner): going on after the lines it shares",
+            )  # fmt: skip
         followed.offset = followed.read_end = len(kept)
         followed.fingerprint = Fingerprint(len(kept), _digest(kept))
+        followed.tail = Tail.of(kept, len(kept))
         # What comes after the cut is new: a new key, or a line there could take the id of the
         # one it replaced at the same offset.
         followed.file_key = _pending(followed.file_key)
@@ -1725,17 +1917,23 @@ class _Reader:
                 copy=copy,
                 detail="copy-truncate: the rest read from its copy; reading from the start",
             )  # fmt: skip
-        self._sources.remember_life(followed.identity, followed.fingerprint, followed.offset)
+        self._sources.remember_life(
+            followed.identity, followed.fingerprint, followed.offset, tail=followed.tail
+        )
         followed.offset = followed.read_end = 0
         followed.fingerprint = Fingerprint(0, "")
+        followed.tail = NO_TAIL
         followed.file_key = _pending(followed.file_key)
         self.defer_save(followed)
 
     @staticmethod
     def _truncated(followed: FollowedFile, size: int, head: bytes) -> bool:
-        """Smaller than what was read, or other first bytes (``head``: the first bytes now)."""
+        """Smaller than what was read, or other first bytes (``head``: the first bytes now) or
+        last bytes read."""
         fingerprint = followed.fingerprint
-        if size < followed.offset or len(head) < fingerprint.length:
+        if size < max(followed.offset, followed.tail.end) or len(head) < fingerprint.length:
+            return True
+        if followed.tail.changed(followed.fd, size):
             return True
         return fingerprint.length > 0 and _digest(head[: fingerprint.length]) != fingerprint.digest
 
@@ -1766,8 +1964,9 @@ class _Reader:
         """Hand on the messages of ``[start, end)``; return where the next read must start
         (``end``, or the first line of a message that may go on: see ``sources.lines``).
         Raises ``_RewrittenWhileReadError`` when the file's first bytes changed under the read."""
+        reader = _RangeReader(followed.fd, start, end, followed.fingerprint, followed.tail)
         scan = iter_candidates(
-            _RangeReader(followed.fd, start, end, followed.fingerprint),
+            reader,
             max_line_bytes=followed.source.max_line_bytes,
             chunk_bytes=READ_CHUNK_BYTES,
             on_long_line=lambda offset: self._report_long_line(followed, start + offset),
@@ -1779,11 +1978,17 @@ class _Reader:
         try:
             for candidate in scan:
                 shifted = _shifted(candidate, start)
+                if followed.file_key.startswith(PENDING_KEY_PREFIX):
+                    line = reader.line_at(shifted.line_offset)
+                    followed.file_key = _key_bound_to(followed.file_key, shifted, line)
+                    context = dataclasses.replace(context, file_key=followed.file_key)
                 self._handle(shifted, context)
                 handed_to = shifted.end_offset
         except _RewrittenWhileReadError as rewritten:
             rewritten.handed_to = handed_to
             raise
+        if (data := reader.kept_before(end)) is not None:
+            followed.tail = followed.tail.extended(data, end)
         return start + scan.resume_offset
 
     def _report_long_line(self, followed: FollowedFile, offset: int) -> None:
@@ -1815,14 +2020,19 @@ class _RewrittenWhileReadError(Exception):
 
 class _RangeReader:
     """Reads ``[start, end)`` of a file descriptor with pread: no shared file position. Each
-    read is checked against the file's ``fingerprint`` after it: bytes read from a file that
-    was truncated and written again since the caller looked are never scanned."""
+    read is checked against the file's ``fingerprint`` and ``tail`` after it: bytes read from
+    a file that was truncated and written again since the caller looked are never scanned.
+    The last bytes read are kept, to take the tail before where the next read starts."""
 
-    def __init__(self, fd: int, start: int, end: int, fingerprint: Fingerprint) -> None:
+    KEEP_BYTES = 64 * 1024
+
+    def __init__(self, fd: int, start: int, end: int, fingerprint: Fingerprint, tail: Tail) -> None:
         self._fd = fd
         self._position = start
         self._end = end
         self._fingerprint = fingerprint
+        self._tail = tail
+        self._kept = b""  # the bytes read last, up to _position
 
     def readinto(self, view: memoryview) -> int:
         wanted = min(len(view), self._end - self._position)
@@ -1830,6 +2040,7 @@ class _RangeReader:
             return 0
         count = os.preadv(self._fd, [view[:wanted]], self._position)
         self._check()
+        self._keep(view[max(0, count - self.KEEP_BYTES) : count])
         self._position += count
         return count
 
@@ -1838,11 +2049,29 @@ class _RangeReader:
                             self._end - self._position))  # fmt: skip
         data = os.pread(self._fd, wanted, self._position)
         self._check()
+        self._keep(memoryview(data)[-self.KEEP_BYTES :])
         self._position += len(data)
         return data
 
+    def line_at(self, offset: int) -> bytes:
+        """The physical line at ``offset`` (up to a fingerprint's bytes of it), checked as
+        every read is."""
+        data = os.pread(self._fd, FINGERPRINT_BYTES, offset)
+        self._check()
+        return data[: data.find(b"\n") + 1] or data
+
+    def kept_before(self, end: int) -> bytes | None:
+        """The bytes read last, up to ``end`` (None: not read up to there)."""
+        kept_from = self._position - len(self._kept)
+        if not kept_from <= end <= self._position:
+            return None
+        return self._kept[: end - kept_from]
+
+    def _keep(self, data: memoryview) -> None:
+        self._kept = (self._kept + bytes(data))[-self.KEEP_BYTES :]
+
     def _check(self) -> None:
-        if not self._fingerprint.matches(self._fd):
+        if not self._fingerprint.matches(self._fd) or not self._tail.holds(self._fd):
             raise _RewrittenWhileReadError
 
 
@@ -1880,7 +2109,7 @@ def _copy_of_gone(
             (beside or in_olddir)
             and _named_as_rotation_of(path, saved.path)  # app.log.1, app-20261129.log
             and 0 < saved.fingerprint_bytes <= size
-            and Fingerprint(saved.fingerprint_bytes, saved.fingerprint).matches(fd)
+            and _begins_and_goes_on_as(fd, size, *_known_life(saved))
         ):
             return saved
     return None
@@ -1890,6 +2119,7 @@ def _first_checkpoint(
     fd: int, identity: Identity, path: str, offset: int, size: int
 ) -> FileCheckpoint:
     fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
+    tail = Tail.at(fd, size)
     mtime_ns = os.fstat(fd).st_mtime_ns
     return FileCheckpoint(
         device=identity.device,
@@ -1900,6 +2130,7 @@ def _first_checkpoint(
         path=path,
         file_key=PENDING_KEY_PREFIX + secrets.token_hex(8),
         mtime_ns=mtime_ns,
+        tail=tail.encode(),
     )
 
 
@@ -1916,16 +2147,13 @@ def _pending(file_key: str) -> str:
     return PENDING_KEY_PREFIX + file_key.removeprefix(PENDING_KEY_PREFIX)
 
 
-def _bound_key(file_key: str, fd: int, end: int) -> str:
-    """A pending key bound to the content's first line (within ``[0, end)``): read again after
-    a crash, the same content gets the same key; another content (a truncated file's next
-    life, an inode used again) another one."""
-    if not file_key.startswith(PENDING_KEY_PREFIX):
-        return file_key
-    head = os.pread(fd, min(end, FINGERPRINT_BYTES), 0)
-    first_line = head[: head.find(b"\n") + 1] or head
+def _key_bound_to(file_key: str, candidate: Candidate, line: bytes) -> str:
+    """A pending key bound to the first message handed under it: its offset and its first
+    physical line (``line``). Read again after a crash, the same content gets the same key;
+    another (a truncated file's next life, an inode used again) another one, though both
+    begin alike (a banner: the file's first line tells no life from the next)."""
     base = file_key.removeprefix(PENDING_KEY_PREFIX)
-    return _digest(base.encode() + b"/" + first_line)[:16]
+    return _digest(f"{base}/{candidate.line_offset}/".encode() + line)[:16]
 
 
 def _same_first_bytes(original: int, copy: int, size: int) -> bool:
@@ -1985,6 +2213,24 @@ def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
         return False
     finally:
         os.close(live)
+
+
+def _tail_of(retired: RetiredFile) -> Tail:
+    return Tail.decode(retired.tail)
+
+
+def _known_life(saved: FileCheckpoint) -> tuple[Fingerprint, Tail]:
+    """What ``saved`` knows of its file's life: its first bytes and the last bytes read."""
+    return (
+        Fingerprint(saved.fingerprint_bytes, saved.fingerprint),
+        Tail.decode(saved.tail),
+    )
+
+
+def _begins_and_goes_on_as(fd: int, size: int, head: Fingerprint, tail: Tail) -> bool:
+    """``fd`` (``size`` bytes) holds a life with this first and last bytes read: a copy of it
+    (one that ends before every mark of them is told by its first bytes alone)."""
+    return head.matches(fd) and not tail.changed(fd, size)
 
 
 def _saved_empty(former: dict[Identity, FileCheckpoint] | None, identity: Identity) -> bool:
@@ -2106,6 +2352,59 @@ def _gzip_head(fd: int, length: int) -> bytes | None:
     return head[:length]
 
 
+class _Unzipped:
+    """What a gzip file holds (its trailer's ``size``), decompressed once, as far as
+    GZIP_TAIL_MAX, when first asked."""
+
+    def __init__(self, fd: int, size: int | None) -> None:
+        self._fd = fd
+        self._size = size
+        self._data: bytes | None = None
+        self._unzipped = False
+
+    def holds(self, tail: Tail) -> bool | None:
+        """Whether it holds ``tail`` as far as it goes; None: cannot tell (no mark within
+        it, or too far in, or not gzip)."""
+        if self._size is None:
+            return None
+        return tail.verdict(min(self._size, GZIP_TAIL_MAX), self._read)
+
+    def _read(self, start: int, end: int) -> bytes | None:
+        if not self._unzipped:
+            self._data = _gzip_range(self._fd, 0, min(self._size or 0, GZIP_TAIL_MAX))
+            self._unzipped = True
+        return None if self._data is None else self._data[start:end]
+
+
+def _gzip_range(fd: int, start: int, end: int) -> bytes | None:
+    """The bytes ``[start, end)`` a gzip file holds (fewer if it holds fewer); None when it
+    cannot be decompressed."""
+    unzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    kept: list[bytes] = []
+    produced = position = 0
+
+    def keep(data: bytes) -> None:
+        nonlocal produced
+        if produced + len(data) > start:
+            kept.append(data[max(0, start - produced) : end - produced])
+        produced += len(data)
+
+    try:
+        while produced < end:
+            chunk = os.pread(fd, GZIP_HEAD_CHUNK, position)
+            if not chunk:
+                break
+            position += len(chunk)
+            keep(unzip.decompress(chunk, end - produced))
+            while unzip.unconsumed_tail and produced < end:
+                keep(unzip.decompress(unzip.unconsumed_tail, end - produced))
+            if unzip.eof:
+                break
+    except (OSError, zlib.error):
+        return None
+    return b"".join(kept)
+
+
 def _reading_order(followed: FollowedFile) -> tuple[bool, bool, int]:
     """Files that left their path first; then rotated names (``app.log.2``, ``app.log.1``
     under ``app.log*``), oldest first, before live ones: a start that finds generations
@@ -2141,8 +2440,9 @@ def _fingerprint_of(fingerprint: Fingerprint, head: bytes) -> bool:
 def _read_as_saved(saved: FileCheckpoint) -> RetiredFile:
     """What a gone file's checkpoint says was read of it."""
     return RetiredFile(
-        saved.device, saved.inode, saved.fingerprint, saved.fingerprint_bytes, saved.offset
-    )
+        saved.device, saved.inode, saved.fingerprint, saved.fingerprint_bytes, saved.offset,
+        tail=saved.tail,
+    )  # fmt: skip
 
 
 def _identity(fd: int) -> Identity:
