@@ -2111,3 +2111,43 @@ class TestLastBytesSeen:
         assert tail.end == len(self.LIFE)
         assert tail.verdict(len(self.LIFE), _reader_of(self.LIFE)) is True
         assert tail.verdict(10, _reader_of(self.LIFE)) is None  # no mark ends that early
+
+
+def test_lives_of_one_inode_that_begin_alike_are_each_kept_when_closed(tmp_path):
+    """Found by the third attack's banner script once lives were told apart by their last
+    bytes: the record of a closed file was kept per inode and first bytes, so a later life of
+    the inode beginning with the same banner replaced it; its `.gz`, found later, matched no
+    record and was named as never read. Each life is kept, by its last bytes too."""
+    store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+    try:
+        first = RetiredFile(1, 2, "banner", 1024, 2000, tail="2000:512:aa")
+        second = RetiredFile(1, 2, "banner", 1024, 1900, tail="1900:512:bb")
+        store.keep_read([first], keep_at_most=10)
+        store.retire_file(second, keep_at_most=10)
+        assert store.retired_files() == [first, second]
+    finally:
+        store.close()
+
+
+def test_closed_files_kept_before_their_last_bytes_are_carried_over(tmp_path):
+    """A state database of the third layout (no ``tail``) is carried over."""
+    (tmp_path / "state").mkdir()
+    connection = sqlite3.connect(tmp_path / "state" / "state.sqlite3")
+    connection.execute(
+        "CREATE TABLE retired_files (device INTEGER NOT NULL, inode INTEGER NOT NULL,"
+        " fingerprint TEXT NOT NULL, fingerprint_bytes INTEGER NOT NULL, size INTEGER NOT NULL,"
+        " retired_at REAL NOT NULL, history INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (device, inode, fingerprint, fingerprint_bytes))"
+    )
+    connection.execute("INSERT INTO retired_files VALUES (1, 2, 'ab', 2, 10, 1.0, 1)")
+    connection.commit()
+    connection.close()
+    store = StateStore(tmp_path / "state", configure_logging(io.StringIO()))
+    try:
+        store.keep_read([RetiredFile(1, 2, "ab", 2, 20, tail="20:2:cd")], keep_at_most=10)
+        assert store.retired_files() == [
+            RetiredFile(1, 2, "ab", 2, 10, history=True),
+            RetiredFile(1, 2, "ab", 2, 20, tail="20:2:cd"),
+        ]
+    finally:
+        store.close()

@@ -48,9 +48,19 @@ CREATE TABLE IF NOT EXISTS retired_files (
     retired_at REAL NOT NULL,
     history INTEGER NOT NULL DEFAULT 0,
     tail TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (device, inode, fingerprint, fingerprint_bytes)
+    PRIMARY KEY (device, inode, fingerprint, fingerprint_bytes, tail)
 );
 """
+_RETIRED_COLUMNS = (
+    "device",
+    "inode",
+    "fingerprint",
+    "fingerprint_bytes",
+    "size",
+    "retired_at",
+    "history",
+    "tail",
+)
 _SCHEMA = (
     _RETIRED_FILES
     + """
@@ -769,25 +779,23 @@ def _migrate_first_look(connection: sqlite3.Connection) -> None:
 
 
 def _migrate_retired_files(connection: sqlite3.Connection) -> None:
-    """Closed files were first kept one per inode, so a file that took a closed one's inode
-    replaced what was known of it: their rows go to a table that keeps both."""
+    """Closed files were first kept one per inode, then one per inode and first bytes, so a
+    file that took a closed one's inode (and began alike: a banner) replaced what was known of
+    it: their rows go to a table that keeps each life (by its last bytes seen too)."""
     columns = connection.execute("PRAGMA table_info(retired_files)").fetchall()
-    if not any(name == "fingerprint" and pk for _, name, _, _, _, pk in columns):
-        connection.execute("BEGIN")
-        connection.execute("ALTER TABLE retired_files RENAME TO retired_files_by_inode")
-        connection.execute(_RETIRED_FILES)
-        connection.execute(
-            "INSERT INTO retired_files"
-            " (device, inode, fingerprint, fingerprint_bytes, size, retired_at)"
-            " SELECT device, inode, fingerprint, fingerprint_bytes, size, retired_at"
-            " FROM retired_files_by_inode"
-        )
-        connection.execute("DROP TABLE retired_files_by_inode")
-        connection.execute("COMMIT")
-    elif not any(name == "history" for _, name, *_ in columns):  # before history was kept
-        connection.execute(
-            "ALTER TABLE retired_files ADD COLUMN history INTEGER NOT NULL DEFAULT 0"
-        )
+    if any(name == "tail" and pk for _, name, _, _, _, pk in columns):
+        return
+    names = {name for _, name, *_ in columns}
+    kept = ", ".join(c for c in _RETIRED_COLUMNS if c in names)
+    connection.execute("BEGIN")
+    connection.execute("ALTER TABLE retired_files RENAME TO retired_files_before")
+    connection.execute(_RETIRED_FILES)
+    connection.execute(
+        f"INSERT OR REPLACE INTO retired_files ({kept})"  # noqa: S608 - our own columns
+        f" SELECT {kept} FROM retired_files_before"
+    )
+    connection.execute("DROP TABLE retired_files_before")
+    connection.execute("COMMIT")
 
 
 def _migrate_tails(connection: sqlite3.Connection) -> None:

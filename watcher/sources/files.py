@@ -231,6 +231,11 @@ def _pread(fd: int) -> Callable[[int, int], bytes | None]:
     return read
 
 
+# A file read and closed, or a life of one before a truncation: its identity, first bytes and
+# last bytes seen (lives of one inode that begin alike are kept apart by the last)
+_PastLife = tuple[Identity, Fingerprint, Tail]
+
+
 @dataclass(frozen=True, slots=True)
 class LineContext:
     """What a line handler needs to know of the file a line came from."""
@@ -342,19 +347,16 @@ class FileSources:
         # Files read to their end and closed ((identity, first bytes) -> size then): never
         # taken for a copy while they are unchanged, and their compressed copies never named.
         # An inode used again is another file: both are kept.
-        self._retired: dict[tuple[Identity, Fingerprint], int] = {}
+        self._retired: dict[_PastLife, int] = {}
         # Rotated files beside a live one at the very first start (never followed): as if read
         # to their end, by identity only; none of their first bytes makes a file pass for read.
-        self._history: dict[tuple[Identity, Fingerprint], int] = {}
-        # The last bytes seen of those files (and lives): files that begin alike are told apart
-        self._tails: dict[tuple[Identity, Fingerprint], Tail] = {}
+        self._history: dict[_PastLife, int] = {}
         with contextlib.suppress(sqlite3.Error):
             for retired in store.retired_files():
                 identity = Identity(retired.device, retired.inode)
                 fingerprint = Fingerprint(retired.fingerprint_bytes, retired.fingerprint)
                 table = self._history if retired.history else self._retired
-                table[identity, fingerprint] = retired.size
-                self._tails[identity, fingerprint] = _tail_of(retired)
+                table[identity, fingerprint, Tail.decode(retired.tail)] = retired.size
         self._unsaved: dict[Identity, FollowedFile] = {}  # read on, checkpoint not saved yet
         # Checkpoints of gone files: at a save, each gives way to a record of how far its file
         # was read (a compressed copy of it, found later, is named only for what is after)
@@ -780,10 +782,16 @@ class FileSources:
         """The first bytes of ``fd`` are those of a file followed (of ``among``), closed once
         read, or of a followed file's life before a truncation."""
         head = os.pread(fd, min(size, FINGERPRINT_BYTES), 0)
+
+        def holds(tail: Tail) -> bool | None:
+            return tail.verdict(size, _pread(fd))
+
         followed = any(
-            _fingerprint_of(f.fingerprint, head) for f in self.files.values() if f.identity in among
+            _fingerprint_of(f.fingerprint, head) and holds(f.tail) is not False
+            for f in self.files.values()
+            if f.identity in among
         )
-        return followed or bool(self._past_reads(head))
+        return followed or bool(self._past_reads(head, holds=holds))
 
     def _past_reads(
         self,
@@ -801,8 +809,8 @@ class FileSources:
         return [
             size
             for table in tables
-            for key, size in table.items()
-            if _fingerprint_of(key[1], head) and holds(self._tails.get(key, NO_TAIL)) is not False
+            for (_, fingerprint, tail), size in table.items()
+            if _fingerprint_of(fingerprint, head) and holds(tail) is not False
         ]
 
     def _read_before(self, identity: Identity, saved: FileCheckpoint) -> None:
@@ -810,8 +818,7 @@ class FileSources:
         its inode in this look saves its own checkpoint over it)."""
         if saved.fingerprint_bytes:
             fingerprint, tail = _known_life(saved)
-            _remember(self._retired, (identity, fingerprint), saved.offset)
-            _remember(self._tails, (identity, fingerprint), tail)
+            _remember(self._retired, (identity, fingerprint, tail), saved.offset)
 
     def remember_life(
         self,
@@ -827,8 +834,8 @@ class FileSources:
         named for what was read. ``history``: a rotated file at the very first start, as if
         read to its end."""
         if fingerprint.length:
-            _remember(self._history if history else self._retired, (identity, fingerprint), offset)
-            _remember(self._tails, (identity, fingerprint), tail)
+            table = self._history if history else self._retired
+            _remember(table, (identity, fingerprint, tail), offset)
             life = RetiredFile(
                 identity.device, identity.inode, fingerprint.digest, fingerprint.length, offset,
                 history=history, tail=tail.encode(),
@@ -1074,7 +1081,8 @@ class FileSources:
                     else:
                         size = os.fstat(fd).st_size
                         fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
-                        self.remember_life(rotated, fingerprint, size, history=True)
+                        tail = Tail.at(fd, size)
+                        self.remember_life(rotated, fingerprint, size, history=True, tail=tail)
                 finally:
                     os.close(fd)
         # Saved now, as a file's first checkpoint is: a start after a crash before the first
@@ -1087,13 +1095,15 @@ class FileSources:
 
     def _remember_compressed_history(self, identity: Identity, fd: int) -> None:
         """A compressed rotated file at the very first start is history too, by what it
-        holds (its first bytes, its trailer's size): quiet when a later search finds it,
-        though a backup tool or ``touch`` made it look newer than the last read."""
+        holds (its first bytes, its trailer's size, its last bytes within GZIP_TAIL_MAX):
+        quiet when a later search finds it, though a backup tool or ``touch`` made it look
+        newer than the last read."""
         head = _gzip_head(fd, FINGERPRINT_BYTES)
         size = _gzip_size(fd)
         if head and size is not None:
             fingerprint = Fingerprint(len(head), _digest(head))
-            self.remember_life(identity, fingerprint, size, history=True)
+            tail = _Unzipped(fd, size).tail()
+            self.remember_life(identity, fingerprint, size, history=True, tail=tail)
 
     def _follow_listed_and_rotated(
         self,
@@ -1418,7 +1428,7 @@ class FileSources:
         return carried
 
     def _unchanged_since_retired(self, identity: Identity, path: str) -> bool:
-        if all(retired != identity for retired, _ in (*self._retired, *self._history)):
+        if all(retired != identity for retired, _, _ in (*self._retired, *self._history)):
             return False
         fd = self._open(path)
         if fd is None:
@@ -1432,8 +1442,11 @@ class FileSources:
         """Read to its end and closed, and unchanged since (not an inode used again)."""
         size = os.fstat(fd).st_size
         fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
-        key = (identity, fingerprint)
-        return size in (self._retired.get(key), self._history.get(key))
+        return any(
+            closed == identity and read == size and held == fingerprint
+            and tail.verdict(size, _pread(fd)) is not False
+            for (closed, held, tail), read in (*self._retired.items(), *self._history.items())
+        )  # fmt: skip
 
     def _find_rotated(self, saved: FileCheckpoint, source: FileSource) -> tuple[int, str] | None:
         """The file of ``saved`` by identity, beside its old path or in ``rotated_paths``."""
@@ -1530,8 +1543,7 @@ class FileSources:
             return
         fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
         tail = Tail.at(fd, size)
-        _remember(self._retired, (identity, fingerprint), size)
-        _remember(self._tails, (identity, fingerprint), tail)
+        _remember(self._retired, (identity, fingerprint, tail), size)
         retired = RetiredFile(
             identity.device, identity.inode, fingerprint.digest, fingerprint.length, size,
             tail=tail.encode(),
@@ -1749,11 +1761,14 @@ class FileSources:
 
     def _closed_at(self, identity: Identity, fd: int) -> int | None:
         """How far ``fd`` was read when we closed it, if we followed and closed it before and
-        it still begins as it did then."""
+        it still begins (and goes on) as it did then."""
+        size = os.fstat(fd).st_size
         sizes = [
-            size
-            for (closed, fingerprint), size in (*self._retired.items(), *self._history.items())
-            if closed == identity and fingerprint.length > 0 and fingerprint.matches(fd)
+            read
+            for (closed, head, tail), read in (*self._retired.items(), *self._history.items())
+            if closed == identity
+            and head.length > 0
+            and _begins_and_goes_on_as(fd, size, head, tail)
         ]
         return max(sizes, default=None)
 
@@ -2215,10 +2230,6 @@ def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
         os.close(live)
 
 
-def _tail_of(retired: RetiredFile) -> Tail:
-    return Tail.decode(retired.tail)
-
-
 def _known_life(saved: FileCheckpoint) -> tuple[Fingerprint, Tail]:
     """What ``saved`` knows of its file's life: its first bytes and the last bytes read."""
     return (
@@ -2368,6 +2379,18 @@ class _Unzipped:
         if self._size is None:
             return None
         return tail.verdict(min(self._size, GZIP_TAIL_MAX), self._read)
+
+    def tail(self) -> Tail:
+        """Its last bytes, if it holds no more than GZIP_TAIL_MAX."""
+        size = self._size
+        if size is None or size > GZIP_TAIL_MAX:
+            return NO_TAIL
+        data = self._read(max(0, size - TAIL_READ_BYTES), size)
+        return (
+            Tail.of(data, size)
+            if data is not None and len(data) == min(size, TAIL_READ_BYTES)
+            else NO_TAIL
+        )
 
     def _read(self, start: int, end: int) -> bytes | None:
         if not self._unzipped:
