@@ -2308,3 +2308,28 @@ class TestFoundByHypothesis:
             poll_stalled_while_rotated(at_clock=4, rotation='copytruncate', count=1)
             """,
         )
+
+    def test_a_compressed_copy_of_a_life_the_open_file_no_longer_holds_is_named(self):
+        """Found by an explore run of the banner layout: app.log read, copy-truncated with a
+        line in the window, its copy compressed, and app.log emptied and written anew (the
+        banner again) before the next look. The `.gz` began as app.log still does, so it was
+        taken for the open file's, read there, and its unread line was not named. The open
+        file holds a life only if it holds its last bytes seen too."""
+        _replay(
+            "banner",
+            """
+            start_first(history=0, live=True)
+            poll(after_events=False)
+            begin_copytruncate(percent=0)
+            time_passes()
+            time_passes()
+            append(count=1, long=False, leave_partial=False)
+            time_passes()
+            time_passes()
+            finish_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            truncate_and_rewrite(count=1)
+            begin_copytruncate(percent=0)
+            poll(after_events=False)
+            """,
+        )

@@ -1303,7 +1303,7 @@ class FileSources:
             if _compressed_from(followed.fd, head, *packed):
                 return True  # a file held open, written anew since our last read: read there
             if copy_of(followed.fingerprint, followed.tail):
-                if followed.fingerprint.matches(followed.fd):
+                if followed.fingerprint.matches(followed.fd) and followed.tail.holds(followed.fd):
                     return True  # open, holding those bytes: read there
                 read.append((followed.offset, followed.mtime_ns))
                 if self._compressed_copies is not None:
