@@ -2088,6 +2088,7 @@ class TestLastBytesSeen:
         assert tail.marks
         assert Tail.decode(tail.encode()) == tail
         assert Tail.decode("") == Tail()
+        assert Tail.decode("12:x:ab;junk") == Tail()  # a damaged row: no tail, no crash
 
     @pytest.mark.parametrize("cut", [0.98, 0.9, 0.8])
     def test_a_copy_made_earlier_holds_it_and_another_life_does_not(self, cut):

@@ -158,9 +158,14 @@ class Tail:
 
     @staticmethod
     def decode(text: str) -> Tail:
+        """As ``encode`` wrote it; anything else (a damaged row) is no tail: the first bytes
+        alone tell that file, as they did before tails were kept."""
         marks = []
         for part in filter(None, text.split(";")):
-            end, length, digest = part.split(":")
+            end, _, rest = part.partition(":")
+            length, _, digest = rest.partition(":")
+            if not (end.isdigit() and length.isdigit() and digest):
+                return NO_TAIL
             marks.append(Mark(int(end), int(length), digest))
         return Tail(tuple(marks))
 
