@@ -2347,25 +2347,32 @@ def _gzip_size(fd: int) -> int | None:
     return int.from_bytes(trailer, "little") if len(trailer) == 4 else None
 
 
-def _gzip_head(fd: int, length: int) -> bytes | None:
-    """The first ``length`` bytes a gzip file holds (fewer if it holds fewer); None when it
-    cannot be decompressed."""
+def _gzip_head(
+    fd: int, length: int, *, input_max: int | None = GZIP_HEAD_INPUT_MAX
+) -> bytes | None:
+    """The first ``length`` bytes a gzip file holds (fewer if it holds fewer), reading at most
+    ``input_max`` compressed bytes (None: no limit); None when it cannot be decompressed."""
     unzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    head, position = b"", 0
+    pieces: list[bytes] = []
+    produced = position = 0
     try:
-        while len(head) < length and position < GZIP_HEAD_INPUT_MAX:
+        while produced < length and (input_max is None or position < input_max):
             chunk = os.pread(fd, GZIP_HEAD_CHUNK, position)
             if not chunk:
                 break
             position += len(chunk)
-            head += unzip.decompress(chunk, length - len(head))
+            data = unzip.decompress(chunk, length - produced)
+            while unzip.unconsumed_tail and produced + len(data) < length:
+                pieces.append(data)
+                produced += len(data)
+                data = unzip.decompress(unzip.unconsumed_tail, length - produced)
+            pieces.append(data)
+            produced += len(data)
             if unzip.eof:
                 break
-            while unzip.unconsumed_tail and len(head) < length:
-                head += unzip.decompress(unzip.unconsumed_tail, length - len(head))
     except (OSError, zlib.error):
         return None
-    return head[:length]
+    return b"".join(pieces)[:length]
 
 
 class _Unzipped:
@@ -2399,38 +2406,10 @@ class _Unzipped:
 
     def _read(self, start: int, end: int) -> bytes | None:
         if not self._unzipped:
-            self._data = _gzip_range(self._fd, 0, min(self._size or 0, GZIP_TAIL_MAX))
+            length = min(self._size or 0, GZIP_TAIL_MAX)
+            self._data = _gzip_head(self._fd, length, input_max=None)
             self._unzipped = True
         return None if self._data is None else self._data[start:end]
-
-
-def _gzip_range(fd: int, start: int, end: int) -> bytes | None:
-    """The bytes ``[start, end)`` a gzip file holds (fewer if it holds fewer); None when it
-    cannot be decompressed."""
-    unzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    kept: list[bytes] = []
-    produced = position = 0
-
-    def keep(data: bytes) -> None:
-        nonlocal produced
-        if produced + len(data) > start:
-            kept.append(data[max(0, start - produced) : end - produced])
-        produced += len(data)
-
-    try:
-        while produced < end:
-            chunk = os.pread(fd, GZIP_HEAD_CHUNK, position)
-            if not chunk:
-                break
-            position += len(chunk)
-            keep(unzip.decompress(chunk, end - produced))
-            while unzip.unconsumed_tail and produced < end:
-                keep(unzip.decompress(unzip.unconsumed_tail, end - produced))
-            if unzip.eof:
-                break
-    except (OSError, zlib.error):
-        return None
-    return b"".join(kept)
 
 
 def _reading_order(followed: FollowedFile) -> tuple[bool, bool, int]:
