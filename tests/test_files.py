@@ -2060,6 +2060,43 @@ class TestLivesThatBeginAlike:
         second.close()
         assert lines == [f"{n} {DENIAL}" for n in ("L1", "M0", "M1", "N0")]
 
+    def test_an_inode_taken_by_a_copy_of_another_life_between_listing_and_opening(self, tmp_path):
+        """Found by the model's banner layout under `app.log*`: after a start, between the
+        listing and the opening, rotation deleted app.log.3 (read), renamed app.log.2 to its
+        name, and copy-truncate's copy of app.log took app.log.3's inode as app.log.1. The
+        checkpoint of app.log.3, found by its inode, was judged by its first KiB (the banner)
+        and taken for that file renamed and truncated: app.log's last line was read again under
+        a new id. Here the inode is kept by a rename and a rewrite in place."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        append(log.with_name("app.log.3"), BANNER + f"L0 {DENIAL}\nL1 {DENIAL}\n")
+        append(log.with_name("app.log.2"), BANNER + f"L2 {DENIAL}\n")
+        append(log, BANNER + f"L5 {DENIAL}\n")
+        first = Harness(tmp_path, pattern="app.log*")
+        assert sorted(first.poll()) == [f"L{n} {DENIAL}" for n in (0, 1, 2, 5)]
+        first.close()
+
+        def rotate() -> None:
+            copy = log.with_name("app.log.1")
+            os.replace(log.with_name("app.log.3"), copy)  # its inode, app.log's copy below
+            os.replace(log.with_name("app.log.2"), log.with_name("app.log.3"))
+            truncate(copy)
+            append(copy, log.read_text())
+            truncate(log)
+            append(log, BANNER + f"L6 {DENIAL}\n")
+
+        rotations = [rotate]
+
+        def clock() -> float:  # the first reading of the clock comes after the listing
+            if rotations:
+                rotations.pop()()
+            return 0.0
+
+        second = Harness(tmp_path, pattern="app.log*", clock=clock)
+        lines = second.poll() + second.poll()
+        second.close()
+        assert lines == [f"L6 {DENIAL}"]
+
 
 def test_checkpoints_saved_before_their_last_bytes_were_kept_are_carried_over(tmp_path):
     """A state database whose checkpoints have no last bytes: they are followed on as

@@ -2333,3 +2333,85 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_compressed_life_longer_than_an_open_copy_that_begins_alike_is_named(self):
+        """Found by an explore run of the banner layout (shrunk): app.log read, then, while
+        stopped, renamed with three lines unread and compressed, and a new app.log (the banner
+        again) begun; after the start a copy-truncate copied 40% of it, the banner only. The
+        truncation seen, that copy was read as the old life's (it holds what it holds of it),
+        and the `.gz` passed for that open copy's, read there: its three lines were lost
+        without a word. A compressed copy longer than the open file is not that file's."""
+        _replay(
+            "banner",
+            """
+            start_first(history=0, live=True)
+            poll(after_events=True)
+            stop()
+            append(count=3, long=True, leave_partial=False)
+            rotate_by_rename(create_new=False)
+            compress_rotated_file(pick=2)
+            append(count=1, long=True, leave_partial=True)
+            start()
+            begin_copytruncate(percent=40)
+            poll_stalled_while_rotated(at_clock=3, rotation='rename', count=6)
+            """,
+        )
+
+    def test_a_file_found_by_its_inode_is_that_file_only_if_it_goes_on_as_read(self):
+        """Found by an explore run of the banner layout (shrunk): after crashes around
+        copy-truncates and compressions, a checkpoint's inode was found under another rotated
+        name holding another life that began alike (the banner). Judged by its first KiB, it
+        was taken for the file read and its new lines were read as if after the truncation:
+        a line twice in one run. Its last bytes seen are compared too."""
+        _replay(
+            "banner",
+            """
+            start_first(history=2, live=False)
+            crash()
+            compress_rotated_file(pick=0)
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            start()
+            poll(after_events=False)
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=0)
+            poll_stalled_while_rotated(at_clock=0, rotation='rename', count=1)
+            compress_rotated_file(pick=2)
+            finish_copytruncate(window=0)
+            crash()
+            start()
+            crash()
+            start()
+            append(count=2, long=True, leave_partial=True)
+            stop()
+            begin_copytruncate(percent=90)
+            start()
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_life_cut_back_to_its_banner_is_remembered_as_read(self):
+        """Found by an explore run of the banner layout (shrunk): app.log read, copy-truncated
+        and written anew, its new life seen as a cut-back (it keeps the banner, already read);
+        the copy of the old life was compressed. The life cut back was not remembered, so the
+        `.gz` was named as a generation never read, though every line in it had been."""
+        _replay(
+            "banner",
+            """
+            start_first(history=2, live=False)
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            start()
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=0)
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            finish_copytruncate(window=0)
+            compress_rotated_file(pick=0)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=True)
+            poll(after_events=False)
+            """,
+        )

@@ -1308,7 +1308,11 @@ class FileSources:
             if _compressed_from(followed.fd, head, *packed):
                 return True  # a file held open, written anew since our last read: read there
             if copy_of(followed.fingerprint, followed.tail):
-                if followed.fingerprint.matches(followed.fd) and followed.tail.holds(followed.fd):
+                if (
+                    followed.fingerprint.matches(followed.fd)
+                    and followed.tail.holds(followed.fd)
+                    and not _holds_more(packed[0], followed.fd)
+                ):
                     return True  # open, holding those bytes: read there
                 read.append((followed.offset, followed.mtime_ns))
                 if self._compressed_copies is not None:
@@ -1905,6 +1909,11 @@ class _Reader:
                 copy=copy, detail="copy-truncate: the rest read from its copy; the new content "
                 "begins as the old did (a banner): going on after the lines it shares",
             )  # fmt: skip
+        # The life cut back was read this far: its compressed copy, found later, is not named
+        # as a file never read.
+        self._sources.remember_life(
+            followed.identity, followed.fingerprint, followed.offset, tail=followed.tail
+        )
         followed.offset = followed.read_end = len(kept)
         followed.fingerprint = Fingerprint(len(kept), _digest(kept))
         followed.tail = Tail.of(kept, len(kept))
@@ -2257,10 +2266,11 @@ def _saved_empty(former: dict[Identity, FileCheckpoint] | None, identity: Identi
 
 
 def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
-    """The file at ``fd`` is the one ``saved`` describes (not an inode reused by another)."""
+    """The file at ``fd`` is the one ``saved`` describes (not an inode reused by another): its
+    first bytes, and its last bytes seen as far as it holds them (lives that begin alike)."""
     if size < saved.fingerprint_bytes:
         return False
-    return Fingerprint(saved.fingerprint_bytes, saved.fingerprint).matches(fd)
+    return _begins_and_goes_on_as(fd, size, *_known_life(saved))
 
 
 def _is_gzip(fd: int) -> bool:
@@ -2345,6 +2355,14 @@ def _gzip_size(fd: int) -> int | None:
     size = os.fstat(fd).st_size
     trailer = os.pread(fd, 4, size - 4) if size >= 18 else b""
     return int.from_bytes(trailer, "little") if len(trailer) == 4 else None
+
+
+def _holds_more(unzipped_size: int | None, fd: int) -> bool:
+    """A compressed copy longer than the open file it begins as: another life, or one the open
+    file is a shorter copy of (copy-truncate in the making), not the same life read there (a
+    life only grows). Sizes past 4 GiB (the trailer's modulo) are not told apart."""
+    size = os.fstat(fd).st_size
+    return unzipped_size is not None and size < (1 << 32) and unzipped_size > size
 
 
 def _gzip_head(
