@@ -2097,6 +2097,48 @@ class TestLivesThatBeginAlike:
         second.close()
         assert lines == [f"L6 {DENIAL}"]
 
+    def test_an_older_life_with_long_lines_alike_is_no_copy_of_the_live_file(self, tmp_path):
+        """Found by the model's banner layout under `app.log*` (long lines): app.log.1, an older
+        life, shorter than app.log and ending, like it at that offset, inside a long line whose
+        last KiB is the same filler: taken for a copy of app.log in the making, its lines were
+        never read. The copy's own last line ends and line starts are compared too."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+
+        def lines(numbers: range) -> str:
+            return "".join(f"L{n:02d} {'x' * 1500} {DENIAL}\n" for n in numbers)
+
+        append(log.with_name("app.log.1"), BANNER + lines(range(8, 11)))
+        append(log, BANNER + lines(range(11, 15)) + "L15 partial")
+        harness = Harness(tmp_path, pattern="app.log*")
+        read = harness.poll() + harness.poll()
+        harness.close()
+        assert sorted(line.split()[0] for line in read) == [f"L{n:02d}" for n in range(8, 15)]
+
+    def test_an_inode_found_holding_another_file_does_not_lend_it_its_checkpoint(self, tmp_path):
+        """Found by the model's banner layout under `app.log*` (inode reuse): history's
+        app.log.1 (known by its banner only) deleted while stopped and its inode taken by a
+        new app.log, itself being copied by copy-truncate. The start judged the checkpoint
+        gone (its inode holds another file) and yet gave it to the new app.log: read as that
+        file truncated, its copy in the making was read from the old offset (a line cut in
+        two) and its lines read twice. Here the inode is kept by a rename and a rewrite."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        rotated = log.with_name("app.log.1")
+        append(rotated, BANNER + f"L0 {DENIAL}\nL1 {DENIAL}\n")
+        first = Harness(tmp_path, pattern="app.log*", start_at="end")
+        assert first.poll() == []  # history
+        first.close()
+        os.rename(rotated, log)
+        truncate(log)
+        lines = [f"L{n:02d} {'x' * 1500} {DENIAL}\n" for n in range(8, 12)]
+        append(log, BANNER + "".join(lines))
+        rotated.write_text(BANNER + "".join(lines[:3]))  # copy-truncate's copy, in the making
+        second = Harness(tmp_path, pattern="app.log*", start_at="end")
+        read = second.poll() + second.poll()
+        second.close()
+        assert [line.split()[0] for line in read] == ["L08", "L09", "L10", "L11"]
+
 
 def test_checkpoints_saved_before_their_last_bytes_were_kept_are_carried_over(tmp_path):
     """A state database whose checkpoints have no last bytes: they are followed on as

@@ -747,8 +747,8 @@ class FileSources:
     ) -> FileCheckpoint | None:
         """The checkpoint saved for ``identity``, if it is this file's (``fd``, at ``path``)."""
         saved = self._store.checkpoint_of(identity.device, identity.inode)
-        if saved is None:
-            return None
+        if saved is None or identity in gone:
+            return None  # gone: its inode was found holding another file (_finish_orphans)
         if saved.fingerprint_bytes == 0 and saved.path != path:
             return None  # a row of an empty file says nothing of what its inode holds now
         told = saved.fingerprint_bytes and _begins_and_goes_on_as(fd, size, *_known_life(saved))
@@ -2200,7 +2200,11 @@ def _ends_otherwise(original: int, copy: int, size: int) -> bool:
     except OSError:
         return False
     length = min(size, FINGERPRINT_BYTES)
-    return not _same_bytes_at(original, copy, size - length, length)
+    if not _same_bytes_at(original, copy, size - length, length):
+        return True
+    # Long lines alike but for their first bytes (a line number, a time) may leave the last KiB
+    # the same: the copy's own last line ends and line starts tell.
+    return Tail.at(copy, size).verdict(size, _pread(original)) is False
 
 
 def _same_bytes_at(original: int, copy: int, offset: int, size: int) -> bool:
