@@ -2415,3 +2415,123 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_copy_that_ends_before_the_lines_read_is_not_that_life_s(self):
+        """Found by an explore run of the banner layout under `app.log*` (shrunk): a copy
+        read as app.log's was checkpointed under app.log's name; after a crash its inode was
+        taken by a new, empty app.log, judged that file truncated, and a copy of a later life
+        (1.7 KiB, the banner and three lines) was taken for the copy of the 10 KiB life read:
+        it ends before every mark of that life's last lines, so only the banner told, and its
+        three lines were lost. A copy of a life lost by its original holds its last lines."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=0, live=False)
+            crash()
+            append(count=1, long=True, leave_partial=True)
+            start()
+            crash()
+            start()
+            crash()
+            begin_copytruncate(percent=0)
+            start()
+            crash()
+            start()
+            append(count=2, long=True, leave_partial=True)
+            crash()
+            append(count=3, long=False, leave_partial=True)
+            append(count=3, long=False, leave_partial=False)
+            append(count=2, long=True, leave_partial=False)
+            start()
+            append(count=3, long=False, leave_partial=False)
+            finish_copytruncate(window=0)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=7)
+            crash()
+            truncate_and_rewrite(count=3)
+            start()
+            rotate_by_copytruncate(window=1)
+            rotate_by_rename(create_new=True)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_compressed_copy_shorter_than_every_line_read_of_a_life_is_not_its(self):
+        """Found by an explore run of the banner layout under `app.log*` (shrunk): a rotated
+        file (the banner and one line) found but not read before a crash was compressed; its
+        `.gz` ended before every mark of another life's last lines (3.1 KiB read, its inode
+        taken by a new copy since), so only the banner told, and that life's offset said the
+        `.gz` held nothing unread: its line was lost without a word. A file shorter than a
+        life read, holding none of its marks, is not its copy (the first bytes alone do not
+        tell lives that begin alike)."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=0, live=False)
+            crash()
+            start()
+            crash()
+            append(count=1, long=False, leave_partial=True)
+            start()
+            crash()
+            start()
+            crash()
+            begin_copytruncate(percent=0)
+            start()
+            crash()
+            start()
+            append(count=2, long=False, leave_partial=True)
+            crash()
+            append(count=3, long=False, leave_partial=False)
+            append(count=3, long=False, leave_partial=False)
+            append(count=2, long=False, leave_partial=True)
+            append(count=3, long=False, leave_partial=False)
+            start()
+            finish_copytruncate(window=0)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            crash()
+            delete_live_file()
+            start()
+            crash()
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            start()
+            crash()
+            rotate_by_copytruncate(window=0)
+            start()
+            compress_rotated_file(pick=1)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_the_copy_holding_every_last_byte_seen_is_taken_before_a_newer_shorter_one(self):
+        """Found by an explore run of the banner layout (shrunk): app.log seen (not read) and
+        copy-truncated into app.log.2, then its next life's copy begun in app.log.1 (the
+        banner and 27 bytes) before the truncation was seen. Both held the marks within them
+        (the shorter one only the banner's), and the newer was taken for the old life's copy:
+        its line was read from it and again from app.log. A life only grows: a copy that
+        holds every last byte seen comes first."""
+        _replay(
+            "banner",
+            """
+            start_first(history=1, live=False)
+            crash()
+            start()
+            crash()
+            start()
+            append(count=1, long=False, leave_partial=True)
+            crash()
+            start()
+            crash()
+            begin_copytruncate(percent=0)
+            append(count=1, long=False, leave_partial=False)
+            finish_copytruncate(window=0)
+            append(count=1, long=False, leave_partial=True)
+            begin_copytruncate(percent=90)
+            start()
+            append(count=1, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            finish_copytruncate(window=0)
+            crash()
+            """,
+        )

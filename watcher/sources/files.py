@@ -788,11 +788,11 @@ class FileSources:
         read, or of a followed file's life before a truncation."""
         head = os.pread(fd, min(size, FINGERPRINT_BYTES), 0)
 
-        def holds(tail: Tail) -> bool | None:
-            return tail.verdict(size, _pread(fd))
+        def holds(tail: Tail, read: int) -> bool:
+            return _may_hold(tail.verdict(size, _pread(fd)), tail, size, read)
 
         followed = any(
-            _fingerprint_of(f.fingerprint, head) and holds(f.tail) is not False
+            _fingerprint_of(f.fingerprint, head) and holds(f.tail, f.offset)
             for f in self.files.values()
             if f.identity in among
         )
@@ -803,19 +803,19 @@ class FileSources:
         head: bytes,
         *,
         history: bool = False,
-        holds: Callable[[Tail], bool | None] = lambda _: None,
+        holds: Callable[[Tail, int], bool] = lambda _tail, _read: True,
     ) -> list[int]:
         """How far files no longer followed were read, of those that began with ``head``:
         closed once read to their end (their size then), or lives before a truncation; and
         with ``history``, the rotated files found at the very first start (as if read).
-        ``holds``: whether the file asked about holds one's last bytes seen (None: cannot
-        tell); those it does not hold are other lives that began alike."""
+        ``holds``: whether the file asked about may hold one's last bytes seen (given them and
+        how far that life was read); those it does not are other lives that began alike."""
         tables = (self._retired, self._history) if history else (self._retired,)
         return [
             size
             for table in tables
             for (_, fingerprint, tail), size in table.items()
-            if _fingerprint_of(fingerprint, head) and holds(tail) is not False
+            if _fingerprint_of(fingerprint, head) and holds(tail, size)
         ]
 
     def _read_before(self, identity: Identity, saved: FileCheckpoint) -> None:
@@ -891,6 +891,10 @@ class FileSources:
                 if holds:
                     return followed  # holds what we saw of it too, up to its size: a copy
                 as_read = False  # another life that begins alike (a banner), or its next
+            elif as_read and not followed.tail.holds(followed.fd):
+                # The original lost that life (truncated): its copy is complete and holds the
+                # lines read, unless it ends before them (another life that begins alike)
+                as_read = not _not_a_copy_of(followed, size, fd)
             as_now = _same_first_bytes(followed.fd, fd, min(size, FINGERPRINT_BYTES))
             if as_now and (_ends_otherwise(followed.fd, fd, size) or followed.size() < size):
                 # Begins as the file does now, not a copy of it (one is no longer than the file,
@@ -1299,15 +1303,18 @@ class FileSources:
 
         unzipped = _Unzipped(fd, packed[0])
 
-        def copy_of(fingerprint: Fingerprint, tail: Tail) -> bool:
+        def holds(tail: Tail, read: int) -> bool:
+            return _may_hold(unzipped.holds(tail), tail, packed[0], read)
+
+        def copy_of(fingerprint: Fingerprint, tail: Tail, read: int) -> bool:
             """Its first bytes, and its last bytes seen as far as it holds them (lives that
             begin alike: a banner)."""
-            return _fingerprint_of(fingerprint, head) and unzipped.holds(tail) is not False
+            return _fingerprint_of(fingerprint, head) and holds(tail, read)
 
         for followed in self.files.values():
             if _compressed_from(followed.fd, head, *packed):
                 return True  # a file held open, written anew since our last read: read there
-            if copy_of(followed.fingerprint, followed.tail):
+            if copy_of(followed.fingerprint, followed.tail, followed.offset):
                 if (
                     followed.fingerprint.matches(followed.fd)
                     and followed.tail.holds(followed.fd)
@@ -1324,9 +1331,11 @@ class FileSources:
         except sqlite3.Error:
             saved_rows = list(gone.values())
         read += [
-            (saved.offset, saved.mtime_ns) for saved in saved_rows if copy_of(*_known_life(saved))
+            (saved.offset, saved.mtime_ns)
+            for saved in saved_rows
+            if copy_of(*_known_life(saved), saved.offset)
         ]
-        past = self._past_reads(head, history=True, holds=unzipped.holds)
+        past = self._past_reads(head, history=True, holds=holds)
         read += [(at, mtime_ns) for at in past]
         if read:
             offset, read_mtime_ns = max(read)
@@ -1629,17 +1638,21 @@ class FileSources:
                     yield path
 
     def _search_copies(self, followed: FollowedFile) -> tuple[int, str, int] | None:
+        """The newest copy; one that holds every last byte seen first: a life only grows, so
+        a shorter one made since is another life's copy that begins alike (in the making)."""
         best: tuple[int, str, int] | None = None
+        best_rank: tuple[bool, int] = (False, 0)
         try:
             for path in self._copy_places(followed):
                 fd = self._copy_candidate(path, followed)
                 if fd is None:
                     continue
-                mtime = os.fstat(fd).st_mtime_ns
-                if best is None or mtime > best[0]:
+                info = os.fstat(fd)
+                rank = (info.st_size >= followed.tail.end, info.st_mtime_ns)
+                if best is None or rank > best_rank:
                     if best is not None:
                         os.close(best[2])
-                    best = (mtime, path, fd)
+                    best, best_rank = (info.st_mtime_ns, path, fd), rank
                 else:
                     os.close(fd)
         except _RenamedWhileSearchedError:
@@ -1662,6 +1675,7 @@ class FileSources:
             or self._finished(Identity(info.st_dev, info.st_ino), fd)
             or not followed.fingerprint.matches(fd)
             or (followed.fingerprint.length == 0 and _begins_as(fd, followed.fd))
+            or _not_a_copy_of(followed, info.st_size, fd)
         ):
             return None  # (read empty: one that begins as the file does now copies this life)
         return (info.st_mtime_ns, path, os.dup(fd))
@@ -1757,12 +1771,12 @@ class FileSources:
             # a late writer): not the copy of a life the file lost.
             os.close(fd)
             return None
+        size = os.fstat(fd).st_size
         if (
             self._finished(identity, fd)
             or _compressed(path, fd)
-            or not _begins_and_goes_on_as(
-                fd, os.fstat(fd).st_size, followed.fingerprint, followed.tail
-            )
+            or not _begins_and_goes_on_as(fd, size, followed.fingerprint, followed.tail)
+            or _not_a_copy_of(followed, size, fd)
         ):
             os.close(fd)
             return None
@@ -2260,6 +2274,23 @@ def _begins_and_goes_on_as(fd: int, size: int, head: Fingerprint, tail: Tail) ->
     """``fd`` (``size`` bytes) holds a life with this first and last bytes read: a copy of it
     (one that ends before every mark of them is told by its first bytes alone)."""
     return head.matches(fd) and not tail.changed(fd, size)
+
+
+def _may_hold(verdict: bool | None, tail: Tail, size: int | None, read: int) -> bool:
+    """Whether a file of ``size`` bytes, whose ``verdict`` on a life's last bytes seen
+    (``tail``, read up to ``read``) is given, may be a copy of that life: it holds the marks
+    within it; or none lies within it and it is no shorter than what was read (shorter, only
+    its first bytes would tell, and lives that begin alike share those; a copy of that life
+    holds its last lines, unless more than TAIL_MARKS lines came between copy and cut)."""
+    if verdict is not None:
+        return verdict
+    return not tail.marks or size is None or size >= read
+
+
+def _not_a_copy_of(followed: FollowedFile, size: int, fd: int) -> bool:
+    """``fd`` (``size`` bytes) cannot be a copy of the life ``followed`` read (``_may_hold``)."""
+    tail = followed.tail
+    return not _may_hold(tail.verdict(size, _pread(fd)), tail, size, followed.offset)
 
 
 def _saved_empty(former: dict[Identity, FileCheckpoint] | None, identity: Identity) -> bool:
