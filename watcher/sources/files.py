@@ -789,7 +789,7 @@ class FileSources:
         head = os.pread(fd, min(size, FINGERPRINT_BYTES), 0)
 
         def holds(tail: Tail, read: int) -> bool:
-            return _may_hold(tail.verdict(size, _pread(fd)), tail, size, read)
+            return _may_hold_life(fd, size, tail, read)
 
         followed = any(
             _fingerprint_of(f.fingerprint, head) and holds(f.tail, f.offset)
@@ -887,14 +887,15 @@ class FileSources:
                 continue  # rotation copies the live file, never a rotated one (app.log.1)
             fingerprint = followed.fingerprint
             as_read = 0 < fingerprint.length <= size and fingerprint.matches(fd)
-            if as_read and (holds := followed.tail.verdict(size, _pread(fd))) is not None:
+            holds = followed.tail.verdict(size, _pread(fd)) if as_read else None
+            if as_read and holds is not None:
                 if holds:
                     return followed  # holds what we saw of it too, up to its size: a copy
                 as_read = False  # another life that begins alike (a banner), or its next
             elif as_read and not followed.tail.holds(followed.fd):
                 # The original lost that life (truncated): its copy is complete and holds the
                 # lines read, unless it ends before them (another life that begins alike)
-                as_read = not _not_a_copy_of(followed, size, fd)
+                as_read = _may_hold(None, followed.tail, size, followed.offset)
             as_now = _same_first_bytes(followed.fd, fd, min(size, FINGERPRINT_BYTES))
             if as_now and (_ends_otherwise(followed.fd, fd, size) or followed.size() < size):
                 # Begins as the file does now, not a copy of it (one is no longer than the file,
@@ -1640,8 +1641,7 @@ class FileSources:
     def _search_copies(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         """The newest copy; one that holds every last byte seen first: a life only grows, so
         a shorter one made since is another life's copy that begins alike (in the making)."""
-        best: tuple[int, str, int] | None = None
-        best_rank: tuple[bool, int] = (False, 0)
+        best: tuple[tuple[bool, int], str, int] | None = None  # ((holds all, mtime), path, fd)
         try:
             for path in self._copy_places(followed):
                 fd = self._copy_candidate(path, followed)
@@ -1649,17 +1649,17 @@ class FileSources:
                     continue
                 info = os.fstat(fd)
                 rank = (info.st_size >= followed.tail.end, info.st_mtime_ns)
-                if best is None or rank > best_rank:
+                if best is None or rank > best[0]:
                     if best is not None:
                         os.close(best[2])
-                    best, best_rank = (info.st_mtime_ns, path, fd), rank
+                    best = (rank, path, fd)
                 else:
                     os.close(fd)
         except _RenamedWhileSearchedError:
             if best is not None:
                 os.close(best[2])
             raise
-        return best
+        return None if best is None else (best[0][1], best[1], best[2])
 
     def _copy_in_hand_of(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         """The copy being opened when ``followed``'s truncation was seen, if it holds the life
@@ -1775,8 +1775,8 @@ class FileSources:
         if (
             self._finished(identity, fd)
             or _compressed(path, fd)
-            or not _begins_and_goes_on_as(fd, size, followed.fingerprint, followed.tail)
-            or _not_a_copy_of(followed, size, fd)
+            or not followed.fingerprint.matches(fd)
+            or _not_a_copy_of(followed, size, fd)  # other last bytes, or none to tell
         ):
             os.close(fd)
             return None
@@ -2287,10 +2287,14 @@ def _may_hold(verdict: bool | None, tail: Tail, size: int | None, read: int) -> 
     return not tail.marks or size is None or size >= read
 
 
+def _may_hold_life(fd: int, size: int, tail: Tail, read: int) -> bool:
+    """``_may_hold`` for ``fd`` (``size`` bytes), its verdict read from it."""
+    return _may_hold(tail.verdict(size, _pread(fd)), tail, size, read)
+
+
 def _not_a_copy_of(followed: FollowedFile, size: int, fd: int) -> bool:
-    """``fd`` (``size`` bytes) cannot be a copy of the life ``followed`` read (``_may_hold``)."""
-    tail = followed.tail
-    return not _may_hold(tail.verdict(size, _pread(fd)), tail, size, followed.offset)
+    """``fd`` (``size`` bytes) cannot be a copy of the life ``followed`` read."""
+    return not _may_hold_life(fd, size, followed.tail, followed.offset)
 
 
 def _saved_empty(former: dict[Identity, FileCheckpoint] | None, identity: Identity) -> bool:
