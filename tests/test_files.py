@@ -2139,6 +2139,61 @@ class TestLivesThatBeginAlike:
         second.close()
         assert [line.split()[0] for line in read] == ["L08", "L09", "L10", "L11"]
 
+    def test_a_life_read_is_remembered_before_its_inode_takes_another_s_checkpoint(self, tmp_path):
+        """Found by the model's banner layout (inode reuse): app.log read to its end, then,
+        while stopped, compressed into app.log.1.gz and its inode taken by the next life,
+        rotated in turn. The start judged the row gone and read that life as a missed
+        generation, saving its first checkpoint over the row; a crash before the next save
+        and the row's life was forgotten: app.log.1.gz named as a generation never read,
+        though every line in it was. Here the inode is kept by a rewrite."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        life = BANNER + f"L0 {DENIAL}\nL1 {DENIAL}\n"
+        append(log, life)
+        first = Harness(tmp_path, pattern="app.log")
+        assert len(first.poll()) == 2
+        first.close()
+        log.with_name("app.log.1.gz").write_bytes(gzip.compress(life.encode()))
+        truncate(log)  # its inode taken by the next life, rotated before the start
+        append(log, BANNER + "".join(f"L{n} {'x' * 200} {DENIAL}\n" for n in (2, 3)))
+        os.rename(log, log.with_name("app.log.1"))
+        crashed = Harness(tmp_path, pattern="app.log")
+        crashed.sources.poll(None, crashed.handle)  # no sink took them: nothing saved
+        assert [line.split()[0] for _, _, line in crashed.lines] == ["L2", "L3"]
+        crashed.sources.close()
+        crashed.store.close()
+        append(log, BANNER + f"L4 {DENIAL}\n")
+        third = Harness(tmp_path, pattern="app.log")
+        third.poll()
+        third.close()
+        assert "source_compressed_unread" not in third.events()
+
+    def test_a_file_shorter_than_a_gone_life_read_and_holding_none_of_it_is_no_copy(self, tmp_path):
+        """Found by the model's banner layout: a copy read as app.log's (its row under
+        app.log's name) deleted while stopped, and app.log rewritten, shorter than both lives
+        read. app.log was taken for the gone copy's own copy by its first bytes, the banner
+        (the copy's last bytes seen lie past its end), and went on from there: its new lines
+        were lost without a word. A copy of a life holds what was read of it."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        copy = log.with_name("app.log.1")
+        append(log, BANNER + "".join(f"L{n} {'x' * 1500} {DENIAL}\n" for n in range(20)))
+        first = Harness(tmp_path, pattern="app.log")
+        assert len(first.poll()) == 20
+        shutil.copyfile(log, copy)
+        truncate(log)
+        append(log, BANNER + "".join(f"L{n} {'x' * 60} {DENIAL}\n" for n in (20, 21, 22)))
+        assert [line.split()[0] for line in first.poll()] == ["L20", "L21", "L22"]
+        first.close()
+        os.remove(copy)
+        truncate(log)
+        append(log, BANNER + f"L23 {'z' * 200} {DENIAL}\n")
+        second = Harness(tmp_path, pattern="app.log")
+        read = second.poll() + second.poll()
+        second.close()
+        assert [line.split()[0] for line in read] == ["L23"]
+        assert "source_copy_continued" not in second.events()
+
 
 def test_checkpoints_saved_before_their_last_bytes_were_kept_are_carried_over(tmp_path):
     """A state database whose checkpoints have no last bytes: they are followed on as

@@ -2535,3 +2535,43 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_a_renamed_inode_shorter_than_the_life_read_there_is_another_file(self):
+        """Found by an explore run of the banner layout (shrunk): a copy-truncate copy read as
+        app.log's (its row under app.log's name) was deleted by rotation and its inode taken by
+        a later life's copy, shorter, beginning alike. At the next start the row's inode was
+        found under app.log.3 and taken for that life renamed and truncated: its lines were read
+        again under new ids. First, the search for the generations of that \"truncated\" life
+        found another file's copy in turn, and the daemon stopped on a TypeError (the list of
+        compressed copies named in the outer search was reset by the inner one). Renamed, a
+        file does not shrink."""
+        _replay(
+            "banner",
+            """
+            start_first(history=1, live=True)
+            append(count=2, leave_partial=True, long=True)
+            begin_copytruncate(percent=0)
+            append(count=2, leave_partial=True, long=True)
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            append(count=3, leave_partial=True, long=False)
+            append(count=3, leave_partial=True, long=True)
+            start()
+            append(count=3, leave_partial=False, long=True)
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            append(count=3, leave_partial=False, long=True)
+            poll_stalled_while_rotated(at_clock=0, count=8, rotation='copytruncate')
+            crash()
+            start()
+            rotate_by_copytruncate(window=2)
+            rotate_by_copytruncate(window=1)
+            append(count=3, leave_partial=False, long=True)
+            rotate_by_copytruncate(window=0)
+            crash()
+            """,
+        )

@@ -366,6 +366,7 @@ class FileSources:
         # Checkpoints of gone files: at a save, each gives way to a record of how far its file
         # was read (a compressed copy of it, found later, is named only for what is after)
         self._gone_rows: dict[Identity, FileCheckpoint] = {}
+        self._judged_gone: dict[Identity, FileCheckpoint] = {}  # at this start, not saved yet
         # compressed files named: (device, inode, offset read or None), in order
         self._named_compressed: dict[tuple[CompressedFile, int | None], None] = {}
         self._compressed_seen: dict[CompressedFile, None] = {}  # looked at once
@@ -421,6 +422,7 @@ class FileSources:
                     self._store.keep_read([_read_as_saved(gone)], keep_at_most=MAX_RETIRED)
                 else:
                     self._store.retire_file(_read_as_saved(gone), keep_at_most=MAX_RETIRED)
+        self._judged_gone.clear()
         while self._unsaved:
             identity, followed = next(iter(self._unsaved.items()))
             # A copy whose lines are still read from its original has no checkpoint of its
@@ -819,8 +821,10 @@ class FileSources:
         ]
 
     def _read_before(self, identity: Identity, saved: FileCheckpoint) -> None:
-        """A gone file's checkpoint: how far it was read is known at once (a file that takes
-        its inode in this look saves its own checkpoint over it)."""
+        """A gone file's checkpoint: how far it was read is known at once, and on disk before
+        a file that takes its inode in this look saves its own checkpoint over it (a crash
+        before the next save would lose it)."""
+        self._judged_gone[identity] = saved
         if saved.fingerprint_bytes:
             fingerprint, tail = _known_life(saved)
             _remember(self._retired, (identity, fingerprint, tail), saved.offset)
@@ -982,8 +986,9 @@ class FileSources:
 
     def _taken_by_another(self, saved: FileCheckpoint, path: str) -> bool:
         """The inode of ``saved``, now at ``path``, is another file: under another name, with
-        other first bytes (freed while we were stopped and taken by, say, a gzipped copy).
-        At its own path the file may just have been truncated: its first read sees to that."""
+        other first bytes or shorter than what was read (freed while we were stopped and taken
+        by, say, a gzipped copy or the next copy-truncate's copy). At its own path the file may
+        just have been truncated: its first read sees to that."""
         if path == saved.path:
             return False
         if saved.fingerprint_bytes == 0:
@@ -992,7 +997,7 @@ class FileSources:
         if fd is None:
             return False
         try:
-            return _compressed(path, fd) or not _still_the_same(fd, saved, os.fstat(fd).st_size)
+            return _compressed(path, fd) or not _renamed_and_still_the_same(fd, saved)
         finally:
             os.close(fd)
 
@@ -1486,7 +1491,11 @@ class FileSources:
             if _identity(fd) != Identity(saved.device, saved.inode):
                 os.close(fd)  # renamed on since the stat: maybe at a name further on
                 continue
-            if not _compressed(path, fd) and _still_the_same(fd, saved, os.fstat(fd).st_size):
+            if not _compressed(path, fd) and (
+                _renamed_and_still_the_same(fd, saved)
+                if path != saved.path
+                else _still_the_same(fd, saved, os.fstat(fd).st_size)
+            ):
                 return fd, path
             os.close(fd)  # the inode now holds another file (a copy that took it, say)
             return None
@@ -1573,7 +1582,13 @@ class FileSources:
     def _save(self, followed: FollowedFile) -> None:
         """Save now (a file's first checkpoint: its key on disk before any of its lines); if
         the database cannot take it, it goes with the next ``save_checkpoints``."""
+        identity = followed.identity
+        former = self._gone_rows.get(identity) or self._judged_gone.get(identity)
         try:
+            if former is not None:  # the file its inode held: how far that was read stays known
+                self._store.keep_read([_read_as_saved(former)], keep_at_most=MAX_RETIRED)
+                self._gone_rows.pop(identity, None)
+                self._judged_gone.pop(identity, None)
             self._store.save_checkpoint(followed.checkpoint())
         except sqlite3.Error:
             self._unsaved[followed.identity] = followed
@@ -1608,14 +1623,18 @@ class FileSources:
         # copy-truncate's copy; with no copy of what we read, those after its inode was taken by
         # a new file (rename rotation, the old file deleted or compressed) or after a
         # copy-truncate whose copy was compressed. Read before the file's new life.
-        self._compressed_copies = []
+        # A generation read here can find another file's copy in turn (this runs again inside).
+        outer, named = self._compressed_copies, list[tuple[Identity, str]]()
+        self._compressed_copies = named
         try:
             self._follow_missed_generations(
                 followed.path, followed.mtime_ns, followed.source, {}, reader
             )
-            found = [name for of, name in self._compressed_copies if of == followed.identity]
         finally:
-            self._compressed_copies = None
+            self._compressed_copies = outer
+            if outer is not None:
+                outer.extend(named)
+        found = [name for of, name in named if of == followed.identity]
         return copy, None if copy is not None or not found else found[0]
 
     def _newest_copy(self, followed: FollowedFile) -> tuple[int, str, int] | None:
@@ -2140,7 +2159,7 @@ def _copy_of_gone(
 ) -> FileCheckpoint | None:
     """The checkpoint of a file gone while we were stopped whose copy ``fd`` is: a rotated
     name of it, beside it or in ``rotated_paths`` (logrotate's olddir), with its first
-    bytes."""
+    bytes, and its last bytes seen as far as it holds them (``_may_hold``)."""
     directory = os.path.dirname(path)
     in_olddir = any(_pattern_matches(pattern, path) for pattern in rotated_paths)
     for saved in gone.values():
@@ -2148,11 +2167,13 @@ def _copy_of_gone(
             os.path.dirname(saved.path),
             os.path.dirname(os.path.realpath(saved.path)),
         }
+        head, tail = _known_life(saved)
         if (
             (beside or in_olddir)
             and _named_as_rotation_of(path, saved.path)  # app.log.1, app-20261129.log
             and 0 < saved.fingerprint_bytes <= size
-            and _begins_and_goes_on_as(fd, size, *_known_life(saved))
+            and head.matches(fd)
+            and _may_hold_life(fd, size, tail, saved.offset)
         ):
             return saved
     return None
@@ -2310,6 +2331,14 @@ def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
     if size < saved.fingerprint_bytes:
         return False
     return _begins_and_goes_on_as(fd, size, *_known_life(saved))
+
+
+def _renamed_and_still_the_same(fd: int, saved: FileCheckpoint) -> bool:
+    """``_still_the_same`` for the inode of ``saved`` found under another name. Renamed, a file
+    does not shrink: one shorter than what was read is another file that took the freed inode
+    (the next copy-truncate's copy, say, with the same first lines: a banner)."""
+    size = os.fstat(fd).st_size
+    return size >= saved.offset and _still_the_same(fd, saved, size)
 
 
 def _is_gzip(fd: int) -> bool:
