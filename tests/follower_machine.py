@@ -5,6 +5,7 @@ as a plain regression test."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +118,13 @@ class FollowerMachine(RuleBasedStateMachine):
         return self.handed[before:]
 
     def _handle(self, candidate: Candidate, file: LineContext) -> None:
-        line = int(candidate.text.decode()[1:7])
+        text = candidate.text.decode()
+        number = text[1:7]
+        assert re.fullmatch(r"L\d{6}", text[:7]), (
+            f"a line handed on from its middle (a wrong offset): {text[:60]!r} in {file.path}"
+            f" at {candidate.line_offset}{self._story()}"
+        )
+        line = int(number)
         origin = Origin("file", file.path, candidate.line_offset, file_key=file.file_key)
         self.handed.append(
             Handed(line, self.epoch, event_id(origin, Finding(0, 0, 0)), file.file_key, file.path)

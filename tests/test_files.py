@@ -2194,6 +2194,34 @@ class TestLivesThatBeginAlike:
         assert [line.split()[0] for line in read] == ["L23"]
         assert "source_copy_continued" not in second.events()
 
+    def test_a_copy_of_the_new_life_in_the_making_is_not_the_lost_life_s(self, tmp_path):
+        """Found by the model's banner layout: app.log's life never read (a crash), then
+        rewritten while stopped, and a copy-truncate begun: its copy, the banner and part of
+        the new life, was taken for the copy of the life lost (the banner's marks within it
+        are that life's too) and followed as such; when the copy was finished and app.log
+        truncated, its growth was read as that life's: the new life's line twice, or from its
+        middle. A file shorter than the life seen, with which the file as it is now begins,
+        is a copy of the new life in the making."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        copy = log.with_name("app.log.1")
+        append(log, BANNER + f"L0 {DENIAL}\n")
+        crashed = Harness(tmp_path, pattern="app.log")
+        crashed.sources.poll(None, crashed.handle)  # no sink took it: nothing saved
+        crashed.sources.close()
+        crashed.store.close()
+        truncate(log)
+        append(log, BANNER + f"L1 {DENIAL}\n")
+        data = log.read_bytes()
+        copy.write_bytes(data[: len(BANNER) + 2])  # copy-truncate, copying
+        second = Harness(tmp_path, pattern="app.log")
+        read = second.poll()
+        copy.write_bytes(data)
+        truncate(log)
+        read += second.poll() + second.poll()
+        second.close()
+        assert [line.split()[0] for line in read] == ["L1"]
+
 
 def test_checkpoints_saved_before_their_last_bytes_were_kept_are_carried_over(tmp_path):
     """A state database whose checkpoints have no last bytes: they are followed on as

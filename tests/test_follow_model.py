@@ -2575,3 +2575,45 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_a_file_shorter_than_a_gone_life_seen_does_not_continue_it(self):
+        """Found by an explore run of the banner layout (shrunk): a copy-truncate copy read as a
+        missed generation in a crashed poll (its first checkpoint saved: offset 0, its last
+        bytes seen 17 KiB on), then compressed while stopped. At the next start app.log,
+        rewritten and 1.6 KiB long, was taken for that gone file's copy and went on under its
+        key: the banner's marks, the only ones within it, are every life's. A copy of a gone
+        file was made after we saw it: it holds all we saw."""
+        _replay(
+            "banner",
+            """
+            start_first(history=0, live=False)
+            append(count=1, leave_partial=False, long=False)
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            rotate_by_copytruncate(window=0)
+            begin_copytruncate(percent=90)
+            crash()
+            append(count=2, leave_partial=False, long=True)
+            append(count=1, leave_partial=True, long=False)
+            append(count=3, leave_partial=True, long=True)
+            append(count=2, leave_partial=True, long=True)
+            start()
+            append(count=3, leave_partial=False, long=True)
+            finish_copytruncate(window=0)
+            append(count=1, leave_partial=True, long=False)
+            crash()
+            compress_rotated_file(pick=2)
+            start()
+            crash()
+            """,
+        )

@@ -1796,6 +1796,9 @@ class FileSources:
             or _compressed(path, fd)
             or not followed.fingerprint.matches(fd)
             or _not_a_copy_of(followed, size, fd)  # other last bytes, or none to tell
+            # Shorter than the life seen, and what the file holds now begins with all of it:
+            # a copy of the new life in the making (lives that begin alike: a banner).
+            or (size < followed.tail.end and _in_the_making_of(followed.fd, fd, size))
         ):
             os.close(fd)
             return None
@@ -2159,7 +2162,7 @@ def _copy_of_gone(
 ) -> FileCheckpoint | None:
     """The checkpoint of a file gone while we were stopped whose copy ``fd`` is: a rotated
     name of it, beside it or in ``rotated_paths`` (logrotate's olddir), with its first
-    bytes, and its last bytes seen as far as it holds them (``_may_hold``)."""
+    bytes, and its last bytes seen, all of them."""
     directory = os.path.dirname(path)
     in_olddir = any(_pattern_matches(pattern, path) for pattern in rotated_paths)
     for saved in gone.values():
@@ -2173,7 +2176,10 @@ def _copy_of_gone(
             and _named_as_rotation_of(path, saved.path)  # app.log.1, app-20261129.log
             and 0 < saved.fingerprint_bytes <= size
             and head.matches(fd)
-            and _may_hold_life(fd, size, tail, saved.offset)
+            # Made after we saw that file (it was there then): it holds all we saw of it. (A
+            # shorter one may hold the marks within it as a banner's, shared by every life.)
+            and size >= max(saved.offset, tail.end)
+            and not tail.changed(fd, size)
         ):
             return saved
     return None
@@ -2240,6 +2246,15 @@ def _ends_otherwise(original: int, copy: int, size: int) -> bool:
     # Long lines alike but for their first bytes (a line number, a time) may leave the last KiB
     # the same: the copy's own last line ends and line starts tell.
     return Tail.at(copy, size).verdict(size, _pread(original)) is False
+
+
+def _in_the_making_of(original: int, copy: int, size: int) -> bool:
+    """``copy`` (``size`` bytes) is what ``original`` holds now, as far as it goes."""
+    try:
+        longer = os.fstat(original).st_size >= size
+    except OSError:
+        return False
+    return longer and _begins_as(copy, original) and not _ends_otherwise(original, copy, size)
 
 
 def _same_bytes_at(original: int, copy: int, offset: int, size: int) -> bool:
