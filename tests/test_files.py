@@ -2194,19 +2194,21 @@ class TestLivesThatBeginAlike:
         assert [line.split()[0] for line in read] == ["L23"]
         assert "source_copy_continued" not in second.events()
 
-    def test_a_copy_of_the_new_life_in_the_making_is_not_the_lost_life_s(self, tmp_path):
+    @pytest.mark.parametrize("pattern", ["app.log", "app.log*"])
+    def test_a_copy_of_the_new_life_in_the_making_is_not_the_lost_life_s(self, tmp_path, pattern):
         """Found by the model's banner layout: app.log's life never read (a crash), then
         rewritten while stopped, and a copy-truncate begun: its copy, the banner and part of
         the new life, was taken for the copy of the life lost (the banner's marks within it
         are that life's too) and followed as such; when the copy was finished and app.log
         truncated, its growth was read as that life's: the new life's line twice, or from its
         middle. A file shorter than the life seen, with which the file as it is now begins,
-        is a copy of the new life in the making."""
+        is a copy of the new life in the making (also when the patterns reach it: then it is
+        found first, and its original's truncation seen while it is opened)."""
         (tmp_path / "logs").mkdir()
         log = tmp_path / "logs" / "app.log"
         copy = log.with_name("app.log.1")
         append(log, BANNER + f"L0 {DENIAL}\n")
-        crashed = Harness(tmp_path, pattern="app.log")
+        crashed = Harness(tmp_path, pattern=pattern)
         crashed.sources.poll(None, crashed.handle)  # no sink took it: nothing saved
         crashed.sources.close()
         crashed.store.close()
@@ -2214,13 +2216,32 @@ class TestLivesThatBeginAlike:
         append(log, BANNER + f"L1 {DENIAL}\n")
         data = log.read_bytes()
         copy.write_bytes(data[: len(BANNER) + 2])  # copy-truncate, copying
-        second = Harness(tmp_path, pattern="app.log")
+        second = Harness(tmp_path, pattern=pattern)
         read = second.poll()
         copy.write_bytes(data)
         truncate(log)
         read += second.poll() + second.poll()
         second.close()
         assert [line.split()[0] for line in read] == ["L1"]
+
+    def test_a_generation_made_and_rotated_after_a_deleted_file_held_is_read(self, tmp_path):
+        """Found by the model's banner layout, no crash: app.log read to its end and deleted
+        (held open a while), a new app.log written and rotated to app.log.1 before the next
+        look. Found in the search for what rotation made after the held file, it was taken
+        for a copy of that file's life by the banner alone (all that file's last marks lie
+        past its end): its line was never read."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        append(log, BANNER + "".join(f"L{n} {DENIAL}\n" for n in range(17)))
+        harness = Harness(tmp_path, pattern="app.log")
+        assert len(harness.poll()) == 17
+        log.unlink()
+        assert harness.poll() == []
+        append(log, BANNER + f"L17 {DENIAL}\n")
+        os.rename(log, log.with_name("app.log.1"))
+        read = harness.poll() + harness.poll()
+        harness.close()
+        assert [line.split()[0] for line in read] == ["L17"]
 
 
 def test_checkpoints_saved_before_their_last_bytes_were_kept_are_carried_over(tmp_path):

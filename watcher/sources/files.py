@@ -1399,7 +1399,7 @@ class FileSources:
         directory, name = os.path.split(path)
         places = {path, os.path.join(directory, _rotation_stem(name))}
         known = [
-            (f.fingerprint, f.tail)
+            (f.fingerprint, f.tail, f.offset)
             for f in self.files.values()
             if f.left_paths_at is None and f.path in places
         ]
@@ -1408,7 +1408,7 @@ class FileSources:
                 info = os.stat(place)
                 saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
                 if saved is not None:
-                    known.append(_known_life(saved))
+                    known.append((*_known_life(saved), saved.offset))
         with contextlib.suppress(sqlite3.Error):
             # Saved as at that path and not gone: listed there at this look, not opened yet
             # (renamed away since, a copy of it made before: that copy is no generation). Not
@@ -1417,9 +1417,14 @@ class FileSources:
                 identity = Identity(saved.device, saved.inode)
                 found_now = identity in self.files and identity not in followed_before
                 if saved.path in places and identity not in gone and not found_now:
-                    known.append(_known_life(saved))
-        if any(0 < head.length <= size and _begins_and_goes_on_as(fd, size, head, tail)
-               for head, tail in known):  # fmt: skip
+                    known.append((*_known_life(saved), saved.offset))
+        # (One shorter than a life read and holding none of its last marks is told by its first
+        # bytes alone, a banner's maybe: not that life's copy. Still being made, it begins as
+        # the file at ``path`` does now: below.)
+        if any(
+            0 < head.length <= size and head.matches(fd) and _may_hold_life(fd, size, tail, read)
+            for head, tail, read in known
+        ):
             return True
         return any(_starts_the_file_at(place, fd, size) for place in places)
 
@@ -1796,9 +1801,6 @@ class FileSources:
             or _compressed(path, fd)
             or not followed.fingerprint.matches(fd)
             or _not_a_copy_of(followed, size, fd)  # other last bytes, or none to tell
-            # Shorter than the life seen, and what the file holds now begins with all of it:
-            # a copy of the new life in the making (lives that begin alike: a banner).
-            or (size < followed.tail.end and _in_the_making_of(followed.fd, fd, size))
         ):
             os.close(fd)
             return None
@@ -2329,8 +2331,13 @@ def _may_hold_life(fd: int, size: int, tail: Tail, read: int) -> bool:
 
 
 def _not_a_copy_of(followed: FollowedFile, size: int, fd: int) -> bool:
-    """``fd`` (``size`` bytes) cannot be a copy of the life ``followed`` read."""
-    return not _may_hold_life(fd, size, followed.tail, followed.offset)
+    """``fd`` (``size`` bytes) cannot be a copy of the life ``followed`` read (and lost):
+    other last bytes, or none to tell and shorter than what was read; or shorter than the
+    life seen, with what the file holds now beginning with all of it: a copy of the new life
+    in the making (lives that begin alike: a banner)."""
+    return not _may_hold_life(fd, size, followed.tail, followed.offset) or (
+        size < followed.tail.end and _in_the_making_of(followed.fd, fd, size)
+    )
 
 
 def _saved_empty(former: dict[Identity, FileCheckpoint] | None, identity: Identity) -> bool:
