@@ -2243,6 +2243,26 @@ class TestLivesThatBeginAlike:
         harness.close()
         assert [line.split()[0] for line in read] == ["L17"]
 
+    def test_an_empty_file_renamed_while_stopped_is_followed_for_a_late_writer(self, tmp_path):
+        """Found by the model's banner layout: app.log saved empty, renamed to app.log.1
+        while the watcher was stopped, then written by a writer that still held it. The start
+        could not tell it from a file that took the inode (an empty checkpoint says nothing),
+        looked at it as a missed generation, found it empty and let it go: the writer's line
+        was never read. Still empty and untouched since the save, it is that file renamed."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        log.touch()
+        first = Harness(tmp_path, pattern="app.log")
+        assert first.poll() == []
+        first.close()
+        os.rename(log, log.with_name("app.log.1"))
+        second = Harness(tmp_path, pattern="app.log")
+        assert second.poll() == []
+        append(log.with_name("app.log.1"), f"L0 {DENIAL}\n")  # the writer still holds it
+        read = second.poll()
+        second.close()
+        assert [line.split()[0] for line in read] == ["L0"]
+
 
 def test_checkpoints_saved_before_their_last_bytes_were_kept_are_carried_over(tmp_path):
     """A state database whose checkpoints have no last bytes: they are followed on as

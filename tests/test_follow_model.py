@@ -2617,3 +2617,26 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_a_line_of_an_empty_file_s_inode_read_again_after_a_crash_keeps_its_id(self):
+        """Found by an explore run of the banner layout under `app.log*`: app.log emptied by
+        copy-truncate, then renamed (its checkpoint saved empty, as app.log.1), renamed again
+        and written by a late writer; its line read, then a crash before the save. An empty
+        checkpoint found under another name says nothing of what the inode holds, so each
+        start gave the file a new key: the line came again under a new id. It gets the key its
+        next life would get, bound to its first line: the same again."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=0, live=True)
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='rename')
+            begin_copytruncate(percent=0)
+            writer_appends_to_renamed_file(count=1)
+            crash()
+            start()
+            crash()
+            """,
+        )

@@ -715,6 +715,11 @@ class FileSources:
                     offset, copy_of = info.st_size, original.identity
                     self._log.info("source_copy_seen", path=path, original=original.path)
             checkpoint = _first_checkpoint(fd, identity, path, offset, info.st_size)
+            if (empty := self._empty_row(identity, path, gone)) is not None:
+                # Maybe that file renamed and written since: the key its next life would get,
+                # so what was read of it before a crash keeps its ids (another file that took
+                # the inode binds that key to other lines: other ids).
+                checkpoint = dataclasses.replace(checkpoint, file_key=_pending(empty.file_key))
             predecessor = None if copy_of else _copy_of_gone(fd, path, info.st_size, gone)
             if predecessor is not None:  # its original is gone: the copy takes its place
                 checkpoint = self._continue(predecessor, identity, path, info.st_size, gone)
@@ -768,6 +773,18 @@ class FileSources:
             # an inode used again (the checkpoint's file deleted) than that file truncated.
             return None
         return saved
+
+    def _empty_row(
+        self, identity: Identity, path: str, gone: dict[Identity, FileCheckpoint]
+    ) -> FileCheckpoint | None:
+        """The checkpoint saved for ``identity`` when it was empty, at another path than
+        ``path`` (judged gone, maybe): it says nothing of what the inode holds now."""
+        saved = gone.get(identity)
+        with contextlib.suppress(sqlite3.Error):
+            saved = saved or self._store.checkpoint_of(identity.device, identity.inode)
+        if saved is not None and saved.fingerprint_bytes == 0 and saved.path != path:
+            return saved
+        return None
 
     def _note_compressed(self, path: str, fd: int, gone: dict[Identity, FileCheckpoint]) -> None:
         """A compressed file the patterns match is not read. At the very first start it is
@@ -1486,9 +1503,11 @@ class FileSources:
                 continue
             if (info.st_dev, info.st_ino) != (saved.device, saved.inode):
                 continue
-            if saved.fingerprint_bytes == 0 and path != saved.path:
+            if saved.fingerprint_bytes == 0 and path != saved.path and not _untouched(info, saved):
                 # Saved empty: nothing tells it from another file that took its inode (a
-                # copy in the making, say); it is looked at as a generation we missed.
+                # copy in the making, say); it is looked at as a generation we missed. Still
+                # empty and untouched since, it is that file renamed: followed, so a writer
+                # that still holds it is read.
                 return None
             fd = self._open(path)
             if fd is None:
@@ -2361,6 +2380,11 @@ def _renamed_and_still_the_same(fd: int, saved: FileCheckpoint) -> bool:
     (the next copy-truncate's copy, say, with the same first lines: a banner)."""
     size = os.fstat(fd).st_size
     return size >= saved.offset and _still_the_same(fd, saved, size)
+
+
+def _untouched(info: os.stat_result, saved: FileCheckpoint) -> bool:
+    """The file of ``info`` is empty with the time ``saved`` (of an empty file) has."""
+    return info.st_size == 0 and info.st_mtime_ns == saved.mtime_ns
 
 
 def _is_gzip(fd: int) -> bool:
