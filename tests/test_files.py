@@ -2263,6 +2263,33 @@ class TestLivesThatBeginAlike:
         second.close()
         assert [line.split()[0] for line in read] == ["L0"]
 
+    def test_a_copy_of_the_next_file_at_the_path_in_the_making_is_not_a_life_s_copy(self, tmp_path):
+        """Found by the model's banner layout, no crash: app.log rotated away (held) and
+        emptied there; meanwhile the new app.log copy-truncated, its copy still being
+        written (the banner and part of a line). The held file's truncation took that copy
+        for its life's (the banner's marks within it are every life's) and followed it: its
+        growth came again after the new app.log's own lines. A file shorter than the life
+        seen, with which the file now at that path begins, is that file's copy in the
+        making."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        held = log.with_name("app.log.2")
+        copy = log.with_name("app.log.1")
+        append(log, BANNER + f"L0 {'x' * 100} {DENIAL}\n")
+        harness = Harness(tmp_path, pattern="app.log")
+        read = harness.poll()
+        os.rename(log, held)
+        truncate(held)
+        append(log, BANNER + f"L1 {'x' * 100} {DENIAL}\nL2 {DENIAL}\n")
+        data = log.read_bytes()
+        copy.write_bytes(data[: len(BANNER) + 40])  # copy-truncate of the new app.log, copying
+        read += harness.poll()
+        copy.write_bytes(data)
+        truncate(log)
+        read += harness.poll() + harness.poll()
+        harness.close()
+        assert [line.split()[0] for line in read] == ["L0", "L1", "L2"]
+
 
 def test_checkpoints_saved_before_their_last_bytes_were_kept_are_carried_over(tmp_path):
     """A state database whose checkpoints have no last bytes: they are followed on as

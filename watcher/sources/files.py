@@ -2278,6 +2278,18 @@ def _in_the_making_of(original: int, copy: int, size: int) -> bool:
     return longer and _begins_as(copy, original) and not _ends_otherwise(original, copy, size)
 
 
+def _in_the_making_of_file_at(path: str, copy: int, size: int) -> bool:
+    """``_in_the_making_of`` the file now at ``path``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and _in_the_making_of(fd, copy, size)
+    finally:
+        os.close(fd)
+
+
 def _same_bytes_at(original: int, copy: int, offset: int, size: int) -> bool:
     try:
         return os.pread(original, size, offset) == os.pread(copy, size, offset)
@@ -2352,10 +2364,14 @@ def _may_hold_life(fd: int, size: int, tail: Tail, read: int) -> bool:
 def _not_a_copy_of(followed: FollowedFile, size: int, fd: int) -> bool:
     """``fd`` (``size`` bytes) cannot be a copy of the life ``followed`` read (and lost):
     other last bytes, or none to tell and shorter than what was read; or shorter than the
-    life seen, with what the file holds now beginning with all of it: a copy of the new life
-    in the making (lives that begin alike: a banner)."""
+    life seen, with what the file (or the file now at its path) holds beginning with all of
+    it: a copy of the new life in the making (lives that begin alike: a banner)."""
     return not _may_hold_life(fd, size, followed.tail, followed.offset) or (
-        size < followed.tail.end and _in_the_making_of(followed.fd, fd, size)
+        size < followed.tail.end
+        and (
+            _in_the_making_of(followed.fd, fd, size)
+            or _in_the_making_of_file_at(followed.path, fd, size)  # its path's next file
+        )
     )
 
 
