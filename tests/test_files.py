@@ -2290,6 +2290,34 @@ class TestLivesThatBeginAlike:
         harness.close()
         assert [line.split()[0] for line in read] == ["L0", "L1", "L2"]
 
+    def test_a_renamed_inode_shorter_than_its_file_was_seen_is_another_file(self, tmp_path):
+        """Found by the model's banner layout under `app.log*` (inode reuse): a rotated file
+        opened (its checkpoint saved at offset 0, knowing its size), then, while stopped,
+        deleted and its inode taken by the next copy-truncate's copy, still being written
+        under another name: taken for that file renamed, it was read as a file of its own,
+        and its lines came again after the live file's. A renamed file does not shrink below
+        what was seen of it either. Here the inode is kept by a rename and a rewrite."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        rotated = log.with_name("app.log.2")
+        copy = log.with_name("app.log.1")
+        rotated.write_text(BANNER + f"L0 {DENIAL}\nL1 {DENIAL}\n")
+        crashed = Harness(tmp_path, pattern="app.log*")
+        crashed.sources.poll(None, crashed.handle)  # no sink took them: nothing saved
+        crashed.sources.close()
+        crashed.store.close()
+        append(log, BANNER + f"L2 {'x' * 1500} {DENIAL}\n")
+        os.rename(rotated, copy)  # deleted; its inode taken by app.log's copy, being written
+        data = log.read_bytes()
+        copy.write_bytes(data[: len(BANNER) - 100])  # within the banner, past a fingerprint
+        harness = Harness(tmp_path, pattern="app.log*")
+        read = harness.poll()
+        copy.write_bytes(data)
+        truncate(log)
+        read += harness.poll() + harness.poll()
+        harness.close()
+        assert [line.split()[0] for line in read].count("L2") == 1
+
 
 def test_checkpoints_saved_before_their_last_bytes_were_kept_are_carried_over(tmp_path):
     """A state database whose checkpoints have no last bytes: they are followed on as

@@ -2392,10 +2392,11 @@ def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
 
 def _renamed_and_still_the_same(fd: int, saved: FileCheckpoint) -> bool:
     """``_still_the_same`` for the inode of ``saved`` found under another name. Renamed, a file
-    does not shrink: one shorter than what was read is another file that took the freed inode
-    (the next copy-truncate's copy, say, with the same first lines: a banner)."""
+    does not shrink: one shorter than what was read or seen is another file that took the
+    freed inode (the next copy-truncate's copy, say, with the same first lines: a banner)."""
     size = os.fstat(fd).st_size
-    return size >= saved.offset and _still_the_same(fd, saved, size)
+    seen = max(saved.offset, Tail.decode(saved.tail).end)
+    return size >= seen and _still_the_same(fd, saved, size)
 
 
 def _untouched(info: os.stat_result, saved: FileCheckpoint) -> bool:
