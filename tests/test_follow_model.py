@@ -2640,3 +2640,39 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_a_row_at_a_rotated_name_is_not_a_file_truncated_there(self):
+        """Found by an explore run of the banner layout under `app.log*`: a rotated file's
+        checkpoint saved as app.log.1; rotation moved it on and deleted it, and the next
+        copy-truncate's copy, still being written at app.log.1, took its inode. At its own
+        path, it was taken for that file truncated and read as a file of its own: its line
+        came again once the copy was finished. Rotation truncates no rotated file: at a
+        rotated name, a shorter file is another (as under another name)."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=False)
+            append(count=1, leave_partial=False, long=False)
+            crash()
+            rotate_by_copytruncate(window=0)
+            rotate_by_copytruncate(window=0)
+            truncate_and_rewrite(count=1)
+            begin_copytruncate(percent=90)
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            crash()
+            start()
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            finish_copytruncate(window=0)
+            crash()
+            """,
+        )

@@ -1005,8 +1005,12 @@ class FileSources:
         """The inode of ``saved``, now at ``path``, is another file: under another name, with
         other first bytes or shorter than what was read (freed while we were stopped and taken
         by, say, a gzipped copy or the next copy-truncate's copy). At its own path the file may
-        just have been truncated: its first read sees to that."""
-        if path == saved.path:
+        just have been truncated: its first read sees to that; not at a rotated name, though
+        (rotation truncates no rotated file: app.log.1 shorter than its row is the next copy
+        made there, rotation having moved that file on and deleted it)."""
+        if _truncated_there_maybe(saved, path) or (
+            path == saved.path and not saved.fingerprint_bytes
+        ):
             return False
         if saved.fingerprint_bytes == 0:
             return True  # the row of an empty file: nothing tells its inode's file is that one
@@ -1516,9 +1520,9 @@ class FileSources:
                 os.close(fd)  # renamed on since the stat: maybe at a name further on
                 continue
             if not _compressed(path, fd) and (
-                _renamed_and_still_the_same(fd, saved)
-                if path != saved.path
-                else _still_the_same(fd, saved, os.fstat(fd).st_size)
+                _still_the_same(fd, saved, os.fstat(fd).st_size)
+                if _truncated_there_maybe(saved, path)
+                else _renamed_and_still_the_same(fd, saved)
             ):
                 return fd, path
             os.close(fd)  # the inode now holds another file (a copy that took it, say)
@@ -2388,6 +2392,14 @@ def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
     if size < saved.fingerprint_bytes:
         return False
     return _begins_and_goes_on_as(fd, size, *_known_life(saved))
+
+
+def _truncated_there_maybe(saved: FileCheckpoint, path: str) -> bool:
+    """The file of ``saved``, found at ``path``, may have been truncated there since: at its
+    own path, unless that is a rotated name (rotation truncates no rotated file; one shorter
+    there is rather the next copy made at that name, rotation having moved the file on)."""
+    name = os.path.basename(path)
+    return path == saved.path and _rotation_stem(name) == name
 
 
 def _renamed_and_still_the_same(fd: int, saved: FileCheckpoint) -> bool:
