@@ -2403,9 +2403,10 @@ def _truncated_there_maybe(saved: FileCheckpoint, path: str) -> bool:
 
 
 def _renamed_and_still_the_same(fd: int, saved: FileCheckpoint) -> bool:
-    """``_still_the_same`` for the inode of ``saved`` found under another name. Renamed, a file
-    does not shrink: one shorter than what was read or seen is another file that took the
-    freed inode (the next copy-truncate's copy, say, with the same first lines: a banner)."""
+    """``_still_the_same`` for the inode of ``saved`` found under another name (or at the
+    rotated name it was saved under). Renamed, a file does not shrink: one shorter than what
+    was read or seen is another file that took the freed inode (the next copy-truncate's
+    copy, say, with the same first lines: a banner)."""
     size = os.fstat(fd).st_size
     seen = max(saved.offset, Tail.decode(saved.tail).end)
     return size >= seen and _still_the_same(fd, saved, size)
