@@ -366,7 +366,6 @@ class FileSources:
         # Checkpoints of gone files: at a save, each gives way to a record of how far its file
         # was read (a compressed copy of it, found later, is named only for what is after)
         self._gone_rows: dict[Identity, FileCheckpoint] = {}
-        self._judged_gone: dict[Identity, FileCheckpoint] = {}  # at this start, not saved yet
         # compressed files named: (device, inode, offset read or None), in order
         self._named_compressed: dict[tuple[CompressedFile, int | None], None] = {}
         self._compressed_seen: dict[CompressedFile, None] = {}  # looked at once
@@ -422,7 +421,6 @@ class FileSources:
                     self._store.keep_read([_read_as_saved(gone)], keep_at_most=MAX_RETIRED)
                 else:
                     self._store.retire_file(_read_as_saved(gone), keep_at_most=MAX_RETIRED)
-        self._judged_gone.clear()
         while self._unsaved:
             identity, followed = next(iter(self._unsaved.items()))
             # A copy whose lines are still read from its original has no checkpoint of its
@@ -690,7 +688,8 @@ class FileSources:
                 self._note_compressed(path, fd, gone)
             os.close(fd)
             return None
-        saved = self._own_checkpoint(identity, path, fd, info.st_size, gone)
+        row = self._store.checkpoint_of(identity.device, identity.inode)
+        saved = self._own_checkpoint(row, path, fd, info.st_size, gone)
         if saved is None and info.st_size == 0 and self._sibling_followed(path):
             # Maybe a copy copy-truncate has just begun: followed now, its lines would be its
             # own once copied. Its first bytes tell, at a later poll.
@@ -715,11 +714,11 @@ class FileSources:
                     offset, copy_of = info.st_size, original.identity
                     self._log.info("source_copy_seen", path=path, original=original.path)
             checkpoint = _first_checkpoint(fd, identity, path, offset, info.st_size)
-            if (empty := self._empty_row(identity, path, gone)) is not None:
+            if row is not None and _empty_elsewhere(row, path):
                 # Maybe that file renamed and written since: the key its next life would get,
                 # so what was read of it before a crash keeps its ids (another file that took
                 # the inode binds that key to other lines: other ids).
-                checkpoint = dataclasses.replace(checkpoint, file_key=_pending(empty.file_key))
+                checkpoint = dataclasses.replace(checkpoint, file_key=_pending(row.file_key))
             predecessor = None if copy_of else _copy_of_gone(fd, path, info.st_size, gone)
             if predecessor is not None:  # its original is gone: the copy takes its place
                 checkpoint = self._continue(predecessor, identity, path, info.st_size, gone)
@@ -746,18 +745,18 @@ class FileSources:
 
     def _own_checkpoint(
         self,
-        identity: Identity,
+        saved: FileCheckpoint | None,
         path: str,
         fd: int,
         size: int,
         gone: dict[Identity, FileCheckpoint],
     ) -> FileCheckpoint | None:
-        """The checkpoint saved for ``identity``, if it is this file's (``fd``, at ``path``)."""
-        saved = self._store.checkpoint_of(identity.device, identity.inode)
-        if saved is None or identity in gone:
+        """``saved``, the checkpoint saved for the inode of ``fd`` (at ``path``), if it is this
+        file's."""
+        if saved is None or Identity(saved.device, saved.inode) in gone:
             return None  # gone: its inode was found holding another file (_finish_orphans)
-        if saved.fingerprint_bytes == 0 and saved.path != path:
-            return None  # a row of an empty file says nothing of what its inode holds now
+        if _empty_elsewhere(saved, path):
+            return None
         told = saved.fingerprint_bytes and _begins_and_goes_on_as(fd, size, *_known_life(saved))
         if not told and (
             _copy_of_gone(fd, path, size, gone) is not None
@@ -773,18 +772,6 @@ class FileSources:
             # an inode used again (the checkpoint's file deleted) than that file truncated.
             return None
         return saved
-
-    def _empty_row(
-        self, identity: Identity, path: str, gone: dict[Identity, FileCheckpoint]
-    ) -> FileCheckpoint | None:
-        """The checkpoint saved for ``identity`` when it was empty, at another path than
-        ``path`` (judged gone, maybe): it says nothing of what the inode holds now."""
-        saved = gone.get(identity)
-        with contextlib.suppress(sqlite3.Error):
-            saved = saved or self._store.checkpoint_of(identity.device, identity.inode)
-        if saved is not None and saved.fingerprint_bytes == 0 and saved.path != path:
-            return saved
-        return None
 
     def _note_compressed(self, path: str, fd: int, gone: dict[Identity, FileCheckpoint]) -> None:
         """A compressed file the patterns match is not read. At the very first start it is
@@ -839,12 +826,13 @@ class FileSources:
 
     def _read_before(self, identity: Identity, saved: FileCheckpoint) -> None:
         """A gone file's checkpoint: how far it was read is known at once, and on disk before
-        a file that takes its inode in this look saves its own checkpoint over it (a crash
-        before the next save would lose it)."""
-        self._judged_gone[identity] = saved
+        a file that takes its inode in this look saves its own checkpoint over the row (a
+        crash before the next save would lose it; the row itself goes at that save)."""
         if saved.fingerprint_bytes:
             fingerprint, tail = _known_life(saved)
             _remember(self._retired, (identity, fingerprint, tail), saved.offset)
+            with contextlib.suppress(sqlite3.Error):  # else with the next save_checkpoints
+                self._store.keep_read([_read_as_saved(saved)], keep_at_most=MAX_RETIRED)
 
     def remember_life(
         self,
@@ -1008,12 +996,10 @@ class FileSources:
         just have been truncated: its first read sees to that; not at a rotated name, though
         (rotation truncates no rotated file: app.log.1 shorter than its row is the next copy
         made there, rotation having moved that file on and deleted it)."""
-        if _truncated_there_maybe(saved, path) or (
-            path == saved.path and not saved.fingerprint_bytes
-        ):
+        if _truncated_there_maybe(saved, path):
             return False
         if saved.fingerprint_bytes == 0:
-            return True  # the row of an empty file: nothing tells its inode's file is that one
+            return _empty_elsewhere(saved, path)
         fd = self._open(path)
         if fd is None:
             return False
@@ -1507,7 +1493,7 @@ class FileSources:
                 continue
             if (info.st_dev, info.st_ino) != (saved.device, saved.inode):
                 continue
-            if saved.fingerprint_bytes == 0 and path != saved.path and not _untouched(info, saved):
+            if _empty_elsewhere(saved, path) and not _untouched(info, saved):
                 # Saved empty: nothing tells it from another file that took its inode (a
                 # copy in the making, say); it is looked at as a generation we missed. Still
                 # empty and untouched since, it is that file renamed: followed, so a writer
@@ -1610,13 +1596,7 @@ class FileSources:
     def _save(self, followed: FollowedFile) -> None:
         """Save now (a file's first checkpoint: its key on disk before any of its lines); if
         the database cannot take it, it goes with the next ``save_checkpoints``."""
-        identity = followed.identity
-        former = self._gone_rows.get(identity) or self._judged_gone.get(identity)
         try:
-            if former is not None:  # the file its inode held: how far that was read stays known
-                self._store.keep_read([_read_as_saved(former)], keep_at_most=MAX_RETIRED)
-                self._gone_rows.pop(identity, None)
-                self._judged_gone.pop(identity, None)
             self._store.save_checkpoint(followed.checkpoint())
         except sqlite3.Error:
             self._unsaved[followed.identity] = followed
@@ -2187,7 +2167,7 @@ def _copy_of_gone(
 ) -> FileCheckpoint | None:
     """The checkpoint of a file gone while we were stopped whose copy ``fd`` is: a rotated
     name of it, beside it or in ``rotated_paths`` (logrotate's olddir), with its first
-    bytes, and its last bytes seen, all of them."""
+    bytes and all it was seen to hold."""
     directory = os.path.dirname(path)
     in_olddir = any(_pattern_matches(pattern, path) for pattern in rotated_paths)
     for saved in gone.values():
@@ -2195,16 +2175,12 @@ def _copy_of_gone(
             os.path.dirname(saved.path),
             os.path.dirname(os.path.realpath(saved.path)),
         }
-        head, tail = _known_life(saved)
         if (
             (beside or in_olddir)
             and _named_as_rotation_of(path, saved.path)  # app.log.1, app-20261129.log
-            and 0 < saved.fingerprint_bytes <= size
-            and head.matches(fd)
-            # Made after we saw that file (it was there then): it holds all we saw of it. (A
-            # shorter one may hold the marks within it as a banner's, shared by every life.)
-            and size >= max(saved.offset, tail.end)
-            and not tail.changed(fd, size)
+            and saved.fingerprint_bytes > 0
+            # Made after we saw that file (it was there then): it holds all we saw of it.
+            and _holds_all_seen(fd, size, saved)
         ):
             return saved
     return None
@@ -2282,14 +2258,16 @@ def _in_the_making_of(original: int, copy: int, size: int) -> bool:
     return longer and _begins_as(copy, original) and not _ends_otherwise(original, copy, size)
 
 
-def _in_the_making_of_file_at(path: str, copy: int, size: int) -> bool:
-    """``_in_the_making_of`` the file now at ``path``."""
+def _in_the_making_of_next_at(followed: FollowedFile, copy: int, size: int) -> bool:
+    """``_in_the_making_of`` the file now at ``followed``'s path, if another one."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(followed.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
     try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and _in_the_making_of(fd, copy, size)
+        info = os.fstat(fd)
+        another = Identity(info.st_dev, info.st_ino) != followed.identity
+        return another and stat.S_ISREG(info.st_mode) and _in_the_making_of(fd, copy, size)
     finally:
         os.close(fd)
 
@@ -2374,7 +2352,7 @@ def _not_a_copy_of(followed: FollowedFile, size: int, fd: int) -> bool:
         size < followed.tail.end
         and (
             _in_the_making_of(followed.fd, fd, size)
-            or _in_the_making_of_file_at(followed.path, fd, size)  # its path's next file
+            or _in_the_making_of_next_at(followed, fd, size)
         )
     )
 
@@ -2394,6 +2372,12 @@ def _still_the_same(fd: int, saved: FileCheckpoint, size: int) -> bool:
     return _begins_and_goes_on_as(fd, size, *_known_life(saved))
 
 
+def _empty_elsewhere(saved: FileCheckpoint, path: str) -> bool:
+    """``saved`` is the row of an empty file at another path than ``path``: nothing tells its
+    inode's file is that one (a copy in the making may have taken it)."""
+    return saved.fingerprint_bytes == 0 and saved.path != path
+
+
 def _truncated_there_maybe(saved: FileCheckpoint, path: str) -> bool:
     """The file of ``saved``, found at ``path``, may have been truncated there since: at its
     own path, unless that is a rotated name (rotation truncates no rotated file; one shorter
@@ -2403,11 +2387,17 @@ def _truncated_there_maybe(saved: FileCheckpoint, path: str) -> bool:
 
 
 def _renamed_and_still_the_same(fd: int, saved: FileCheckpoint) -> bool:
-    """``_still_the_same`` for the inode of ``saved`` found under another name (or at the
-    rotated name it was saved under). Renamed, a file does not shrink: one shorter than what
-    was read or seen is another file that took the freed inode (the next copy-truncate's
-    copy, say, with the same first lines: a banner)."""
-    size = os.fstat(fd).st_size
+    """The inode of ``saved``, found under another name (or at the rotated name it was saved
+    under), holds that file. Renamed, a file does not shrink: one shorter than what was read
+    or seen is another file that took the freed inode (the next copy-truncate's copy, say,
+    with the same first lines: a banner)."""
+    return _holds_all_seen(fd, os.fstat(fd).st_size, saved)
+
+
+def _holds_all_seen(fd: int, size: int, saved: FileCheckpoint) -> bool:
+    """``fd`` (``size`` bytes) holds all that was read and seen of the file ``saved``
+    describes: as long, with its first and last bytes seen. (A shorter file may hold the marks
+    within it as a banner's, which every life of the file shares.)"""
     seen = max(saved.offset, Tail.decode(saved.tail).end)
     return size >= seen and _still_the_same(fd, saved, size)
 
