@@ -305,9 +305,10 @@ class TestRemoteSourceTypes:
         assert S3Source(bucket="trail") == s3
         assert ("AWSLogs/", 60.0, "end") == (s3.prefix, s3.poll_interval_seconds, s3.start_at)
         assert S3SqsSource(queue_url="https://sqs.us-east-1.amazonaws.com/1/q") == s3_sqs
-        assert (300.0, 4, 5, None) == (
+        assert (300.0, 4, 1, 5, None) == (
             s3_sqs.visibility_timeout_seconds,
             s3_sqs.workers,
+            s3_sqs.processes,
             s3_sqs.max_receive_count,
             s3_sqs.key_pattern,
         )
@@ -344,6 +345,9 @@ class TestRemoteSourceTypes:
             ("[{type: s3, bucket: b, start_at: '2026-13-01'}]", "sources.0.start_at: not a date"),
             ("[{type: s3, bucket: b, start_at: 2026-13-01}]", "c.yaml:1: '2026-13-01' is not a"),
             ("[{type: s3_sqs, queue_url: q, workers: 0}]", "sources.0.workers: expected"),
+            ("[{type: s3_sqs, queue_url: q, processes: -1}]", "from 0 to 64, got -1"),
+            ("[{type: s3_sqs, queue_url: q, processes: 65}]", "from 0 to 64, got 65"),
+            ("[{type: s3_sqs, queue_url: q, processes: true}]", "from 0 to 64, got True"),
             ("[{type: s3_sqs, queue_url: q, max_receive_count: -2}]", "or -1, got -2"),
             ("[{type: s3_sqs, queue_url: q, key_pattern: '('}]", "not a regular expression"),
             ("[{type: s3_sqs, queue_url: q, visibility_timeout: 13h}]", "1 second to 12 hours"),

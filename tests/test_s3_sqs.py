@@ -4,6 +4,8 @@ one queue, read by real daemons; leases, deletion after the sinks, release, pois
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -214,6 +216,59 @@ class TestS3Notifications:
 
 def read_objects(daemon: QueueDaemon) -> set[str]:
     return {entry["object"] for entry in daemon.logged("s3_object_read")}
+
+
+def object_readers(daemon: QueueDaemon) -> list[int]:
+    """Pids of the daemon's object reader processes (multiprocessing's spawned children)."""
+    assert daemon.proc is not None
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == daemon.proc.pid and b"spawn_main" in command and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+class TestObjectReaders:
+    def test_a_reader_process_killed_is_replaced_and_every_denial_comes_out_once(
+        self, queue, daemons, tmp_path
+    ):
+        """The child process reading objects is killed (-9, as the OOM killer does): the next
+        objects are read by a new one; no denial is lost or repeated; none is left at a stop."""
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue, processes=1))
+        ids = put_numbered(queue, 2, 3)
+        wait_for(lambda: set(event_ids(daemon.events())) == ids, "the first objects' denials")
+        (reader,) = object_readers(daemon)
+        os.kill(reader, signal.SIGKILL)
+        ids |= put_numbered(queue, 2, 3, first=6)
+        wait_for(lambda: set(event_ids(daemon.events())) == ids, "the next objects' denials")
+        assert len(ids) == len(event_ids(daemon.events()))
+        (replaced,) = daemon.logged("s3_object_reader_ended")
+        assert (reader, "killed by SIGKILL") == (replaced["pid"], replaced["ended"])
+        (new,) = object_readers(daemon)
+        assert 0 == daemon.stop()
+        wait_for(lambda: gone(new), "the reader gone with the daemon")
+
+    def test_with_no_reader_processes_the_objects_are_read_in_the_daemon(
+        self, queue, daemons, tmp_path
+    ):
+        daemon = started(daemons, QueueDaemon(tmp_path / "a", queue, processes=0))
+        ids = put_numbered(queue, 3, 2)
+        wait_for(lambda: set(event_ids(daemon.events())) == ids, "every denial")
+        assert [] == object_readers(daemon)
+        assert len(ids) == len(event_ids(daemon.events()))
+        assert 0 == daemon.stop()
 
 
 class TestFullStateDisk:

@@ -92,11 +92,14 @@ class QueueMachine(RuleBasedStateMachine):
         self.stopped_while_deletions_refused = False  # its messages come back: skipped
         self.save: Save | None = None
 
-    def _started(self) -> S3SqsSources:
+    def _started(self, processes: int = 1) -> S3SqsSources:
+        """The source; objects read into denials by ``processes`` children (0: in its own
+        worker threads)."""
         config = S3SqsSource(
             queue_url=self.queue.url,
             visibility_timeout_seconds=2,
             workers=3,
+            processes=processes,
             wait_time_seconds=1,
             max_receive_count=1,
         )
@@ -151,8 +154,8 @@ class QueueMachine(RuleBasedStateMachine):
             self.proxy.failing_operations.discard(DELETE_BATCH)
 
     @precondition(lambda self: self.next_number > 0)
-    @rule(s3_blip=st.booleans())
-    def restart(self, s3_blip: bool) -> None:
+    @rule(s3_blip=st.booleans(), processes=st.sampled_from([0, 1, 2]))
+    def restart(self, s3_blip: bool, processes: int) -> None:
         """With s3_blip, S3 refuses the next read of each object put so far (and never
         refused): the messages released at the stop fail once on their next receive."""
         self.source.close()
@@ -163,7 +166,7 @@ class QueueMachine(RuleBasedStateMachine):
         if s3_blip:
             self.proxy.refused_once.update(self.keys)
             self.keys.clear()
-        self.source = self._started()
+        self.source = self._started(processes)
 
     @invariant()
     def nothing_unexpected_and_nothing_twice_without_a_restart(self) -> None:

@@ -37,6 +37,30 @@ EVENT_FILE = "/var/log/authz-watcher/events.jsonl"
 WATCHDOG_SECONDS = 3
 ADM_GID = "4"  # Debian's adm group
 DENIER = "denier.service"  # a unit that logs a denial to the journal (its stdout)
+MOTO = "moto.service"  # moto's server in the container, for the s3_sqs source
+MOTO_URL = "http://127.0.0.1:5000"
+AWS_ENVIRONMENT = (
+    f"AWS_ENDPOINT_URL={MOTO_URL}\nAWS_DEFAULT_REGION=us-east-1\n"
+    "AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=testing\n"
+)
+# Run in the container by the test's own Python (the container's root is an overlay of the
+# host's, so its venv with boto3 and moto is there), with the repository's tests importable.
+QUEUE_SCRIPT = f"""
+import sys
+from types import SimpleNamespace
+import boto3
+sys.path.insert(0, {SOURCE!r})
+from tests.trail_queue import TrailQueue, trail_key, trail_object, trail_record
+client = lambda service: boto3.client(
+    service, endpoint_url={MOTO_URL!r}, region_name="us-east-1",
+    aws_access_key_id="testing", aws_secret_access_key="testing",
+)
+putting = sys.argv[1:] == ["put"]  # the queue made before: not purged again
+queue = TrailQueue(SimpleNamespace(client=client), keep_test_event=putting)
+if putting:
+    queue.put(trail_key("in-the-unit"), trail_object([trail_record(7), trail_record(8)]))
+print(queue.url)
+"""
 # What `make install` copies from: the files pyproject.toml, the Makefile and the unit need.
 PROJECT_FILES = ("Makefile", "pyproject.toml", "README.md", "watcher", "systemd", "config")
 
@@ -252,6 +276,33 @@ class TestInstalledService:
             principals(events),
             {e["source_path"] for e in events},
         )
+
+    def test_an_s3_sqs_source_reads_objects_in_a_reader_process_under_the_unit(self, container):
+        """The unit's sandbox lets the s3_sqs source spawn its reader process: an object put
+        in a bucket on moto (in the container) gives its denials; the reader is in the unit."""
+        container.run("systemd-run", f"--unit={MOTO}", "--", sys.executable, "-m", "moto.server",
+                      "-H", "127.0.0.1", "-p", "5000")  # fmt: skip
+        answers = ["-c", f"import urllib.request; urllib.request.urlopen({MOTO_URL!r}, timeout=5)"]
+        wait_for(lambda: 0 == container.run(sys.executable, *answers, check=False).returncode,
+                 "moto's server answering in the container")  # fmt: skip
+        queue_url = container.run(sys.executable, "-c", QUEUE_SCRIPT).stdout.strip()
+        good = container.run("cat", CONFIG).stdout
+        container.write("/etc/default/authz-watcher", AWS_ENVIRONMENT)  # read at a (re)start
+        source = f"  - type: s3_sqs\n    queue_url: {queue_url}\n    wait_time: 1s\n"
+        container.write(CONFIG, config(extra_sources=source))
+        container.run("systemctl", "restart", UNIT, timeout=60)
+        container.run(sys.executable, "-c", QUEUE_SCRIPT, "put")
+        from_s3 = lambda: [e for e in journal_events(container) if e["source_kind"] == "cloudtrail"]  # noqa: E731
+        wait_for(lambda: 2 == len(from_s3()), "the object's two denials")
+        assert ["user7", "user8"] == principals(from_s3())
+        children = container.run("ps", "--ppid", str(main_pid(container)), "-o", "args=").stdout
+        assert "spawn_main" in children, children
+        assert "s3_object_reader" not in journal(container), "no reader died or was replaced"
+        container.write(CONFIG, good)  # the stop below times a daemon with no long poll
+        container.run("systemctl", "reload", UNIT)
+        wait_for(lambda: "spawn_main" not in container.run(
+            "ps", "--ppid", str(main_pid(container)), "-o", "args=", check=False).stdout,
+            "the reader gone with the source")  # fmt: skip
 
     def test_stop_exits_0_within_a_second(self, container):
         """SIGTERM drains and exits 0; systemd's own timestamps say how long the stop took."""

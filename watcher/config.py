@@ -87,6 +87,7 @@ class S3SqsSource:
     aws_profile: str | None = None
     visibility_timeout_seconds: float = 300.0
     workers: int = 4  # objects in flight per watcher
+    processes: int = 1  # child processes reading objects into denials; 0: in the daemon's
     max_receive_count: int = 5  # -1: poison messages are left to a dead-letter queue
     key_pattern: str | None = None  # regex on the object key; None: CloudTrail log objects
     error_codes: tuple[str, ...] = DEFAULT_CLOUDTRAIL_ERROR_CODES
@@ -561,8 +562,8 @@ class _Reader:
         )
 
     def s3_sqs_source(self, value: dict[str, Any], path: tuple[str, ...]) -> S3SqsSource:
-        sqs_keys = ("queue_url", "visibility_timeout", "workers", "max_receive_count",
-                    "key_pattern", "error_codes", "wait_time")  # fmt: skip
+        sqs_keys = ("queue_url", "visibility_timeout", "workers", "processes",
+                    "max_receive_count", "key_pattern", "error_codes", "wait_time")  # fmt: skip
         data = self.mapping(value, path, (*_AWS_KEYS, *sqs_keys))
         return S3SqsSource(
             queue_url=self.require_string(data, path, "queue_url"),
@@ -572,6 +573,7 @@ class _Reader:
                 data, path, "visibility_timeout", _visibility_timeout, 300.0
             ),
             workers=self.get(data, path, "workers", _positive_int, 4),
+            processes=self.get(data, path, "processes", _reader_processes, 1),
             max_receive_count=self.get(data, path, "max_receive_count", _receive_count, 5),
             key_pattern=self.get(data, path, "key_pattern", _optional_regex, None),
             error_codes=self.error_codes(data, path),
@@ -817,6 +819,12 @@ def _bool(value: object) -> bool:
 def _positive_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"expected a whole number greater than zero, got {value!r}")
+    return value
+
+
+def _reader_processes(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+        raise ValueError(f"expected a whole number from 0 to 64, got {value!r}")
     return value
 
 

@@ -1,8 +1,10 @@
 """sources: ``type: s3_sqs`` — S3 notifications and EventBridge events on an SQS queue.
 
     receiver thread   long-polls the queue; a received message is a lease (its visibility)
-    worker threads    body -> objects / records (sources/sqs_messages.py); GetObject, streamed
-                      through sources/s3_objects.py; the denials wait in ``ready``
+    worker threads    body -> objects / records (sources/sqs_messages.py); GetObject, its
+                      bytes read into denials by a child process (sources/object_readers.py;
+                      ``processes: 0``, or an object too large to hold, is streamed through
+                      sources/s3_objects.py in the thread); the denials wait in ``ready``
     keeper thread     extends every lease at half the visibility timeout while it is held
     daemon thread     ``read`` hands the denials on; the save ``checkpoint`` returns records
                       the objects as seen and acknowledges the messages, once every sink has them
@@ -21,6 +23,7 @@ they do not count toward ``max_receive_count``.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import sqlite3
@@ -41,6 +44,12 @@ from watcher.pipeline import Denial
 from watcher.sources.base import Output, Progress, RemoteSource, Save, SourceContext, Wake
 from watcher.sources.cloudtrail import is_denial, record_denial
 from watcher.sources.lines import Readable
+from watcher.sources.object_readers import (
+    NoObjectReader,
+    ObjectReaderError,
+    ObjectReaders,
+    ObjectReadersClosed,
+)
 from watcher.sources.s3_objects import (
     CLOUDTRAIL_LOG_KEY,
     ObjectFormatError,
@@ -59,6 +68,8 @@ if TYPE_CHECKING:
 DEFAULT_KEY_PATTERN = CLOUDTRAIL_LOG_KEY
 SQS_BATCH_MAX = 10  # ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibilityBatch
 MAX_HANDED_ON_PER_READ = 64
+LARGEST_OBJECT_FOR_A_CHILD_BYTES = 16 * 1024 * 1024  # larger: streamed in the worker thread
+READ_CHUNK_BYTES = 1024 * 1024
 SEEN_OBJECTS_MAX = 100_000
 SEEN_OBJECTS_TTL_SECONDS = 3 * 86400.0  # S3's repeated notifications come within hours
 SEEN_OBJECTS_EXPIRY_INTERVAL_SECONDS = 3600.0
@@ -178,11 +189,14 @@ class _QueueReader:
         self._to_delete: deque[_Lease] = deque()  # acknowledged, not deleted yet
         self._threads: list[threading.Thread] = []
         self._sqs, self._s3 = self._clients(config)
+        self._object_readers: ObjectReaders | None = None
         self.visibility_errors: set[str] = set()  # why the last visibility change failed
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.config.processes > 0:
+            self._object_readers = ObjectReaders(self.config.processes, self._log)
         name = self.config.queue_url.rsplit("/", 1)[-1]
         targets = [(self._receive_loop, "receiver"), (self._keep_loop, "keeper")]
         targets += [(self._delete_loop, "deleter")]
@@ -197,6 +211,8 @@ class _QueueReader:
         with self._lock:
             for condition in (self._work_ready, self._room, self._deletions):
                 condition.notify_all()
+        if self._object_readers is not None:
+            self._object_readers.stop()
 
     def join(self) -> None:
         """Wait for the threads, at most ``wait_time`` and a grace: one stuck in a call to an
@@ -212,6 +228,8 @@ class _QueueReader:
                 detail="their calls to the endpoint got no answer in time; the stop goes on",
             )  # fmt: skip
         self._threads.clear()
+        if self._object_readers is not None:
+            self._object_readers.close()
 
     def release_all(self) -> None:
         """Give every message still held back to the queue now (visibility 0), and delete the
@@ -523,12 +541,14 @@ class _QueueReader:
             reply = self._s3.get_object(Bucket=version.bucket, Key=version.key)
             body = _StoppableBody(reply["Body"], self._stopping)
             try:
-                denials = object_denials(
-                    body, path, utc_now(),
-                    error_codes=self.config.error_codes, profile=self.config.aws_profile,
-                )  # fmt: skip
+                denials = self._denials(body, reply.get("ContentLength", 0), path)
             finally:
                 reply["Body"].close()
+        except ObjectReadersClosed:
+            raise _Stopped from None
+        except ObjectReaderError as exc:
+            self._retry_later(outcome.lease, path, str(exc))
+            return False
         except (ObjectFormatError, UnrecognisedObjectError) as exc:
             self._drop(outcome.lease, str(exc), objects=[path])
             return True
@@ -548,6 +568,20 @@ class _QueueReader:
         outcome.size_bytes += body.size_bytes
         self._log.info("s3_object_read", object=path, denials=len(denials))
         return True
+
+    def _denials(self, body: _StoppableBody, size: int, path: str) -> list[Denial]:
+        """The object's denials, read by a child process; streamed here when there are no
+        children or the object is too large to hold in memory."""
+        readers = self._object_readers
+        codes, profile = self.config.error_codes, self.config.aws_profile
+        if readers is None or size > LARGEST_OBJECT_FOR_A_CHILD_BYTES:
+            return object_denials(body, path, utc_now(), error_codes=codes, profile=profile)
+        data = b"".join(iter(lambda: body.read(READ_CHUNK_BYTES), b""))
+        try:
+            return readers.denials(data, path, utc_now(), error_codes=codes, profile=profile)
+        except NoObjectReader:  # said by the readers; this object is read here
+            stream = io.BytesIO(data)
+            return object_denials(stream, path, utc_now(), error_codes=codes, profile=profile)
 
     def _drop(self, lease: _Lease, reason: str, objects: list[str] | None = None) -> None:
         self._log.error(

@@ -1,0 +1,187 @@
+"""Objects read into denials by child processes (sources/object_readers.py): real spawned
+children, killed for real."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import multiprocessing
+import os
+import resource
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from threading import Thread
+from typing import Any
+
+import pytest
+
+from tests.test_daemon import wait_for
+from tests.trail_queue import trail_object, trail_record
+from watcher.events import utc_now
+from watcher.log import configure_logging
+from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES
+from watcher.pipeline import Denial
+from watcher.sources.object_readers import (
+    NoObjectReader,
+    ObjectReaderError,
+    ObjectReaders,
+    ObjectReadersClosed,
+)
+from watcher.sources.s3_objects import ObjectFormatError, UnrecognisedObjectError, object_denials
+
+PATH = "s3://trail/AWSLogs/111122223333/CloudTrail/us-east-1/k.json.gz"
+NOW = utc_now()
+JOIN_SECONDS = 60.0
+
+
+@pytest.fixture
+def log_path(tmp_path: Path) -> Path:
+    return tmp_path / "log.jsonl"
+
+
+@pytest.fixture
+def readers(log_path: Path) -> Iterator[ObjectReaders]:
+    with log_path.open("w") as stream:
+        started = ObjectReaders(1, configure_logging(stream))
+        yield started
+        started.close()
+
+
+def read(readers: ObjectReaders, body: bytes) -> list[Denial]:
+    return readers.denials(
+        body, PATH, NOW, error_codes=DEFAULT_CLOUDTRAIL_ERROR_CODES, profile="trail"
+    )
+
+
+def read_here(body: bytes) -> list[Denial]:
+    return object_denials(
+        io.BytesIO(body), PATH, NOW, error_codes=DEFAULT_CLOUDTRAIL_ERROR_CODES, profile="trail"
+    )
+
+
+def error_of(reading: Any) -> Exception:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the kind is what is compared
+        reading()
+    assert isinstance(caught.value, Exception)
+    return caught.value
+
+
+def children() -> list[int]:
+    """Pids of the object readers alive (``active_children`` also reaps the dead ones)."""
+    return [
+        p.pid
+        for p in multiprocessing.active_children()
+        if p.name == "authz-watcher-object-reader" and p.pid is not None
+    ]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def logged(log_path: Path, name: str) -> list[dict[str, Any]]:
+    lines = log_path.read_text().splitlines()
+    return [entry for entry in map(json.loads, lines) if entry["event"] == name]
+
+
+def long_object(records: int) -> bytes:
+    """A CloudTrail object whose reading takes a child a second or more, made fast."""
+    record = json.dumps(trail_record(0, denial=False))
+    text = '{"Records": [' + ",".join([record] * records) + "]}"
+    return gzip.compress(text.encode(), compresslevel=1)
+
+
+def test_a_child_gives_what_reading_in_the_process_gives(readers):
+    body = trail_object([trail_record(n, denial=n % 3 != 0) for n in range(30)])
+    expected = read_here(body)
+    assert len(expected) == 20
+    assert expected == read(readers, body)
+
+
+def test_broken_and_unrecognised_objects_fail_as_they_do_in_the_process(readers):
+    broken = trail_object([trail_record(1)])[:-12]
+    for body, kind in ((broken, ObjectFormatError), (b"hello", UnrecognisedObjectError)):
+        there = error_of(lambda b=body: read(readers, b))
+        here = error_of(lambda b=body: read_here(b))
+        assert (kind, str(here)) == (type(there), str(there))
+    assert len(read(readers, trail_object([trail_record(2)]))) == 1  # the child lives on
+
+
+def test_a_child_killed_between_objects_is_replaced_and_the_object_read(readers, log_path):
+    (pid,) = children()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pid not in children(), "the killed child reaped")
+    body = trail_object([trail_record(3)])
+    assert read_here(body) == read(readers, body)
+    (replaced,) = logged(log_path, "s3_object_reader_ended")
+    assert (pid, "killed by SIGKILL") == (replaced["pid"], replaced["ended"])
+    (new,) = children()
+    assert pid != new
+
+
+def test_with_no_child_to_be_had_the_caller_is_told_and_the_next_start_works(readers, log_path):
+    """Out of file descriptors, no child can be started: NoObjectReader (the caller reads the
+    object itself), said once; once descriptors are free again, a child reads the next one."""
+    (pid,) = children()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pid not in children(), "the killed child reaped")
+    body = trail_object([trail_record(5)])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.dup(0)
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no new descriptor
+    try:
+        outcomes = [error_of(lambda: read(readers, body)) for _ in range(2)]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [NoObjectReader, NoObjectReader] == [type(outcome) for outcome in outcomes]
+    (not_started,) = logged(log_path, "s3_object_reader_not_started")
+    assert "Too many open files" in not_started["error"]
+    assert read_here(body) == read(readers, body)
+    assert 1 == len(logged(log_path, "s3_object_reader_started"))
+    assert 1 == len(children())
+
+
+def long_reads(readers: ObjectReaders, pid: int, count: int) -> tuple[list[Thread], list[object]]:
+    """``count`` threads reading a long object each (what each got or raised in the list),
+    once the child ``pid`` is busy with the first."""
+    before = cpu_seconds(pid)
+    outcomes: list[object] = []
+
+    def reading() -> None:
+        try:
+            outcomes.append(read(readers, long_object(600_000)))
+        except Exception as exc:  # noqa: BLE001 - what the read raised is the assertion
+            outcomes.append(exc)
+
+    threads = [Thread(target=reading) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: cpu_seconds(pid) > before + 0.2, "the child busy with a long object")
+    return threads, outcomes
+
+
+def test_a_child_killed_while_it_reads_fails_that_object_and_the_next_is_read(readers):
+    (pid,) = children()
+    (thread,), outcome = long_reads(readers, pid, 1)
+    os.kill(pid, signal.SIGKILL)
+    thread.join(JOIN_SECONDS)
+    (error,) = outcome
+    assert isinstance(error, ObjectReaderError)
+    assert "the process reading it ended (killed by SIGKILL)" == str(error)
+    assert len(read(readers, trail_object([trail_record(4)]))) == 1
+
+
+def test_a_stop_ends_reads_in_hand_and_waiting_and_close_leaves_no_child(readers):
+    (pid,) = children()
+    threads, outcomes = long_reads(readers, pid, 2)  # one reads, one waits for the child
+    readers.stop()
+    for thread in threads:
+        thread.join(JOIN_SECONDS)
+    assert [ObjectReadersClosed, ObjectReadersClosed] == [type(o) for o in outcomes]
+    readers.close()
+    assert [] == children()
+    assert isinstance(error_of(lambda: read(readers, b"")), ObjectReadersClosed)
