@@ -2676,3 +2676,44 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_a_copy_in_the_making_is_the_copy_of_the_file_at_the_path(self):
+        """Found by an explore run of the banner layout under `app.log*`: app.log deleted by
+        its rotation and kept open (read, not yet idle), a new app.log read, then
+        copy-truncate began copying it: the copy, so far no more than the banner every life
+        begins with, was taken for a copy of the deleted life, closed meanwhile, and read
+        as a file of its own from its size at first sight: once finished, the new life's
+        line came again from it, with no crash. Rotation copies the file at the path: that
+        one is looked at first."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=True)
+            poll_stalled_while_rotated(at_clock=2, count=1, rotation='delete')
+            time_passes()
+            begin_copytruncate(percent=40)
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            finish_copytruncate(window=0)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_line_written_before_the_copy_is_finished_is_read_from_the_copy(self):
+        """The same beginning (the copy in the making taken for the deleted life's): a line
+        appended to app.log before copy-truncate finished was never handed on."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=True)
+            poll_stalled_while_rotated(at_clock=2, count=5, rotation='delete')
+            time_passes()
+            begin_copytruncate(percent=40)
+            poll(after_events=False)
+            touch_rotated_file(pick=0)
+            append(count=1, leave_partial=False, long=False)
+            finish_copytruncate(window=0)
+            poll(after_events=False)
+            """,
+        )

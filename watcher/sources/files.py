@@ -890,7 +890,9 @@ class FileSources:
         fewer of them than a fingerprint."""
         if size == 0:
             return None
-        for followed in self._siblings(path):
+        # The file at its path first: rotation copies that one, and a copy still being written
+        # may hold no more than the first bytes every life begins with (a banner).
+        for followed in sorted(self._siblings(path), key=lambda f: not _at_its_path(f)):
             name = os.path.basename(followed.path)
             if _rotation_stem(name) != name:
                 continue  # rotation copies the live file, never a rotated one (app.log.1)
@@ -2247,6 +2249,15 @@ def _ends_otherwise(original: int, copy: int, size: int) -> bool:
     # Long lines alike but for their first bytes (a line number, a time) may leave the last KiB
     # the same: the copy's own last line ends and line starts tell.
     return Tail.at(copy, size).verdict(size, _pread(original)) is False
+
+
+def _at_its_path(followed: FollowedFile) -> bool:
+    """Still the file at its path: not deleted or renamed away since."""
+    try:
+        info = os.stat(followed.path)
+    except OSError:
+        return False
+    return Identity(info.st_dev, info.st_ino) == followed.identity
 
 
 def _in_the_making_of(original: int, copy: int, size: int) -> bool:
