@@ -87,7 +87,7 @@ class S3SqsSource:
     aws_profile: str | None = None
     visibility_timeout_seconds: float = 300.0
     workers: int = 4  # objects in flight per watcher
-    processes: int = 1  # child processes reading objects into denials; 0: in the daemon's
+    processes: int = 1  # children reading objects into denials; 0: the daemon's threads
     max_receive_count: int = 5  # -1: poison messages are left to a dead-letter queue
     key_pattern: str | None = None  # regex on the object key; None: CloudTrail log objects
     error_codes: tuple[str, ...] = DEFAULT_CLOUDTRAIL_ERROR_CODES

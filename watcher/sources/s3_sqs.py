@@ -195,8 +195,9 @@ class _QueueReader:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.config.processes > 0:
-            self._object_readers = ObjectReaders(self.config.processes, self._log)
+        if self.config.processes > 0:  # more than `workers` would never be busy
+            count = min(self.config.processes, self.config.workers)
+            self._object_readers = ObjectReaders(count, self._log)
         name = self.config.queue_url.rsplit("/", 1)[-1]
         targets = [(self._receive_loop, "receiver"), (self._keep_loop, "keeper")]
         targets += [(self._delete_loop, "deleter")]
