@@ -10,6 +10,8 @@ import multiprocessing
 import os
 import resource
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from threading import Thread
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REPO
 from tests.test_daemon import wait_for
 from tests.trail_queue import trail_object, trail_record
 from watcher.events import utc_now
@@ -80,6 +83,13 @@ def children() -> list[int]:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def state_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
 
 
 def logged(log_path: Path, name: str) -> list[dict[str, Any]]:
@@ -185,3 +195,67 @@ def test_a_stop_ends_reads_in_hand_and_waiting_and_close_leaves_no_child(readers
     readers.close()
     assert [] == children()
     assert isinstance(error_of(lambda: read(readers, b"")), ObjectReadersClosed)
+
+
+def test_a_child_that_does_nothing_with_an_object_in_hand_is_killed(log_path):
+    """A stopped child (SIGSTOP, or blocked) would hold its object, and the message the
+    watcher extends for ever: after ``stall_seconds`` without CPU it is killed, the object
+    fails, and a new child reads the next one."""
+    with log_path.open("w") as stream:
+        readers = ObjectReaders(1, configure_logging(stream), stall_seconds=1.0)
+        try:
+            (pid,) = children()
+            os.kill(pid, signal.SIGSTOP)
+            body = trail_object([trail_record(6)])
+            error = error_of(lambda: read(readers, body))
+            assert isinstance(error, ObjectReaderError)
+            assert "the process reading it used no CPU for 1 s (stopped?); killed" == str(error)
+            (ended,) = logged(log_path, "s3_object_reader_ended")
+            assert (pid, "killed by SIGKILL") == (ended["pid"], ended["ended"])
+            assert read_here(body) == read(readers, body)
+        finally:
+            readers.close()
+
+
+def test_signals_to_the_whole_process_group_leave_the_children_to_the_daemon(readers):
+    """Ctrl-C, a hang-up or a supervisor's SIGTERM sent to the group reach the children too:
+    the daemon acts on them (and kills its children itself); the children read on."""
+    (pid,) = children()
+    body = trail_object([trail_record(7)])
+    assert read_here(body) == read(readers, body)  # it has begun serving
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(pid, signum)
+    assert read_here(body) == read(readers, body)
+    assert [pid] == children()
+
+
+PARENT_DIES = """
+import os, sys, threading
+sys.path.insert(0, {repo!r})
+from tests.test_object_readers import children, cpu_seconds, long_object, read
+from tests.test_daemon import wait_for
+from watcher.log import configure_logging
+from watcher.sources.object_readers import ObjectReaders
+readers = ObjectReaders(1, configure_logging())
+(pid,) = children()
+before = cpu_seconds(pid)
+threading.Thread(target=read, args=(readers, long_object(600_000)), daemon=True).start()
+wait_for(lambda: cpu_seconds(pid) > before + 0.2, "the child busy")
+print(pid, flush=True)
+os._exit(0)  # as kill -9 would: nothing closes the children
+"""
+
+
+def test_a_child_whose_daemon_died_finishes_quietly(tmp_path):
+    """The daemon killed while its child reads: the child's answer finds no one; it ends
+    without a traceback in the daemon's log (their stderr is one)."""
+    parent = subprocess.run(
+        [sys.executable, "-c", PARENT_DIES.format(repo=str(REPO))],
+        capture_output=True,
+        text=True,
+        timeout=JOIN_SECONDS,
+        check=True,
+    )  # returns once every writer of its stderr (the child too) has ended
+    child = int(parent.stdout.strip())
+    wait_for(lambda: not Path(f"/proc/{child}").exists() or "Z" in state_of(child), "its end")
+    assert "" == parent.stderr

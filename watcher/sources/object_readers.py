@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Literal
 
 from watcher.log import Logger
@@ -32,6 +35,7 @@ from watcher.pipeline import Denial
 from watcher.sources.s3_objects import ObjectFormatError, UnrecognisedObjectError, object_denials
 
 STOP_JOIN_SECONDS = 5.0
+STALL_SECONDS = 60.0  # a child that used no CPU this long with an object in hand is stuck
 
 _Request = tuple[bytes, str, datetime, tuple[str, ...], str | None]
 _Reply = (
@@ -62,9 +66,10 @@ class _Slot:
 class ObjectReaders:
     """``count`` child processes, each reading one object at a time."""
 
-    def __init__(self, count: int, log: Logger) -> None:
+    def __init__(self, count: int, log: Logger, *, stall_seconds: float = STALL_SECONDS) -> None:
         self._spawn = multiprocessing.get_context("spawn")
         self._log = log
+        self._stall_seconds = stall_seconds
         self._lock = threading.Lock()
         self._free = threading.Condition(self._lock)
         self._slots = [_Slot() for _ in range(count)]
@@ -128,12 +133,32 @@ class ObjectReaders:
                 if connection is None:
                     raise NoObjectReader from None
                 connection.send(request)
-            reply: _Reply = connection.recv()
+            reply = self._answer(slot, connection)
         except (EOFError, OSError):
             if self._stopped:
                 raise ObjectReadersClosed from None
             ended = self._lost(slot)
             raise ObjectReaderError(f"the process reading it ended ({ended})") from None
+        return reply
+
+    def _answer(self, slot: _Slot, connection: Connection) -> _Reply:
+        """The child's reply. One that used no CPU for ``stall_seconds`` with the object in
+        hand (stopped, or blocked) is killed: ObjectReaderError. Its held message would
+        otherwise be extended for ever, out of every other watcher's reach."""
+        pid = None if slot.process is None else slot.process.pid
+        last_cpu, still_since = _cpu_seconds(pid), time.monotonic()
+        while not connection.poll(min(5.0, self._stall_seconds / 4)):
+            cpu, now = _cpu_seconds(pid), time.monotonic()
+            if cpu is None or cpu != last_cpu:
+                last_cpu, still_since = cpu, now
+            elif now - still_since >= self._stall_seconds and slot.process is not None:
+                slot.process.kill()
+                self._lost(slot)
+                raise ObjectReaderError(
+                    f"the process reading it used no CPU for {self._stall_seconds:.0f} s "
+                    "(stopped?); killed"
+                )
+        reply: _Reply = connection.recv()
         return reply
 
     def _take(self) -> _Slot:
@@ -205,6 +230,15 @@ class ObjectReaders:
         return ended
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User and system CPU time of a process (Linux /proc); None when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _how_it_ended(process: BaseProcess) -> str:
     process.join(STOP_JOIN_SECONDS)
     code = process.exitcode
@@ -218,23 +252,48 @@ def _how_it_ended(process: BaseProcess) -> str:
 
 
 def serve(connection: Connection) -> None:
-    """A child's life: read the objects it is sent until the daemon's end of the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the daemon stops us
+    """A child's life: read the objects it is sent until the daemon's end of the pipe closes.
+    Signals sent to the daemon's whole process group (a terminal's Ctrl-C or hang-up, a
+    supervisor's SIGTERM) are the daemon's to act on: it kills its children itself."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     while True:
-        try:
-            data, path, observed_at, error_codes, profile = connection.recv()
-        except EOFError:
-            return
         reply: _Reply
         try:
-            denials = object_denials(
-                io.BytesIO(data), path, observed_at, error_codes=error_codes, profile=profile
-            )
-            reply = ("denials", denials)
-        except ObjectFormatError as exc:
-            reply = ("format", str(exc))
-        except UnrecognisedObjectError as exc:
-            reply = ("unrecognised", str(exc))
-        except Exception as exc:  # noqa: BLE001 - said to the daemon, which names the object
-            reply = ("error", f"{type(exc).__name__}: {exc}")
-        connection.send(reply)
+            data, path, observed_at, error_codes, profile = connection.recv()
+        except (EOFError, OSError):
+            return  # the daemon's end closed: it stopped or died
+        except Exception as exc:  # noqa: BLE001 - out of memory receiving it: said, not printed
+            reply = ("error", f"receiving the object: {_described(exc)}")
+        else:
+            reply = _read(data, path, observed_at, error_codes, profile)
+        try:
+            connection.send(reply)
+        except OSError:
+            return  # the daemon died while we read
+
+
+def _read(
+    data: bytes,
+    path: str,
+    observed_at: datetime,
+    error_codes: tuple[str, ...],
+    profile: str | None,
+) -> _Reply:
+    try:
+        stream = io.BytesIO(data)
+        denials = object_denials(
+            stream, path, observed_at, error_codes=error_codes, profile=profile
+        )
+    except ObjectFormatError as exc:
+        return ("format", str(exc))
+    except UnrecognisedObjectError as exc:
+        return ("unrecognised", str(exc))
+    except Exception as exc:  # noqa: BLE001 - said to the daemon, which names the object
+        return ("error", _described(exc))
+    return ("denials", denials)
+
+
+def _described(error: Exception) -> str:
+    detail = str(error) or ("out of memory" if isinstance(error, MemoryError) else "no detail")
+    return f"{type(error).__name__}: {detail}"
