@@ -37,14 +37,24 @@ EVENT_FILE = "/var/log/authz-watcher/events.jsonl"
 WATCHDOG_SECONDS = 3
 ADM_GID = "4"  # Debian's adm group
 DENIER = "denier.service"  # a unit that logs a denial to the journal (its stdout)
+
+
+def python_in_container() -> str:
+    """This Python as the container sees it: the repository's venv through its bind at SOURCE
+    (the container mounts its own /tmp, where a CI clone lives), else the same path."""
+    try:
+        return f"{SOURCE}/{Path(sys.executable).relative_to(REPO)}"
+    except ValueError:
+        return sys.executable
+
+
 MOTO = "moto.service"  # moto's server in the container, for the s3_sqs source
 MOTO_URL = "http://127.0.0.1:5000"
 AWS_ENVIRONMENT = (
     f"AWS_ENDPOINT_URL={MOTO_URL}\nAWS_DEFAULT_REGION=us-east-1\n"
     "AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=testing\n"
 )
-# Run in the container by the test's own Python (the container's root is an overlay of the
-# host's, so its venv with boto3 and moto is there), with the repository's tests importable.
+# Run in the container by the test's own Python, with the repository's tests importable.
 QUEUE_SCRIPT = f"""
 import sys
 from types import SimpleNamespace
@@ -280,18 +290,19 @@ class TestInstalledService:
     def test_an_s3_sqs_source_reads_objects_in_a_reader_process_under_the_unit(self, container):
         """The unit's sandbox lets the s3_sqs source spawn its reader process: an object put
         in a bucket on moto (in the container) gives its denials; the reader is in the unit."""
-        container.run("systemd-run", f"--unit={MOTO}", "--", sys.executable, "-m", "moto.server",
+        python = python_in_container()
+        container.run("systemd-run", f"--unit={MOTO}", "--", python, "-m", "moto.server",
                       "-H", "127.0.0.1", "-p", "5000")  # fmt: skip
         answers = ["-c", f"import urllib.request; urllib.request.urlopen({MOTO_URL!r}, timeout=5)"]
-        wait_for(lambda: 0 == container.run(sys.executable, *answers, check=False).returncode,
+        wait_for(lambda: 0 == container.run(python, *answers, check=False).returncode,
                  "moto's server answering in the container")  # fmt: skip
-        queue_url = container.run(sys.executable, "-c", QUEUE_SCRIPT).stdout.strip()
+        queue_url = container.run(python, "-c", QUEUE_SCRIPT).stdout.strip()
         good = container.run("cat", CONFIG).stdout
         container.write("/etc/default/authz-watcher", AWS_ENVIRONMENT)  # read at a (re)start
         source = f"  - type: s3_sqs\n    queue_url: {queue_url}\n    wait_time: 1s\n"
         container.write(CONFIG, config(extra_sources=source))
         container.run("systemctl", "restart", UNIT, timeout=60)
-        container.run(sys.executable, "-c", QUEUE_SCRIPT, "put")
+        container.run(python, "-c", QUEUE_SCRIPT, "put")
         from_s3 = lambda: [e for e in journal_events(container) if e["source_kind"] == "cloudtrail"]  # noqa: E731
         wait_for(lambda: 2 == len(from_s3()), "the object's two denials")
         assert ["user7", "user8"] == principals(from_s3())
