@@ -111,8 +111,9 @@ class ObjectReaders:
             self._stopped = True
             self._free.notify_all()
         for slot in self._slots:
-            if slot.process is not None:
-                slot.process.kill()
+            process = slot.process  # a worker may empty the slot meanwhile (a child ended)
+            if process is not None:
+                process.kill()
 
     def close(self) -> None:
         """After ``stop`` and once no thread uses them: reap the children, close the pipes."""
