@@ -12,6 +12,9 @@ stop as failures.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import tempfile
 import threading
 import time
@@ -91,6 +94,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.taken: list[str] = []  # what the sinks took (acknowledged)
         self.stopped_while_deletions_refused = False  # its messages come back: skipped
         self.save: Save | None = None
+        self.readers_killed = False  # a killed read counts as a receive: no S3 refusals after
 
     def _started(self, processes: int = 1) -> S3SqsSources:
         """The source; objects read into denials by ``processes`` children (0: in its own
@@ -163,10 +167,21 @@ class QueueMachine(RuleBasedStateMachine):
         self.may_repeat.update(self.handed_unacknowledged)  # lost by the sinks: come again
         self.handed_unacknowledged.clear()
         self.save = None
-        if s3_blip:
+        if s3_blip and not self.readers_killed:
             self.proxy.refused_once.update(self.keys)
             self.keys.clear()
         self.source = self._started(processes)
+
+    @rule()
+    def kill_readers(self) -> None:
+        """SIGKILL the source's reader processes (the OOM killer's doing): a read in hand
+        fails, its message comes back after the visibility timeout; the next objects are read
+        by new children. A killed read counts toward max_receive_count (1 here), so S3 refusing
+        a read after it could make a message poison: restarts refuse nothing from here on."""
+        for child in multiprocessing.active_children():
+            if child.name == "authz-watcher-object-reader" and child.pid is not None:
+                os.kill(child.pid, signal.SIGKILL)
+        self.readers_killed = True
 
     @invariant()
     def nothing_unexpected_and_nothing_twice_without_a_restart(self) -> None:
