@@ -147,7 +147,8 @@ class ObjectReaders:
         hand (stopped, or blocked) is killed: ObjectReaderError. Its held message would
         otherwise be extended for ever, out of every other watcher's reach."""
         pid = None if slot.process is None else slot.process.pid
-        last_cpu, still_since = _cpu_seconds(pid), time.monotonic()
+        last_cpu: float | None = None  # looked at only once the answer is slow in coming
+        still_since = time.monotonic()
         while not connection.poll(min(5.0, self._stall_seconds / 4)):
             cpu, now = _cpu_seconds(pid), time.monotonic()
             if cpu is None or cpu != last_cpu:
