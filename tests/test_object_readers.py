@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from threading import Thread
 from typing import Any
@@ -21,11 +22,12 @@ import pytest
 
 from tests.conftest import REPO
 from tests.test_daemon import wait_for
+from tests.test_decode import KNOWN, credentials, decoder_for  # noqa: F401 - a fixture
 from tests.trail_queue import trail_object, trail_record
 from watcher.events import utc_now
 from watcher.log import configure_logging
-from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES
-from watcher.pipeline import Denial
+from watcher.model import DEFAULT_CLOUDTRAIL_ERROR_CODES, Event
+from watcher.pipeline import Denial, DenialBuilder, with_event
 from watcher.sources.object_readers import (
     NoObjectReader,
     ObjectReaderError,
@@ -52,16 +54,21 @@ def readers(log_path: Path) -> Iterator[ObjectReaders]:
         started.close()
 
 
-def read(readers: ObjectReaders, body: bytes) -> list[Denial]:
+def read(readers: ObjectReaders, body: bytes, profile: str | None = "trail") -> list[Denial]:
     return readers.denials(
-        body, PATH, NOW, error_codes=DEFAULT_CLOUDTRAIL_ERROR_CODES, profile="trail"
+        body, PATH, NOW, error_codes=DEFAULT_CLOUDTRAIL_ERROR_CODES, profile=profile
+    )
+
+
+def denials_here(body: bytes) -> list[Denial]:
+    return object_denials(
+        io.BytesIO(body), PATH, NOW, error_codes=DEFAULT_CLOUDTRAIL_ERROR_CODES, profile="trail"
     )
 
 
 def read_here(body: bytes) -> list[Denial]:
-    return object_denials(
-        io.BytesIO(body), PATH, NOW, error_codes=DEFAULT_CLOUDTRAIL_ERROR_CODES, profile="trail"
-    )
+    """What a child gives for ``body``, made in this process."""
+    return [with_event(denial) for denial in denials_here(body)]
 
 
 def error_of(reading: Any) -> Exception:
@@ -105,11 +112,38 @@ def long_object(records: int) -> bytes:
     return gzip.compress(text.encode(), compresslevel=1)
 
 
+def events_of(denials: list[Denial]) -> list[Event]:
+    builder = DenialBuilder()
+    return [builder.event(denial, builder.decode(denial)) for denial in denials]
+
+
 def test_a_child_gives_what_reading_in_the_process_gives(readers):
+    """The same denials, each with its event built already (what the daemon would build)."""
     body = trail_object([trail_record(n, denial=n % 3 != 0) for n in range(30)])
-    expected = read_here(body)
+    expected = denials_here(body)
     assert len(expected) == 20
-    assert expected == read(readers, body)
+    there = read(readers, body)
+    assert [None] * 20 == [denial.event for denial in expected]
+    assert all(denial.event is not None for denial in there)
+    assert events_of(expected) == events_of(there)
+    assert [replace(d, text="", event=None) for d in expected] == [
+        replace(d, event=None) for d in there
+    ]
+
+
+@pytest.mark.usefixtures("credentials")
+def test_a_blob_to_decode_comes_back_without_its_event_for_the_daemon_to_decode(readers, sts):
+    """A child has no STS client: a denial carrying a whole blob comes back with its text, and
+    the daemon's decoder decodes it; one with no blob beside it comes back built."""
+    with_blob = trail_record(1)
+    with_blob["errorMessage"] += f". Encoded authorization failure message: {KNOWN}"
+    blob, plain = read(readers, trail_object([with_blob, trail_record(2)]), profile=None)
+    assert (None, with_blob["errorMessage"]) == (blob.event, json.loads(blob.text)["errorMessage"])
+    assert plain.event is not None
+    builder = DenialBuilder(decoder=decoder_for(sts))
+    event = builder.event(blob, builder.decode(blob))
+    assert ("decoded", [KNOWN]) == (event["decode_status"], [c.blob for c in sts.decode_calls()])
+    assert events_of(denials_here(trail_object([with_blob])))[0]["raw"] == event["raw"]
 
 
 def test_broken_and_unrecognised_objects_fail_as_they_do_in_the_process(readers):
@@ -235,6 +269,7 @@ import os, sys, threading
 sys.path.insert(0, {repo!r})
 from tests.test_object_readers import children, cpu_seconds, long_object, read
 from tests.test_daemon import wait_for
+from tests.test_decode import KNOWN, credentials, decoder_for  # noqa: F401 - a fixture
 from watcher.log import configure_logging
 from watcher.sources.object_readers import ObjectReaders
 readers = ObjectReaders(1, configure_logging())

@@ -51,6 +51,17 @@ class Denial:
     profile: str | None = None  # AWS profile of the source, for decoding
     account_id: str | None = None  # the account whose credentials decode it (default: ARNs)
     extra: Mapping[str, object] = field(default_factory=dict)  # fields the source knows best
+    event: Event | None = None  # built already where it was read (``with_event``)
+
+
+def with_event(denial: Denial) -> Denial:
+    """The denial with its event built, when the decode stage has nothing to ask STS (no
+    blob, or one cut short): an object reader process does this, so that the daemon's one
+    interpreter only hands the event on. A blob is left to the daemon's decoder, with the text."""
+    if denial.finding.blob_state is BlobState.COMPLETE:
+        return denial
+    builder = DenialBuilder()
+    return replace(denial, event=builder.event(denial, builder.decode(denial)), text="")
 
 
 class DenialBuilder:
@@ -89,6 +100,8 @@ class DenialBuilder:
         )
 
     def event(self, denial: Denial, outcome: DecodeResult) -> Event:
+        if denial.event is not None:
+            return denial.event
         event = denial_event(
             denial.finding,
             denial.origin,

@@ -2,10 +2,13 @@
 
 A watcher is one Python process, whose threads run one at a time, and turning an object into
 its denials (gunzip, JSON, the extract stage) is most of its CPU per object. So ``s3_sqs``
-hands an object's bytes to a child process and gets its denials back, pickled; everything
-else stays in the daemon's process (SQS, GetObject, the state, the sinks, the log). The
-children are spawned (fresh interpreters: none of the daemon's threads, locks or clients)
-when the source starts, and read one object at a time each.
+hands an object's bytes to a child process and gets its denials back, pickled, each with its
+event built unless a blob in it waits for the daemon's decoder (``with_event``: explaining
+denials and masking the secrets in their excerpts took over a third of the daemon's
+interpreter); everything else stays in the daemon's process (SQS, GetObject, decoding, the
+state, the sinks, the log). The children are spawned (fresh interpreters: none of the
+daemon's threads, locks or clients) when the source starts, and read one object at a time
+each.
 
 A child that dies while it reads (killed, out of memory) fails that object like any failed
 read (its message comes back, and counts toward ``max_receive_count``), and a new one is
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from watcher.log import Logger
-from watcher.pipeline import Denial
+from watcher.pipeline import Denial, with_event
 from watcher.sources.s3_objects import ObjectFormatError, UnrecognisedObjectError, object_denials
 
 STOP_JOIN_SECONDS = 5.0
@@ -293,7 +296,7 @@ def _read(
         return ("unrecognised", str(exc))
     except Exception as exc:  # noqa: BLE001 - said to the daemon, which names the object
         return ("error", _described(exc))
-    return ("denials", denials)
+    return ("denials", [with_event(denial) for denial in denials])
 
 
 def _described(error: Exception) -> str:
