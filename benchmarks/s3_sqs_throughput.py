@@ -17,8 +17,9 @@ reference measured in the same run.
      coming back after an outage). On moto this measures moto more than the watcher.
 3. The same with two watchers sharing the queue: denials/s, and the ratio to one watcher's.
    Steps 1-3 run ``--rounds`` times in turn (this machine's speed drifts by tens of percent
-   within minutes: scan alone ran 4,200-7,900 denials/s), and the ratios are the median of the
-   rounds' own ratios.
+   within minutes: scan alone ran 2,900-7,900 denials/s), and the ratios are the median of the
+   rounds' own ratios. In each round scan runs again right after the one-watcher run, and the
+   watcher is compared with the geometric mean of the two scans around it.
 4. Latency, EventBridge path: one 'AWS API Call via CloudTrail' message at a time, from
    SendMessage to its event on the watcher's stdout (p50, p99; issue #16's target: p99 <= 1 s);
    and the S3 path: from PutObject (one object) to its events.
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import resource
 import shutil
@@ -190,6 +192,21 @@ def measured(processes: list[Timed], denials: int) -> Run:
     return Run(
         (len(ids) - 1) / (last - first), first - started, [len(p.arrivals) for p in processes], cpu
     )
+
+
+@dataclass
+class Round:
+    scan: Run
+    one: Run  # one watcher, steady
+    scan_after: Run
+    beside: Run  # scan beside a neighbour as busy as moto's server was
+    two: Run  # two watchers, steady
+
+    @property
+    def reference(self) -> float:
+        """scan's rate around the watcher's run: the geometric mean of the scans before and
+        after it, as the machine's speed drifts between runs."""
+        return math.sqrt(self.scan.rate * self.scan_after.rate)
 
 
 NEIGHBOUR = """
@@ -360,7 +377,7 @@ def main() -> int:
     objects = make_objects(args.objects, args.records)
     denials = -(-args.objects * args.records // DENIAL_EVERY)
     tmp = Path(tempfile.mkdtemp(prefix="authz-s3sqs-"))
-    rounds: list[tuple[Run, Run, Run, Run]] = []
+    rounds: list[Round] = []
     try:
         with MotoServer() as aws:
             for number in range(args.rounds):
@@ -368,10 +385,11 @@ def main() -> int:
                 here.mkdir()
                 scan = scan_rate(objects, denials, here)
                 steady = queue_rate(aws, objects, denials, here, 1, steady=True)
+                scan_after = scan_rate(objects, denials, here)
                 with Neighbour(steady.moto_busy):
                     scan_beside = scan_rate(objects, denials, here)
                 two = queue_rate(aws, objects, denials, here, 2, steady=True)
-                rounds.append((scan, steady, two, scan_beside))
+                rounds.append(Round(scan, steady, scan_after, scan_beside, two))
             backlog = queue_rate(aws, objects, denials, tmp, 1, steady=False)
             eventbridge, s3 = latencies(aws, tmp, args.latency)
     finally:
@@ -381,24 +399,27 @@ def main() -> int:
         f"{args.objects} objects x {args.records} records, {denials} denials, "
         f"{os.cpu_count()} CPUs (moto's server on the same machine); s3_sqs with "
         f"{', '.join(f'{k}: {v}' for k, v in SOURCE_OPTIONS.items())}; rates from the first "
-        f"event out to the last; {args.rounds} rounds of scan, one watcher and two watchers "
-        "(steady), one after the other, so that each ratio compares runs minutes apart at most"
+        f"event out to the last; {args.rounds} rounds of scan, one watcher, scan again and two "
+        "watchers (steady), one after the other, so that each ratio compares runs minutes apart"
+        " at most"
     )
-    for number, (scan, steady, two, beside) in enumerate(rounds, 1):
+    for number, r in enumerate(rounds, 1):
         print(
-            f"round {number}: scan {scan.rate:7,.0f} denials/s (CPU s {scan.cpu:.2f}); "
-            f"one watcher {steady.rate:7,.0f} ({steady.rate / scan.rate:.2f} of scan; CPU s "
-            f"{steady.cpu:.2f}, moto's {steady.moto_cpu:.2f}, {steady.moto_busy:.2f} of a CPU); "
-            f"scan beside a neighbour as busy {beside.rate:7,.0f} ({beside.rate / scan.rate:.2f}"
-            f" of scan alone; one watcher {steady.rate / beside.rate:.2f} of it); two watchers "
-            f"{two.rate:7,.0f} ({two.rate / steady.rate:.2f} of one; split {two.split[0]} / "
-            f"{two.split[1]}, {sum(two.split) - denials} repeated)"
+            f"round {number}: scan {r.scan.rate:7,.0f} denials/s before the watcher and "
+            f"{r.scan_after.rate:7,.0f} after it (CPU s {r.scan.cpu:.2f}, {r.scan_after.cpu:.2f});"
+            f" one watcher {r.one.rate:7,.0f} ({r.one.rate / r.reference:.2f} of scan around it;"
+            f" CPU s {r.one.cpu:.2f}, moto's {r.one.moto_cpu:.2f}, {r.one.moto_busy:.2f} of a "
+            f"CPU); scan beside a neighbour as busy {r.beside.rate:7,.0f} "
+            f"({r.beside.rate / r.reference:.2f} of scan alone; one watcher "
+            f"{r.one.rate / r.beside.rate:.2f} of it); two watchers {r.two.rate:7,.0f} "
+            f"({r.two.rate / r.one.rate:.2f} of one; split {r.two.split[0]} / "
+            f"{r.two.split[1]}, {sum(r.two.split) - denials} repeated)"
         )
-    one_to_scan = statistics.median(steady.rate / scan.rate for scan, steady, _, _ in rounds)
-    one_to_beside = statistics.median(steady.rate / b.rate for _, steady, _, b in rounds)
-    beside_to_scan = statistics.median(b.rate / scan.rate for scan, _, _, b in rounds)
-    two_to_one = statistics.median(two.rate / steady.rate for _, steady, two, _ in rounds)
-    scan_median = statistics.median(scan.rate for scan, _, _, _ in rounds)
+    one_to_scan = statistics.median(r.one.rate / r.reference for r in rounds)
+    one_to_beside = statistics.median(r.one.rate / r.beside.rate for r in rounds)
+    beside_to_scan = statistics.median(r.beside.rate / r.reference for r in rounds)
+    two_to_one = statistics.median(r.two.rate / r.one.rate for r in rounds)
+    scan_median = statistics.median(r.reference for r in rounds)
     print(
         f"median of the rounds: one watcher, steady, {one_to_scan:.2f} of scan "
         f"(target >= {TARGET_RATIO}); scan beside a neighbour as busy as moto's server was "
