@@ -2717,3 +2717,48 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_read_cut_short_by_a_truncation_hands_on_nothing_and_finds_the_copy(self):
+        """Found by an explore run of the banner layout under `app.log*`: app.log emptied and
+        written again (cut back to the banner's first KiB, the only bytes both lives were
+        known to share), then copy-truncate while a poll stood between its look (the new life,
+        two lines) and its read: the read ended short of where the look had seen the file
+        end, and handed on the next life's line at the offsets of the two, whose copy was
+        then taken as holding nothing unread: lost without a word. A read that ends before
+        the size the look saw now hands on nothing, and the file is taken as truncated at the
+        next read."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=0, live=False)
+            append(count=1, leave_partial=True, long=False)
+            append(count=1, leave_partial=False, long=False)
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            append(count=1, leave_partial=False, long=False)
+            truncate_and_rewrite(count=2)
+            poll_stalled_while_rotated(at_clock=3, count=1, rotation='copytruncate')
+            """,
+        )
+
+    def test_a_truncation_during_the_search_for_the_copy_is_not_a_read_cut_short(self):
+        """Found by an explore run of a first version of the fix above, which took a file
+        smaller than its size at the last look as truncated: here copy-truncate ran while
+        the search for a cut-back file's copy stood still, the read after it read the new
+        life as it was (nothing cut short), and the next read, finding the file smaller than
+        at that look, took it as truncated again: the new life's line handed on twice, with
+        no crash. Only a read cut short marks the file as truncated."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=False)
+            append(count=1, leave_partial=False, long=False)
+            time_passes()
+            time_passes()
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            truncate_and_rewrite(count=1)
+            time_passes()
+            append(count=1, leave_partial=False, long=False)
+            time_passes()
+            poll_stalled_while_rotated(at_clock=3, count=1, rotation='copytruncate')
+            """,
+        )

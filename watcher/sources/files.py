@@ -282,6 +282,7 @@ class FollowedFile:
         self.looked_at = False  # read or found empty by this process, or saved empty here
         self.read_end = checkpoint.offset  # end of the last range read (>= offset when held)
         self.head = b""  # its first bytes (up to FINGERPRINT_BYTES) as last read here
+        self.rewritten_under_read = False  # a read found it truncated or rewritten under it
         self.former_path: str | None = None  # its path before its last rename in the patterns
 
     @property
@@ -1881,6 +1882,7 @@ class _Reader:
             # read sees the truncation and reads the rest from the copy.
             followed.offset = rewritten.handed_to
             followed.read_end = max(followed.read_end, followed.offset)
+            followed.rewritten_under_read = True
             followed.more_pending = True
             self.defer_save(followed)
             return
@@ -1931,6 +1933,7 @@ class _Reader:
                 self._start_again(followed, size)
                 info = os.fstat(followed.fd)  # the file's new life, as it is now
                 head = os.pread(followed.fd, min(info.st_size, FINGERPRINT_BYTES), 0)
+        followed.rewritten_under_read = False
         if followed.fingerprint.length < len(head):
             followed.fingerprint = Fingerprint(len(head), _digest(head))
         followed.head = head
@@ -2001,8 +2004,12 @@ class _Reader:
     @staticmethod
     def _truncated(followed: FollowedFile, size: int, head: bytes) -> bool:
         """Smaller than what was read, or other first bytes (``head``: the first bytes now) or
-        last bytes read."""
+        last bytes read, or found truncated or rewritten by a read since (one cut short: the
+        file may have grown back since to where the look before that read had seen it end,
+        with first and last bytes alike)."""
         fingerprint = followed.fingerprint
+        if followed.rewritten_under_read:
+            return True
         if size < max(followed.offset, followed.tail.end) or len(head) < fingerprint.length:
             return True
         if followed.tail.changed(followed.fd, size):
@@ -2082,8 +2089,9 @@ class _RenamedWhileSearchedError(Exception):
 
 
 class _RewrittenWhileReadError(Exception):
-    """A file's first bytes changed between the look at them and a read after it: the bytes
-    read may be its next life's. ``handed_to``: the end of the last message handed on."""
+    """A file's first or last bytes changed between the look at them and a read after it, or
+    it ended before the size the look saw: the bytes read may be its next life's.
+    ``handed_to``: the end of the last message handed on."""
 
     def __init__(self) -> None:
         super().__init__("file truncated or rewritten while being read")
@@ -2092,8 +2100,9 @@ class _RewrittenWhileReadError(Exception):
 
 class _RangeReader:
     """Reads ``[start, end)`` of a file descriptor with pread: no shared file position. Each
-    read is checked against the file's ``fingerprint`` and ``tail`` after it: bytes read from
-    a file that was truncated and written again since the caller looked are never scanned.
+    read is checked against the file's ``fingerprint`` and ``tail`` after it, and for ending
+    before ``end``: bytes read from a file that was truncated and written again since the
+    caller looked are never scanned.
     The last bytes read are kept, to take the tail before where the next read starts."""
 
     KEEP_BYTES = 64 * 1024
@@ -2111,7 +2120,7 @@ class _RangeReader:
         if wanted <= 0:
             return 0
         count = os.preadv(self._fd, [view[:wanted]], self._position)
-        self._check()
+        self._check(count < wanted)
         self._keep(view[max(0, count - self.KEEP_BYTES) : count])
         self._position += count
         return count
@@ -2120,7 +2129,7 @@ class _RangeReader:
         wanted = max(0, min(self._end - self._position if size < 0 else size,
                             self._end - self._position))  # fmt: skip
         data = os.pread(self._fd, wanted, self._position)
-        self._check()
+        self._check(len(data) < wanted)
         self._keep(memoryview(data)[-self.KEEP_BYTES :])
         self._position += len(data)
         return data
@@ -2142,8 +2151,11 @@ class _RangeReader:
     def _keep(self, data: memoryview) -> None:
         self._kept = (self._kept + bytes(data))[-self.KEEP_BYTES :]
 
-    def _check(self) -> None:
-        if not self._fingerprint.matches(self._fd) or not self._tail.holds(self._fd):
+    def _check(self, short: bool = False) -> None:
+        """``short``: the file ended before ``end``, which it reached when the caller looked at
+        it: it was truncated since, and what was read may be its next life's (at offsets where
+        the copy-truncate's copy holds other lines, with first bytes and marks alike)."""
+        if short or not self._fingerprint.matches(self._fd) or not self._tail.holds(self._fd):
             raise _RewrittenWhileReadError
 
 
