@@ -2410,3 +2410,37 @@ def test_closed_files_kept_before_their_last_bytes_are_carried_over(tmp_path):
         ]
     finally:
         store.close()
+
+
+class TestBannerOnlyReadThenCopyTruncate:
+    """An outside tester's attack: every life of app.log begins with the same banner; the
+    watcher had read a life holding nothing else, then (paused, or between two polls) lines
+    were appended, copytruncate ran and the next life, banner and more lines, grew past where
+    the watcher had read. Every check of the file (its first KiB, the marks before its last
+    line ends) saw banner bytes where it expected them: the lines appended before the rotation
+    were taken as read, and the copy that held them as holding nothing unread."""
+
+    BANNER = "".join(f"# banner line {n:02d}: application v1.2.3 started\n" for n in range(40))
+
+    def test_the_lines_only_the_copy_holds_are_read_from_it_once(self, tmp_path):
+        (tmp_path / "logs").mkdir()
+        h = Harness(tmp_path, pattern="app.log*")
+        try:
+            log = tmp_path / "logs" / "app.log"
+            copy = tmp_path / "logs" / "app.log.1"
+            append(log, self.BANNER)
+            assert [] == [t for t in h.poll() if DENIAL in t]
+            old = [f"{DENIAL} old {n:03d}\n" for n in range(10)]
+            append(log, "".join(old))
+            copy.write_bytes(log.read_bytes())  # copytruncate: the copy, then the truncation
+            truncate(log)
+            new = [f"{DENIAL} new {n:03d}\n" for n in range(30)]
+            append(log, self.BANNER + "".join(new))
+            for _ in range(3):
+                h.poll()
+            texts = [text for _, _, text in h.lines if DENIAL in text]
+            assert [line.rstrip("\n") for line in old + new] == texts
+            ids = event_ids_of(h)
+            assert len(ids) == len(set(ids))
+        finally:
+            h.close()

@@ -70,6 +70,7 @@ TAIL_READ_BYTES = 16 * 1024  # read back from a file's end to take its tail
 MAX_BYTES_PER_POLL = 1024 * 1024  # per file
 POLL_BUDGET_BYTES = 4 * 1024 * 1024  # every file together
 READ_CHUNK_BYTES = 4 * 1024 * 1024
+COMPARED_BYTES = 64 * 1024  # of a copy past where its original was read, against the original
 RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
 GLOB_CHARACTERS = frozenset("*?[")
@@ -1851,6 +1852,7 @@ class _Reader:
         copy_of = followed.copy_of
         if copy_of is not None and not self._read_as_copy(followed, copy_of, size):
             return
+        self._take_over_copies_of(followed)
         info = self._notice_start_changes(followed, info)
         size = info.st_size
         followed.mtime_ns = info.st_mtime_ns
@@ -1899,7 +1901,10 @@ class _Reader:
             and original.fingerprint.matches(original.fd)
             and original.tail.holds(original.fd)
         ):
-            return False  # its lines are the original's: read there (after a truncation, here)
+            if not _holds_what_the_original_lost(followed.fd, size, original):
+                return False  # its lines are the original's: read there (after a truncation, here)
+            self._take_over_from(original, followed.path, followed.fd)
+            return followed.copy_of is None
         if original is not None:
             # Truncated since it was read (maybe while this poll read it): its truncation is
             # seen first, so this copy is read on from where the original was read, not
@@ -1916,6 +1921,41 @@ class _Reader:
             self.defer_save(followed)
             return False
         return True
+
+    def _take_over_copies_of(self, original: FollowedFile) -> None:
+        """Before ``original`` is read on: a copy of it (followed, or being opened) that holds
+        what it lost, though it looks unchanged (lives that begin alike), is read first."""
+        if not (original.fingerprint.matches(original.fd) and original.tail.holds(original.fd)):
+            return  # its truncation is seen by its own look
+        copies = [
+            (f.path, f.fd) for f in self._sources.files.values() if f.copy_of == original.identity
+        ]
+        in_hand = self._sources._copy_in_hand
+        if in_hand is not None and in_hand[0] == original.identity:
+            copies.append((in_hand[1], in_hand[2]))
+        for path, fd in copies:
+            if _holds_what_the_original_lost(fd, os.fstat(fd).st_size, original):
+                self._take_over_from(original, path, fd)
+                return
+
+    def _take_over_from(self, original: FollowedFile, path: str, fd: int) -> None:
+        """``original`` was truncated after its copy (``path``, ``fd``) was made and grew back
+        past where it was read with the same bytes up to there (a banner), so no look at it
+        can tell: the copy is read on from there under its key (the rest of the life read),
+        and the original from the same offset as a new life, under a new key."""
+        self._sources._log.info(
+            "source_truncated", path=original.path, offset=original.offset, copy=path,
+            detail="copy-truncate, seen by its copy: the new content begins as the old did up to "
+            "where it was read (a banner); the rest read from the copy, the new content after it",
+        )  # fmt: skip
+        self._sources.remember_life(
+            original.identity, original.fingerprint, original.offset, tail=original.tail
+        )
+        rest = self._sources._finish_from(original, path, os.dup(fd), self)
+        original.file_key = _pending(original.file_key)
+        self.defer_save(original)
+        if rest is not None and rest.more_pending:
+            self.read(rest)
 
     def _notice_start_changes(self, followed: FollowedFile, info: os.stat_result) -> os.stat_result:
         """Truncation, rewrite or cut-back, seen by the size and the first bytes; returns the
@@ -2239,6 +2279,24 @@ def _key_bound_to(file_key: str, candidate: Candidate, line: bytes) -> str:
     begin alike (a banner: the file's first line tells no life from the next)."""
     base = file_key.removeprefix(PENDING_KEY_PREFIX)
     return _digest(f"{base}/{candidate.line_offset}/".encode() + line)[:16]
+
+
+def _holds_what_the_original_lost(copy: int, size: int, original: FollowedFile) -> bool:
+    """``copy`` (``size`` bytes), taken for a rotation's copy of ``original``, goes on past
+    where ``original`` was read, beyond its end now or with other bytes than it holds there
+    (compared over a chunk): a copy is never longer than its original, nor other than it, unless
+    the original was truncated since it was made."""
+    start = original.offset
+    if size <= start:
+        return False
+    try:
+        original_size = os.fstat(original.fd).st_size
+    except OSError:
+        return False
+    if original_size < size:
+        return True
+    length = min(size - start, COMPARED_BYTES)
+    return not _same_bytes_at(original.fd, copy, start, length)
 
 
 def _same_first_bytes(original: int, copy: int, size: int) -> bool:
