@@ -286,6 +286,10 @@ class FollowedFile:
         self.rewritten_under_read = False  # a read found it truncated or rewritten under it
         self.former_path: str | None = None  # its path before its last rename in the patterns
 
+    def unchanged(self) -> bool:
+        """It still holds the first and last bytes read, where they were."""
+        return self.fingerprint.matches(self.fd) and self.tail.holds(self.fd)
+
     @property
     def holding(self) -> bool:
         """Lines after the offset were read but held: a message there may still go on."""
@@ -1332,11 +1336,7 @@ class FileSources:
             if _compressed_from(followed.fd, head, *packed):
                 return True  # a file held open, written anew since our last read: read there
             if copy_of(followed.fingerprint, followed.tail, followed.offset):
-                if (
-                    followed.fingerprint.matches(followed.fd)
-                    and followed.tail.holds(followed.fd)
-                    and not _holds_more(packed[0], followed.fd)
-                ):
+                if followed.unchanged() and not _holds_more(packed[0], followed.fd):
                     return True  # open, holding those bytes: read there
                 read.append((followed.offset, followed.mtime_ns))
                 if self._compressed_copies is not None:
@@ -1896,11 +1896,7 @@ class _Reader:
         """``followed`` is a copy of another followed file: read there while that one holds its
         lines; once the original's truncation handed it over, True: read it on here."""
         original = self._sources.files.get(copy_of)
-        if (
-            original is not None
-            and original.fingerprint.matches(original.fd)
-            and original.tail.holds(original.fd)
-        ):
+        if original is not None and original.unchanged():
             if not _holds_what_the_original_lost(followed.fd, size, original):
                 return False  # its lines are the original's: read there (after a truncation, here)
             self._take_over_from(original, followed.path, followed.fd)
@@ -1924,15 +1920,16 @@ class _Reader:
 
     def _take_over_copies_of(self, original: FollowedFile) -> None:
         """Before ``original`` is read on: a copy of it (followed, or being opened) that holds
-        what it lost, though it looks unchanged (lives that begin alike), is read first."""
-        if not (original.fingerprint.matches(original.fd) and original.tail.holds(original.fd)):
-            return  # its truncation is seen by its own look
+        what it lost, though it looks unchanged (lives that begin alike), is read first. This
+        runs before every read: the file's bytes are looked at only when it has such a copy."""
         copies = [
             (f.path, f.fd) for f in self._sources.files.values() if f.copy_of == original.identity
         ]
         in_hand = self._sources._copy_in_hand
         if in_hand is not None and in_hand[0] == original.identity:
             copies.append((in_hand[1], in_hand[2]))
+        if not copies or not original.unchanged():
+            return  # (changed: its truncation is seen by its own look)
         for path, fd in copies:
             if _holds_what_the_original_lost(fd, os.fstat(fd).st_size, original):
                 self._take_over_from(original, path, fd)
