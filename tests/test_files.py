@@ -2422,9 +2422,12 @@ class TestBannerOnlyReadThenCopyTruncate:
 
     BANNER = "".join(f"# banner line {n:02d}: application v1.2.3 started\n" for n in range(40))
 
-    def test_the_lines_only_the_copy_holds_are_read_from_it_once(self, tmp_path):
+    @pytest.mark.parametrize("pattern", ["app.log*", "app.log"])
+    def test_the_lines_only_the_copy_holds_are_read_from_it_once(self, tmp_path, pattern):
+        # With app.log alone in the patterns nothing follows the copy: it is found by its
+        # rotated name, listed because the directory changed (the copy was created there).
         (tmp_path / "logs").mkdir()
-        h = Harness(tmp_path, pattern="app.log*")
+        h = Harness(tmp_path, pattern=pattern)
         try:
             log = tmp_path / "logs" / "app.log"
             copy = tmp_path / "logs" / "app.log.1"
@@ -2442,5 +2445,130 @@ class TestBannerOnlyReadThenCopyTruncate:
             assert [line.rstrip("\n") for line in old + new] == texts
             ids = event_ids_of(h)
             assert len(ids) == len(set(ids))
+        finally:
+            h.close()
+
+    def test_a_copy_made_while_the_watcher_was_stopped_is_read_after_the_restart(self, tmp_path):
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        append(log, self.BANNER)
+        first = Harness(tmp_path, pattern="app.log")
+        first.poll()
+        assert [f.offset for f in first.sources.files.values()] == [len(self.BANNER)]
+        first.close()
+        old = [f"{DENIAL} old {n:03d}\n" for n in range(10)]
+        append(log, "".join(old))
+        (tmp_path / "logs" / "app.log.1").write_bytes(log.read_bytes())
+        truncate(log)
+        new = [f"{DENIAL} new {n:03d}\n" for n in range(30)]
+        append(log, self.BANNER + "".join(new))
+        h = Harness(tmp_path, pattern="app.log")
+        try:
+            h.poll()
+            h.poll()
+            texts = [text for _, _, text in h.lines if DENIAL in text]
+            assert [line.rstrip("\n") for line in old + new] == texts
+        finally:
+            h.close()
+
+    def test_a_copy_seen_in_the_making_is_looked_at_again(self, tmp_path):
+        # The directory changed once, when the copy was created; a poll saw it half written
+        # (nothing new in the file yet); lines came, the rest was copied, the file truncated.
+        (tmp_path / "logs").mkdir()
+        h = Harness(tmp_path, pattern="app.log")
+        try:
+            log = tmp_path / "logs" / "app.log"
+            copy = tmp_path / "logs" / "app.log.1"
+            append(log, self.BANNER)
+            h.poll()
+            copy.write_bytes(log.read_bytes()[:1000])
+            h.poll()
+            during = [f"{DENIAL} during {n:03d}\n" for n in range(5)]
+            append(log, "".join(during))
+            copy.write_bytes(log.read_bytes())
+            truncate(log)
+            new = [f"{DENIAL} new {n:03d}\n" for n in range(30)]
+            append(log, self.BANNER + "".join(new))
+            h.poll()
+            h.poll()
+            texts = [text for _, _, text in h.lines if DENIAL in text]
+            assert [line.rstrip("\n") for line in during + new] == texts
+            ids = event_ids_of(h)
+            assert len(ids) == len(set(ids))
+        finally:
+            h.close()
+
+    def test_an_older_file_put_under_a_rotated_name_is_not_read(self, tmp_path):
+        # An older life that begins with the same banner, put back under a rotated name with
+        # its times kept (`cp -p` from an archive) while the watcher runs, longer than app.log:
+        # written before what the watcher read, so no copy of it.
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        append(log, self.BANNER)
+        h = Harness(tmp_path, pattern="app.log")
+        try:
+            h.poll()
+            older = tmp_path / "logs" / "app.log.1"
+            older.write_text(self.BANNER + "".join(f"{DENIAL} older {n}\n" for n in range(50)))
+            os.utime(older, ns=(time.time_ns() - 3_600 * 10**9,) * 2)
+            new = [f"{DENIAL} new {n:03d}\n" for n in range(3)]
+            append(log, "".join(new))
+            h.poll()
+            texts = [text for _, _, text in h.lines if DENIAL in text]
+            assert [line.rstrip("\n") for line in new] == texts
+        finally:
+            h.close()
+
+    def test_a_copy_of_two_gone_files_alike_continues_the_one_read_furthest(self, tmp_path):
+        # Two checkpoints gone at a start: a life read while it held only the banner (deleted,
+        # still held at the stop) and the next, read further; copy-truncate and a deletion
+        # while stopped. The copy holds all that was seen of both: it continues the second.
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        append(log, self.BANNER)
+        first = Harness(tmp_path, pattern="app.log")
+        first.poll()
+        log.unlink()
+        lines = [f"{DENIAL} {n:03d}\n" for n in range(4)]
+        append(log, self.BANNER + "".join(lines))
+        first.poll()
+        assert len(first.sources.files) == 2  # the deleted one is held until idle
+        first.close()
+        (tmp_path / "logs" / "app.log.1").write_bytes(log.read_bytes())
+        log.unlink()
+        h = Harness(tmp_path, pattern="app.log")
+        try:
+            h.poll()
+            texts = [text for _, _, text in first.lines + h.lines if DENIAL in text]
+            assert [line.rstrip("\n") for line in lines] == texts
+        finally:
+            h.close()
+
+    def test_a_late_write_to_a_life_read_and_closed_is_no_copy(self, tmp_path):
+        # `create` rotation: the life read (banner and lines) renamed to app.log.1 and
+        # closed once idle; a late writer appends to it, then the new life, banner only when
+        # it was read, grows: app.log.1 was written since and begins alike, and is not a copy.
+        (tmp_path / "logs").mkdir()
+        h = Harness(tmp_path, pattern="app.log")
+        try:
+            log = tmp_path / "logs" / "app.log"
+            rotated = tmp_path / "logs" / "app.log.1"
+            first = [f"{DENIAL} first {n:03d}\n" for n in range(5)]
+            append(log, self.BANNER + "".join(first))
+            h.poll()
+            log.rename(rotated)
+            append(log, self.BANNER)
+            h.poll()
+            h.now += 3_600
+            h.poll()  # app.log.1 idle long enough: closed
+            assert "source_closed" in h.events()
+            late = f"{DENIAL} late\n"
+            append(rotated, late)
+            (tmp_path / "logs" / "other.txt").write_text("the directory changes\n")
+            new = [f"{DENIAL} new {n:03d}\n" for n in range(3)]
+            append(log, "".join(new))
+            h.poll()
+            texts = [text for _, _, text in h.lines if DENIAL in text]
+            assert [line.rstrip("\n") for line in first + new] == texts
         finally:
             h.close()

@@ -273,6 +273,22 @@ class FollowerModel(FollowerMachine):
             self._stamp("app.log")
             self.partial = line
 
+    @precondition(
+        lambda self: (
+            self.layout.banner
+            and self.partial is None
+            and not self.copying
+            and ("app.log" not in self.at or not self.at["app.log"].lines)
+        )
+    )
+    @rule()
+    def write_banner_alone(self) -> None:
+        """A new life of app.log (created, or empty) gets the banner and nothing else yet: a
+        follower that reads it knows only bytes every life begins with. (Written already: the
+        file is touched.)"""
+        self.steps.append("write_banner_alone()")
+        self._write("app.log", self._live(), 0, long=False)
+
     def _shift_rotated(self) -> None:
         """app.log.N -> app.log.N+1; the oldest is deleted (as logrotate's `rotate KEEP`)."""
         oldest = self._rotated(KEEP)
@@ -515,6 +531,10 @@ class FollowerModel(FollowerMachine):
         self.compressed_from[name + ".gz"] = generation
         self._delete(name)
         if unread and not generation.history:  # lines never handed on: lost, or allowed to be
+            self.may_be_named.add(name + ".gz")
+        if self.layout.banner and not generation.lines and not generation.history:
+            # The banner alone: the model does not know whether the follower read it (it holds
+            # no line), so whether it is unread is the follower's to say
             self.may_be_named.add(name + ".gz")
         if generation.lost and not was_lost and unread and at_start:
             self.compressed_at_start[name + ".gz"] = unread
@@ -2760,5 +2780,209 @@ class TestFoundByHypothesis:
             append(count=1, leave_partial=False, long=False)
             time_passes()
             poll_stalled_while_rotated(at_clock=3, count=1, rotation='copytruncate')
+            """,
+        )
+
+    def test_a_life_renamed_away_unseen_after_a_banner_only_life_is_read(self):
+        """Found by the first explore run with lives that hold only the banner: a life read
+        while it held only the banner was deleted, the next (banner and a line) written and
+        renamed away before any look: it began as the deleted life as far as that was read,
+        so the search for generations missed took it for that life's copy, to be read once
+        its truncation was seen; none ever was (it was deleted): the line lost without a word.
+        One that goes on past where a file that left was read, other than it, is a
+        generation missed."""
+        _replay(
+            "banner",
+            """
+            start_first(history=0, live=False)
+            write_banner_alone()
+            poll(after_events=False)
+            delete_live_file()
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_rename(create_new=False)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_banner_only_rotated_life_written_by_a_late_writer_is_no_copy(self):
+        """Found by an explore run of `app.log*` with lives that hold only the banner: a
+        rotated life holding only the banner, seen during a copy-truncate, was taken for the
+        live file's copy in the making (it began as it and was no longer); its late writer's
+        line then never read (a copy's lines are read in its original). A copy that grows
+        with other bytes than its original holds there is released: a file of its own."""
+        _replay(
+            "banner_in_glob",
+            """
+            write_banner_alone()
+            rotate_by_rename(create_new=False)
+            append(count=1, leave_partial=False, long=False)
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            writer_appends_to_renamed_file(count=1)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_released_copy_keeps_its_key_through_a_crash(self):
+        """Found by an explore run of a first version of the release above, which did not
+        save the released file's checkpoint before its lines were handed on: after a crash
+        its line came again with another id."""
+        _replay(
+            "banner_in_glob",
+            """
+            write_banner_alone()
+            rotate_by_rename(create_new=False)
+            append(count=1, leave_partial=False, long=False)
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            writer_appends_to_renamed_file(count=1)
+            crash()
+            start()
+            compress_rotated_file(pick=0)
+            start()
+            delete_live_file()
+            write_banner_alone()
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_compressed_life_alike_to_an_open_file_unread_is_named(self):
+        """Found by the same explore run: a banner-only life renamed, written by a late
+        writer and compressed while the watcher was away, with a new live file that begins
+        with the same banner and is as long: the `.gz` was taken for the open file's (same
+        first bytes, no last bytes read yet to tell) and its line lost without a word. It
+        must also end as the open file does where it ends."""
+        _replay(
+            "banner_in_glob",
+            """
+            write_banner_alone()
+            rotate_by_rename(create_new=False)
+            crash()
+            writer_appends_to_renamed_file(count=1)
+            compress_rotated_file(pick=0)
+            write_banner_alone()
+            start()
+            append(count=1, leave_partial=False, long=False)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_copy_in_an_inode_used_again_is_not_the_checkpoints_file(self):
+        """Found by the same explore run: a copy-truncate copy in the making took the inode
+        of an earlier copy (compressed and deleted) whose checkpoint knew only the banner of
+        its life: begun and going on as that checkpoint knew it, it was taken for that file,
+        renamed, and read from 0 as its own: the live file's lines twice, no crash. One that
+        holds what a followed live file holds, past what the checkpoint knew, is its copy."""
+        _replay(
+            "banner_in_glob",
+            """
+            write_banner_alone()
+            crash()
+            begin_copytruncate(percent=0)
+            start()
+            finish_copytruncate(window=0)
+            delete_live_file()
+            crash()
+            touch_rotated_file(pick=2)
+            append(count=3, leave_partial=True, long=False)
+            inode_goes_to(name="app.log.1", new_name="app.log.1")
+            compress_rotated_file(pick=0)
+            append(count=2, leave_partial=True, long=True)
+            begin_copytruncate(percent=40)
+            start()
+            stop()
+            start()
+            poll_stalled_while_rotated(at_clock=4, count=3, rotation='delete')
+            """,
+        )
+
+    def test_a_copy_is_of_the_file_whose_life_it_holds_furthest(self):
+        """Found by an explore run of `app.log*`: a file read (banner and a line) was
+        copy-truncated and deleted, and a new one holding only the banner opened when its
+        copy was found: the copy held all that had been seen of both (the banner's marks of
+        the new one), was taken for the new file's, found to hold more than it and read from
+        0: the line twice, no crash. Of several files whose last bytes seen a copy holds, the
+        one it holds furthest is its original."""
+        _replay(
+            "banner_in_glob",
+            """
+            write_banner_alone()
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            rotate_by_copytruncate(window=0)
+            delete_live_file()
+            write_banner_alone()
+            crash()
+            """,
+        )
+
+    def test_a_live_file_is_no_copy_of_a_rotated_one_gone(self):
+        """Found by the same explore run: app.log, copy-truncated three times, its copy in
+        the making that held only the banner followed under a rotated name and gone at a
+        restart; app.log, rewritten since its checkpoint, was taken for that rotated file's
+        copy (it began with all that was seen of it) and read from the banner's end: its
+        last line before the restart again. Rotation copies the live file, never a rotated
+        one."""
+        _replay(
+            "banner_in_glob",
+            """
+            write_banner_alone()
+            rotate_by_copytruncate(window=0)
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            append(count=1, leave_partial=True, long=False)
+            start()
+            crash()
+            """,
+        )
+
+    def test_a_copy_in_the_inode_of_a_checkpoints_file_is_not_that_file_renamed(self):
+        """Found by an explore run of `*.log` (depending on whether the file system gave the
+        inode out again): a file whose checkpoint knew only the banner was deleted while the
+        watcher was stopped, and the copy-truncate copy in the making of the next took its
+        inode under app.log.1: holding all the checkpoint had seen, it was taken for that file
+        renamed and read from 0: the live file's lines twice. One that holds what the file now
+        at the live path holds, past what the checkpoint knew, is its copy."""
+        _replay(
+            "banner",
+            """
+            start_first(history=0, live=True)
+            rotate_by_copytruncate(window=1)
+            write_banner_alone()
+            compress_rotated_file(pick=1)
+            crash()
+            inode_goes_to(name="app.log", new_name="app.log.1")
+            delete_live_file()
+            append(count=2, long=False, leave_partial=True)
+            begin_copytruncate(percent=90)
+            start()
+            append(count=1, long=True, leave_partial=True)
+            append(count=2, long=True, leave_partial=True)
+            crash()
+            """,
+        )
+
+    def test_a_file_looked_at_empty_then_written_copied_emptied_and_deleted(self):
+        """Found by an explore run of `*.log`: app.log looked at empty, then a line written,
+        copy-truncate, app.log deleted and a new one begun (the banner): the read of the file
+        that left is the last look at it as the file at its path, and a file looked at empty
+        that changed before a read is finished from its copy, but that read came after the
+        file was marked as gone from its path, and the copy's time (finer than the coarse
+        clock of the original's ctime) looked later than the original's last change: the
+        line lost without a word."""
+        _replay(
+            "banner",
+            """
+            start_first(history=0, live=True)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            begin_copytruncate(percent=0)
+            poll(after_events=False)
+            append(count=1, long=False, leave_partial=False)
+            finish_copytruncate(window=0)
+            delete_live_file()
+            write_banner_alone()
+            poll(after_events=False)
             """,
         )

@@ -285,6 +285,10 @@ class FollowedFile:
         self.head = b""  # its first bytes (up to FINGERPRINT_BYTES) as last read here
         self.rewritten_under_read = False  # a read found it truncated or rewritten under it
         self.former_path: str | None = None  # its path before its last rename in the patterns
+        # The mtimes of the directories its rotations go to when they were last listed, and
+        # the rotated names then written since it was read (maybe its copy: looked at again)
+        self.rotations_listed_at: tuple[int, ...] | None = None
+        self.fresh_rotations: list[str] = []
 
     def unchanged(self) -> bool:
         """It still holds the first and last bytes read, where they were."""
@@ -641,9 +645,12 @@ class FileSources:
                 followed.path, followed.left_paths_at, followed.source = path, None, source
         for followed in list(self.files.values()):
             if followed.identity not in reachable and followed.left_paths_at is None:
-                followed.left_paths_at = now
                 looked_at_ns = followed.mtime_ns  # what rotation made since: newer than this
-                reader.read(followed)  # the last words written before it left
+                # The last words written before it left, read as the file at its path it was
+                # at our last look: one looked at empty and written, copied and emptied since
+                # is finished from its copy (_changed_before_read)
+                reader.read(followed)
+                followed.left_paths_at = now
                 self._log.info(
                     "source_removed" if _deleted(followed) else "source_rotated",
                     path=followed.path,
@@ -777,7 +784,30 @@ class FileSources:
             # Emptied since, at a rotated name beside a file followed: rather a copy begun in
             # an inode used again (the checkpoint's file deleted) than that file truncated.
             return None
+        if told and self._copy_past_what_was_known(fd, path, size, saved):
+            return None
         return saved
+
+    def _copy_past_what_was_known(
+        self, fd: int, path: str, size: int, saved: FileCheckpoint
+    ) -> bool:
+        """``fd`` (``size`` bytes), at a rotated name, holds what the live file holds (as it
+        is followed, or as it is at its path), past the last bytes ``saved`` knew of its
+        life: a copy of that file made in the inode used again (the checkpoint's file
+        deleted), not that file, when the two lives begin alike (a banner) as far as ``saved``
+        knew. (Rotation never makes the live file a copy of a rotated one.)"""
+        directory, name = os.path.split(path)
+        live = os.path.join(directory, _rotation_stem(name))
+        if live == path or size <= _seen_end(saved):
+            return False
+        original = self._copied_from(fd, path, size)
+        if (
+            original is not None
+            and original.left_paths_at is None
+            and _in_the_making_of(original.fd, fd, size)
+        ):
+            return True
+        return _starts_the_file_at(live, fd, size)
 
     def _note_compressed(self, path: str, fd: int, gone: dict[Identity, FileCheckpoint]) -> None:
         """A compressed file the patterns match is not read. At the very first start it is
@@ -897,7 +927,10 @@ class FileSources:
         if size == 0:
             return None
         # The file at its path first: rotation copies that one, and a copy still being written
-        # may hold no more than the first bytes every life begins with (a banner).
+        # may hold no more than the first bytes every life begins with (a banner). Of several
+        # whose last bytes seen it holds (lives that begin alike), the one it holds furthest:
+        # it holds the others' first bytes too.
+        best: tuple[int, FollowedFile] | None = None
         for followed in sorted(self._siblings(path), key=lambda f: not _at_its_path(f)):
             name = os.path.basename(followed.path)
             if _rotation_stem(name) != name:
@@ -905,9 +938,15 @@ class FileSources:
             fingerprint = followed.fingerprint
             as_read = 0 < fingerprint.length <= size and fingerprint.matches(fd)
             holds = followed.tail.verdict(size, _pread(fd)) if as_read else None
+            if as_read and holds:
+                # Holds what we saw of it too, up to its size: a copy
+                told = max(m.end for m in followed.tail.marks if m.end <= size)
+                if best is None or told > best[0]:
+                    best = (told, followed)
+                continue
+            if best is not None:
+                continue
             if as_read and holds is not None:
-                if holds:
-                    return followed  # holds what we saw of it too, up to its size: a copy
                 as_read = False  # another life that begins alike (a banner), or its next
             elif as_read and not followed.tail.holds(followed.fd):
                 # The original lost that life (truncated): its copy is complete and holds the
@@ -921,7 +960,7 @@ class FileSources:
                 continue
             if as_read or as_now:
                 return followed
-        return None
+        return None if best is None else best[1]
 
     def _open(self, path: str) -> int | None:
         now = self._clock()
@@ -996,6 +1035,18 @@ class FileSources:
                     saved.path, saved.mtime_ns, source, gone, reader, former=former
                 )
         return gone
+
+    def _lost_by_one_gone(self, identity: Identity, fd: int, size: int) -> bool:
+        """``fd`` goes on past where ``identity``, a file followed that left its path, was
+        read, with bytes it does not hold there: no copy to be read when that file's
+        truncation is seen (its last read, as it left, saw none), but lines never read (a
+        life read while it held only a banner, deleted, the next renamed away unseen)."""
+        followed = self.files.get(identity)
+        return (
+            followed is not None
+            and followed.left_paths_at is not None
+            and _holds_what_the_original_lost(fd, size, followed)
+        )
 
     def _taken_by_another(self, saved: FileCheckpoint, path: str) -> bool:
         """The inode of ``saved``, now at ``path``, is another file: under another name, with
@@ -1336,8 +1387,12 @@ class FileSources:
             if _compressed_from(followed.fd, head, *packed):
                 return True  # a file held open, written anew since our last read: read there
             if copy_of(followed.fingerprint, followed.tail, followed.offset):
-                if followed.unchanged() and not _holds_more(packed[0], followed.fd):
-                    return True  # open, holding those bytes: read there
+                if (
+                    followed.unchanged()
+                    and not _holds_more(packed[0], followed.fd)
+                    and not unzipped.tail().changed(followed.fd, followed.size())
+                ):
+                    return True  # open, holding those bytes (its last ones too): read there
                 read.append((followed.offset, followed.mtime_ns))
                 if self._compressed_copies is not None:
                     self._compressed_copies.append((followed.identity, compressed))
@@ -1427,7 +1482,12 @@ class FileSources:
             for saved in self._store.followed_files():
                 identity = Identity(saved.device, saved.inode)
                 found_now = identity in self.files and identity not in followed_before
-                if saved.path in places and identity not in gone and not found_now:
+                if (
+                    saved.path in places
+                    and identity not in gone
+                    and not found_now
+                    and not self._lost_by_one_gone(identity, fd, size)
+                ):
                     known.append((*_known_life(saved), saved.offset))
         # (One shorter than a life read and holding none of its last marks is told by its first
         # bytes alone, a banner's maybe: not that life's copy. Still being made, it begins as
@@ -1509,10 +1569,14 @@ class FileSources:
             if _identity(fd) != Identity(saved.device, saved.inode):
                 os.close(fd)  # renamed on since the stat: maybe at a name further on
                 continue
-            if not _compressed(path, fd) and (
-                _still_the_same(fd, saved, os.fstat(fd).st_size)
-                if _truncated_there_maybe(saved, path)
-                else _renamed_and_still_the_same(fd, saved)
+            if (
+                not _compressed(path, fd)
+                and (
+                    _still_the_same(fd, saved, os.fstat(fd).st_size)
+                    if _truncated_there_maybe(saved, path)
+                    else _renamed_and_still_the_same(fd, saved)
+                )
+                and not self._copy_past_what_was_known(fd, path, os.fstat(fd).st_size, saved)
             ):
                 return fd, path
             os.close(fd)  # the inode now holds another file (a copy that took it, say)
@@ -1813,6 +1877,50 @@ class FileSources:
             return None
         return fd
 
+    def unfollowed_copies(self, followed: FollowedFile) -> list[tuple[str, int]]:
+        """Files under ``followed``'s rotated names that no pattern reaches, written since it
+        was last read and beginning as the life it read: maybe its copy-truncate copy, made
+        while we were away or stopped, which a look at the file itself cannot tell when its
+        next life begins as this one did (a banner) and grew past where it was read. The names
+        are listed again only when a directory they are in changed (a copy was created there);
+        those written since the read are looked at again at each read (a copy in the making).
+        Returns (path, fd) pairs, opened: the caller closes them."""
+        if followed.fingerprint.length == 0 or followed.left_paths_at is not None:
+            return []  # an empty life lost lines only if it changed before a read (seen
+            # there); a file rotated away is not copy-truncated
+        listed_at = tuple(_mtime_ns(d) for d in _rotation_directories(followed))
+        if listed_at != followed.rotations_listed_at:
+            followed.rotations_listed_at = listed_at
+            followed.fresh_rotations = list(self._copy_places(followed))
+        fresh: list[str] = []
+        copies: list[tuple[str, int]] = []
+        for path in followed.fresh_rotations:
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            identity = Identity(info.st_dev, info.st_ino)
+            if (
+                identity in self.files
+                or self._matches_pattern(path)
+                or info.st_mtime_ns < followed.mtime_ns
+            ):
+                continue  # followed, or to be (a copy there is told by its copy_of), or last
+                # written before the file was last read: it holds nothing unread
+            fresh.append(path)
+            if not _written_between(info, followed):
+                continue  # written after the file last changed: no copy of it yet (in the making)
+            try:
+                fd = self._copy_candidate(path, followed)
+            except _RenamedWhileSearchedError:
+                continue  # renamed again: the directory changed, so it is listed again
+            if fd is not None and self._closed_at(identity, fd) is None:
+                copies.append((path, fd))  # (one we followed and closed is no copy: late writes)
+            elif fd is not None:
+                os.close(fd)
+        followed.fresh_rotations = fresh
+        return copies
+
     def _closed_at(self, identity: Identity, fd: int) -> int | None:
         """How far ``fd`` was read when we closed it, if we followed and closed it before and
         it still begins (and goes on) as it did then."""
@@ -1897,10 +2005,23 @@ class _Reader:
         lines; once the original's truncation handed it over, True: read it on here."""
         original = self._sources.files.get(copy_of)
         if original is not None and original.unchanged():
-            if not _holds_what_the_original_lost(followed.fd, size, original):
+            if _holds_what_the_original_lost(followed.fd, size, original):
+                self._take_over_from(original, followed.path, followed.fd)
+                return followed.copy_of is None
+            if not _went_on_otherwise(followed, size, original):
                 return False  # its lines are the original's: read there (after a truncation, here)
-            self._take_over_from(original, followed.path, followed.fd)
-            return followed.copy_of is None
+            # Grown since with bytes its original does not hold there: no copy of it, but a
+            # file of its own that began alike (a rotated life that held only the banner, then
+            # a late writer's lines), read on from where it was taken up, under its own key.
+            self._sources._log.info(
+                "source_copy_released", path=followed.path, original=original.path,
+                offset=followed.offset,
+                detail="written since with other bytes than the file it was taken to copy: "
+                "read as a file of its own",
+            )  # fmt: skip
+            followed.copy_of = None
+            self._sources._save(followed)  # its key on disk before any of its lines
+            return True
         if original is not None:
             # Truncated since it was read (maybe while this poll read it): its truncation is
             # seen first, so this copy is read on from where the original was read, not
@@ -1919,21 +2040,27 @@ class _Reader:
         return True
 
     def _take_over_copies_of(self, original: FollowedFile) -> None:
-        """Before ``original`` is read on: a copy of it (followed, or being opened) that holds
-        what it lost, though it looks unchanged (lives that begin alike), is read first. This
-        runs before every read: the file's bytes are looked at only when it has such a copy."""
+        """Before ``original`` is read on: a copy of it (followed, being opened, or under a
+        rotated name no pattern reaches) that holds what it lost, though it looks unchanged
+        (lives that begin alike), is read first. This runs before every read: the file's bytes
+        are looked at only when it has such a copy."""
         copies = [
             (f.path, f.fd) for f in self._sources.files.values() if f.copy_of == original.identity
         ]
         in_hand = self._sources._copy_in_hand
         if in_hand is not None and in_hand[0] == original.identity:
             copies.append((in_hand[1], in_hand[2]))
-        if not copies or not original.unchanged():
-            return  # (changed: its truncation is seen by its own look)
-        for path, fd in copies:
-            if _holds_what_the_original_lost(fd, os.fstat(fd).st_size, original):
-                self._take_over_from(original, path, fd)
-                return
+        unfollowed = self._sources.unfollowed_copies(original)
+        try:
+            if not copies + unfollowed or not original.unchanged():
+                return  # (changed: its truncation is seen by its own look)
+            for path, fd in copies + unfollowed:
+                if _holds_what_the_original_lost(fd, os.fstat(fd).st_size, original):
+                    self._take_over_from(original, path, fd)
+                    return
+        finally:
+            for _, fd in unfollowed:
+                os.close(fd)
 
     def _take_over_from(self, original: FollowedFile, path: str, fd: int) -> None:
         """``original`` was truncated after its copy (``path``, ``fd``) was made and grew back
@@ -2218,23 +2345,32 @@ def _copy_of_gone(
 ) -> FileCheckpoint | None:
     """The checkpoint of a file gone while we were stopped whose copy ``fd`` is: a rotated
     name of it, beside it or in ``rotated_paths`` (logrotate's olddir), with its first
-    bytes and all it was seen to hold."""
+    bytes and all it was seen to hold. Of several (lives that begin alike: one read while it
+    held only a banner), the one seen furthest: a copy of it holds the others' bytes too."""
     directory = os.path.dirname(path)
     in_olddir = any(_pattern_matches(pattern, path) for pattern in rotated_paths)
+    held = []
     for saved in gone.values():
         beside = directory in {
             os.path.dirname(saved.path),
             os.path.dirname(os.path.realpath(saved.path)),
         }
+        name = os.path.basename(saved.path)
         if (
             (beside or in_olddir)
+            and _rotation_stem(name) == name  # rotation copies the live file, not app.log.3
             and _named_as_rotation_of(path, saved.path)  # app.log.1, app-20261129.log
             and saved.fingerprint_bytes > 0
             # Made after we saw that file (it was there then): it holds all we saw of it.
             and _holds_all_seen(fd, size, saved)
         ):
-            return saved
-    return None
+            held.append(saved)
+    return max(held, key=_seen_end, default=None)
+
+
+def _seen_end(saved: FileCheckpoint) -> int:
+    """How far into its life ``saved``'s file was seen: read, or its last bytes marked."""
+    return max(saved.offset, Tail.decode(saved.tail).end, saved.fingerprint_bytes)
 
 
 def _first_checkpoint(
@@ -2294,6 +2430,14 @@ def _holds_what_the_original_lost(copy: int, size: int, original: FollowedFile) 
         return True
     length = min(size - start, COMPARED_BYTES)
     return not _same_bytes_at(original.fd, copy, start, length)
+
+
+def _went_on_otherwise(copy: FollowedFile, size: int, original: FollowedFile) -> bool:
+    """``copy`` (``size`` bytes), taken for a copy of ``original`` in the making, holds other
+    bytes than ``original`` past where it was taken up (compared over a chunk): a copy only
+    ever gets its original's bytes."""
+    length = min(size - copy.offset, COMPARED_BYTES)
+    return length > 0 and not _same_bytes_at(original.fd, copy.fd, copy.offset, length)
 
 
 def _same_first_bytes(original: int, copy: int, size: int) -> bool:
@@ -2520,9 +2664,12 @@ def _written_between(copy: os.stat_result, followed: FollowedFile) -> bool:
     deletion all move the original's ctime on. A file written after that (the next live
     file's copy, begun after the original was deleted) is not its copy."""
     try:
-        changed_ns = os.fstat(followed.fd).st_ctime_ns
+        info = os.fstat(followed.fd)
     except OSError:
-        changed_ns = copy.st_mtime_ns
+        return followed.mtime_ns <= copy.st_mtime_ns
+    # (Its mtime too: set by a tool, or by a clock finer than the kernel's coarse one for
+    # ctime, a truncation's mtime can be later than its ctime.)
+    changed_ns = max(info.st_ctime_ns, info.st_mtime_ns)
     return followed.mtime_ns <= copy.st_mtime_ns <= changed_ns
 
 
@@ -2701,6 +2848,25 @@ def _real_path(followed: FollowedFile) -> str:
     except OSError:
         return os.path.realpath(followed.path)
     return real.removesuffix(" (deleted)")
+
+
+def _rotation_directories(followed: FollowedFile) -> list[str]:
+    """The directories ``followed``'s rotated names are in (see ``_rotation_places``)."""
+    directories = {os.path.dirname(followed.path), os.path.dirname(os.path.realpath(followed.path))}
+    for pattern in followed.source.rotated_paths:
+        directory = os.path.dirname(pattern)
+        if GLOB_CHARACTERS & set(directory):
+            directories.update(glob.glob(directory))
+        else:
+            directories.add(directory)
+    return sorted(d or "." for d in directories)
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _rotation_candidates(path: str, source: FileSource) -> Iterator[str]:
