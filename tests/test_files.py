@@ -2523,6 +2523,8 @@ class TestBannerOnlyReadThenCopyTruncate:
         # Two checkpoints gone at a start: a life read while it held only the banner (deleted,
         # still held at the stop) and the next, read further; copy-truncate and a deletion
         # while stopped. The copy holds all that was seen of both: it continues the second.
+        # (It often takes the first one's inode, freed at the stop: then it is no renamed
+        # first file either. Both ways failed before, one or the other by the file system.)
         (tmp_path / "logs").mkdir()
         log = tmp_path / "logs" / "app.log"
         append(log, self.BANNER)

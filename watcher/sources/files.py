@@ -285,8 +285,9 @@ class FollowedFile:
         self.head = b""  # its first bytes (up to FINGERPRINT_BYTES) as last read here
         self.rewritten_under_read = False  # a read found it truncated or rewritten under it
         self.former_path: str | None = None  # its path before its last rename in the patterns
-        # The mtimes of the directories its rotations go to when they were last listed, and
-        # the rotated names then written since it was read (maybe its copy: looked at again)
+        # The directories its rotations go to and their mtimes when last listed, and the
+        # rotated names then written since it was read (maybe its copy: looked at again)
+        self.rotation_directories: list[str] = []
         self.rotations_listed_at: tuple[int, ...] | None = None
         self.fresh_rotations: list[str] = []
 
@@ -792,10 +793,11 @@ class FileSources:
         self, fd: int, path: str, size: int, saved: FileCheckpoint
     ) -> bool:
         """``fd`` (``size`` bytes), at a rotated name, holds what the live file holds (as it
-        is followed, or as it is at its path), past the last bytes ``saved`` knew of its
-        life: a copy of that file made in the inode used again (the checkpoint's file
-        deleted), not that file, when the two lives begin alike (a banner) as far as ``saved``
-        knew. (Rotation never makes the live file a copy of a rotated one.)"""
+        is followed, or as it is at its path, or as a checkpoint of it gone saw it), past the
+        last bytes ``saved`` knew of its life: a copy of that file made in the inode used
+        again (the checkpoint's file deleted), not that file, when the two lives begin alike
+        (a banner) as far as ``saved`` knew. (Rotation never makes the live file a copy of a
+        rotated one.)"""
         directory, name = os.path.split(path)
         live = os.path.join(directory, _rotation_stem(name))
         if live == path or size <= _seen_end(saved):
@@ -807,7 +809,29 @@ class FileSources:
             and _in_the_making_of(original.fd, fd, size)
         ):
             return True
-        return _starts_the_file_at(live, fd, size)
+        return _starts_the_file_at(live, fd, size) or self._holds_a_life_seen_further(
+            fd, path, size, saved
+        )
+
+    def _holds_a_life_seen_further(
+        self, fd: int, path: str, size: int, saved: FileCheckpoint
+    ) -> bool:
+        """``fd`` holds all that was seen of another live file's life, seen further than
+        ``saved``'s: that file's copy (in the inode used again), the live file gone since."""
+        try:
+            rows = self._store.followed_files()
+        except sqlite3.Error:
+            return False
+        return any(
+            (row.device, row.inode) != (saved.device, saved.inode)
+            and _seen_end(row) > _seen_end(saved)
+            and os.path.dirname(row.path) == os.path.dirname(path)
+            and _rotation_stem(os.path.basename(row.path)) == os.path.basename(row.path)
+            and _named_as_rotation_of(path, row.path)
+            and row.fingerprint_bytes > 0
+            and _holds_all_seen(fd, size, row)
+            for row in rows
+        )
 
     def _note_compressed(self, path: str, fd: int, gone: dict[Identity, FileCheckpoint]) -> None:
         """A compressed file the patterns match is not read. At the very first start it is
@@ -1036,17 +1060,20 @@ class FileSources:
                 )
         return gone
 
-    def _lost_by_one_gone(self, identity: Identity, fd: int, size: int) -> bool:
-        """``fd`` goes on past where ``identity``, a file followed that left its path, was
-        read, with bytes it does not hold there: no copy to be read when that file's
-        truncation is seen (its last read, as it left, saw none), but lines never read (a
+    def _life_known_of(
+        self, saved: FileCheckpoint, fd: int, size: int
+    ) -> tuple[Fingerprint, Tail, int] | None:
+        """What is known of the life of ``saved``'s file: its row, or, for a file followed
+        that left its path, as read since (its row may be older). None: ``fd`` goes on past
+        where that file was read with bytes it does not hold there: no copy to be read when
+        its truncation is seen (its last read, as it left, saw none), but lines never read (a
         life read while it held only a banner, deleted, the next renamed away unseen)."""
-        followed = self.files.get(identity)
-        return (
-            followed is not None
-            and followed.left_paths_at is not None
-            and _holds_what_the_original_lost(fd, size, followed)
-        )
+        followed = self.files.get(Identity(saved.device, saved.inode))
+        if followed is None or followed.left_paths_at is None:
+            return (*_known_life(saved), saved.offset)
+        if _holds_what_the_original_lost(fd, size, followed):
+            return None
+        return (followed.fingerprint, followed.tail, followed.offset)
 
     def _taken_by_another(self, saved: FileCheckpoint, path: str) -> bool:
         """The inode of ``saved``, now at ``path``, is another file: under another name, with
@@ -1482,13 +1509,10 @@ class FileSources:
             for saved in self._store.followed_files():
                 identity = Identity(saved.device, saved.inode)
                 found_now = identity in self.files and identity not in followed_before
-                if (
-                    saved.path in places
-                    and identity not in gone
-                    and not found_now
-                    and not self._lost_by_one_gone(identity, fd, size)
-                ):
-                    known.append((*_known_life(saved), saved.offset))
+                if saved.path in places and identity not in gone and not found_now:
+                    life = self._life_known_of(saved, fd, size)
+                    if life is not None:
+                        known.append(life)
         # (One shorter than a life read and holding none of its last marks is told by its first
         # bytes alone, a banner's maybe: not that life's copy. Still being made, it begins as
         # the file at ``path`` does now: below.)
@@ -1888,10 +1912,15 @@ class FileSources:
         if followed.fingerprint.length == 0 or followed.left_paths_at is not None:
             return []  # an empty life lost lines only if it changed before a read (seen
             # there); a file rotated away is not copy-truncated
-        listed_at = tuple(_mtime_ns(d) for d in _rotation_directories(followed))
-        if listed_at != followed.rotations_listed_at:
-            followed.rotations_listed_at = listed_at
-            followed.fresh_rotations = list(self._copy_places(followed))
+        listed_at = tuple(_mtime_ns(d) for d in followed.rotation_directories)
+        if followed.rotations_listed_at is None or listed_at != followed.rotations_listed_at:
+            followed.rotation_directories = _rotation_directories(followed)
+            followed.rotations_listed_at = tuple(
+                _mtime_ns(d) for d in followed.rotation_directories
+            )  # (before the listing: a change made during it lists them again next time)
+            followed.fresh_rotations = [
+                path for path in self._copy_places(followed) if not self._matches_pattern(path)
+            ]  # (one a pattern reaches is followed: a copy there is told by its copy_of)
         fresh: list[str] = []
         copies: list[tuple[str, int]] = []
         for path in followed.fresh_rotations:
@@ -1900,13 +1929,9 @@ class FileSources:
             except OSError:
                 continue
             identity = Identity(info.st_dev, info.st_ino)
-            if (
-                identity in self.files
-                or self._matches_pattern(path)
-                or info.st_mtime_ns < followed.mtime_ns
-            ):
-                continue  # followed, or to be (a copy there is told by its copy_of), or last
-                # written before the file was last read: it holds nothing unread
+            if info.st_mtime_ns < followed.mtime_ns or identity in self.files:
+                continue  # last written before the file was last read: it holds nothing
+                # unread; or followed (its lines are its own, or it is a copy followed as one)
             fresh.append(path)
             if not _written_between(info, followed):
                 continue  # written after the file last changed: no copy of it yet (in the making)
