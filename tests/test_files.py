@@ -2422,6 +2422,24 @@ class TestBannerOnlyReadThenCopyTruncate:
 
     BANNER = "".join(f"# banner line {n:02d}: application v1.2.3 started\n" for n in range(40))
 
+    def copy_truncate_and_grow_back(self, log: Path, copy: Path) -> list[str]:
+        """copytruncate (the copy, then the truncation), then the next life: the banner and
+        more lines, past where the last life was read. Returns those lines."""
+        copy.write_bytes(log.read_bytes())
+        truncate(log)
+        new = [f"{DENIAL} new {n:03d}\n" for n in range(30)]
+        append(log, self.BANNER + "".join(new))
+        return new
+
+    @staticmethod
+    def denials(*harnesses: Harness) -> list[str]:
+        """The denial lines handed on, in order, without their newline."""
+        return [text for h in harnesses for _, _, text in h.lines if DENIAL in text]
+
+    @staticmethod
+    def texts(lines: list[str]) -> list[str]:
+        return [line.rstrip("\n") for line in lines]
+
     @pytest.mark.parametrize("pattern", ["app.log*", "app.log"])
     def test_the_lines_only_the_copy_holds_are_read_from_it_once(self, tmp_path, pattern):
         # With app.log alone in the patterns nothing follows the copy: it is found by its
@@ -2435,14 +2453,10 @@ class TestBannerOnlyReadThenCopyTruncate:
             assert [] == [t for t in h.poll() if DENIAL in t]
             old = [f"{DENIAL} old {n:03d}\n" for n in range(10)]
             append(log, "".join(old))
-            copy.write_bytes(log.read_bytes())  # copytruncate: the copy, then the truncation
-            truncate(log)
-            new = [f"{DENIAL} new {n:03d}\n" for n in range(30)]
-            append(log, self.BANNER + "".join(new))
+            new = self.copy_truncate_and_grow_back(log, copy)
             for _ in range(3):
                 h.poll()
-            texts = [text for _, _, text in h.lines if DENIAL in text]
-            assert [line.rstrip("\n") for line in old + new] == texts
+            assert self.texts(old + new) == self.denials(h)
             ids = event_ids_of(h)
             assert len(ids) == len(set(ids))
         finally:
@@ -2458,16 +2472,12 @@ class TestBannerOnlyReadThenCopyTruncate:
         first.close()
         old = [f"{DENIAL} old {n:03d}\n" for n in range(10)]
         append(log, "".join(old))
-        (tmp_path / "logs" / "app.log.1").write_bytes(log.read_bytes())
-        truncate(log)
-        new = [f"{DENIAL} new {n:03d}\n" for n in range(30)]
-        append(log, self.BANNER + "".join(new))
+        new = self.copy_truncate_and_grow_back(log, tmp_path / "logs" / "app.log.1")
         h = Harness(tmp_path, pattern="app.log")
         try:
             h.poll()
             h.poll()
-            texts = [text for _, _, text in h.lines if DENIAL in text]
-            assert [line.rstrip("\n") for line in old + new] == texts
+            assert self.texts(old + new) == self.denials(h)
         finally:
             h.close()
 
@@ -2485,14 +2495,10 @@ class TestBannerOnlyReadThenCopyTruncate:
             h.poll()
             during = [f"{DENIAL} during {n:03d}\n" for n in range(5)]
             append(log, "".join(during))
-            copy.write_bytes(log.read_bytes())
-            truncate(log)
-            new = [f"{DENIAL} new {n:03d}\n" for n in range(30)]
-            append(log, self.BANNER + "".join(new))
+            new = self.copy_truncate_and_grow_back(log, copy)
             h.poll()
             h.poll()
-            texts = [text for _, _, text in h.lines if DENIAL in text]
-            assert [line.rstrip("\n") for line in during + new] == texts
+            assert self.texts(during + new) == self.denials(h)
             ids = event_ids_of(h)
             assert len(ids) == len(set(ids))
         finally:
@@ -2514,8 +2520,7 @@ class TestBannerOnlyReadThenCopyTruncate:
             new = [f"{DENIAL} new {n:03d}\n" for n in range(3)]
             append(log, "".join(new))
             h.poll()
-            texts = [text for _, _, text in h.lines if DENIAL in text]
-            assert [line.rstrip("\n") for line in new] == texts
+            assert self.texts(new) == self.denials(h)
         finally:
             h.close()
 
@@ -2541,8 +2546,7 @@ class TestBannerOnlyReadThenCopyTruncate:
         h = Harness(tmp_path, pattern="app.log")
         try:
             h.poll()
-            texts = [text for _, _, text in first.lines + h.lines if DENIAL in text]
-            assert [line.rstrip("\n") for line in lines] == texts
+            assert self.texts(lines) == self.denials(first, h)
         finally:
             h.close()
 
@@ -2570,7 +2574,6 @@ class TestBannerOnlyReadThenCopyTruncate:
             new = [f"{DENIAL} new {n:03d}\n" for n in range(3)]
             append(log, "".join(new))
             h.poll()
-            texts = [text for _, _, text in h.lines if DENIAL in text]
-            assert [line.rstrip("\n") for line in first + new] == texts
+            assert self.texts(first + new) == self.denials(h)
         finally:
             h.close()
