@@ -3014,3 +3014,51 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_a_take_over_keeps_its_ids_through_a_crash(self):
+        """Found by an explore run of `app.log*`: a rotated banner-only life, taken for the
+        live file's copy in the making, was written by a late writer and took over the live
+        file's key from its offset; both were renamed on (no live file) and the watcher
+        crashed before the commit: the restart, seeing no take-over, read that life from 0
+        under a new key: its line again with another id. The take-over's two checkpoints are
+        saved at once now."""
+        _replay(
+            "banner_in_glob",
+            """
+            crash()
+            write_banner_alone()
+            start()
+            rotate_by_rename(create_new=False)
+            write_banner_alone()
+            poll(after_events=False)
+            writer_appends_to_renamed_file(count=1)
+            rotate_by_rename(create_new=False)
+            crash()
+            start()
+            crash()
+            """,
+        )
+
+    def test_a_copy_released_after_its_original_was_truncated(self):
+        """Found by an explore run of `app.log*`: a rotated life that held only the banner,
+        taken for the live file's copy in the making, got a late writer's line; the live file
+        was copy-truncated before the next look, so the copy was never handed over and was
+        taken as holding nothing unread: from its size on, the late line lost. One that holds
+        other bytes than the life its original was read to, where it holds them, is released
+        (read as a file of its own) there too."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=False)
+            write_banner_alone()
+            rotate_by_rename(create_new=False)
+            append(count=1, long=False, leave_partial=True)
+            append(count=1, long=False, leave_partial=False)
+            rotate_by_rename(create_new=False)
+            write_banner_alone()
+            rotate_by_rename(create_new=True)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            writer_appends_to_renamed_file(count=1)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            """,
+        )

@@ -1946,6 +1946,35 @@ class FileSources:
         followed.fresh_rotations = fresh
         return copies
 
+    def committed_offset(self, followed: FollowedFile) -> int:
+        """How far ``followed`` was read as its saved checkpoint says (its offset in memory
+        may be ahead: lines handed on that the sinks have not confirmed)."""
+        try:
+            saved = self._store.checkpoint_of(followed.identity.device, followed.identity.inode)
+        except sqlite3.Error:
+            saved = None
+        if saved is None or saved.file_key != followed.file_key:
+            return followed.offset
+        return min(saved.offset, followed.offset)
+
+    def save_take_over(
+        self, original: FollowedFile, copy: FollowedFile | None, committed: int
+    ) -> None:
+        """A copy took over the rest of ``original``'s life (its key, from its offset) and
+        ``original`` goes on under a new key: both saved at once, before a line of either is
+        handed on, so that after a crash the copy's lines keep their ids (a restart may not
+        see the take-over again: both renamed on, no live file) and the original's new lines
+        take none of them. The copy from what the sinks have of the original (it holds the
+        lines read but unconfirmed too), the original from where the copy takes over (the
+        bytes before belong to the life the copy holds). A full disk: with the next commit."""
+        if copy is None or copy.copy_of is not None:
+            return  # (no copy holds the original's lines before its offset: with the commit)
+        with contextlib.suppress(sqlite3.Error):
+            self._store.save_checkpoint(
+                dataclasses.replace(copy.checkpoint(), offset=min(committed, copy.offset))
+            )
+            self._store.save_checkpoint(original.checkpoint())
+
     def _closed_at(self, identity: Identity, fd: int) -> int | None:
         """How far ``fd`` was read when we closed it, if we followed and closed it before and
         it still begins (and goes on) as it did then."""
@@ -2035,23 +2064,22 @@ class _Reader:
                 return followed.copy_of is None
             if not _went_on_otherwise(followed, size, original):
                 return False  # its lines are the original's: read there (after a truncation, here)
-            # Grown since with bytes its original does not hold there: no copy of it, but a
-            # file of its own that began alike (a rotated life that held only the banner, then
-            # a late writer's lines), read on from where it was taken up, under its own key.
-            self._sources._log.info(
-                "source_copy_released", path=followed.path, original=original.path,
-                offset=followed.offset,
-                detail="written since with other bytes than the file it was taken to copy: "
-                "read as a file of its own",
-            )  # fmt: skip
-            followed.copy_of = None
-            self._sources._save(followed)  # its key on disk before any of its lines
-            return True
+            return self._release(followed, original)
+        life_read = None if original is None else original.tail
         if original is not None:
             # Truncated since it was read (maybe while this poll read it): its truncation is
             # seen first, so this copy is read on from where the original was read, not
             # from the copy's size when the glob first found it, part-written.
             self.read(original)
+        if (
+            followed.copy_of is not None
+            and original is not None
+            and life_read is not None
+            and life_read.changed(followed.fd, size)
+        ):
+            # Not handed over, and other bytes than the life read where it held them: no copy
+            # of it (a rotated life alike, written by a late writer since)
+            return self._release(followed, original)
         if followed.copy_of is not None:
             # Not handed over: nothing in it was unread (the original was read past its
             # end, or to its end before it was closed). Reading on from its size at first
@@ -2062,6 +2090,21 @@ class _Reader:
             followed.tail = Tail.at(followed.fd, size)
             self.defer_save(followed)
             return False
+        return True
+
+    def _release(self, followed: FollowedFile, original: FollowedFile) -> bool:
+        """``followed``, taken for ``original``'s copy in the making, grew with bytes the
+        original does not (or did not) hold there: no copy of it, but a file of its own that
+        began alike (a rotated life that held only the banner, then a late writer's lines),
+        read on from where it was taken up, under its own key. True: read it on."""
+        self._sources._log.info(
+            "source_copy_released", path=followed.path, original=original.path,
+            offset=followed.offset,
+            detail="written since with other bytes than the file it was taken to copy: "
+            "read as a file of its own",
+        )  # fmt: skip
+        followed.copy_of = None
+        self._sources._save(followed)  # its key on disk before any of its lines
         return True
 
     def _take_over_copies_of(self, original: FollowedFile) -> None:
@@ -2100,9 +2143,11 @@ class _Reader:
         self._sources.remember_life(
             original.identity, original.fingerprint, original.offset, tail=original.tail
         )
+        committed = self._sources.committed_offset(original)
         rest = self._sources._finish_from(original, path, os.dup(fd), self)
         original.file_key = _pending(original.file_key)
         self.defer_save(original)
+        self._sources.save_take_over(original, rest, committed)
         if rest is not None and rest.more_pending:
             self.read(rest)
 
