@@ -3062,3 +3062,45 @@ class TestFoundByHypothesis:
             poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
             """,
         )
+
+    def test_a_file_rewritten_in_place_is_not_a_copy_of_a_gone_banner_only_life(self):
+        """Found by an explore run of `*.log` on the code with the search for unfollowed
+        copies: a life that held only the banner, renamed and found as a missed generation,
+        was compressed while the watcher was stopped, and app.log, copy-truncated meanwhile
+        and as long as before, was taken at the start for that gone life's copy (it began with
+        all that was seen of it) and read from the banner's end under its key; the copy of
+        app.log's own life was then taken over: its line twice. A gone checkpoint seen less far
+        than the file's own is no reason to take its inode for another file's."""
+        _replay(
+            "banner",
+            """
+            write_banner_alone()
+            poll_stalled_while_rotated(at_clock=0, rotation='rename', count=1)
+            start()
+            compress_rotated_file(pick=0)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            """,
+        )
+
+    def test_a_late_line_beside_a_new_file_that_holds_only_the_banner(self):
+        """Found by an explore run of `*.log`: app.log read and deleted, a new one holding
+        only the banner renamed away and the next begun (the banner alone), then a late
+        writer's line in the renamed one: that file began as the new app.log as far as it
+        had been seen (opened, nothing read yet), so the search for missed generations took
+        it for a copy of app.log (to be read when its truncation is seen: never) or for a file
+        read: the line lost without a word. A file of which nothing was read has no copy
+        that goes on past it otherwise."""
+        _replay(
+            "banner",
+            """
+            write_banner_alone()
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            delete_live_file()
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            write_banner_alone()
+            rotate_by_rename(create_new=False)
+            write_banner_alone()
+            writer_appends_to_renamed_file(count=1)
+            poll(after_events=False)
+            """,
+        )

@@ -772,14 +772,17 @@ class FileSources:
         if _empty_elsewhere(saved, path):
             return None
         told = saved.fingerprint_bytes and _begins_and_goes_on_as(fd, size, *_known_life(saved))
+        gone_copy = None if told else _copy_of_gone(fd, path, size, gone)
         if not told and (
-            _copy_of_gone(fd, path, size, gone) is not None
+            (gone_copy is not None and _seen_end(gone_copy) >= _seen_end(saved))
             or self._copied_from(fd, path, size) is not None
         ):
             # The inode was freed and taken by a copy of a file we know (other first bytes, or
             # other last bytes where it holds them: lives that begin alike); or it was empty
             # when saved (a copy copy-truncate had just begun) and its first bytes are now a
-            # file's we read: that file's checkpoint goes on in it.
+            # file's we read: that file's checkpoint goes on in it. (Not one seen less far
+            # than this inode's own file, which was rather rewritten since: a copy of every
+            # life read while it held only a banner begins as a file with that banner.)
             return None
         if saved.fingerprint_bytes and size == 0 and self._sibling_followed(path):
             # Emptied since, at a rotated name beside a file followed: rather a copy begun in
@@ -858,7 +861,9 @@ class FileSources:
             return _may_hold_life(fd, size, tail, read)
 
         followed = any(
-            _fingerprint_of(f.fingerprint, head) and holds(f.tail, f.offset)
+            _fingerprint_of(f.fingerprint, head)
+            and holds(f.tail, f.offset)
+            and not self._unread_and_gone_past(f.identity, fd, size)
             for f in self.files.values()
             if f.identity in among
         )
@@ -1059,6 +1064,18 @@ class FileSources:
                     saved.path, saved.mtime_ns, source, gone, reader, former=former
                 )
         return gone
+
+    def _unread_and_gone_past(self, identity: Identity, fd: int, size: int) -> bool:
+        """``identity`` is a file followed of which nothing was read yet, and ``fd`` goes on
+        past it otherwise: no copy of it to be read from its offset (a file only grows until
+        truncated, and nothing of it was read to lose), but lines new to us either way (a
+        rotated banner-only life's late lines, beside a new file with the banner alone)."""
+        followed = self.files.get(identity)
+        return (
+            followed is not None
+            and followed.read_end == 0
+            and _holds_what_the_original_lost(fd, size, followed)
+        )
 
     def _life_known_of(
         self, saved: FileCheckpoint, fd: int, size: int
@@ -1494,13 +1511,17 @@ class FileSources:
         known = [
             (f.fingerprint, f.tail, f.offset)
             for f in self.files.values()
-            if f.left_paths_at is None and f.path in places
+            if f.left_paths_at is None
+            and f.path in places
+            and not self._unread_and_gone_past(f.identity, fd, size)
         ]
         for place in places:
             with contextlib.suppress(OSError):
                 info = os.stat(place)
                 saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
-                if saved is not None:
+                if saved is not None and not self._unread_and_gone_past(
+                    Identity(info.st_dev, info.st_ino), fd, size
+                ):
                     known.append((*_known_life(saved), saved.offset))
         with contextlib.suppress(sqlite3.Error):
             # Saved as at that path and not gone: listed there at this look, not opened yet
@@ -1509,7 +1530,12 @@ class FileSources:
             for saved in self._store.followed_files():
                 identity = Identity(saved.device, saved.inode)
                 found_now = identity in self.files and identity not in followed_before
-                if saved.path in places and identity not in gone and not found_now:
+                if (
+                    saved.path in places
+                    and identity not in gone
+                    and not found_now
+                    and not self._unread_and_gone_past(identity, fd, size)
+                ):
                     life = self._life_known_of(saved, fd, size)
                     if life is not None:
                         known.append(life)
