@@ -1509,20 +1509,17 @@ class FileSources:
         directory, name = os.path.split(path)
         places = {path, os.path.join(directory, _rotation_stem(name))}
         known = [
-            (f.fingerprint, f.tail, f.offset)
+            (f.identity, (f.fingerprint, f.tail, f.offset))
             for f in self.files.values()
-            if f.left_paths_at is None
-            and f.path in places
-            and not self._unread_and_gone_past(f.identity, fd, size)
+            if f.left_paths_at is None and f.path in places
         ]
         for place in places:
             with contextlib.suppress(OSError):
                 info = os.stat(place)
                 saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
-                if saved is not None and not self._unread_and_gone_past(
-                    Identity(info.st_dev, info.st_ino), fd, size
-                ):
-                    known.append((*_known_life(saved), saved.offset))
+                if saved is not None:
+                    identity = Identity(info.st_dev, info.st_ino)
+                    known.append((identity, (*_known_life(saved), saved.offset)))
         with contextlib.suppress(sqlite3.Error):
             # Saved as at that path and not gone: listed there at this look, not opened yet
             # (renamed away since, a copy of it made before: that copy is no generation). Not
@@ -1530,21 +1527,17 @@ class FileSources:
             for saved in self._store.followed_files():
                 identity = Identity(saved.device, saved.inode)
                 found_now = identity in self.files and identity not in followed_before
-                if (
-                    saved.path in places
-                    and identity not in gone
-                    and not found_now
-                    and not self._unread_and_gone_past(identity, fd, size)
-                ):
+                if saved.path in places and identity not in gone and not found_now:
                     life = self._life_known_of(saved, fd, size)
                     if life is not None:
-                        known.append(life)
+                        known.append((identity, life))
         # (One shorter than a life read and holding none of its last marks is told by its first
         # bytes alone, a banner's maybe: not that life's copy. Still being made, it begins as
         # the file at ``path`` does now: below.)
         if any(
             0 < head.length <= size and head.matches(fd) and _may_hold_life(fd, size, tail, read)
-            for head, tail, read in known
+            for identity, (head, tail, read) in known
+            if not self._unread_and_gone_past(identity, fd, size)
         ):
             return True
         return any(_starts_the_file_at(place, fd, size) for place in places)
@@ -1619,14 +1612,15 @@ class FileSources:
             if _identity(fd) != Identity(saved.device, saved.inode):
                 os.close(fd)  # renamed on since the stat: maybe at a name further on
                 continue
+            size = os.fstat(fd).st_size
             if (
                 not _compressed(path, fd)
                 and (
-                    _still_the_same(fd, saved, os.fstat(fd).st_size)
+                    _still_the_same(fd, saved, size)
                     if _truncated_there_maybe(saved, path)
                     else _renamed_and_still_the_same(fd, saved)
                 )
-                and not self._copy_past_what_was_known(fd, path, os.fstat(fd).st_size, saved)
+                and not self._copy_past_what_was_known(fd, path, size, saved)
             ):
                 return fd, path
             os.close(fd)  # the inode now holds another file (a copy that took it, say)
