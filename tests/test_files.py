@@ -2577,3 +2577,167 @@ class TestBannerOnlyReadThenCopyTruncate:
             assert self.texts(first + new) == self.denials(h)
         finally:
             h.close()
+
+    def rotate(self, log: Path, next_life: str, tag: str) -> list[str]:
+        """logrotate's copytruncate with numbered copies (app.log.1 renamed to app.log.2 and
+        so on), then ``next_life``: the banner and lines, the banner alone, part of it (cut in
+        a line), or nothing. Returns the next life's lines."""
+        rotated = sorted(
+            log.parent.glob("app.log.*"), key=lambda p: int(p.name.split(".")[2]), reverse=True
+        )
+        for path in rotated:
+            app, ext, number, *compressed = path.name.split(".")
+            path.rename(path.with_name(".".join([app, ext, str(int(number) + 1), *compressed])))
+        (log.parent / "app.log.1").write_bytes(log.read_bytes())
+        truncate(log)
+        lines = [f"{DENIAL} {tag} {n:03d}\n" for n in range(5)] if next_life == "lines" else []
+        start = {"lines": self.BANNER, "banner": self.BANNER, "part": self.BANNER[:1000]}
+        append(log, start.get(next_life, "") + "".join(lines))
+        return lines
+
+    def read_a_banner_only_life(
+        self, tmp_path: Path, *, stopped: bool, pattern: str = "app.log"
+    ) -> tuple[Harness, list[str]]:
+        """app.log read while it held the banner alone (the watcher then stopped, or not),
+        then lines appended. Returns the harness and those lines."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        append(log, self.BANNER)
+        harness = Harness(tmp_path, pattern=pattern)
+        harness.poll()
+        if stopped:
+            harness.close()
+        old = [f"{DENIAL} old {n:03d}\n" for n in range(5)]
+        append(log, "".join(old))
+        return harness, old
+
+    def assert_each_read_once(self, h: Harness, expected: list[str]) -> None:
+        try:
+            assert sorted(self.texts(expected)) == sorted(self.denials(h))
+            ids = event_ids_of(h)
+            assert len(ids) == len(set(ids))
+        finally:
+            h.close()
+
+    @staticmethod
+    def look_again(first: Harness, *, stopped: bool, polls: int = 2) -> Harness:
+        """The watcher started again (or ``first`` going on) after what happened meanwhile."""
+        pattern = os.path.basename(first.source.paths[0])
+        h = Harness(first.root, pattern=pattern) if stopped else first
+        for _ in range(polls):
+            h.poll()
+        return h
+
+    @classmethod
+    def compress_keeping(cls, rotated: Path, aside: Path) -> Path:
+        """``compress``, the file's inode kept at ``aside`` (not freed to be given out again
+        at random): a later file can be given it for certain."""
+        packed = cls.compress_copy(rotated)
+        rotated.rename(aside)
+        return packed
+
+    @classmethod
+    def compress(cls, rotated: Path) -> Path:
+        """logrotate's `compress`: the .gz keeps the file's times, the file is removed."""
+        packed = cls.compress_copy(rotated)
+        rotated.unlink()
+        return packed
+
+    @staticmethod
+    def compress_copy(rotated: Path) -> Path:
+        packed = rotated.with_name(rotated.name + ".gz")
+        with gzip.open(packed, "wb") as out:
+            out.write(rotated.read_bytes())
+        info = rotated.stat()
+        os.utime(packed, ns=(info.st_atime_ns, info.st_mtime_ns))
+        return packed
+
+    @staticmethod
+    def named_compressed(h: Harness) -> list[tuple[str, int | None]]:
+        return [
+            (e["compressed"], e["offset"])
+            for e in h.log_events()
+            if e.get("event") == "source_compressed_unread"
+        ]
+
+    @pytest.mark.parametrize("next_life", ["lines", "banner", "part", "nothing"])
+    @pytest.mark.parametrize("rotations", [2, 3])
+    @pytest.mark.parametrize("stopped", [True, False])
+    def test_each_copy_of_several_copy_truncates_is_read(
+        self, tmp_path, stopped, rotations, next_life
+    ):
+        # An outside attack (logrotate, app.log alone, the watcher stopped): every copy but the
+        # newest was lost. Each begins with the banner, all that was seen of the life read:
+        # the oldest, written first, is its copy; the others are later lives, read whole.
+        first, expected = self.read_a_banner_only_life(tmp_path, stopped=stopped)
+        log = tmp_path / "logs" / "app.log"
+        for n in range(rotations):
+            expected += self.rotate(log, "lines" if n < rotations - 1 else next_life, f"r{n}")
+        self.assert_each_read_once(self.look_again(first, stopped=stopped), expected)
+
+    @pytest.mark.parametrize(
+        ("next_lives", "next_life", "compressed"),
+        [
+            # `compress` (no `delaycompress`): the copy of the life read is gone, its .gz
+            # holds the lines it had past the banner. Named once, with how far it was read.
+            *((0, last, "app.log.1") for last in ("lines", "banner", "part", "nothing")),
+            # Two copy-truncates with `delaycompress`: the older copy compressed, not the newer.
+            (1, "lines", "app.log.2"),
+        ],
+    )
+    @pytest.mark.parametrize("stopped", [True, False])
+    def test_a_compressed_copy_is_named_with_the_offset_read(
+        self, tmp_path, stopped, next_lives, next_life, compressed
+    ):
+        first, _ = self.read_a_banner_only_life(tmp_path, stopped=stopped)
+        log = tmp_path / "logs" / "app.log"
+        read = [line for n in range(next_lives) for line in self.rotate(log, "lines", f"r{n}")]
+        read += self.rotate(log, next_life, "new")
+        packed = self.compress(tmp_path / "logs" / compressed)
+        h = self.look_again(first, stopped=stopped)
+        try:
+            assert self.texts(read) == self.denials(h)
+            assert self.named_compressed(h) == [(str(packed), len(self.BANNER))]
+        finally:
+            h.close()
+
+    @pytest.mark.parametrize("stopped", [True, False])
+    def test_copies_the_patterns_reach_are_each_read(self, tmp_path, stopped):
+        first, expected = self.read_a_banner_only_life(
+            tmp_path, stopped=stopped, pattern="app.log*"
+        )
+        log = tmp_path / "logs" / "app.log"
+        expected += self.rotate(log, "lines", "later") + self.rotate(log, "lines", "new")
+        self.assert_each_read_once(self.look_again(first, stopped=stopped, polls=3), expected)
+
+    @pytest.mark.parametrize("compress_both", [True, False])
+    @pytest.mark.parametrize("stopped", [True, False])
+    def test_create_rotations_into_the_inode_read_are_found(self, tmp_path, stopped, compress_both):
+        # `create` with `compress` (or `delaycompress`) while stopped: app.log renamed and
+        # compressed (its inode freed), a new app.log, rotated in turn, and the next app.log
+        # given the inode of the life read (banner only): it looked like that file, grown.
+        # (The inode given out again is kept aside here, so it surely is.)
+        first, _ = self.read_a_banner_only_life(tmp_path, stopped=stopped)
+        logs = tmp_path / "logs"
+        log = logs / "app.log"
+        (tmp_path / "aside").mkdir()
+        log.rename(logs / "app.log.1")
+        later = [f"{DENIAL} later {n:03d}\n" for n in range(5)]
+        append(log, self.BANNER + "".join(later))
+        packed = self.compress_keeping(logs / "app.log.1", tmp_path / "aside" / "freed")
+        packed = packed.rename(logs / "app.log.2.gz")
+        log.rename(logs / "app.log.1")
+        named = [(str(packed), len(self.BANNER))]
+        if compress_both:
+            named.append((str(self.compress(logs / "app.log.1")), None))
+            later = []
+        truncate(tmp_path / "aside" / "freed")
+        (tmp_path / "aside" / "freed").rename(log)
+        new = [f"{DENIAL} new {n:03d}\n" for n in range(5)]
+        append(log, self.BANNER + "".join(new))
+        h = self.look_again(first, stopped=stopped)
+        try:
+            assert sorted(self.texts(later + new)) == sorted(self.denials(h))
+            assert sorted(self.named_compressed(h), key=str) == sorted(named, key=str)
+        finally:
+            h.close()

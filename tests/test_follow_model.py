@@ -106,6 +106,12 @@ class Generation:
     # (or compressed) at the first look, with app.log: history, remembered as read to its
     # end. Never read, and never named once compressed, whatever its time says later.
     history: bool = False
+    # Banner layouts: the follower read this life while it held the banner alone, so its
+    # checkpoint knows the banner (and nothing else of this life, while no line is read): a
+    # copy-truncate copy made while it was not looking begins as that and goes on otherwise
+    # than app.log does, and is found (also a later life's, copied before it looked again)
+    banner_known: bool = False
+    found_by_banner: bool = False  # a copy found so
 
 
 class FollowerModel(FollowerMachine):
@@ -333,8 +339,8 @@ class FollowerModel(FollowerMachine):
 
     def _leaves_patterns(self, generation: Generation) -> None:
         generation.left_patterns = True
-        if not generation.held and not generation.missed:
-            self._lose(generation)
+        if not generation.held and not generation.missed and not generation.found_by_banner:
+            self._lose(generation)  # (a copy found by its banner is found under any name)
 
     def _lose(self, generation: Generation) -> None:
         generation.lost = True
@@ -436,7 +442,10 @@ class FollowerModel(FollowerMachine):
         never_read = len(original.unsecured) == len(original.lines)
         looking = self.running and self.polled_since_start
         unknown = not original.observed and not original.inode_known
-        if not self._reachable(self._rotated(1)) and (
+        by_banner = original.banner_known and never_read and bool(original.lines)
+        if by_banner and not self._reachable(self._rotated(1)):
+            copy.found_at_next_look = copy.found_by_banner = True
+        elif not self._reachable(self._rotated(1)) and (
             not original.observed or (never_read and not looking)
         ):
             if unknown and not looking and self.saved_a_file:
@@ -464,6 +473,7 @@ class FollowerModel(FollowerMachine):
             held=self._holds(original),
             copies=original.copies,
             inode_known=original.inode_known or original.observed,
+            banner_known=original.banner_known and never_read,  # the checkpoint is unchanged
         )
         # What the original had unread now lives in the copy only.
         original.unsecured = []
@@ -752,6 +762,8 @@ class FollowerModel(FollowerMachine):
             waits = name != "app.log" and not generation.lines and not generation.held
             if self._reachable(name) and not waits:
                 generation.observed = generation.held = True
+                if name == "app.log" and self.layout.banner and self._path(name).stat().st_size:
+                    generation.banner_known = True
             if generation.held or self._reachable(name):
                 generation.unsecured = []
             if generation.closing and generation.left_patterns:
@@ -772,6 +784,8 @@ class FollowerModel(FollowerMachine):
         old checkpoint says of its first bytes. Nor is a file renamed away while empty (its
         checkpoint has no first bytes to know it by under another name)."""
         for generation in self._generations():
+            if generation.found_by_banner:
+                continue  # the next follower knows the banner: _truncate_after_copy
             if generation.found_at_next_look and len(generation.unsecured) == len(generation.lines):
                 # A copy of a life no line of which was committed: the next follower knows
                 # none of its first bytes.
@@ -3101,6 +3115,48 @@ class TestFoundByHypothesis:
             rotate_by_rename(create_new=False)
             write_banner_alone()
             writer_appends_to_renamed_file(count=1)
+            poll(after_events=False)
+            """,
+        )
+
+    def test_each_copy_made_while_stopped_after_a_banner_only_life_is_read(self):
+        """An outside attack (Debian's logrotate, `app.log` alone): app.log read while it held
+        the banner alone; stopped; two copy-truncates. Both copies begin with the banner, all
+        that was seen of the life read: the newest was taken for its copy and the older one's
+        lines were lost. The oldest written since the read is its copy; the others are later
+        lives, read whole. (The model let these lines go: a stopped follower's copy of a life
+        it read nothing of but the banner is found now, and checked.)"""
+        _replay(
+            "banner",
+            """
+            write_banner_alone()
+            poll(after_events=False)
+            stop()
+            append(count=2, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            append(count=2, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            append(count=1, long=False, leave_partial=False)
+            start()
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_compressed_copy_of_a_banner_only_life_is_named(self):
+        """The same attack with `compress` (no `delaycompress`): the copy of the life read
+        (banner alone) compressed while stopped, app.log grown past the banner again: nothing
+        at app.log looked changed and the `.gz` was never named."""
+        _replay(
+            "banner",
+            """
+            write_banner_alone()
+            poll(after_events=False)
+            stop()
+            append(count=2, long=False, leave_partial=False)
+            rotate_by_copytruncate(window=0)
+            append(count=1, long=False, leave_partial=False)
+            compress_rotated_file(pick=0)
+            start()
             poll(after_events=False)
             """,
         )

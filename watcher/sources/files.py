@@ -290,6 +290,9 @@ class FollowedFile:
         self.rotation_directories: list[str] = []
         self.rotations_listed_at: tuple[int, ...] | None = None
         self.fresh_rotations: list[str] = []
+        # Compressed ones among them looked at, with the offset and time of that look: each is
+        # unzipped once while the file stays as it was
+        self.compressed_judged: set[tuple[CompressedFile, int, int]] = set()
 
     def unchanged(self) -> bool:
         """It still holds the first and last bytes read, where they were."""
@@ -1726,7 +1729,7 @@ class FileSources:
         """``followed`` was truncated: read what we had not read from the copy rotation left.
         Returns the copy's name (None when no copy was found) and, without one, the name of
         a compressed copy of it (named if it holds what we had not read)."""
-        best = self._newest_copy(followed)
+        best, later = self._newest_copy(followed)
         if best is None:
             best = self._copy_in_hand_of(followed)
         if best is None:  # its copy may be gone from every name (compressed) and still open
@@ -1739,6 +1742,8 @@ class FileSources:
             rest = self._finish_from(followed, copy, fd, reader)
             if rest is not None and rest.more_pending:
                 reader.read(rest)  # a slice now: older than the generations found below
+        for path, fd in later:
+            self.follow_later_life(followed, path, fd, reader)
         # Generations rotation made since our last read, while we were away: a second
         # copy-truncate's copy; with no copy of what we read, those after its inode was taken by
         # a new file (rename rotation, the old file deleted or compressed) or after a
@@ -1757,13 +1762,38 @@ class FileSources:
         found = [name for of, name in named if of == followed.identity]
         return copy, None if copy is not None or not found else found[0]
 
-    def _newest_copy(self, followed: FollowedFile) -> tuple[int, str, int] | None:
+    def _newest_copy(
+        self, followed: FollowedFile
+    ) -> tuple[tuple[int, str, int] | None, list[tuple[str, int]]]:
         """(mtime_ns, path, fd) of the newest file named as a rotation of ``followed`` that
-        begins as it does; searched again when rotation renames them meanwhile."""
+        begins as it does, and the later lives that began alike (``_search_copies``);
+        searched again when rotation renames them meanwhile."""
         for _ in range(SEARCHES_WHILE_ROTATED):
             with contextlib.suppress(_RenamedWhileSearchedError):
                 return self._search_copies(followed)
-        return None
+        return None, []
+
+    def name_compressed_life(
+        self, followed: FollowedFile, compressed: str, fd: int, *, offset: int | None = None
+    ) -> None:
+        """A compressed copy of a life of ``followed``'s file, not read: of the life read up
+        to ``offset``, or (None) of a later life (``follow_later_life``)."""
+        self._warn_compressed(followed.path, compressed, fd, offset)
+
+    def follow_later_life(
+        self, followed: FollowedFile, path: str, fd: int, reader: _Reader
+    ) -> None:
+        """``path`` (``fd``, taken over) holds a later life of ``followed``'s file that began
+        as the life read did (a banner), copied by a later copy-truncate while we were away:
+        never read, so read whole, before the life at the path now, as a generation missed."""
+        info = os.fstat(fd)
+        identity = Identity(info.st_dev, info.st_ino)
+        if identity in self.files:
+            os.close(fd)
+            return
+        closed_at = min(self._closed_at(identity, fd) or 0, info.st_size)
+        checkpoint = _first_checkpoint(fd, identity, followed.path, closed_at, info.st_size)
+        self._follow_generation(fd, checkpoint, followed.source, path, reader)
 
     @staticmethod
     def _copy_places(followed: FollowedFile) -> Iterator[str]:
@@ -1777,28 +1807,49 @@ class FileSources:
                 if path not in seen and path != followed.former_path:
                     yield path
 
-    def _search_copies(self, followed: FollowedFile) -> tuple[int, str, int] | None:
+    def _search_copies(
+        self, followed: FollowedFile
+    ) -> tuple[tuple[int, str, int] | None, list[tuple[str, int]]]:
         """The newest copy; one that holds every last byte seen first: a life only grows, so
-        a shorter one made since is another life's copy that begins alike (in the making)."""
-        best: tuple[tuple[bool, int], str, int] | None = None  # ((holds all, mtime), path, fd)
+        a shorter one made since is another life's copy that begins alike (in the making).
+        Several written since the read that hold all seen (all that was seen is what lives
+        begin with, a banner): the copy of the life read is the oldest, and the others that
+        went on otherwise are later lives, returned opened (``_copy_and_later_lives``)."""
+        found: list[tuple[str, int]] = []
         try:
             for path in self._copy_places(followed):
                 fd = self._copy_candidate(path, followed)
-                if fd is None:
-                    continue
-                info = os.fstat(fd)
-                rank = (info.st_size >= followed.tail.end, info.st_mtime_ns)
-                if best is None or rank > best[0]:
-                    if best is not None:
-                        os.close(best[2])
-                    best = (rank, path, fd)
-                else:
-                    os.close(fd)
+                if fd is not None:
+                    found.append((path, fd))
         except _RenamedWhileSearchedError:
-            if best is not None:
-                os.close(best[2])
+            for _, fd in found:
+                os.close(fd)
             raise
-        return None if best is None else (best[0][1], best[1], best[2])
+        if not found:
+            return None, []
+
+        def rank(candidate: tuple[str, int]) -> tuple[bool, int]:
+            info = os.fstat(candidate[1])
+            return info.st_size >= followed.tail.end, info.st_mtime_ns
+
+        path, fd = max(found, key=rank)
+        later: list[tuple[str, int]] = []
+        fresh = [
+            (name, opened)
+            for name, opened in found
+            if rank((name, opened)) >= (True, followed.mtime_ns)
+        ]
+        if len(fresh) > 1:
+            (path, fd), later = _copy_and_later_lives(fresh)
+            later = [
+                (name, opened)
+                for name, opened in later
+                if not _holds_as_its_start(followed.fd, opened, os.fstat(opened).st_size)
+            ]  # (one the file at the path holds all of is its copy: read there)
+        for candidate in found:
+            if candidate != (path, fd) and candidate not in later:
+                os.close(candidate[1])
+        return (os.fstat(fd).st_mtime_ns, path, fd), later
 
     def _copy_in_hand_of(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         """The copy being opened when ``followed``'s truncation was seen, if it holds the life
@@ -1921,16 +1972,19 @@ class FileSources:
             return None
         return fd
 
-    def unfollowed_copies(self, followed: FollowedFile) -> list[tuple[str, int]]:
+    def unfollowed_copies(
+        self, followed: FollowedFile
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
         """Files under ``followed``'s rotated names that no pattern reaches, written since it
         was last read and beginning as the life it read: maybe its copy-truncate copy, made
         while we were away or stopped, which a look at the file itself cannot tell when its
         next life begins as this one did (a banner) and grew past where it was read. The names
         are listed again only when a directory they are in changed (a copy was created there);
         those written since the read are looked at again at each read (a copy in the making).
-        Returns (path, fd) pairs, opened: the caller closes them."""
+        Returns (path, fd) pairs, opened (the caller closes them): such files, and compressed
+        ones that hold what the file no longer holds (``_packed_holds_what_was_lost``)."""
         if followed.fingerprint.length == 0 or followed.left_paths_at is not None:
-            return []  # an empty life lost lines only if it changed before a read (seen
+            return [], []  # an empty life lost lines only if it changed before a read (seen
             # there); a file rotated away is not copy-truncated
         listed_at = tuple(_mtime_ns(d) for d in followed.rotation_directories)
         if followed.rotations_listed_at is None or listed_at != followed.rotations_listed_at:
@@ -1943,6 +1997,7 @@ class FileSources:
             ]  # (one a pattern reaches is followed: a copy there is told by its copy_of)
         fresh: list[str] = []
         copies: list[tuple[str, int]] = []
+        compressed: list[tuple[str, int]] = []
         for path in followed.fresh_rotations:
             try:
                 info = os.stat(path)
@@ -1953,6 +2008,10 @@ class FileSources:
                 continue  # last written before the file was last read: it holds nothing
                 # unread; or followed (its lines are its own, or it is a copy followed as one)
             fresh.append(path)
+            if path.endswith(COMPRESSED_SUFFIXES):
+                if (packed := self._compressed_copy(path, info, followed)) is not None:
+                    compressed.append((path, packed))
+                continue
             if not _written_between(info, followed):
                 continue  # written after the file last changed: no copy of it yet (in the making)
             try:
@@ -1964,7 +2023,31 @@ class FileSources:
             elif fd is not None:
                 os.close(fd)
         followed.fresh_rotations = fresh
-        return copies
+        return copies, compressed
+
+    def _compressed_copy(
+        self, path: str, info: os.stat_result, followed: FollowedFile
+    ) -> int | None:
+        """``path`` opened, if it is a compressed copy of the life ``followed`` read that
+        holds what the file no longer holds (``_packed_holds_what_was_lost``); looked at once
+        while both stay as they are."""
+        judged = (_compressed_file(info), followed.offset, followed.mtime_ns)
+        if (
+            judged in followed.compressed_judged
+            or info.st_size == 0  # logrotate is still writing it
+            or any(named == judged[0] for named, _ in self._named_compressed)
+        ):
+            return None  # (named already: a truncation seen found it, or a search)
+        followed.compressed_judged.add(judged)
+        fd = self._open(path)
+        if fd is None:
+            return None
+        if _compressed_file(os.fstat(fd)) != judged[0] or not _packed_holds_what_was_lost(
+            fd, followed
+        ):
+            os.close(fd)
+            return None
+        return fd
 
     def committed_offset(self, followed: FollowedFile) -> int:
         """How far ``followed`` was read as its saved checkpoint says (its offset in memory
@@ -2138,17 +2221,50 @@ class _Reader:
         in_hand = self._sources._copy_in_hand
         if in_hand is not None and in_hand[0] == original.identity:
             copies.append((in_hand[1], in_hand[2]))
-        unfollowed = self._sources.unfollowed_copies(original)
+        unfollowed, compressed = self._sources.unfollowed_copies(original)
         try:
-            if not copies + unfollowed or not original.unchanged():
+            if not copies + unfollowed + compressed or not original.unchanged():
                 return  # (changed: its truncation is seen by its own look)
-            for path, fd in copies + unfollowed:
-                if _holds_what_the_original_lost(fd, os.fstat(fd).st_size, original):
-                    self._take_over_from(original, path, fd)
-                    return
+            lost = [
+                (path, fd)
+                for path, fd in copies + unfollowed
+                if _holds_what_the_original_lost(fd, os.fstat(fd).st_size, original)
+            ]
+            # The oldest is the copy of the life read; the others are later lives (a second
+            # copy-truncate while we were away), read whole, or named when compressed.
+            lives = _copy_and_later_lives(lost) if lost else None
+            packed = sorted(compressed, key=lambda candidate: _age(*candidate))
+            later = [] if lives is None else [lives[0], *lives[1]]
+            if packed and (lives is None or _age(*packed[0]) < _age(*lives[0])):
+                self._compressed_took_over(original, *packed.pop(0))
+            elif lives is not None:
+                self._take_over_from(original, *later.pop(0))
+            for path, fd in later:  # (a copy a pattern reaches is taken over in its turn)
+                if (path, fd) in unfollowed:
+                    self._sources.follow_later_life(original, path, os.dup(fd), self)
+            for path, fd in packed:
+                self._sources.name_compressed_life(original, path, fd)
         finally:
-            for _, fd in unfollowed:
+            for _, fd in unfollowed + compressed:
                 os.close(fd)
+
+    def _compressed_took_over(self, original: FollowedFile, compressed: str, fd: int) -> None:
+        """As ``_take_over_from``, the copy compressed before we looked (copytruncate with
+        ``compress``): what ``original`` had not read is named, not read; the file is read on
+        from the same offset as a new life, under a new key."""
+        self._sources._log.info(
+            "source_truncated", path=original.path, offset=original.offset,
+            compressed=compressed,
+            detail="copy-truncate, seen by its compressed copy: the new content begins as the "
+            "old did up to where it was read (a banner); what it held after is named by "
+            "source_compressed_unread; the new content read on after the lines it shares",
+        )  # fmt: skip
+        self._sources.name_compressed_life(original, compressed, fd, offset=original.offset)
+        self._sources.remember_life(
+            original.identity, original.fingerprint, original.offset, tail=original.tail
+        )
+        original.file_key = _pending(original.file_key)
+        self.defer_save(original)
 
     def _take_over_from(self, original: FollowedFile, path: str, fd: int) -> None:
         """``original`` was truncated after its copy (``path``, ``fd``) was made and grew back
@@ -2522,6 +2638,25 @@ def _holds_what_the_original_lost(copy: int, size: int, original: FollowedFile) 
     return not _same_bytes_at(original.fd, copy, start, length)
 
 
+def _packed_holds_what_was_lost(fd: int, original: FollowedFile) -> bool:
+    """``fd``, a compressed file, begins as ``original``'s life read (its first bytes, its
+    last bytes seen as far as it holds them) and goes on past where it was read, beyond
+    ``original``'s end now or with other bytes than it holds where its last lines end: as
+    ``_holds_what_the_original_lost``, for a copy rotation compressed."""
+    size = _gzip_size(fd)
+    head = _gzip_head(fd, FINGERPRINT_BYTES)
+    if size is None or head is None or size <= original.offset:
+        return False
+    unzipped = _Unzipped(fd, size)
+    if not _fingerprint_of(original.fingerprint, head) or unzipped.holds(original.tail) is False:
+        return False
+    try:
+        original_size = os.fstat(original.fd).st_size
+    except OSError:
+        return False
+    return original_size < size or unzipped.tail().changed(original.fd, original_size)
+
+
 def _went_on_otherwise(copy: FollowedFile, size: int, original: FollowedFile) -> bool:
     """``copy`` (``size`` bytes), taken for a copy of ``original`` in the making, holds other
     bytes than ``original`` past where it was taken up (compared over a chunk): a copy only
@@ -2615,14 +2750,59 @@ def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
         return False
     try:
         info = os.fstat(live)
-        if not stat.S_ISREG(info.st_mode) or info.st_size < size:
-            return False
-        length = min(size, FINGERPRINT_BYTES)
-        return _same_first_bytes(live, fd, length) and not _ends_otherwise(live, fd, size)
+        return stat.S_ISREG(info.st_mode) and _holds_as_its_start(live, fd, size)
     except OSError:
         return False
     finally:
         os.close(live)
+
+
+def _holds_as_its_start(longer: int, fd: int, size: int) -> bool:
+    """``longer`` is no shorter than ``fd`` (``size`` bytes, not empty) and holds the same
+    first bytes and the same bytes where ``fd`` ends: ``fd`` is a copy of it, complete or in
+    the making, or ``longer`` a later copy of the same life."""
+    try:
+        if os.fstat(longer).st_size < size:
+            return False
+    except OSError:
+        return False
+    length = min(size, FINGERPRINT_BYTES)
+    return _same_first_bytes(longer, fd, length) and not _ends_otherwise(longer, fd, size)
+
+
+def _copy_and_later_lives(
+    candidates: list[tuple[str, int]],
+) -> tuple[tuple[str, int], list[tuple[str, int]]]:
+    """Of files (name, fd) written since a life was read that each hold all that was seen of
+    it: that life's copy, and the later lives among them. Rotation copies a life once it is
+    over, so the oldest is that life's copy, and a newer one that holds all of it is a later
+    copy of the same life (logrotate's ``copy``: it holds more). Any other began alike (a
+    banner) and went on otherwise: a later life, copied by a later copy-truncate while we
+    were away, never read. (A newer one that the copy holds all of is in the making: left to
+    the looks that follow.)"""
+    lives: list[tuple[str, int]] = []  # the newest copy of each life, the oldest life first
+    for path, fd in sorted(candidates, key=lambda candidate: _age(*candidate)):
+        size = os.fstat(fd).st_size
+        for n, (_, newest) in enumerate(lives):
+            if _holds_as_its_start(fd, newest, os.fstat(newest).st_size):
+                lives[n] = (path, fd)
+                break
+            if size > 0 and _holds_as_its_start(newest, fd, size):
+                break
+        else:
+            lives.append((path, fd))
+    return lives[0], lives[1:]
+
+
+def _age(path: str, fd: int) -> tuple[int, int, str]:
+    """Sorts files rotation made oldest first: by time, then (within the clock's resolution,
+    rotations in a row) by number (app.log.2 before app.log.1), then by name (dates)."""
+    name = os.path.basename(path)
+    for suffix in COMPRESSED_SUFFIXES:
+        name = name.removesuffix(suffix)
+    number = name.rpartition(".")[2]
+    numbered = number.isdigit() and len(number) < 8  # (not a date: app.log.20261129)
+    return (os.fstat(fd).st_mtime_ns, -int(number) if numbered else 0, path)
 
 
 def _known_life(saved: FileCheckpoint) -> tuple[Fingerprint, Tail]:
