@@ -2741,3 +2741,43 @@ class TestBannerOnlyReadThenCopyTruncate:
             assert sorted(self.named_compressed(h), key=str) == sorted(named, key=str)
         finally:
             h.close()
+
+    @pytest.mark.parametrize("closed", [True, False])
+    @pytest.mark.parametrize("stopped", [True, False])
+    def test_a_copy_in_an_inode_known_before_is_read(self, tmp_path, stopped, closed):
+        # The fourth way of the outside attack: copy-truncate's copy given the inode of a file
+        # read before (renamed away, read, maybe closed, deleted). Kept aside here, so it is.
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        (tmp_path / "aside").mkdir()
+        log = logs / "app.log"
+        before = [f"{DENIAL} before {n:03d}\n" for n in range(5)]
+        append(log, self.BANNER + "".join(before))
+        first = Harness(tmp_path, pattern="app.log")
+        first.poll()
+        log.rename(logs / "app.log.1")
+        append(log, self.BANNER)
+        first.poll()
+        if closed:
+            first.now += 10_000
+            first.poll()
+            assert "source_closed" in [e["event"] for e in first.log_events()]
+        known = tmp_path / "aside" / "known"
+        (logs / "app.log.1").rename(known)
+        first.poll()
+        if stopped:
+            first.close()
+        old = [f"{DENIAL} old {n:03d}\n" for n in range(5)]
+        append(log, "".join(old))
+        truncate(known)
+        append(known, log.read_text())
+        known.rename(logs / "app.log.1")
+        truncate(log)
+        new = [f"{DENIAL} new {n:03d}\n" for n in range(5)]
+        append(log, self.BANNER + "".join(new))
+        h = self.look_again(first, stopped=stopped)
+        try:
+            denials = self.denials(first, h) if stopped else self.denials(h)
+            assert sorted(self.texts(before + old + new)) == sorted(denials)
+        finally:
+            h.close()
