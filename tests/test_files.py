@@ -1765,6 +1765,40 @@ def test_history_beside_the_file_at_the_first_start_is_never_read_from_its_start
     assert sorted(lines) == sorted([f"L2 {DENIAL}"] + ([f"X1 {DENIAL}"] if late_write else []))
 
 
+def test_history_with_no_file_beside_it_at_the_first_start_is_history_too(tmp_path):
+    """app.log.1 and a compressed app.log.2.gz there at the very first start, app.log not
+    (rotated away, the next not written yet): rotated files all the same, remembered as read
+    to their end. Before, the compressed one was named as never read at each later search,
+    and the plain one, touched, read whole."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    history = logs / "app.log.1"
+    append(history, f"H0 {DENIAL}\nH1 {DENIAL}\n")
+    packed = logs / "app.log.2.gz"
+    packed.write_bytes(gzip.compress(f"H2 {DENIAL}\n".encode()))
+    for path in (history, packed):
+        os.utime(path, ns=(10**9, 10**9))  # long before the first start
+    first = Harness(tmp_path, start_at="end")
+    assert first.poll() == []
+    append(logs / "app.log", f"L1 {DENIAL}\n")
+    assert first.poll() == [f"L1 {DENIAL}"]
+    first.close()
+    later = time.time_ns() + 10**9  # after the last read, at any clock resolution
+    for path in (history, packed):  # made to look newer (a backup tool, say)
+        os.utime(path, ns=(later, later))
+    packed.rename(logs / "app.log.3.gz")
+    history.rename(logs / "app.log.2")
+    shutil.copyfile(logs / "app.log", history)  # copytruncate
+    truncate(logs / "app.log")
+    append(logs / "app.log", f"L2 {DENIAL}\n")
+    start = Harness(tmp_path, start_at="end")
+    try:
+        assert start.poll() + start.poll() == [f"L2 {DENIAL}"]
+        assert [e for e in start.log_events() if e["event"] == "source_compressed_unread"] == []
+    finally:
+        start.close()
+
+
 def _touched_then_copy_truncated_while_stopped(root: Path, history: Path) -> list[str]:
     """While stopped, ``history`` (app.log.1) made to look newer than the last read, then
     logrotate's copytruncate (history renamed on to app.log.2, app.log copied to app.log.1

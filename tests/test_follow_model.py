@@ -3160,3 +3160,56 @@ class TestFoundByHypothesis:
             poll(after_events=False)
             """,
         )
+
+    def test_history_with_no_live_file_at_the_first_start_is_no_copy_of_a_later_life(self):
+        """Found by an explore run of the banner layout, on the first version of the search
+        for compressed copies above: app.log.1 there at the very first start with no app.log
+        (not remembered as history then), touched, later compressed; a new app.log, taken for
+        the copy of a gone life that knew only the banner, read from 0: the `.gz`, fresh and
+        longer, begins with the banner too, and was named as holding what that life lost.
+        Rotated files with no live file beside them at the very first start are history now,
+        and a compressed file that holds a life read to its end is no such copy."""
+        _replay(
+            "banner",
+            """
+            start_first(history=1, live=False)
+            stop()
+            start()
+            write_banner_alone()
+            crash()
+            delete_live_file()
+            start()
+            crash()
+            touch_rotated_file(pick=0)
+            append(count=1, long=False, leave_partial=True)
+            start()
+            compress_rotated_file(pick=0)
+            crash()
+            """,
+        )
+
+    def test_a_renamed_life_taken_for_a_copy_in_the_making_is_not_the_truncated_ones(self):
+        """Found by an explore run of the banner layout under `app.log*` (on the code before
+        this session's too): app.log holding the banner alone renamed to app.log.1 (`create`)
+        while a poll stood between its listing and its opens; beside the new app.log (the
+        banner and a line), it was taken for that file's copy in the making. app.log emptied
+        and written anew, a late writer's line in app.log.1, then copy-truncate: the search for
+        the lost life's copy, finding none under its names, took the file followed as its copy
+        (held open, a copy compressed away since, say) though it held other lines where that
+        life's last ones end, and read it on past them: the late line lost (or, compressed
+        after it, not named). A file followed as a copy is that life's only if it may hold its
+        last lines."""
+        for compressed in (False, True):
+            _replay(
+                "banner_in_glob",
+                f"""
+                append(count=1, long=False, leave_partial=False)
+                delete_live_file()
+                write_banner_alone()
+                poll_stalled_while_rotated(at_clock=0, count=1, rotation='rename')
+                truncate_and_rewrite(count=1)
+                writer_appends_to_renamed_file(count=1)
+                {"compress_rotated_file(pick=0)" if compressed else ""}
+                poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
+                """,
+            )

@@ -290,9 +290,9 @@ class FollowedFile:
         self.rotation_directories: list[str] = []
         self.rotations_listed_at: tuple[int, ...] | None = None
         self.fresh_rotations: list[str] = []
-        # Compressed ones among them looked at, with the offset and time of that look: each is
-        # unzipped once while the file stays as it was
-        self.compressed_judged: set[tuple[CompressedFile, int, int]] = set()
+        # Compressed ones among them looked at, with the offset and time of the file then: each
+        # is unzipped once while both stay as they were
+        self.compressed_judged: dict[CompressedFile, tuple[int, int]] = {}
 
     def unchanged(self) -> bool:
         """It still holds the first and last bytes read, where they were."""
@@ -1182,7 +1182,8 @@ class FileSources:
         reaches are history: each is remembered as a file read to its end, as if followed and
         closed, so that a later search for missed generations never reads one from its start
         once a late writer or ``touch`` makes it look newer (only what is added is read)."""
-        for path, source in reachable.values():
+        live_paths = [*reachable.values(), *self._live_paths_absent(reachable)]
+        for path, source in live_paths:
             if _rotation_stem(os.path.basename(path)) != os.path.basename(path):
                 continue
             for candidate in _rotation_candidates(path, source):
@@ -1220,6 +1221,42 @@ class FileSources:
             with contextlib.suppress(sqlite3.Error):  # else with the next save_checkpoints
                 self._store.keep_read(history, keep_at_most=MAX_RETIRED)
                 self._lives_unsaved = [life for life in self._lives_unsaved if not life.history]
+
+    def _live_paths_absent(
+        self, reachable: dict[Identity, tuple[str, FileSource]]
+    ) -> list[tuple[str, FileSource]]:
+        """Paths the patterns would reach that no file is at, whose rotated files are there
+        (beside them, or in ``rotated_paths``): app.log rotated away, the next not written yet.
+        Their rotated files are history all the same. (Not under a ``**`` pattern.)"""
+        present = {path for path, _ in reachable.values()}
+        absent: dict[str, FileSource] = {}
+        for source in self._sources:
+            for given in source.paths:
+                pattern = os.path.abspath(given)
+                if "**" in pattern:
+                    continue
+                rotated = [
+                    name
+                    for directory in glob.glob(os.path.dirname(pattern))
+                    for name in _listed(directory)
+                ]
+                rotated += [
+                    os.path.basename(path)
+                    for rotated_pattern in source.rotated_paths
+                    for path in glob.glob(rotated_pattern)
+                ]
+                for directory in glob.glob(os.path.dirname(pattern)):
+                    for name in rotated:
+                        live = os.path.join(directory, _rotation_stem(name))
+                        if (
+                            _rotation_stem(name) != name
+                            and live not in present
+                            and _pattern_matches(pattern, live)
+                            and not _excluded(live, source)
+                            and not os.path.lexists(live)
+                        ):
+                            absent.setdefault(live, source)
+        return list(absent.items())
 
     def _remember_compressed_history(self, identity: Identity, fd: int) -> None:
         """A compressed rotated file at the very first start is history too, by what it
@@ -1733,7 +1770,12 @@ class FileSources:
         if best is None:
             best = self._copy_in_hand_of(followed)
         if best is None:  # its copy may be gone from every name (compressed) and still open
-            copies = [f for f in self.files.values() if f.copy_of == followed.identity]
+            copies = [
+                f
+                for f in self.files.values()
+                if f.copy_of == followed.identity
+                and _may_hold_life(f.fd, f.size(), followed.tail, followed.offset)
+            ]  # (not one written since with other lines: a rotated life that began alike)
             if copies:
                 best = (0, copies[-1].path, os.dup(copies[-1].fd))
         copy = None
@@ -1998,6 +2040,7 @@ class FileSources:
         fresh: list[str] = []
         copies: list[tuple[str, int]] = []
         compressed: list[tuple[str, int]] = []
+        listed_packed: set[CompressedFile] = set()
         for path in followed.fresh_rotations:
             try:
                 info = os.stat(path)
@@ -2009,6 +2052,7 @@ class FileSources:
                 # unread; or followed (its lines are its own, or it is a copy followed as one)
             fresh.append(path)
             if path.endswith(COMPRESSED_SUFFIXES):
+                listed_packed.add(_compressed_file(info))
                 if (packed := self._compressed_copy(path, info, followed)) is not None:
                     compressed.append((path, packed))
                 continue
@@ -2023,6 +2067,11 @@ class FileSources:
             elif fd is not None:
                 os.close(fd)
         followed.fresh_rotations = fresh
+        followed.compressed_judged = {  # (of those still there as they were)
+            packed: read
+            for packed, read in followed.compressed_judged.items()
+            if packed in listed_packed
+        }
         return copies, compressed
 
     def _compressed_copy(
@@ -2031,23 +2080,39 @@ class FileSources:
         """``path`` opened, if it is a compressed copy of the life ``followed`` read that
         holds what the file no longer holds (``_packed_holds_what_was_lost``); looked at once
         while both stay as they are."""
-        judged = (_compressed_file(info), followed.offset, followed.mtime_ns)
+        packed, read = _compressed_file(info), (followed.offset, followed.mtime_ns)
         if (
-            judged in followed.compressed_judged
+            followed.compressed_judged.get(packed) == read
             or info.st_size == 0  # logrotate is still writing it
-            or any(named == judged[0] for named, _ in self._named_compressed)
+            or any(named == packed for named, _ in self._named_compressed)
         ):
             return None  # (named already: a truncation seen found it, or a search)
-        followed.compressed_judged.add(judged)
+        followed.compressed_judged[packed] = read
         fd = self._open(path)
         if fd is None:
             return None
-        if _compressed_file(os.fstat(fd)) != judged[0] or not _packed_holds_what_was_lost(
-            fd, followed
+        if (
+            _compressed_file(os.fstat(fd)) != packed
+            or not _packed_holds_what_was_lost(fd, followed)
+            or self._read_to_its_end(fd)
         ):
             os.close(fd)
             return None
         return fd
+
+    def _read_to_its_end(self, compressed: int) -> bool:
+        """``compressed`` holds a life read to its end before (a file closed, or history): no
+        copy of a life that lost lines, though it begins alike (a banner)."""
+        size = _gzip_size(compressed)
+        head = _gzip_head(compressed, FINGERPRINT_BYTES)
+        if size is None or not head:
+            return False
+        unzipped = _Unzipped(compressed, size)
+
+        def holds(tail: Tail, read: int) -> bool:
+            return _may_hold(unzipped.holds(tail), tail, size, read)
+
+        return any(read >= size for read in self._past_reads(head, history=True, holds=holds))
 
     def committed_offset(self, followed: FollowedFile) -> int:
         """How far ``followed`` was read as its saved checkpoint says (its offset in memory
@@ -2235,7 +2300,7 @@ class _Reader:
             lives = _copy_and_later_lives(lost) if lost else None
             packed = sorted(compressed, key=lambda candidate: _age(*candidate))
             later = [] if lives is None else [lives[0], *lives[1]]
-            if packed and (lives is None or _age(*packed[0]) < _age(*lives[0])):
+            if packed and (not lost or _age(*packed[0]) < min(_age(*c) for c in lost)):
                 self._compressed_took_over(original, *packed.pop(0))
             elif lives is not None:
                 self._take_over_from(original, *later.pop(0))
@@ -3212,6 +3277,13 @@ def _dated_keeping_extension(rotated: str, name: str) -> bool:
     """``rotated`` is ``name`` dated before its extension (logrotate's ``dateext`` with
     ``extension .log``: app.log -> app-20261129.log, maybe compressed)."""
     return name in _dated_originals(rotated)
+
+
+def _listed(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
 
 
 def _rotation_stem(name: str) -> str:
