@@ -1424,6 +1424,46 @@ def test_a_copy_read_before_a_stop_keeps_its_read_end_when_the_next_copy_takes_i
         second.close()
 
 
+def test_a_compressed_file_named_is_not_named_again_under_its_next_name(tmp_path):
+    """A `.gz` named (the lines after `offset` are only there), then, while the watcher was
+    stopped, renamed by the next rotation (app.log.1.gz to app.log.2.gz), unchanged: the
+    next start said it again. What was named is kept in the state database."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    append(log, f"L0 {DENIAL}\n")
+    first = Harness(tmp_path, pattern="app.log")
+    assert first.poll() == [f"L0 {DENIAL}"]
+    first.close()
+
+    def named(h: Harness) -> list[tuple[str, int]]:
+        return [
+            (os.path.basename(e["compressed"]), e["offset"])
+            for e in h.log_events()
+            if e["event"] == "source_compressed_unread"
+        ]
+
+    append(log, f"L1 {DENIAL}\n")
+    log.rename(logs / "app.log.1")
+    packed = logs / "app.log.1.gz"
+    packed.write_bytes(gzip.compress((logs / "app.log.1").read_bytes()))
+    (logs / "app.log.1").unlink()
+    append(log, f"L2 {DENIAL}\n")
+    second = Harness(tmp_path, pattern="app.log")
+    assert second.poll() + second.poll() == [f"L2 {DENIAL}"]
+    assert named(second) == [("app.log.1.gz", len(f"L0 {DENIAL}\n"))]
+    second.close()
+    packed.rename(logs / "app.log.2.gz")
+    log.rename(logs / "app.log.1")
+    append(log, f"L3 {DENIAL}\n")
+    third = Harness(tmp_path, pattern="app.log")
+    try:
+        assert third.poll() + third.poll() == [f"L3 {DENIAL}"]
+        assert named(third) == []
+    finally:
+        third.close()
+
+
 def test_a_compressed_copy_on_an_inode_a_gone_file_had_is_named(tmp_path):
     """An outside tester (olddir, copytruncate, compress; SIGTERM or kill -9 mid-rotation):
     after the restart, the truncation was a warning that no copy was found, though its copy

@@ -156,6 +156,15 @@ CREATE TABLE IF NOT EXISTS s3_done_keys (
     done_at REAL NOT NULL,
     PRIMARY KEY (bucket, trail_prefix, key)
 );
+CREATE TABLE IF NOT EXISTS compressed_named (
+    device INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    named_at REAL NOT NULL,
+    PRIMARY KEY (device, inode, size, mtime_ns, offset)
+);
 CREATE TABLE IF NOT EXISTS cloudwatch_logs_positions (
     account TEXT NOT NULL,
     log_group TEXT NOT NULL,
@@ -333,6 +342,10 @@ class StateStore:
             if not had_milestones:
                 _migrate_first_look(connection)
             connection.execute("PRAGMA quick_check").fetchone()
+            # What opening wrote (the schema, on a new database) is in the database now, and the
+            # log empty: a state disk that fills later is seen by the next commits, not hidden
+            # until the log has used the room it was given here.
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
             connection.close()
             raise
@@ -432,6 +445,33 @@ class StateStore:
                 " FROM retired_files ORDER BY retired_at"
             ).fetchall()
         return [RetiredFile(d, i, f, b, n, bool(h), tail) for d, i, f, b, n, h, tail in rows]
+
+    def compressed_named(self) -> list[tuple[tuple[int, int, int, int], int | None]]:
+        """The compressed files named ``source_compressed_unread`` (device, inode, size,
+        mtime), each with the offset it was named with (None: a generation never read)."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT device, inode, size, mtime_ns, offset FROM compressed_named"
+                " ORDER BY named_at"
+            ).fetchall()
+        return [((d, i, n, m), None if offset < 0 else offset) for d, i, n, m, offset in rows]
+
+    def remember_compressed_named(
+        self, compressed: tuple[int, int, int, int], offset: int | None, keep_at_most: int
+    ) -> None:
+        """A compressed file named: not named again, same offset, after a restart finds it
+        under the name rotation gave it meanwhile. The ``keep_at_most`` latest are kept."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO compressed_named"
+                " (device, inode, size, mtime_ns, offset, named_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (*compressed, -1 if offset is None else offset, time.time()),
+            )
+            connection.execute(
+                "DELETE FROM compressed_named WHERE rowid NOT IN"
+                " (SELECT rowid FROM compressed_named ORDER BY named_at DESC LIMIT ?)",
+                (keep_at_most,),
+            )
 
     def files_first_look_due(self) -> bool:
         """Whether the very first look at the files is still to come: the database is new, or

@@ -380,8 +380,12 @@ class FileSources:
         # Checkpoints of gone files: at a save, each gives way to a record of how far its file
         # was read (a compressed copy of it, found later, is named only for what is after)
         self._gone_rows: dict[Identity, FileCheckpoint] = {}
-        # compressed files named: (device, inode, offset read or None), in order
+        # compressed files named: (device, inode, offset read or None), in order; and those
+        # named by the runs before (not named again, though found under another name)
         self._named_compressed: dict[tuple[CompressedFile, int | None], None] = {}
+        self._named_before: set[tuple[CompressedFile, int | None]] = set()
+        with contextlib.suppress(sqlite3.Error):
+            self._named_before = set(store.compressed_named())
         self._compressed_seen: dict[CompressedFile, None] = {}  # looked at once
         # During a truncated file's search for its copy: compressed files that begin as a file
         # followed (its identity, their name)
@@ -1512,6 +1516,10 @@ class FileSources:
         if named in self._named_compressed:
             return  # found again in the same run (the copy left, then its original's truncation)
         _remember(self._named_compressed, named, None)
+        if named in self._named_before:
+            return  # by a run before, maybe under another name (renamed by rotation since)
+        with contextlib.suppress(sqlite3.Error):
+            self._store.remember_compressed_named(*named, keep_at_most=MAX_RETIRED)
         if skipped:
             self._log.warning(
                 "source_skipped", path=compressed, reason="compressed; rotated files are not read"
