@@ -1464,6 +1464,28 @@ def test_a_compressed_file_named_is_not_named_again_under_its_next_name(tmp_path
         third.close()
 
 
+def test_a_rotated_file_logrotate_renamed_to_a_backup_name_is_found(tmp_path):
+    """An outside attack (compress turned on between two runs of logrotate): logrotate found
+    the uncompressed app.log.1 in its way and renamed it to app.log.1-<YYYYMMDDHH>.backup:
+    the file read, with lines not read yet, under no rotated name: lost without a word."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    append(log, f"L0 {DENIAL}\n")
+    first = Harness(tmp_path, pattern="app.log")
+    assert first.poll() == [f"L0 {DENIAL}"]
+    first.close()
+    append(log, f"L1 {DENIAL}\n")
+    log.rename(logs / "app.log.1")
+    (logs / "app.log.1").rename(logs / "app.log.1-2026120123.backup")
+    append(log, f"L2 {DENIAL}\n")
+    h = Harness(tmp_path, pattern="app.log")
+    try:
+        assert h.poll() + h.poll() == [f"L1 {DENIAL}", f"L2 {DENIAL}"]
+    finally:
+        h.close()
+
+
 def test_a_compressed_copy_on_an_inode_a_gone_file_had_is_named(tmp_path):
     """An outside tester (olddir, copytruncate, compress; SIGTERM or kill -9 mid-rotation):
     after the restart, the truncation was a warning that no copy was found, though its copy
@@ -2853,5 +2875,42 @@ class TestBannerOnlyReadThenCopyTruncate:
         try:
             denials = self.denials(first, h) if stopped else self.denials(h)
             assert sorted(self.texts(before + old + new)) == sorted(denials)
+        finally:
+            h.close()
+
+    @pytest.mark.parametrize("rotations", [1, 2, 3])
+    @pytest.mark.parametrize("banner", [True, False])
+    def test_older_lives_alike_line_for_line_renamed_away_are_read(
+        self, tmp_path, banner, rotations
+    ):
+        # An outside attack: lives alike line for line (the same denial at every run, no time
+        # in it), `create` while stopped. The life read, renamed to app.log.1, held what the
+        # new app.log holds, byte for byte: taken for its copy (made in the inode freed by the
+        # file read, deleted), its line was lost; and each later one, renamed on, was taken for
+        # a copy of the life read. A copy is written after all it copies, so one as long as
+        # app.log and written a second or more before it is none; and a copy is rotated on
+        # with the file it copies, so one under a newer name than that file is none of it.
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        log = logs / "app.log"
+        start = self.BANNER if banner else ""
+        log.write_text(start)
+        first = Harness(tmp_path, pattern="app.log")
+        first.poll()
+        first.close()
+        line = f"{DENIAL} the same at every run\n"
+        append(log, line)
+        at = time.time_ns() + 2 * 10**9  # each life written two seconds after the one before
+        for n in range(rotations):
+            os.utime(log, ns=(at, at))
+            at += 2 * 10**9
+            for older in range(n, 0, -1):
+                (logs / f"app.log.{older}").rename(logs / f"app.log.{older + 1}")
+            log.rename(logs / "app.log.1")
+            append(log, start + line)
+        os.utime(log, ns=(at, at))
+        h = self.look_again(first, stopped=True)
+        try:
+            assert self.denials(h) == self.texts([line] * (rotations + 1))
         finally:
             h.close()

@@ -3213,3 +3213,34 @@ class TestFoundByHypothesis:
                 poll_stalled_while_rotated(at_clock=0, count=1, rotation='copytruncate')
                 """,
             )
+
+    def test_a_copy_in_the_making_at_the_very_first_look_is_no_history(self):
+        """Found by an explore run of `plain` (on the code before this session's too): at the
+        very first look, copy-truncate was copying app.log (36 of its 92 bytes, cut inside
+        its line) beside it; remembered as history, read to its end there, the finished copy
+        was later found as a missed generation written since and read on from byte 36: a
+        line handed on from its middle. A rotated file that the live file begins with is its
+        copy, not history."""
+        _replay(
+            "plain",
+            """
+            start_first(history=1, live=False)
+            append(count=1, long=False, leave_partial=False)
+            begin_copytruncate(percent=40)
+            crash()
+            start()
+            crash()
+            finish_copytruncate(window=0)
+            start()
+            truncate_and_rewrite(count=1)
+            crash()
+            start()
+            crash()
+            rotate_by_copytruncate(window=0)
+            start()
+            crash()
+            start()
+            touch_rotated_file(pick=1)
+            crash()
+            """,
+        )

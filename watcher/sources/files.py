@@ -97,7 +97,9 @@ SEARCHES_WHILE_ROTATED = 3  # a search whose files rotation renamed meanwhile is
 DATE_DIGITS = 8  # a date rotation puts before the extension: a day at least
 _COMPRESSION = r"(?:\.(?:gz|bz2|xz|zst|zstd|lz4|lzo|Z|zip))?"
 _DATE = r"[.-]\d{4}[\dTZ_.-]*?"
-_ROTATION_SUFFIX_RE = re.compile(rf"^(.+?)(?:(?:\.\d+|{_DATE}){_COMPRESSION})?$")
+# logrotate renames a rotated file in its way to ``<name>-<YYYYMMDDHH>.backup``
+_BACKUP = r"(?:-\d{10}\.backup)?"
+_ROTATION_SUFFIX_RE = re.compile(rf"^(.+?)(?:(?:\.\d+|{_DATE}){_COMPRESSION}{_BACKUP})?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1211,7 +1213,10 @@ class FileSources:
                         continue
                     if _compressed(candidate, fd):
                         self._remember_compressed_history(rotated, fd)
-                    else:
+                    elif not _starts_the_file_at(path, fd, os.fstat(fd).st_size):
+                        # (one the live file begins with is its copy, maybe in the making
+                        # (copy-truncate under way): known as one by its first bytes, not
+                        # history, which a late writer's lines would be read on from)
                         size = os.fstat(fd).st_size
                         fingerprint = Fingerprint.of(fd, min(size, FINGERPRINT_BYTES))
                         tail = Tail.at(fd, size)
@@ -1403,7 +1408,7 @@ class FileSources:
             size = os.fstat(fd).st_size
             if (
                 size == 0
-                or self._copy_of_file_at(path, fd, size, gone, followed_before)
+                or self._copy_of_file_at(path, fd, size, gone, followed_before, at=candidate)
                 or (
                     (again or _saved_empty(former, identity))
                     and self._starts_as_a_file_read(fd, size, followed_before)
@@ -1549,11 +1554,13 @@ class FileSources:
         size: int,
         gone: dict[Identity, FileCheckpoint],
         followed_before: set[Identity],
+        *,
+        at: str,
     ) -> bool:
-        """Whether ``fd`` has the first bytes of the file now at ``path`` (or at the live name
-        ``path`` is a rotation of) as we know it (followed, or saved), or as it is: a copy
-        copy-truncate made of that file, or is still making (one shorter than any
-        fingerprint), not a generation of its own."""
+        """Whether ``fd`` (at ``at``) has the first bytes of the file now at ``path``
+        (or at the live name ``path`` is a rotation of) as we know it (followed, or saved), or
+        as it is: a copy copy-truncate made of that file, or is still making (one shorter than
+        any fingerprint), not a generation of its own."""
         directory, name = os.path.split(path)
         places = {path, os.path.join(directory, _rotation_stem(name))}
         known = [
@@ -1586,9 +1593,26 @@ class FileSources:
             0 < head.length <= size and head.matches(fd) and _may_hold_life(fd, size, tail, read)
             for identity, (head, tail, read) in known
             if not self._unread_and_gone_past(identity, fd, size)
+            and not self._rotated_away_before(identity, at)
         ):
             return True
         return any(_starts_the_file_at(place, fd, size) for place in places)
+
+    def _rotated_away_before(self, identity: Identity, candidate: str) -> bool:
+        """The file ``identity`` is followed under a rotated name older than ``candidate``'s
+        (app.log.2 against app.log.1): it had left the live path when ``candidate`` got its
+        name. A copy of a life is made while its file is at the live path and rotated on
+        with it since, so it is always under an older name than that file: ``candidate`` is
+        a later life (lives alike line for line: the same denial at every run)."""
+        followed = self.files.get(identity)
+        other = _rotation_number(candidate)
+        if followed is None or other is None:
+            return False
+        for name in _rotation_candidates(candidate, followed.source):
+            own = _rotation_number(name)
+            if own is not None and own > other and _identity_at(name) == identity:
+                return os.path.dirname(name) == os.path.dirname(candidate)
+        return False
 
     def _continue(
         self,
@@ -2823,11 +2847,25 @@ def _starts_the_file_at(path: str, fd: int, size: int) -> bool:
         return False
     try:
         info = os.fstat(live)
-        return stat.S_ISREG(info.st_mode) and _holds_as_its_start(live, fd, size)
+        return (
+            stat.S_ISREG(info.st_mode)
+            and _holds_as_its_start(live, fd, size)
+            and not _written_before_all_of(info, fd, size)
+        )
     except OSError:
         return False
     finally:
         os.close(live)
+
+
+def _written_before_all_of(live: os.stat_result, fd: int, size: int) -> bool:
+    """``fd`` (``size`` bytes, as long as the file ``live`` describes) was last written
+    before that file was (by more than the clocks' spread: one file's time may come from the
+    kernel's coarse clock, the other's from its fine one): no copy of it, which is written
+    after all it copies, but an older life that ended as the file now does (lives alike line
+    for line: a denial written at every run, with no time in it)."""
+    info = os.fstat(fd)
+    return live.st_size == size and info.st_mtime_ns + MTIME_LAG_NS < live.st_mtime_ns
 
 
 def _holds_as_its_start(longer: int, fd: int, size: int) -> bool:
@@ -2870,12 +2908,25 @@ def _copy_and_later_lives(
 def _age(path: str, fd: int) -> tuple[int, int, str]:
     """Sorts files rotation made oldest first: by time, then (within the clock's resolution,
     rotations in a row) by number (app.log.2 before app.log.1), then by name (dates)."""
+    return (os.fstat(fd).st_mtime_ns, -(_rotation_number(path) or 0), path)
+
+
+def _identity_at(path: str) -> Identity | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return Identity(info.st_dev, info.st_ino)
+
+
+def _rotation_number(path: str) -> int | None:
+    """N of a name rotation numbered (app.log.N, maybe compressed); None for any other."""
     name = os.path.basename(path)
     for suffix in COMPRESSED_SUFFIXES:
         name = name.removesuffix(suffix)
-    number = name.rpartition(".")[2]
-    numbered = number.isdigit() and len(number) < 8  # (not a date: app.log.20261129)
-    return (os.fstat(fd).st_mtime_ns, -int(number) if numbered else 0, path)
+    stem, _, number = name.rpartition(".")
+    numbered = bool(stem) and number.isdigit() and len(number) < 8  # (not app.log.20261129)
+    return int(number) if numbered else None
 
 
 def _known_life(saved: FileCheckpoint) -> tuple[Fingerprint, Tail]:
