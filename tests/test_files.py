@@ -1424,10 +1424,8 @@ def test_a_copy_read_before_a_stop_keeps_its_read_end_when_the_next_copy_takes_i
         second.close()
 
 
-def test_a_compressed_file_named_is_not_named_again_under_its_next_name(tmp_path):
-    """A `.gz` named (the lines after `offset` are only there), then, while the watcher was
-    stopped, renamed by the next rotation (app.log.1.gz to app.log.2.gz), unchanged: the
-    next start said it again. What was named is kept in the state database."""
+def _read_l0_then_stopped(tmp_path: Path) -> tuple[Path, Path]:
+    """app.log with one line, read by a watcher since stopped: (the log directory, app.log)."""
     logs = tmp_path / "logs"
     logs.mkdir()
     log = logs / "app.log"
@@ -1435,6 +1433,14 @@ def test_a_compressed_file_named_is_not_named_again_under_its_next_name(tmp_path
     first = Harness(tmp_path, pattern="app.log")
     assert first.poll() == [f"L0 {DENIAL}"]
     first.close()
+    return logs, log
+
+
+def test_a_compressed_file_named_is_not_named_again_under_its_next_name(tmp_path):
+    """A `.gz` named (the lines after `offset` are only there), then, while the watcher was
+    stopped, renamed by the next rotation (app.log.1.gz to app.log.2.gz), unchanged: the
+    next start said it again. What was named is kept in the state database."""
+    logs, log = _read_l0_then_stopped(tmp_path)
 
     def named(h: Harness) -> list[tuple[str, int]]:
         return [
@@ -1468,13 +1474,7 @@ def test_a_rotated_file_logrotate_renamed_to_a_backup_name_is_found(tmp_path):
     """An outside attack (compress turned on between two runs of logrotate): logrotate found
     the uncompressed app.log.1 in its way and renamed it to app.log.1-<YYYYMMDDHH>.backup:
     the file read, with lines not read yet, under no rotated name: lost without a word."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    log = logs / "app.log"
-    append(log, f"L0 {DENIAL}\n")
-    first = Harness(tmp_path, pattern="app.log")
-    assert first.poll() == [f"L0 {DENIAL}"]
-    first.close()
+    logs, log = _read_l0_then_stopped(tmp_path)
     append(log, f"L1 {DENIAL}\n")
     log.rename(logs / "app.log.1")
     (logs / "app.log.1").rename(logs / "app.log.1-2026120123.backup")
