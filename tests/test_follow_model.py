@@ -3244,3 +3244,32 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_a_touched_file_read_to_its_end_is_no_copy_of_a_banner_only_life(self):
+        """Found by an explore run of `banner_in_glob` on this session's first version of the
+        search for several copies (oldest first): a rotated file read to its end (the banner
+        and two lines), touched, then app.log (the banner alone, offset 0) copy-truncated: both
+        hold all that was seen of app.log's life (the banner) and were written since its read,
+        and the touched one, older than the copy, was taken for its copy and read again from 0
+        under app.log's key (new ids). A file whose own checkpoint still tells it is none."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=False)
+            crash()
+            start()
+            crash()
+            start()
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            crash()
+            start()
+            crash()
+            start()
+            write_banner_alone()
+            crash()
+            start()
+            touch_rotated_file(pick=0)
+            rotate_by_copytruncate(window=0)
+            crash()
+            """,
+        )

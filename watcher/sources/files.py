@@ -1912,7 +1912,8 @@ class FileSources:
             (name, opened)
             for name, opened in found
             if rank((name, opened)) >= (True, followed.mtime_ns)
-        ]
+            and not self._known_as_itself(opened)
+        ]  # (one with a checkpoint of its own that still tells it is no later life: touched)
         if len(fresh) > 1:
             (path, fd), later = _copy_and_later_lives(fresh)
             later = [
@@ -1924,6 +1925,20 @@ class FileSources:
             if candidate != (path, fd) and candidate not in later:
                 os.close(candidate[1])
         return (os.fstat(fd).st_mtime_ns, path, fd), later
+
+    def _known_as_itself(self, fd: int) -> bool:
+        """``fd`` is a file we followed (or follow) under a checkpoint of its own that still
+        describes it (its first bytes, its last bytes seen): its lines are its own."""
+        info = os.fstat(fd)
+        try:
+            saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
+        except sqlite3.Error:
+            return False
+        return (
+            saved is not None
+            and saved.fingerprint_bytes > 0
+            and _still_the_same(fd, saved, info.st_size)
+        )
 
     def _copy_in_hand_of(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         """The copy being opened when ``followed``'s truncation was seen, if it holds the life
