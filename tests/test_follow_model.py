@@ -3273,3 +3273,37 @@ class TestFoundByHypothesis:
             crash()
             """,
         )
+
+    def test_a_copy_of_an_older_life_takes_nothing_over_from_a_life_seen_empty(self):
+        """Found by an explore run of `banner_in_glob` (on the code before this session's
+        too): a banner-only copy of an older life, still followed as a copy of app.log; in one
+        poll, app.log's copy-truncate seen (its rest read from its copy, app.log now empty),
+        then that old copy, longer than the empty file, taken for a copy of what the empty
+        life lost: the take-over saved app.log's row at once (offset 0) while the first copy's
+        checkpoint waited for the commit, and after a crash that copy was read again from 0
+        under a new key (new ids; with a rename and a compression after it, its `.gz` named
+        as holding a line unread). A life seen empty lost lines only if it changed before a
+        read, which that read sees: no copy takes it over."""
+        for rest in (
+            "crash()",
+            "rotate_by_rename(create_new=False)\ncompress_rotated_file(pick=1)\ncrash()",
+        ):
+            _replay(
+                "banner_in_glob",
+                """
+                start_first(history=1, live=False)
+                crash()
+                write_banner_alone()
+                begin_copytruncate(percent=0)
+                start()
+                crash()
+                start()
+                finish_copytruncate(window=0)
+                poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+                begin_copytruncate(percent=0)
+                finish_copytruncate(window=0)
+                crash()
+                start()
+                """
+                + rest,
+            )

@@ -2274,7 +2274,9 @@ class _Reader:
         lines; once the original's truncation handed it over, True: read it on here."""
         original = self._sources.files.get(copy_of)
         if original is not None and original.unchanged():
-            if _holds_what_the_original_lost(followed.fd, size, original):
+            if original.fingerprint.length and _holds_what_the_original_lost(
+                followed.fd, size, original
+            ):  # (a life seen empty lost lines only if it changed before a read: seen there)
                 self._take_over_from(original, followed.path, followed.fd)
                 return followed.copy_of is None
             if not _went_on_otherwise(followed, size, original):
@@ -2335,8 +2337,13 @@ class _Reader:
             copies.append((in_hand[1], in_hand[2]))
         unfollowed, compressed = self._sources.unfollowed_copies(original)
         try:
-            if not copies + unfollowed + compressed or not original.unchanged():
-                return  # (changed: its truncation is seen by its own look)
+            if (
+                not copies + unfollowed + compressed
+                or not original.unchanged()
+                or not original.fingerprint.length
+            ):
+                return  # (changed: its truncation is seen by its own look; seen empty: a
+                # life seen empty lost lines only if it changed before a read, seen there)
             lost = [
                 (path, fd)
                 for path, fd in copies + unfollowed
