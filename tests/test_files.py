@@ -2914,3 +2914,26 @@ class TestBannerOnlyReadThenCopyTruncate:
             assert self.denials(h) == self.texts([line] * (rotations + 1))
         finally:
             h.close()
+
+    def test_a_file_emptied_written_anew_and_renamed_while_stopped_is_read_from_0(self, tmp_path):
+        # Found by an explore run of the model's banner layout under `app.log*` (on the code
+        # before this session's too): app.log read far (the banner and many lines), then while
+        # stopped emptied and written anew (the banner and two lines) and renamed to app.log.1,
+        # no new app.log. Its checkpoint, gone from app.log, was kept as a file read to its
+        # offset, and the file, beginning alike, was taken for that file closed and written on
+        # by a late writer: read on from its end (the offset read, past it), its two lines lost.
+        # A file shorter than it was read is no file closed then and written on.
+        first, _ = self.read_a_banner_only_life(tmp_path, stopped=False, pattern="app.log*")
+        log = tmp_path / "logs" / "app.log"
+        append(log, "".join(f"{DENIAL} long ago {n:03d} {'x' * 400}\n" for n in range(40)))
+        first.poll()
+        first.close()
+        truncate(log)
+        new = [f"{DENIAL} new {n:03d}\n" for n in range(2)]
+        append(log, self.BANNER + "".join(new))
+        log.rename(tmp_path / "logs" / "app.log.1")
+        h = self.look_again(first, stopped=True)
+        try:
+            assert self.texts(new) == self.denials(h)
+        finally:
+            h.close()

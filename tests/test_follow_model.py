@@ -3307,3 +3307,80 @@ class TestFoundByHypothesis:
                 """
                 + rest,
             )
+
+    def test_a_file_shorter_than_it_was_read_is_no_file_closed_and_written_on(self):
+        """Found by an explore run of `banner_in_glob` (shrunk; on the code before this
+        session's too): app.log read far, then, while stopped, emptied and written anew and
+        renamed to app.log.1 with no new app.log: its gone checkpoint, kept as a file read to
+        its offset, made the file (beginning alike) pass for that file closed and written on
+        by a late writer, read on from past its end: its two lines lost."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=0, live=True)
+            crash()
+            start()
+            append(count=3, long=False, leave_partial=False)
+            append(count=2, long=True, leave_partial=True)
+            append(count=2, long=True, leave_partial=True)
+            stop()
+            append(count=1, long=True, leave_partial=True)
+            append(count=1, long=False, leave_partial=True)
+            append(count=3, long=True, leave_partial=True)
+            start()
+            stop()
+            start()
+            poll_stalled_while_rotated(at_clock=3, rotation='truncate', count=3)
+            stop()
+            truncate_and_rewrite(count=2)
+            rotate_by_rename(create_new=False)
+            start()
+            poll(after_events=False)
+            """,
+        )
+
+    def test_a_copy_renamed_on_while_searched_for_is_found(self):
+        """Found by an explore run of the banner layout (shrunk; on the code before this
+        session's too): app.log, read with a copy-truncate copy in the making beside it, was
+        emptied and renamed to app.log.1 (its copy to app.log.2); its truncation was seen in a
+        poll during which copy-truncate ran again: the search listed the names, rotation
+        renamed them on, and each name looked at alone looked right (app.log.2 held the file
+        searched for by then, its copy was at app.log.3, never listed). No copy found, the
+        copy was read from 0 as a missed generation: lines read twice without a crash. The
+        search is done again when the names it listed hold other files after it."""
+        _replay(
+            "banner",
+            """
+            write_banner_alone()
+            rotate_by_rename(create_new=False)
+            compress_rotated_file(pick=2)
+            append(count=1, long=True, leave_partial=True)
+            begin_copytruncate(percent=40)
+            poll(after_events=False)
+            finish_copytruncate(window=2)
+            rotate_by_rename(create_new=False)
+            append(count=3, long=False, leave_partial=False)
+            poll_stalled_while_rotated(at_clock=4, rotation='copytruncate', count=6)
+            """,
+        )
+
+    def test_a_compressed_file_a_held_file_read_to_its_end_is_no_copy_of_the_new_one(self):
+        """Found by an explore run of the banner layout on this session's search for
+        compressed copies: app.log (the banner alone) renamed, a new one (the banner alone),
+        a late writer's line in the renamed one, read, then that file compressed: the `.gz`
+        began as the new app.log and was longer, so it was named as that file's copy holding
+        lines it lost; it holds a file still held, read to its end."""
+        _replay(
+            "banner",
+            """
+            write_banner_alone()
+            poll(after_events=False)
+            write_banner_alone()
+            rotate_by_rename(create_new=False)
+            write_banner_alone()
+            writer_appends_to_renamed_file(count=1)
+            poll(after_events=False)
+            compress_rotated_file(pick=0)
+            poll(after_events=False)
+            """,
+        )

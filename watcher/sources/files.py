@@ -1890,15 +1890,21 @@ class FileSources:
         begin with, a banner): the copy of the life read is the oldest, and the others that
         went on otherwise are later lives, returned opened (``_copy_and_later_lives``)."""
         found: list[tuple[str, int]] = []
+        listed = _names_and_identities(self._copy_places(followed))
+        renamed = False
         try:
-            for path in self._copy_places(followed):
+            for path in listed:
                 fd = self._copy_candidate(path, followed)
                 if fd is not None:
                     found.append((path, fd))
         except _RenamedWhileSearchedError:
+            renamed = True
+        # Renamed by rotation meanwhile, though each name checked alone looked right (a name
+        # looked at may hold the file searched for by then, its copy under a new one): again
+        if renamed or _names_and_identities(self._copy_places(followed)) != listed:
             for _, fd in found:
                 os.close(fd)
-            raise
+            raise _RenamedWhileSearchedError
         if not found:
             return None, []
 
@@ -2141,15 +2147,16 @@ class FileSources:
         if (
             _compressed_file(os.fstat(fd)) != packed
             or not _packed_holds_what_was_lost(fd, followed)
-            or self._read_to_its_end(fd)
+            or self._read_to_its_end(fd, besides=followed)
         ):
             os.close(fd)
             return None
         return fd
 
-    def _read_to_its_end(self, compressed: int) -> bool:
-        """``compressed`` holds a life read to its end before (a file closed, or history): no
-        copy of a life that lost lines, though it begins alike (a banner)."""
+    def _read_to_its_end(self, compressed: int, *, besides: FollowedFile) -> bool:
+        """``compressed`` holds a life read to its end (a file closed, history, or one followed
+        other than ``besides``, held after it left its path): no copy of a life that lost
+        lines, though it begins alike (a banner)."""
         size = _gzip_size(compressed)
         head = _gzip_head(compressed, FINGERPRINT_BYTES)
         if size is None or not head:
@@ -2159,7 +2166,21 @@ class FileSources:
         def holds(tail: Tail, read: int) -> bool:
             return _may_hold(unzipped.holds(tail), tail, size, read)
 
-        return any(read >= size for read in self._past_reads(head, history=True, holds=holds))
+        mtime_ns = os.fstat(compressed).st_mtime_ns
+        return any(
+            read >= size for read in self._past_reads(head, history=True, holds=holds)
+        ) or any(
+            other is not besides
+            and (
+                _compressed_from(other.fd, head, size, mtime_ns)
+                or (
+                    _fingerprint_of(other.fingerprint, head)
+                    and max(other.offset, other.read_end) >= size
+                    and holds(other.tail, other.offset)
+                )
+            )
+            for other in self.files.values()
+        )
 
     def committed_offset(self, followed: FollowedFile) -> int:
         """How far ``followed`` was read as its saved checkpoint says (its offset in memory
@@ -2199,6 +2220,7 @@ class FileSources:
             for (closed, head, tail), read in (*self._retired.items(), *self._history.items())
             if closed == identity
             and head.length > 0
+            and read <= size  # (shorter: emptied and written anew since, a life not read)
             and _begins_and_goes_on_as(fd, size, head, tail)
         ]
         return max(sizes, default=None)
@@ -2931,6 +2953,10 @@ def _age(path: str, fd: int) -> tuple[int, int, str]:
     """Sorts files rotation made oldest first: by time, then (within the clock's resolution,
     rotations in a row) by number (app.log.2 before app.log.1), then by name (dates)."""
     return (os.fstat(fd).st_mtime_ns, -(_rotation_number(path) or 0), path)
+
+
+def _names_and_identities(paths: Iterable[str]) -> dict[str, Identity | None]:
+    return {path: _identity_at(path) for path in paths}
 
 
 def _identity_at(path: str) -> Identity | None:
