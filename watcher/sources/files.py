@@ -1590,10 +1590,12 @@ class FileSources:
         # bytes alone, a banner's maybe: not that life's copy. Still being made, it begins as
         # the file at ``path`` does now: below.)
         if any(
-            0 < head.length <= size and head.matches(fd) and _may_hold_life(fd, size, tail, read)
+            0 < head.length <= size
+            and head.matches(fd)
+            and _may_hold_life(fd, size, tail, read)
+            and not self._unread_and_gone_past(identity, fd, size)
+            and not self._rotated_away_before(identity, at)  # (last: it lists the names)
             for identity, (head, tail, read) in known
-            if not self._unread_and_gone_past(identity, fd, size)
-            and not self._rotated_away_before(identity, at)
         ):
             return True
         return any(_starts_the_file_at(place, fd, size) for place in places)
