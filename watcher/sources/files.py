@@ -862,8 +862,9 @@ class FileSources:
             self._warn_compressed(live, path, fd, None, skipped=True)
 
     def _starts_as_a_file_read(self, fd: int, size: int, among: set[Identity]) -> bool:
-        """The first bytes of ``fd`` are those of a file followed (of ``among``), closed once
-        read, or of a followed file's life before a truncation."""
+        """The first bytes of ``fd`` are those of a file followed (of ``among``), or of a file
+        closed once read, or of a followed file's life before a truncation, read as far as
+        ``fd`` goes (one longer holds more of that life, unread: ``_read_of_a_life_closed``)."""
         head = os.pread(fd, min(size, FINGERPRINT_BYTES), 0)
 
         def holds(tail: Tail, read: int) -> bool:
@@ -876,7 +877,17 @@ class FileSources:
             for f in self.files.values()
             if f.identity in among
         )
-        return followed or bool(self._past_reads(head, holds=holds))
+        return followed or any(read >= size for read in self._past_reads(head, holds=holds))
+
+    def _read_of_a_life_closed(self, fd: int, size: int) -> int:
+        """How far the life ``fd`` is a copy of (its first bytes, its last bytes seen) was read,
+        of the files closed once read and the lives before a truncation; 0 if none."""
+        head = os.pread(fd, min(size, FINGERPRINT_BYTES), 0)
+
+        def holds(tail: Tail, read: int) -> bool:
+            return _may_hold_life(fd, size, tail, read)
+
+        return min(max(self._past_reads(head, holds=holds), default=0), size)
 
     def _past_reads(
         self,
@@ -1421,8 +1432,11 @@ class FileSources:
                 # generation we missed.
                 os.close(fd)
                 continue
-            # Followed and closed before, written since by a late writer: read on from there.
+            # Followed and closed before, written since by a late writer: read on from there;
+            # searching again, a copy of a life read, holding more of it: read on from there.
             closed_at = min(self._closed_at(identity, fd) or 0, size)
+            if not closed_at and (again or _saved_empty(former, identity)):
+                closed_at = self._read_of_a_life_closed(fd, size)
             checkpoint = _first_checkpoint(fd, identity, path, closed_at, size)
             predecessor = _copy_of_gone(fd, candidate, size, gone, source.rotated_paths)
             if predecessor is not None:  # a copy of a file gone meanwhile: it takes its place
