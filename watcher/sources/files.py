@@ -866,18 +866,14 @@ class FileSources:
         closed once read, or of a followed file's life before a truncation, read as far as
         ``fd`` goes (one longer holds more of that life, unread: ``_read_of_a_life_closed``)."""
         head = os.pread(fd, min(size, FINGERPRINT_BYTES), 0)
-
-        def holds(tail: Tail, read: int) -> bool:
-            return _may_hold_life(fd, size, tail, read)
-
         followed = any(
             _fingerprint_of(f.fingerprint, head)
-            and holds(f.tail, f.offset)
+            and _may_hold_life(fd, size, f.tail, f.offset)
             and not self._unread_and_gone_past(f.identity, fd, size)
             for f in self.files.values()
             if f.identity in among
         )
-        return followed or any(read >= size for read in self._past_reads(head, holds=holds))
+        return followed or 0 < size <= self._read_of_a_life_closed(fd, size)
 
     def _read_of_a_life_closed(self, fd: int, size: int) -> int:
         """How far the life ``fd`` is a copy of (its first bytes, its last bytes seen) was read,
