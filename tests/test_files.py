@@ -2937,3 +2937,79 @@ class TestBannerOnlyReadThenCopyTruncate:
             assert self.texts(new) == self.denials(h)
         finally:
             h.close()
+
+
+class TestCopyEndingLongBeforeWhatWasRead:
+    """Found by CI (Debian's logrotate, `copytruncate`, a slow disk): logrotate fsyncs its copy
+    before it truncates, and the writer went on meanwhile; the daemon read 300 lines more of
+    app.log than the copy holds. The copy, ending before all the marks of the last lines
+    read, was told by its first bytes alone (which lives that begin alike share): no copy
+    then, but a generation missed (logrotate gives it the truncation's time), read from 0:
+    315 denials twice. Marks further back, one in each block, thinning with the distance, tell
+    it."""
+
+    LINE = f"{DENIAL} {'y' * 60}"
+
+    def lines(self, first: int, count: int) -> list[str]:
+        return [f"L{n:04d} {self.LINE}" for n in range(first, first + count)]
+
+    def copy_then_read_on(self, h: Harness, log: Path, more: int) -> list[str]:
+        append(log, "".join(f"{line}\n" for line in self.lines(0, 100)))
+        assert h.poll() == self.lines(0, 100)
+        shutil.copyfile(log, log.with_name("app.log.1"))
+        append(log, "".join(f"{line}\n" for line in self.lines(100, more)))
+        return h.poll()
+
+    @staticmethod
+    def truncate_as_logrotate(log: Path) -> None:
+        truncate(log)
+        stamp = log.stat().st_mtime_ns
+        os.utime(log.with_name("app.log.1"), ns=(stamp, stamp))  # logrotate's copy: its time
+
+    @pytest.mark.parametrize("more", [20, 300])
+    @pytest.mark.parametrize("pattern", ["*.log", "app.log*"])
+    def test_the_copy_is_known_and_nothing_is_read_twice(self, tmp_path, pattern, more):
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        h = Harness(tmp_path, pattern=pattern)
+        try:
+            assert self.copy_then_read_on(h, log, more) == self.lines(100, more)
+            self.truncate_as_logrotate(log)
+            append(log, "".join(f"{line}\n" for line in self.lines(1000, 3)))
+            assert h.poll() + h.poll() + h.poll() == self.lines(1000, 3)
+            assert "source_missed_generation" not in h.events()
+            assert h.levels("source_truncated") == ["info"]  # its copy found
+        finally:
+            h.close()
+
+    @pytest.mark.parametrize("pattern", ["*.log", "app.log*"])
+    def test_the_copy_is_known_after_a_restart(self, tmp_path, pattern):
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        first = Harness(tmp_path, pattern=pattern)
+        assert self.copy_then_read_on(first, log, 300) == self.lines(100, 300)
+        first.close()
+        self.truncate_as_logrotate(log)
+        append(log, "".join(f"{line}\n" for line in self.lines(1000, 3)))
+        second = Harness(tmp_path, pattern=pattern)
+        try:
+            assert second.poll() + second.poll() == self.lines(1000, 3)
+        finally:
+            second.close()
+
+    def test_a_later_life_alike_in_its_first_block_only_is_no_copy(self, tmp_path):
+        """Marks further back are taken past the first block: a banner (the first KiB every
+        life shares) is never one that tells a short file for the life's copy."""
+        log = follow_once_then_stop(tmp_path, BANNER + f"L0 {DENIAL}\n" * 1)
+        h = Harness(tmp_path)
+        try:
+            append(log, "".join(f"{line}\n" for line in self.lines(0, 100)))
+            assert len(h.poll()) == 100
+            h.close()
+            (tmp_path / "logs" / "app.log.1").write_text(BANNER + f"M0 {DENIAL}\n")
+            truncate(log)
+            append(log, BANNER + f"N0 {DENIAL}\n")
+            h = Harness(tmp_path)
+            assert h.poll() + h.poll() == [f"M0 {DENIAL}", f"N0 {DENIAL}"]
+        finally:
+            h.close()

@@ -48,10 +48,12 @@ from hypothesis.stateful import (
 
 from tests.follower_machine import FollowerMachine, model_settings, replay
 from watcher.config import FileSource
+from watcher.sources.files import SPARSE_BYTES, _RangeReader
 
 DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
 ROTATE_WAIT_SECONDS = 5.0
 KEEP = 3  # rotated generations kept: app.log.1 .. app.log.3
+READ_KEPT_BYTES = _RangeReader.KEEP_BYTES  # a read's last bytes, marked for the life's tail
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,9 @@ class FollowerModel(FollowerMachine):
         self.departed_unseen = False
         self.mtime_ns = time.time_ns()  # the model's clock for file times
         self.copying = False  # copytruncate's copy is being written (app.log.1, not in `at`)
+        # Lines the copy holds when it was made whole at once (all app.log held then): the
+        # truncation may come much later, after lines the follower reads (a slow fsync)
+        self.copied_whole: int | None = None
         # Compressed files holding lines never handed on: each must be named by a
         # source_compressed_unread at the follower's next look (name -> the lines). A compressed
         # file without such lines must never be named.
@@ -260,9 +265,10 @@ class FollowerModel(FollowerMachine):
             self.at["app.log"] = Generation()
         return self.at["app.log"]
 
-    @rule(count=st.integers(1, 3), long=st.booleans(), leave_partial=st.booleans())
+    @rule(count=st.integers(1, 3) | st.just(20), long=st.booleans(), leave_partial=st.booleans())
     def append(self, count: int, long: bool, leave_partial: bool) -> None:
-        """The application writes lines to app.log (creating it), maybe a partial last one."""
+        """The application writes lines to app.log (creating it), maybe a partial last one;
+        sometimes many at once (more than a tail's dense marks cover)."""
         self.steps.append(f"append(count={count}, long={long}, leave_partial={leave_partial})")
         generation = self._live()
         if self.partial is not None:
@@ -405,11 +411,12 @@ class FollowerModel(FollowerMachine):
         self._truncate_after_copy(window)
 
     @precondition(lambda self: "app.log" in self.at and not self.copying)
-    @rule(percent=st.sampled_from([0, 40, 90]))
+    @rule(percent=st.sampled_from([0, 40, 90, 100]))
     def begin_copytruncate(self, percent: int) -> None:
         """logrotate's `copytruncate` of a large file: the copy is still being written (the
         first ``percent`` of app.log's bytes so far, maybe cut inside a line) while the
-        follower looks and the writer goes on."""
+        follower looks and the writer goes on; or (100) it is made, and logrotate waits for
+        the disk before it truncates."""
         self.steps.append(f"begin_copytruncate(percent={percent!r})")
         self._shift_rotated()
         self._created(self._rotated(1))
@@ -419,6 +426,36 @@ class FollowerModel(FollowerMachine):
         self._stamp(self._rotated(1))
         self.touched.add(str(self._path(self._rotated(1))))
         self.copying = True
+        whole = percent == 100 and self.partial is None and data.find(b"\n", SPARSE_BYTES) >= 0
+        self.copied_whole = len(self.at["app.log"].lines) if whole else None
+
+    @precondition(
+        lambda self: (
+            self.copying
+            and self.partial is None
+            and self.copied_whole is not None
+            and self._path("app.log").stat().st_size <= READ_KEPT_BYTES
+        )
+    )
+    @rule(window=st.integers(0, 2))
+    def truncate_long_after_the_copy(self, window: int) -> None:
+        """The copy made whole a while ago (``begin_copytruncate(percent=100)``), the lines
+        written since (the follower may have read them, any number) in app.log alone, then the
+        truncation. The copy ends before all that was read: it is known by marks further back
+        than the last lines read (one holding the first line end past SPARSE_BYTES: the first
+        block is alike in lives that begin with a banner; a life read in pieces of at most
+        READ_KEPT_BYTES, as a follower following it does, is marked all through). Found by
+        CI: taken for a generation missed, the copy was read again from 0."""
+        self.steps.append(f"truncate_long_after_the_copy(window={window!r})")
+        copied = self.copied_whole
+        assert copied is not None
+        self.copying = False
+        self.copied_whole = None
+        original = self.at["app.log"]
+        self.allowed_loss.update(original.lines[copied:])  # in no file after the truncation
+        self._truncate_after_copy(window, copied=copied)
+        # logrotate gives the copy the truncation's time: newer than every line read
+        os.utime(self._path(self._rotated(1)), ns=(self.mtime_ns, self.mtime_ns))
 
     @precondition(lambda self: self.copying and self.partial is None)
     @rule(window=st.integers(0, 2))
@@ -431,12 +468,15 @@ class FollowerModel(FollowerMachine):
             copy.write(data[self._path(self._rotated(1)).stat().st_size :])
         self._stamp(self._rotated(1))
         self.copying = False
+        self.copied_whole = None
         self._truncate_after_copy(window)
 
-    def _truncate_after_copy(self, window: int) -> None:
+    def _truncate_after_copy(self, window: int, copied: int | None = None) -> None:
         original = self.at["app.log"]
         self.id_may_change.update(set(original.lines) - self.delivered)
-        copy = Generation(lines=list(original.lines), unsecured=list(original.unsecured))
+        lines = original.lines[:copied]
+        unsecured = [line for line in original.unsecured if line in lines]
+        copy = Generation(lines=list(lines), unsecured=unsecured)
         original.copies.append(copy)
         self.at[self._rotated(1)] = copy
         never_read = len(original.unsecured) == len(original.lines)
@@ -861,6 +901,31 @@ def _replay(layout: str, steps: str) -> None:
 
 
 class TestFoundByHypothesis:
+    @pytest.mark.parametrize("layout", ["plain", "banner"])
+    @pytest.mark.parametrize("long", [True, False])
+    def test_a_copy_that_ends_long_before_what_was_read_is_no_generation(self, layout, long):
+        """Found by CI (Debian's logrotate, a slow fsync), then by this model's
+        `truncate_long_after_the_copy`: twenty lines read past the copy's end, logrotate's
+        copy dated at the truncation was no copy by its last marks (none within it) and, newer
+        than the last read, read from 0 as a generation missed: its lines twice."""
+        _replay(
+            layout,
+            f"""
+            start_first(history=0, live=False)
+            append(count=20, long={long}, leave_partial=False)
+            append(count=20, long=False, leave_partial=False)
+            append(count=20, long=False, leave_partial=False)
+            poll(after_events=False)
+            begin_copytruncate(percent=100)
+            append(count=20, long=False, leave_partial=False)
+            poll(after_events=False)
+            truncate_long_after_the_copy(window=0)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            poll(after_events=False)
+            """,
+        )
+
     def test_what_a_crash_poll_names_is_judged_against_the_files_it_saw(self):
         """An explore run (app.log*): the crash's last poll named app.log.1.gz (holding a line
         lost to it, offset right); the model judged that warning only at the next look, after

@@ -62,6 +62,12 @@ FINGERPRINT_BYTES = 1024
 # that a copy made before the last of them is judged too.
 TAIL_BYTES = 512
 TAIL_MARKS = 16
+# Further back, one line end in each SPARSE_BYTES block is marked too, fewer the further from
+# both ends (about one for each doubling of the distance): copy-truncate's copy ends where
+# logrotate stopped copying, and a follower may read many more lines before the truncation (a
+# slow fsync); such a copy is told by the marks that end within it. Not in the first block:
+# there lives that begin alike (a banner up to that size) share every byte.
+SPARSE_BYTES = 4096
 LINE_START_BYTES = 64
 TAIL_READ_BYTES = 16 * 1024  # read back from a file's end to take its tail
 # At most this much is read per file and per poll; then the loop commits, pings the watchdog
@@ -191,12 +197,16 @@ class Tail:
         for line_start, line_end in itertools.pairwise(ends):
             pieces.append((line_start, min(line_end, line_start + LINE_START_BYTES)))
             pieces.append((max(0, line_end - TAIL_BYTES), line_end))
-        marks = {m for m in self.marks if m.end <= start}
-        for first, last in pieces:
-            if last > first:
-                digest = _digest(data[first:last])[:MARK_DIGEST]
-                marks.add(Mark(start + last, last - first, digest))
-        return Tail(tuple(sorted(marks, key=lambda m: (m.end, m.length))[-2 * TAIL_MARKS :]))
+        # In order of (end, length), as the marks kept (all before ``start``) are; a short
+        # first line's two pieces may be one.
+        new = _marked(data, start, list(dict.fromkeys(pieces)))
+        ordered = [m for m in self.marks if m.end <= start] + new
+        dense = ordered[-2 * TAIL_MARKS :]
+        # Blocks with dense marks are marked by those once they are older.
+        sparse = _marked(data, start, _sparse_pieces(data, start, end))
+        first_dense = dense[0].end if dense else end
+        older = ordered[: -2 * TAIL_MARKS] + [m for m in sparse if m.end < first_dense]
+        return Tail(tuple(_thinned(older, end) + dense))
 
     def holds(self, fd: int) -> bool:
         """``fd`` holds the last bytes seen, where they were (none: nothing to tell)."""
@@ -226,6 +236,55 @@ class Tail:
 
 
 NO_TAIL = Tail()
+
+
+def _marked(data: bytes, start: int, pieces: list[tuple[int, int]]) -> list[Mark]:
+    """Marks of ``pieces`` ((first, last) offsets in ``data``, which begins at ``start``)."""
+    return [
+        Mark(start + last, last - first, _digest(data[first:last])[:MARK_DIGEST])
+        for first, last in pieces
+        if last > first
+    ]
+
+
+def _sparse_pieces(data: bytes, start: int, end: int) -> list[tuple[int, int]]:
+    """Where in ``data`` (the bytes before ``end``, from ``start`` in the file) the first line
+    end of each SPARSE_BYTES block is, as (first, last) offsets in ``data`` of the bytes
+    to mark before it: those blocks a tail keeps (``_thinned``). Not the first block: the
+    first bytes tell no more than the fingerprint does (lives that begin alike share them)."""
+    pieces = []
+    top = end // SPARSE_BYTES
+    for block in range(max(1, -(-start // SPARSE_BYTES)), top + 1):
+        if block % _sparse_spacing(block, top):
+            continue
+        at = data.find(b"\n", block * SPARSE_BYTES - start)
+        if at < 0:
+            break
+        pieces.append((max(0, at + 1 - TAIL_BYTES), at + 1))
+    return pieces
+
+
+def _thinned(marks: list[Mark], end: int) -> list[Mark]:
+    """Of older marks (sorted), the first in each SPARSE_BYTES block a tail keeps, seen from
+    ``end``: every block near it (and near the start), every second, fourth, ... further
+    away. A block dropped is never kept again later (its spacing only grows), so the marks
+    kept never thin out more than that."""
+    top = end // SPARSE_BYTES
+    kept: dict[int, Mark] = {}
+    for mark in marks:
+        block = (mark.end - 1) // SPARSE_BYTES  # (a line end marked for a block is in it)
+        if block and block not in kept and not block % _sparse_spacing(block, top):
+            kept[block] = mark
+    return list(kept.values())
+
+
+def _sparse_spacing(block: int, top: int) -> int:
+    """Keep a block's mark when its number is a multiple of this: 1 near the end (block
+    ``top``) and near the start, then a power of two that grows with the distance from the
+    nearer of the two (a copy may end anywhere: far from the end, not far from its start)."""
+    return 1 << max(0, min(top - block, block).bit_length() - 1)
+
+
 MARK_DIGEST = 32  # hex digits of a mark's hash kept
 
 
