@@ -48,7 +48,7 @@ from hypothesis.stateful import (
 
 from tests.follower_machine import FollowerMachine, model_settings, replay
 from watcher.config import FileSource
-from watcher.sources.files import SPARSE_BYTES, _RangeReader
+from watcher.sources.files import SPARSE_BYTES, TAIL_BYTES, _RangeReader
 
 DENIAL = "User: arn:aws:iam::111122223333:user/ana is not authorized to perform: s3:GetObject"
 ROTATE_WAIT_SECONDS = 5.0
@@ -426,7 +426,8 @@ class FollowerModel(FollowerMachine):
         self._stamp(self._rotated(1))
         self.touched.add(str(self._path(self._rotated(1))))
         self.copying = True
-        whole = percent == 100 and self.partial is None and data.find(b"\n", SPARSE_BYTES) >= 0
+        marked = data.find(b"\n", SPARSE_BYTES - 1) + 1  # the first line begun past the block
+        whole = percent == 100 and self.partial is None and 0 < marked <= len(data) - TAIL_BYTES
         self.copied_whole = len(self.at["app.log"].lines) if whole else None
 
     @precondition(
@@ -442,10 +443,10 @@ class FollowerModel(FollowerMachine):
         """The copy made whole a while ago (``begin_copytruncate(percent=100)``), the lines
         written since (the follower may have read them, any number) in app.log alone, then the
         truncation. The copy ends before all that was read: it is known by marks further back
-        than the last lines read (one holding the first line end past SPARSE_BYTES: the first
-        block is alike in lives that begin with a banner; a life read in pieces of at most
-        READ_KEPT_BYTES, as a follower following it does, is marked all through). Found by
-        CI: taken for a generation missed, the copy was read again from 0."""
+        than the last lines read (one holding TAIL_BYTES of the first line begun past
+        SPARSE_BYTES: the first block is alike in lives that begin with a banner; a life read
+        in pieces of at most READ_KEPT_BYTES, as a follower following it does, is marked all
+        through). Found by CI: taken for a generation missed, the copy was read again from 0."""
         self.steps.append(f"truncate_long_after_the_copy(window={window!r})")
         copied = self.copied_whole
         assert copied is not None
@@ -901,6 +902,44 @@ def _replay(layout: str, steps: str) -> None:
 
 
 class TestFoundByHypothesis:
+    def test_a_later_life_whose_long_lines_end_alike_is_no_copy_of_a_life_read(self):
+        """Found by an explore run of the banner layout on the first version of the marks
+        further back (they hashed the 512 bytes before a line's end): a copy read (the banner,
+        two long lines, short ones) was marked at the end of its second long line, its filler;
+        a later life, the banner and two long lines as long, renamed away unseen, held the same
+        filler there and nothing else of that copy's marks, so it was taken for a copy of it and
+        never read. Those marks hash a line's first bytes now."""
+        _replay(
+            "banner",
+            """
+            start_first(history=1, live=True)
+            rotate_by_rename(create_new=True)
+            begin_copytruncate(percent=0)
+            append(count=2, long=True, leave_partial=False)
+            append(count=1, long=False, leave_partial=True)
+            poll(after_events=False)
+            append(count=20, long=False, leave_partial=False)
+            finish_copytruncate(window=1)
+            write_banner_alone()
+            delete_live_file()
+            write_banner_alone()
+            delete_live_file()
+            append(count=20, long=False, leave_partial=True)
+            poll(after_events=False)
+            begin_copytruncate(percent=0)
+            poll(after_events=True)
+            append(count=1, long=False, leave_partial=False)
+            finish_copytruncate(window=0)
+            delete_live_file()
+            write_banner_alone()
+            writer_appends_to_renamed_file(count=1)
+            rotate_by_rename(create_new=False)
+            append(count=2, long=True, leave_partial=False)
+            rotate_by_rename(create_new=True)
+            poll(after_events=False)
+            """,
+        )
+
     @pytest.mark.parametrize("layout", ["plain", "banner"])
     @pytest.mark.parametrize("long", [True, False])
     def test_a_copy_that_ends_long_before_what_was_read_is_no_generation(self, layout, long):

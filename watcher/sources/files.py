@@ -248,31 +248,32 @@ def _marked(data: bytes, start: int, pieces: list[tuple[int, int]]) -> list[Mark
 
 
 def _sparse_pieces(data: bytes, start: int, end: int) -> list[tuple[int, int]]:
-    """Where in ``data`` (the bytes before ``end``, from ``start`` in the file) the first line
-    end of each SPARSE_BYTES block is, as (first, last) offsets in ``data`` of the bytes
-    to mark before it: those blocks a tail keeps (``_thinned``). Not the first block: the
-    first bytes tell no more than the fingerprint does (lives that begin alike share them)."""
+    """Where the first line that begins in each SPARSE_BYTES block of ``data`` (the bytes
+    before ``end``, from ``start`` in the file) is, as (first, last) offsets in ``data`` of
+    the TAIL_BYTES from its start (a line's start, a time or a number, tells it from others
+    that end alike), for the blocks a tail keeps (``_thinned``). Not the first block: lives
+    that begin alike (a banner) share its bytes."""
     pieces = []
     top = end // SPARSE_BYTES
     for block in range(max(1, -(-start // SPARSE_BYTES)), top + 1):
         if block % _sparse_spacing(block, top):
             continue
-        at = data.find(b"\n", block * SPARSE_BYTES - start)
-        if at < 0:
+        first = data.find(b"\n", max(0, block * SPARSE_BYTES - start - 1)) + 1
+        if not first:
             break
-        pieces.append((max(0, at + 1 - TAIL_BYTES), at + 1))
+        pieces.append((first, min(first + TAIL_BYTES, len(data))))  # (the next lines' too)
     return pieces
 
 
 def _thinned(marks: list[Mark], end: int) -> list[Mark]:
-    """Of older marks (sorted), the first in each SPARSE_BYTES block a tail keeps, seen from
-    ``end``: every block near it (and near the start), every second, fourth, ... further
-    away. A block dropped is never kept again later (its spacing only grows), so the marks
-    kept never thin out more than that."""
+    """Of older marks (sorted), the first that begins in each SPARSE_BYTES block a tail keeps,
+    seen from ``end``: every block near it (and near the start), every second, fourth, ...
+    further away. A block dropped is never kept again later (its spacing only grows), so the
+    marks kept never thin out more than that."""
     top = end // SPARSE_BYTES
     kept: dict[int, Mark] = {}
     for mark in marks:
-        block = (mark.end - 1) // SPARSE_BYTES  # (a line end marked for a block is in it)
+        block = (mark.end - mark.length) // SPARSE_BYTES
         if block and block not in kept and not block % _sparse_spacing(block, top):
             kept[block] = mark
     return list(kept.values())
