@@ -902,6 +902,36 @@ def _replay(layout: str, steps: str) -> None:
 
 
 class TestFoundByHypothesis:
+    def test_an_empty_file_touched_takes_no_other_file_s_copy_in_the_making(self):
+        """Found by an explore run of banner_in_glob (on the code before this session's too):
+        app.log.1, followed empty, renamed to app.log.2 and touched (a backup tool), looked
+        written, copied and emptied since; the search for its copy took app.log.1, app.log's
+        copy-truncate copy still being written and followed as that, and read it from 0 under
+        the empty file's key: its lines twice, without a crash. A file followed as another
+        file's copy is no copy of an empty file's lost life."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=0, live=True)
+            begin_copytruncate(percent=0)
+            crash()
+            finish_copytruncate(window=0)
+            rotate_by_copytruncate(window=0)
+            delete_live_file()
+            start()
+            crash()
+            start()
+            crash()
+            append(count=20, long=False, leave_partial=True)
+            time_passes()
+            begin_copytruncate(percent=90)
+            start()
+            poll(after_events=False)
+            touch_rotated_file(pick=0)
+            crash()
+            """,
+        )
+
     def test_a_later_life_whose_long_lines_end_alike_is_no_copy_of_a_life_read(self):
         """Found by an explore run of the banner layout on the first version of the marks
         further back (they hashed the 512 bytes before a line's end): a copy read (the banner,

@@ -2108,11 +2108,12 @@ class FileSources:
             # after the copy and before the truncation were read from the original
         if followed.fingerprint.length == 0 and (
             not _written_between(info, followed)
-            or self._followed_on_its_own(identity)
+            or self._followed_not_as_copy_of(identity, followed)
             or _dated_of_another(path, followed.path)
         ):
             # Nothing but its age tells an empty file's copy from other files, so no name that
-            # is another file's too (old/app-2026-20261129.log is app-2026.log's)
+            # is another file's too (old/app-2026-20261129.log is app-2026.log's), and no file
+            # followed as another file's copy in the making (its lines are that file's)
             return None
         fd = self._open(path)
         if fd is None:
@@ -2297,10 +2298,11 @@ class FileSources:
         ]
         return max(sizes, default=None)
 
-    def _followed_on_its_own(self, identity: Identity) -> bool:
-        """Followed already, and not as a copy of another file: its lines are its own."""
+    def _followed_not_as_copy_of(self, identity: Identity, followed: FollowedFile) -> bool:
+        """Followed already, and not as a copy of ``followed``: its lines are its own, or
+        those of the file it copies (another file's copy in the making)."""
         tracked = self.files.get(identity)
-        return tracked is not None and tracked.copy_of is None
+        return tracked is not None and tracked.copy_of != followed.identity
 
 
 class _Reader:
