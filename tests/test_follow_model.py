@@ -902,6 +902,37 @@ def _replay(layout: str, steps: str) -> None:
 
 
 class TestFoundByHypothesis:
+    def test_a_file_read_on_its_own_and_renamed_is_not_read_again_as_a_copy(self):
+        """Found by an explore run of banner_in_glob (on the code before this session's too):
+        app.log.1 (there at the first start: the banner and two lines) read to its end under its
+        own key; app.log
+        seen only at a crash's last look (its checkpoint at 0), then rewritten; copy-truncate's
+        shift renamed app.log.1 to app.log.2 before the next look. That look started the new
+        app.log.1 before app.log.2 and, through it, read app.log, found truncated: app.log.2, not
+        opened yet, began alike and was taken for the copy of app.log's life, read from 0 under
+        app.log's key (two lines again, new ids). What a file was read to under its own
+        checkpoint, still describing it, is not read again as another file's copy."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=1, live=False)
+            crash()
+            start()
+            crash()
+            start()
+            poll(after_events=False)
+            crash()
+            start()
+            append(count=20, long=False, leave_partial=False)
+            crash()
+            start()
+            truncate_and_rewrite(count=1)
+            append(count=20, long=False, leave_partial=False)
+            begin_copytruncate(percent=40)
+            crash()
+            """,
+        )
+
     def test_an_empty_file_touched_takes_no_other_file_s_copy_in_the_making(self):
         """Found by an explore run of banner_in_glob (on the code before this session's too):
         app.log.1, followed empty, renamed to app.log.2 and touched (a backup tool), looked

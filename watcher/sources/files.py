@@ -2018,6 +2018,21 @@ class FileSources:
             and _still_the_same(fd, saved, info.st_size)
         )
 
+    def _read_as_itself(self, fd: int, size: int) -> int:
+        """How far ``fd`` (``size`` bytes) was read under a checkpoint of its own that still
+        describes it, its last bytes seen all within it; 0 if none."""
+        info = os.fstat(fd)
+        try:
+            saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
+        except sqlite3.Error:
+            return 0
+        if saved is None or not saved.fingerprint_bytes or saved.offset > size:
+            return 0
+        tail = Tail.decode(saved.tail)
+        if not tail.marks or tail.end > size or not _still_the_same(fd, saved, size):
+            return 0
+        return saved.offset
+
     def _copy_in_hand_of(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         """The copy being opened when ``followed``'s truncation was seen, if it holds the life
         we read: taken up also when no name finds it now (logrotate compressed and unlinked
@@ -2074,6 +2089,9 @@ class FileSources:
         # restart reads on (or knows it was read). A pattern that reaches the copy takes it
         # over at the next look; otherwise it is closed once idle.
         start = min(followed.offset, size)  # smaller: its lines and more were read there
+        # Followed on its own before (a pattern reaches it), renamed since and not opened yet
+        # at this look: what it was read to under its own checkpoint is not read again.
+        start = max(start, self._read_as_itself(fd, size))
         checkpoint = _first_checkpoint(fd, identity, _name_copied(followed, path), start, size)
         source = self._source_reaching(path) or followed.source
         copy = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
