@@ -3013,3 +3013,32 @@ class TestCopyEndingLongBeforeWhatWasRead:
             assert h.poll() + h.poll() == [f"M0 {DENIAL}", f"N0 {DENIAL}"]
         finally:
             h.close()
+
+
+def test_an_empty_file_touched_takes_no_copy_of_another_followed_file(tmp_path):
+    """Found by an explore run of the model's olddir layout (timing dependent there): app.log
+    followed empty, renamed into old/ with no new file, touched (a backup tool): it looked
+    written, copied and emptied since. app.log written anew and copy-truncate begun on it (its
+    copy, old/app.log.1, part-written, dated between the two): that copy was taken for the
+    empty file's lost life and read from 0, beside app.log itself: its lines twice in one poll.
+    A copy of what another followed file holds is no copy of an empty file's life."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "old").mkdir()
+    log = tmp_path / "logs" / "app.log"
+    log.write_text("")
+    h = Harness(tmp_path, pattern="app.log", rotated_paths=("old/*",))
+    try:
+        assert h.poll() == []
+        seen_ns = log.stat().st_mtime_ns
+        log.rename(tmp_path / "old" / "app.log.1")
+        lines = [f"L{n:02d} {DENIAL}" for n in range(20)]
+        append(log, "".join(f"{line}\n" for line in lines))
+        touched = seen_ns + 5 * 10**9
+        os.utime(tmp_path / "old" / "app.log.1", ns=(touched, touched))
+        (tmp_path / "old" / "app.log.1").rename(tmp_path / "old" / "app.log.2")
+        copy = tmp_path / "old" / "app.log.1"
+        copy.write_bytes(log.read_bytes()[: log.stat().st_size * 40 // 100])
+        os.utime(copy, ns=(seen_ns + 10**6, seen_ns + 10**6))  # after the look, before the touch
+        assert h.poll() + h.poll() == lines
+    finally:
+        h.close()

@@ -2018,6 +2018,17 @@ class FileSources:
             and _still_the_same(fd, saved, info.st_size)
         )
 
+    def _copy_of_another(self, fd: int, size: int, followed: FollowedFile) -> bool:
+        """``fd`` (``size`` bytes) is what another file followed, or the file now at
+        ``followed``'s path, holds as far as it goes: its copy, complete or in the making."""
+        itself = _identity(fd)
+        return _in_the_making_of_next_at(followed, fd, size) or any(
+            other.identity not in (followed.identity, itself)
+            and other.copy_of != followed.identity
+            and _in_the_making_of(other.fd, fd, size)
+            for other in self.files.values()
+        )
+
     def _read_as_itself(self, fd: int, size: int) -> int:
         """How far ``fd`` (``size`` bytes) was read under a checkpoint of its own that still
         describes it, its last bytes seen all within it; 0 if none."""
@@ -2139,15 +2150,18 @@ class FileSources:
         if _identity(fd) != identity:
             os.close(fd)
             raise _RenamedWhileSearchedError  # rotation renamed the copies meanwhile
+        size = os.fstat(fd).st_size
         if followed.fingerprint.length == 0 and (
-            _begins_as(fd, followed.fd) or self._closed_at(identity, fd) is not None
+            _begins_as(fd, followed.fd)
+            or self._closed_at(identity, fd) is not None
+            or self._copy_of_another(fd, size, followed)
         ):
             # A copy of what the file holds now (logrotate's `copy`, or one copy-truncate is
-            # still writing), or a file we followed and closed (renamed away, then written by
-            # a late writer): not the copy of a life the file lost.
+            # still writing), or of what another file followed (or the next at its path) holds,
+            # or a file we followed and closed (renamed away, then written by a late writer):
+            # not the copy of a life the file lost.
             os.close(fd)
             return None
-        size = os.fstat(fd).st_size
         if (
             self._finished(identity, fd)
             or _compressed(path, fd)
