@@ -902,6 +902,30 @@ def _replay(layout: str, steps: str) -> None:
 
 
 class TestFoundByHypothesis:
+    def test_the_copy_held_that_holds_all_read_comes_before_a_shorter_one_by_name(self):
+        """Found by an explore run of banner_in_glob (shrunk; on the code before this
+        session's too): app.log's copy-truncate copy, followed as that, finished and then
+        compressed away while held; the next copy-truncate's copy (the banner alone) took its
+        name. At the truncation the search by name found only that shorter one, beginning
+        alike; the copy held was released as a file of its own and read on: a line twice,
+        without a crash. A copy held that holds every last byte seen comes before a shorter
+        one found by name."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=2, live=True)
+            begin_copytruncate(percent=100)
+            append(count=1, long=False, leave_partial=False)
+            poll(after_events=False)
+            finish_copytruncate(window=0)
+            write_banner_alone()
+            begin_copytruncate(percent=0)
+            compress_rotated_file(pick=0)
+            finish_copytruncate(window=0)
+            crash()
+            """,
+        )
+
     def test_a_file_read_on_its_own_and_renamed_is_not_read_again_as_a_copy(self):
         """Found by an explore run of banner_in_glob (on the code before this session's too):
         app.log.1 (there at the first start: the banner and two lines) read to its end under its

@@ -1873,15 +1873,21 @@ class FileSources:
         best, later = self._newest_copy(followed)
         if best is None:
             best = self._copy_in_hand_of(followed)
-        if best is None:  # its copy may be gone from every name (compressed) and still open
-            copies = [
-                f
-                for f in self.files.values()
-                if f.copy_of == followed.identity
-                and _may_hold_life(f.fd, f.size(), followed.tail, followed.offset)
-            ]  # (not one written since with other lines: a rotated life that began alike)
-            if copies:
-                best = (0, copies[-1].path, os.dup(copies[-1].fd))
+        # Its copy may be gone from every name (compressed) and still open; or a name holds a
+        # shorter file that begins alike (the next life's copy, a banner) while the copy held
+        # holds every last byte seen: that one.
+        copies = [
+            f
+            for f in self.files.values()
+            if f.copy_of == followed.identity
+            and _may_hold_life(f.fd, f.size(), followed.tail, followed.offset)
+        ]  # (not one written since with other lines: a rotated life that began alike)
+        whole = [f for f in copies if f.size() >= followed.tail.end]
+        if best is not None and whole and os.fstat(best[2]).st_size < followed.tail.end:
+            os.close(best[2])
+            best = (0, whole[-1].path, os.dup(whole[-1].fd))
+        elif best is None and copies:
+            best = (0, copies[-1].path, os.dup(copies[-1].fd))
         copy = None
         if best is not None:
             _, copy, fd = best
