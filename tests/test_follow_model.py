@@ -902,6 +902,40 @@ def _replay(layout: str, steps: str) -> None:
 
 
 class TestFoundByHypothesis:
+    def test_a_renamed_banner_only_file_written_late_is_no_copy_that_took_over(self):
+        """Found by an explore run of banner_in_glob (on the code before this session's too):
+        a banner-only app.log renamed to app.log.1, seen as the copy in the making of the life
+        read (it begins as that), then two lines from a late writer. It held more than that
+        life (the banner and a line) and was taken for its copy gone on past it: read from
+        where that life was read, its first line lost. A file with other bytes where the life
+        read ends holds nothing that life lost."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=0, live=True)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            poll(after_events=False)
+            poll(after_events=False)
+            poll(after_events=False)
+            poll(after_events=False)
+            rotate_by_rename(create_new=False)
+            write_banner_alone()
+            write_banner_alone()
+            write_banner_alone()
+            write_banner_alone()
+            write_banner_alone()
+            write_banner_alone()
+            write_banner_alone()
+            write_banner_alone()
+            write_banner_alone()
+            rotate_by_rename(create_new=False)
+            poll(after_events=False)
+            writer_appends_to_renamed_file(count=1)
+            writer_appends_to_renamed_file(count=1)
+            poll(after_events=False)
+            """,
+        )
+
     def test_the_copy_held_that_holds_all_read_comes_before_a_shorter_one_by_name(self):
         """Found by an explore run of banner_in_glob (shrunk; on the code before this
         session's too): app.log's copy-truncate copy, followed as that, finished and then

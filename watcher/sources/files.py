@@ -2879,8 +2879,8 @@ def _holds_what_the_original_lost(copy: int, size: int, original: FollowedFile) 
     (compared over a chunk): a copy is never longer than its original, nor other than it, unless
     the original was truncated since it was made."""
     start = original.offset
-    if size <= start:
-        return False
+    if size <= start or original.tail.changed(copy, size):
+        return False  # (other bytes where the life read ends: no copy of it, another life)
     try:
         original_size = os.fstat(original.fd).st_size
     except OSError:
