@@ -62,8 +62,9 @@ FINGERPRINT_BYTES = 1024
 # that a copy made before the last of them is judged too.
 TAIL_BYTES = 512
 TAIL_MARKS = 16
-# Further back, one line end in each SPARSE_BYTES block is marked too, fewer the further from
-# both ends (about one for each doubling of the distance): copy-truncate's copy ends where
+# Further back, the first line that begins in each SPARSE_BYTES block is marked too (its first
+# TAIL_BYTES), fewer the further from both ends (about one for each doubling of the
+# distance): copy-truncate's copy ends where
 # logrotate stopped copying, and a follower may read many more lines before the truncation (a
 # slow fsync); such a copy is told by the marks that end within it. Not in the first block:
 # there lives that begin alike (a banner up to that size) share every byte.
@@ -2013,16 +2014,19 @@ class FileSources:
     def _known_as_itself(self, fd: int) -> bool:
         """``fd`` is a file we followed (or follow) under a checkpoint of its own that still
         describes it (its first bytes, its last bytes seen): its lines are its own."""
+        return self._own_row(fd, os.fstat(fd).st_size) is not None
+
+    def _own_row(self, fd: int, size: int) -> FileCheckpoint | None:
+        """The checkpoint saved for ``fd``'s inode, if it has first bytes and still describes
+        the file (``size`` bytes)."""
         info = os.fstat(fd)
         try:
             saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
         except sqlite3.Error:
-            return False
-        return (
-            saved is not None
-            and saved.fingerprint_bytes > 0
-            and _still_the_same(fd, saved, info.st_size)
-        )
+            return None
+        if saved is None or not saved.fingerprint_bytes or not _still_the_same(fd, saved, size):
+            return None
+        return saved
 
     def _copy_of_another(self, fd: int, size: int, followed: FollowedFile) -> bool:
         """``fd`` (``size`` bytes) is what another file followed, or the file now at
@@ -2038,17 +2042,11 @@ class FileSources:
     def _read_as_itself(self, fd: int, size: int) -> int:
         """How far ``fd`` (``size`` bytes) was read under a checkpoint of its own that still
         describes it, its last bytes seen all within it; 0 if none."""
-        info = os.fstat(fd)
-        try:
-            saved = self._store.checkpoint_of(info.st_dev, info.st_ino)
-        except sqlite3.Error:
-            return 0
-        if saved is None or not saved.fingerprint_bytes or saved.offset > size:
+        saved = self._own_row(fd, size)
+        if saved is None or saved.offset > size:
             return 0
         tail = Tail.decode(saved.tail)
-        if not tail.marks or tail.end > size or not _still_the_same(fd, saved, size):
-            return 0
-        return saved.offset
+        return saved.offset if tail.marks and tail.end <= size else 0
 
     def _copy_in_hand_of(self, followed: FollowedFile) -> tuple[int, str, int] | None:
         """The copy being opened when ``followed``'s truncation was seen, if it holds the life
