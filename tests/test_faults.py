@@ -221,7 +221,11 @@ class TestStateDiskFull:
                 wait_for(lambda: len(events_in(w.events_path)) == 1, "the first event")
                 fill(state)
                 append(log, *denial_lines(300))
+                wait_for(lambda: len(events_in(w.events_path)) == 301, "every event")
                 wait_for(lambda: logged(w, "sink_retry", error="database or disk is full"), "full")
+                # A refused write empties the write-ahead log: take back the room that freed,
+                # or a retry may yet save the checkpoint before the stop (seen in CI).
+                fill(state, "filler-2")
                 assert 0 == w.stop()
             finally:
                 w.kill()
@@ -229,8 +233,11 @@ class TestStateDiskFull:
         assert logged(w, "daemon_stopped")
         (warning,) = logged(w, "alert_windows_not_saved")
         assert "full" in warning["error"]
-        (unsaved,) = logged(w, "checkpoints_not_saved")  # an outside tester missed this line
-        assert "full" in unsaved["error"]
+        if saved_offset(state, log) < log.stat().st_size:  # the usual case: still full
+            (unsaved,) = logged(w, "checkpoints_not_saved")  # an outside tester missed this
+            assert "full" in unsaved["error"]
+        else:  # a retry saved it before the second filler took the room back
+            assert not logged(w, "checkpoints_not_saved")
 
     def test_a_commit_the_full_disk_refused_leaves_no_transaction_open(self, tmp_path, tmpfs):
         """After a write the full disk refused, later ones work once there is room again (a

@@ -1533,6 +1533,11 @@ def test_a_renamed_file_closed_then_written_by_a_late_writer_is_read_on_not_agai
     assert harness.poll() == [f"L0 {DENIAL}"]
     os.rename(log, tmp_path / "logs" / "app.log.1")
     log.touch()
+    # The late write below comes rotate_wait_seconds after this in real life; here the clock
+    # jumps, and file times tick coarsely (a few ms): in one tick app.log.1 would look no
+    # newer than app.log as last seen, and the search would pass it over (1 run in 60)
+    past = log.stat().st_mtime_ns - 10**9
+    os.utime(log, ns=(past, past))
     assert harness.poll() == []
     harness.now += 1000  # past rotate_wait_seconds: app.log.1 is closed
     assert harness.poll() == []
@@ -2349,6 +2354,33 @@ class TestLivesThatBeginAlike:
         log = tmp_path / "logs" / "app.log"
         log.touch()
         first = Harness(tmp_path, pattern="app.log")
+        assert first.poll() == []
+        first.close()
+        os.rename(log, log.with_name("app.log.1"))
+        second = Harness(tmp_path, pattern="app.log")
+        assert second.poll() == []
+        append(log.with_name("app.log.1"), f"L0 {DENIAL}\n")  # the writer still holds it
+        read = second.poll()
+        second.close()
+        assert [line.split()[0] for line in read] == ["L0"]
+
+    def test_an_empty_file_touched_while_read_then_renamed_while_stopped_is_followed(
+        self, tmp_path
+    ):
+        """Found by an explore run of the model's plain layout: as above, but app.log was
+        emptied again (copy-truncate of an empty file: a new time, no byte) after its
+        checkpoint was first saved. The look that saw the new time saved nothing (no byte
+        read), so the row kept the old one; renamed while stopped, the file was no longer
+        "untouched since the save" and was let go: a late writer's lines were never read,
+        and once compressed never named. An empty file's row keeps the time of the last
+        look."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        log.touch()
+        first = Harness(tmp_path, pattern="app.log")
+        assert first.poll() == []
+        later = log.stat().st_mtime_ns + 5 * 10**9
+        os.utime(log, ns=(later, later))  # emptied again: a new time
         assert first.poll() == []
         first.close()
         os.rename(log, log.with_name("app.log.1"))

@@ -936,6 +936,43 @@ class TestFoundByHypothesis:
             """,
         )
 
+    def test_an_empty_file_s_row_keeps_its_time_so_its_late_lines_are_named(self):
+        """Found by an explore run of plain (on the code of earlier sessions too): app.log
+        followed empty, emptied again by a copy-truncate (a new time, no byte read: its row
+        kept the old time), renamed away while the follower was stopped, then written by a
+        late writer and compressed. Its row no longer matched its time, so the start let it
+        go; its lines were never read, and the .gz holding them was never named. An empty
+        file's row keeps the time of the last look."""
+        _replay(
+            "plain",
+            """
+            start_first(history=0, live=True)
+            rotate_by_copytruncate(window=0)
+            poll(after_events=False)
+            crash()
+            start()
+            compress_rotated_file(pick=0)
+            rotate_by_copytruncate(window=0)
+            poll(after_events=True)
+            poll(after_events=True)
+            crash()
+            start()
+            rotate_by_rename(create_new=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=3)
+            touch_rotated_file(pick=2)
+            touch_rotated_file(pick=1)
+            writer_appends_to_renamed_file(count=1)
+            touch_rotated_file(pick=2)
+            crash()
+            writer_appends_to_renamed_file(count=2)
+            start()
+            writer_appends_to_renamed_file(count=1)
+            compress_rotated_file(pick=1)
+            compress_rotated_file(pick=0)
+            poll(after_events=True)
+            """,
+        )
+
     def test_the_copy_held_that_holds_all_read_comes_before_a_shorter_one_by_name(self):
         """Found by an explore run of banner_in_glob (shrunk; on the code before this
         session's too): app.log's copy-truncate copy, followed as that, finished and then

@@ -55,9 +55,9 @@ def remount(target: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(target)], check=True)
 
 
-def fill(directory: Path) -> Path:
+def fill(directory: Path, name: str = "filler") -> Path:
     """Write a filler file until the filesystem is full; return it (unlink it to free)."""
-    filler = directory / "filler"
+    filler = directory / name
     with filler.open("wb", buffering=0) as handle:
         chunk = b"\0" * 4096
         with contextlib.suppress(OSError):

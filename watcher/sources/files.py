@@ -2364,6 +2364,10 @@ class _Reader:
         self._take_over_copies_of(followed)
         info = self._notice_start_changes(followed, info)
         size = info.st_size
+        if size == 0 == followed.offset and info.st_mtime_ns != followed.mtime_ns:
+            # An empty file's row keeps its time: renamed away while we are stopped, it is
+            # known by it under its new name (_untouched), so a late writer's lines are read.
+            self.defer_save(followed)
         followed.mtime_ns = info.st_mtime_ns
         followed.looked_at = True
         capped = size > followed.offset + MAX_BYTES_PER_POLL
