@@ -3029,6 +3029,29 @@ class TestCopyEndingLongBeforeWhatWasRead:
         finally:
             second.close()
 
+    @pytest.mark.parametrize("pattern", ["*.log", "app.log*"])
+    def test_the_copy_is_known_when_the_life_was_read_in_one_go(self, tmp_path, pattern):
+        """A backlog (a start, a busy poll) read in one go of more than the bytes a read keeps
+        (64 KiB): the blocks it passed were marked only in its last 64 KiB, and a copy ending
+        before those (copied, then 100 KB more written before the read) had no mark of the
+        life to be told by: read from 0, every line of it twice. A read marks each block as
+        it passes it."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        h = Harness(tmp_path, pattern=pattern)
+        try:
+            append(log, "".join(f"{line}\n" for line in self.lines(0, 600)))
+            shutil.copyfile(log, log.with_name("app.log.1"))
+            append(log, "".join(f"{line}\n" for line in self.lines(600, 600)))
+            assert log.stat().st_size - log.with_name("app.log.1").stat().st_size > 64 * 1024
+            assert h.poll() == self.lines(0, 1200)
+            self.truncate_as_logrotate(log)
+            append(log, "".join(f"{line}\n" for line in self.lines(2000, 3)))
+            assert h.poll() + h.poll() + h.poll() == self.lines(2000, 3)
+            assert h.levels("source_truncated") == ["info"]  # its copy found
+        finally:
+            h.close()
+
     def test_a_later_life_alike_in_its_first_block_only_is_no_copy(self, tmp_path):
         """Marks further back are taken past the first block: a banner (the first KiB every
         life shares) is never one that tells a short file for the life's copy."""

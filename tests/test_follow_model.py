@@ -973,6 +973,34 @@ class TestFoundByHypothesis:
             """,
         )
 
+    def test_a_copy_shorter_than_its_life_read_hands_its_key_to_no_later_life(self):
+        """Found by an explore run of banner_in_glob (on the code of earlier sessions too): a
+        crash's look found app.log truncated after two more copy-truncates, and took the
+        banner-only app.log.2 for its life's copy (shorter than that life was read: the line
+        after the banner was read from app.log). That copy, under the life's key, then looked
+        copy-truncated itself (app.log.3, the next life's copy, begins alike and holds more),
+        and app.log.3's line was read on from the banner's end under that key: at the offset,
+        and with the id, of the line the life had there. A copy shorter than its key's life
+        was read hands that key to no later life."""
+        _replay(
+            "banner_in_glob",
+            """
+            start_first(history=0, live=False)
+            crash()
+            write_banner_alone()
+            start()
+            poll(after_events=False)
+            poll_stalled_while_rotated(at_clock=0, rotation='rename', count=1)
+            truncate_and_rewrite(count=1)
+            begin_copytruncate(percent=0)
+            finish_copytruncate(window=0)
+            write_banner_alone()
+            rotate_by_copytruncate(window=0)
+            rotate_by_copytruncate(window=0)
+            crash()
+            """,
+        )
+
     def test_the_copy_held_that_holds_all_read_comes_before_a_shorter_one_by_name(self):
         """Found by an explore run of banner_in_glob (shrunk; on the code before this
         session's too): app.log's copy-truncate copy, followed as that, finished and then

@@ -43,7 +43,7 @@ import sqlite3
 import stat
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -182,10 +182,11 @@ class Tail:
     def encode(self) -> str:
         return ";".join(f"{m.end}:{m.length}:{m.digest}" for m in self.marks)
 
-    def extended(self, data: bytes, end: int) -> Tail:
-        """This tail, then ``data``: the bytes before ``end``, read since. Marked: the bytes
-        before each of the last line ends, and the first bytes of each of those lines (a
-        long line's start tells lives apart in a copy that ends within it)."""
+    def extended(self, data: bytes, end: int, passed: Sequence[Mark] = ()) -> Tail:
+        """This tail, then ``data``: the bytes before ``end``, read since (``passed``: the
+        marks of the blocks a read passed before ``data``). Marked: the bytes before each of
+        the last line ends, and the first bytes of each of those lines (a long line's start
+        tells lives apart in a copy that ends within it)."""
         start = end - len(data)
         ends = [len(data)]
         at = len(data) - 1 if data.endswith(b"\n") else len(data)
@@ -204,7 +205,7 @@ class Tail:
         ordered = [m for m in self.marks if m.end <= start] + new
         dense = ordered[-2 * TAIL_MARKS :]
         # Blocks with dense marks are marked by those once they are older.
-        sparse = _marked(data, start, _sparse_pieces(data, start, end))
+        sparse = [*passed, *_marked(data, start, _sparse_pieces(data, start, end))]
         first_dense = dense[0].end if dense else end
         older = ordered[: -2 * TAIL_MARKS] + [m for m in sparse if m.end < first_dense]
         return Tail(tuple(_thinned(older, end) + dense))
@@ -348,6 +349,9 @@ class FollowedFile:
         self.head = b""  # its first bytes (up to FINGERPRINT_BYTES) as last read here
         self.rewritten_under_read = False  # a read found it truncated or rewritten under it
         self.former_path: str | None = None  # its path before its last rename in the patterns
+        # A copy holding less than its key's life was read to (the lines after it were read
+        # from the original): no later life takes that key on from its end
+        self.key_read_past = False
         # The directories its rotations go to and their mtimes when last listed, and the
         # rotated names then written since it was read (maybe its copy: looked at again)
         self.rotation_directories: list[str] = []
@@ -2111,6 +2115,7 @@ class FileSources:
         source = self._source_reaching(path) or followed.source
         copy = FollowedFile(fd, identity, checkpoint, source, now=self._clock())
         copy.file_key = followed.file_key
+        copy.key_read_past = size < followed.offset
         copy.left_paths_at, copy.more_pending = self._clock(), start < size
         copy.mtime_ns = info.st_mtime_ns
         self.files[copy.identity] = copy
@@ -2410,8 +2415,10 @@ class _Reader:
         lines; once the original's truncation handed it over, True: read it on here."""
         original = self._sources.files.get(copy_of)
         if original is not None and original.unchanged():
-            if original.fingerprint.length and _holds_what_the_original_lost(
-                followed.fd, size, original
+            if (
+                original.fingerprint.length
+                and not original.key_read_past
+                and _holds_what_the_original_lost(followed.fd, size, original)
             ):  # (a life seen empty lost lines only if it changed before a read: seen there)
                 self._take_over_from(original, followed.path, followed.fd)
                 return followed.copy_of is None
@@ -2477,6 +2484,7 @@ class _Reader:
                 not copies + unfollowed + compressed
                 or not original.unchanged()
                 or not original.fingerprint.length
+                or original.key_read_past
             ):
                 return  # (changed: its truncation is seen by its own look; seen empty: a
                 # life seen empty lost lines only if it changed before a read, seen there)
@@ -2692,7 +2700,7 @@ class _Reader:
             rewritten.handed_to = handed_to
             raise
         if (data := reader.kept_before(end)) is not None:
-            followed.tail = followed.tail.extended(data, end)
+            followed.tail = followed.tail.extended(data, end, reader.passed_marks)
         return start + scan.resume_offset
 
     def _report_long_line(self, followed: FollowedFile, offset: int) -> None:
@@ -2728,7 +2736,8 @@ class _RangeReader:
     read is checked against the file's ``fingerprint`` and ``tail`` after it, and for ending
     before ``end``: bytes read from a file that was truncated and written again since the
     caller looked are never scanned.
-    The last bytes read are kept, to take the tail before where the next read starts."""
+    The last bytes read are kept, to take the tail before where the next read starts, and
+    the blocks read before them are marked as they go."""
 
     KEEP_BYTES = 64 * 1024
 
@@ -2739,6 +2748,10 @@ class _RangeReader:
         self._fingerprint = fingerprint
         self._tail = tail
         self._kept = b""  # the bytes read last, up to _position
+        self._next_block = max(1, -(-start // SPARSE_BYTES))  # (as _sparse_pieces)
+        # The first line in each SPARSE_BYTES block read before the bytes kept, marked as the
+        # read passes it: a copy may end anywhere in a backlog read in one go
+        self.passed_marks: list[Mark] = []
 
     def readinto(self, view: memoryview) -> int:
         wanted = min(len(view), self._end - self._position)
@@ -2746,7 +2759,7 @@ class _RangeReader:
             return 0
         count = os.preadv(self._fd, [view[:wanted]], self._position)
         self._check(count < wanted)
-        self._keep(view[max(0, count - self.KEEP_BYTES) : count])
+        self._keep(view[:count])
         self._position += count
         return count
 
@@ -2755,7 +2768,7 @@ class _RangeReader:
                             self._end - self._position))  # fmt: skip
         data = os.pread(self._fd, wanted, self._position)
         self._check(len(data) < wanted)
-        self._keep(memoryview(data)[-self.KEEP_BYTES :])
+        self._keep(memoryview(data))
         self._position += len(data)
         return data
 
@@ -2774,7 +2787,36 @@ class _RangeReader:
         return self._kept[: end - kept_from]
 
     def _keep(self, data: memoryview) -> None:
-        self._kept = (self._kept + bytes(data))[-self.KEEP_BYTES :]
+        """Keep the last bytes read (``data``, from ``_position``); the blocks of those that go
+        are marked first."""
+        if self._position + len(data) - self.KEEP_BYTES > self._position - len(self._kept):
+            self._mark_passed(data)
+        self._kept = (self._kept + bytes(data[-self.KEEP_BYTES :]))[-self.KEEP_BYTES :]
+
+    def _mark_passed(self, data: memoryview) -> None:
+        """Mark the first line of each block that goes from the bytes kept with ``data`` and
+        that the tail keeps seen from the read's end (``_thinned``); a block within a line
+        longer than a block has none."""
+        dropped_to = self._position + len(data) - self.KEEP_BYTES
+        top = self._end // SPARSE_BYTES
+        while (at := self._next_block * SPARSE_BYTES) < dropped_to:
+            spacing = _sparse_spacing(self._next_block, top)
+            if self._next_block % spacing:  # not kept: on to the next multiple
+                self._next_block += spacing - self._next_block % spacing
+                continue
+            self._next_block += 1
+            since = max(at - 1, self._position - len(self._kept))
+            window = self._between(data, since, since + SPARSE_BYTES + TAIL_BYTES)
+            first = window.find(b"\n", 0, SPARSE_BYTES) + 1
+            if first:
+                piece = window[first : first + TAIL_BYTES]
+                self.passed_marks += _marked(piece, since + first, [(0, len(piece))])
+
+    def _between(self, data: memoryview, first: int, last: int) -> bytes:
+        """Bytes ``[first, last)`` of the file, from the bytes kept and ``data`` after them."""
+        kept_from = self._position - len(self._kept)
+        kept = self._kept[max(0, first - kept_from) : max(0, last - kept_from)]
+        return kept + data[max(0, first - self._position) : max(0, last - self._position)]
 
     def _check(self, short: bool = False) -> None:
         """``short``: the file ended before ``end``, which it reached when the caller looked at
