@@ -3097,3 +3097,48 @@ def test_an_empty_file_touched_takes_no_copy_of_another_followed_file(tmp_path):
         assert h.poll() + h.poll() == lines
     finally:
         h.close()
+
+
+def test_a_late_writer_s_compressed_lines_are_named_when_the_copy_s_inode_is_the_new_file(
+    tmp_path,
+):
+    """Found by an outside tester with Debian's logrotate (2 runs of 14): app.log read, then
+    emptied by copytruncate (its copy app.log.1 read to its end); stopped; logrotate `create`
+    and `compress`: app.log (empty) renamed over app.log.1, the new app.log given the copy's
+    freed inode, a late writer's lines added to app.log.1, which is then compressed, dated
+    as it was when rotated. Not newer than the empty file's last look, and beginning with no
+    bytes read, the `.gz` holding the late writer's lines was never named. (The start also
+    takes the new app.log for the copy truncated at its row's path, and warns of lines lost
+    that were not: still so.)"""
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "app.log"
+    copy = log.with_name("app.log.1")
+    log.touch()
+    first = Harness(tmp_path, pattern="app.log")
+    assert first.poll() == []
+    append(log, "".join(f"L{n} {DENIAL}\n" for n in range(5)))
+    assert len(first.poll()) == 5
+    shutil.copyfile(log, copy)
+    truncate(log)
+    assert first.poll() == []
+    first.close()
+    freed = tmp_path / "freed"  # the copy's inode, as the file system gives it out again
+    copy.rename(freed)
+    log.rename(copy)
+    freed.rename(log)
+    truncate(log)
+    emptied_ns = copy.stat().st_mtime_ns
+    append(copy, "".join(f"L{n} {DENIAL}\n" for n in range(5, 12)))  # the late writer
+    # logrotate dates the .gz by the file as it was when rotated (the tester's runs: the time
+    # of the copytruncate), not by the late writer's lines
+    os.utime(copy, ns=(emptied_ns, emptied_ns))
+    compress_like_logrotate(copy)
+    second = Harness(tmp_path, pattern="app.log")
+    try:
+        read = second.poll()
+        append(log, "".join(f"L{n} {DENIAL}\n" for n in range(12, 16)))
+        read += second.poll() + second.poll()
+        assert [line.split()[0] for line in read] == [f"L{n}" for n in range(12, 16)]
+        assert [w["compressed"] for w in unread_warnings(second)] == [str(copy) + ".gz"]
+    finally:
+        second.close()

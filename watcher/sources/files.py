@@ -1582,7 +1582,7 @@ class FileSources:
             if _holds_unread(fd, offset, mtime_ns, read_mtime_ns):
                 self._warn_compressed(path, compressed, fd, offset)
             return True
-        if newer:
+        if newer or _dated_as_a_life_seen_empty(gone, mtime_ns):
             self._warn_compressed(path, compressed, fd, None)
         return False
 
@@ -3275,6 +3275,16 @@ def _compressed(path: str, fd: int) -> bool:
     """gzip by its first bytes, or any compressor's file by its name: one logrotate is still
     writing is empty, and bz2, xz or zstd files have no gzip header."""
     return path.endswith(COMPRESSED_SUFFIXES) or _is_gzip(fd)
+
+
+def _dated_as_a_life_seen_empty(gone: dict[Identity, FileCheckpoint], mtime_ns: int) -> bool:
+    """A gone file last seen empty has the time a compressed file (which holds bytes) keeps:
+    that file, written after our look (logrotate dates what it compresses as it was when
+    rotated, not by a late writer's lines added since): none of its lines was read."""
+    return any(
+        saved.fingerprint_bytes == 0 and saved.offset == 0 and saved.mtime_ns == mtime_ns
+        for saved in gone.values()
+    )
 
 
 def _holds_unread(fd: int, offset: int, mtime_ns: int, read_mtime_ns: int) -> bool:
