@@ -3052,6 +3052,27 @@ class TestCopyEndingLongBeforeWhatWasRead:
         finally:
             h.close()
 
+    @pytest.mark.parametrize("pattern", ["*.log", "app.log"])
+    def test_the_copy_of_a_file_gone_while_stopped_is_known(self, tmp_path, pattern):
+        """Found by an explore run of the model's banner layout (on the code of earlier
+        sessions too): the file read past its copy's end, stopped, truncated (the copy dated
+        then) and deleted. At the start its checkpoint was gone, and a gone file's copy had to
+        hold all that was read of it: this shorter one was read from 0 as a generation
+        missed, its lines twice without a crash. A gone file's marks within it tell it."""
+        (tmp_path / "logs").mkdir()
+        log = tmp_path / "logs" / "app.log"
+        first = Harness(tmp_path, pattern=pattern)
+        assert self.copy_then_read_on(first, log, 300) == self.lines(100, 300)
+        first.close()
+        self.truncate_as_logrotate(log)
+        log.unlink()
+        second = Harness(tmp_path, pattern=pattern)
+        try:
+            assert second.poll() + second.poll() == []
+            assert "source_copy_continued" in second.events()
+        finally:
+            second.close()
+
     def test_a_later_life_alike_in_its_first_block_only_is_no_copy(self, tmp_path):
         """Marks further back are taken past the first block: a banner (the first KiB every
         life shares) is never one that tells a short file for the life's copy."""

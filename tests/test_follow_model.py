@@ -1001,6 +1001,76 @@ class TestFoundByHypothesis:
             """,
         )
 
+    def test_a_shorter_copy_of_a_file_gone_while_stopped_is_no_generation(self):
+        """Found by an explore run of banner (on the code of earlier sessions too): app.log's
+        copy made whole, 20 lines more read past its end before a stop, then the truncation
+        (the copy dated then) and app.log deleted. The start found the checkpoint gone and
+        took the copy, shorter than what was read, for a generation missed: read from 0, its
+        lines twice without a crash. A gone file's marks within a copy tell it."""
+        _replay(
+            "banner",
+            """
+            start_first(history=0, live=False)
+            crash()
+            append(count=20, long=True, leave_partial=False)
+            begin_copytruncate(percent=100)
+            start()
+            crash()
+            start()
+            crash()
+            append(count=20, long=False, leave_partial=False)
+            start()
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            stop()
+            truncate_long_after_the_copy(window=0)
+            delete_live_file()
+            start()
+            crash()
+            """,
+        )
+
+    def test_a_shorter_copy_of_a_file_gone_keeps_the_ids_of_its_lines(self):
+        """The same run's other failure: the copy of the gone file read from 0 under a key of
+        its own, its lines (read before a crash, never committed) under new ids."""
+        _replay(
+            "banner",
+            """
+            start_first(history=0, live=False)
+            crash()
+            append(count=20, long=True, leave_partial=False)
+            begin_copytruncate(percent=100)
+            start()
+            crash()
+            start()
+            crash()
+            append(count=20, long=False, leave_partial=False)
+            start()
+            poll_stalled_while_rotated(at_clock=0, rotation='copytruncate', count=1)
+            stop()
+            start()
+            crash()
+            start()
+            crash()
+            time_passes()
+            start()
+            crash()
+            append(count=2, long=False, leave_partial=False)
+            truncate_long_after_the_copy(window=0)
+            append(count=20, long=True, leave_partial=False)
+            touch_rotated_file(pick=2)
+            truncate_and_rewrite(count=3)
+            rotate_by_rename(create_new=False)
+            append(count=20, long=True, leave_partial=False)
+            writer_appends_to_renamed_file(count=1)
+            time_passes()
+            truncate_and_rewrite(count=1)
+            touch_rotated_file(pick=0)
+            delete_live_file()
+            start()
+            crash()
+            """,
+        )
+
     def test_the_copy_held_that_holds_all_read_comes_before_a_shorter_one_by_name(self):
         """Found by an explore run of banner_in_glob (shrunk; on the code before this
         session's too): app.log's copy-truncate copy, followed as that, finished and then

@@ -2864,8 +2864,9 @@ def _copy_of_gone(
             and _rotation_stem(name) == name  # rotation copies the live file, not app.log.3
             and _named_as_rotation_of(path, saved.path)  # app.log.1, app-20261129.log
             and saved.fingerprint_bytes > 0
-            # Made after we saw that file (it was there then): it holds all we saw of it.
-            and _holds_all_seen(fd, size, saved)
+            # Made after we saw that file (it was there then): it holds all we saw of it, or
+            # (copied before the lines we read last) the marks of that life within it.
+            and (_holds_all_seen(fd, size, saved) or _shorter_copy_of(fd, size, saved))
         ):
             held.append(saved)
     return max(held, key=_seen_end, default=None)
@@ -3212,6 +3213,23 @@ def _renamed_and_still_the_same(fd: int, saved: FileCheckpoint) -> bool:
     or seen is another file that took the freed inode (the next copy-truncate's copy, say,
     with the same first lines: a banner)."""
     return _holds_all_seen(fd, os.fstat(fd).st_size, saved)
+
+
+def _shorter_copy_of(fd: int, size: int, saved: FileCheckpoint) -> bool:
+    """``fd`` (``size`` bytes) is a copy-truncate copy of the life ``saved`` describes that
+    ends before where it was read (what was written between the copy and the cut was read
+    from the file): its first bytes, and that life's marks within it, the last past the
+    first block (whose bytes lives that begin alike share: a banner)."""
+    fingerprint, tail = _known_life(saved)
+    within = [m for m in tail.marks if m.end <= size]
+    return (
+        size < max(saved.offset, tail.end)
+        and bool(within)
+        and within[-1].end - within[-1].length >= SPARSE_BYTES
+        and fingerprint.length > 0
+        and fingerprint.matches(fd)
+        and tail.verdict(size, _pread(fd)) is True
+    )
 
 
 def _holds_all_seen(fd: int, size: int, saved: FileCheckpoint) -> bool:
