@@ -2998,6 +2998,15 @@ class TestCopyEndingLongBeforeWhatWasRead:
         stamp = log.stat().st_mtime_ns
         os.utime(log.with_name("app.log.1"), ns=(stamp, stamp))  # logrotate's copy: its time
 
+    def read_past_the_copy_then_stop_and_truncate(self, root: Path, pattern: str) -> Path:
+        (root / "logs").mkdir()
+        log = root / "logs" / "app.log"
+        first = Harness(root, pattern=pattern)
+        assert self.copy_then_read_on(first, log, 300) == self.lines(100, 300)
+        first.close()
+        self.truncate_as_logrotate(log)
+        return log
+
     @pytest.mark.parametrize("more", [20, 300])
     @pytest.mark.parametrize("pattern", ["*.log", "app.log*"])
     def test_the_copy_is_known_and_nothing_is_read_twice(self, tmp_path, pattern, more):
@@ -3016,12 +3025,7 @@ class TestCopyEndingLongBeforeWhatWasRead:
 
     @pytest.mark.parametrize("pattern", ["*.log", "app.log*"])
     def test_the_copy_is_known_after_a_restart(self, tmp_path, pattern):
-        (tmp_path / "logs").mkdir()
-        log = tmp_path / "logs" / "app.log"
-        first = Harness(tmp_path, pattern=pattern)
-        assert self.copy_then_read_on(first, log, 300) == self.lines(100, 300)
-        first.close()
-        self.truncate_as_logrotate(log)
+        log = self.read_past_the_copy_then_stop_and_truncate(tmp_path, pattern)
         append(log, "".join(f"{line}\n" for line in self.lines(1000, 3)))
         second = Harness(tmp_path, pattern=pattern)
         try:
@@ -3059,12 +3063,7 @@ class TestCopyEndingLongBeforeWhatWasRead:
         then) and deleted. At the start its checkpoint was gone, and a gone file's copy had to
         hold all that was read of it: this shorter one was read from 0 as a generation
         missed, its lines twice without a crash. A gone file's marks within it tell it."""
-        (tmp_path / "logs").mkdir()
-        log = tmp_path / "logs" / "app.log"
-        first = Harness(tmp_path, pattern=pattern)
-        assert self.copy_then_read_on(first, log, 300) == self.lines(100, 300)
-        first.close()
-        self.truncate_as_logrotate(log)
+        log = self.read_past_the_copy_then_stop_and_truncate(tmp_path, pattern)
         log.unlink()
         second = Harness(tmp_path, pattern=pattern)
         try:
