@@ -2114,6 +2114,29 @@ def _copy_truncate_with_banner(log: Path) -> None:
     append(log, BANNER)
 
 
+def _empty_renamed_while_stopped_then_written(root: Path, *, emptied_again: bool) -> list[str]:
+    """app.log followed empty (``emptied_again``: then given a new time, as a copy-truncate of
+    an empty file does, and looked at again), stopped, renamed to app.log.1, the watcher
+    started, then a line from a writer that still holds the renamed file: what is read."""
+    (root / "logs").mkdir()
+    log = root / "logs" / "app.log"
+    log.touch()
+    first = Harness(root, pattern="app.log")
+    assert first.poll() == []
+    if emptied_again:
+        later = log.stat().st_mtime_ns + 5 * 10**9
+        os.utime(log, ns=(later, later))
+        assert first.poll() == []
+    first.close()
+    os.rename(log, log.with_name("app.log.1"))
+    second = Harness(root, pattern="app.log")
+    assert second.poll() == []
+    append(log.with_name("app.log.1"), f"L0 {DENIAL}\n")  # the writer still holds it
+    read = second.poll()
+    second.close()
+    return [line.split()[0] for line in read]
+
+
 class TestLivesThatBeginAlike:
     """Found by the third outside attack (real logrotate, a postrotate writing a 1.7 KiB
     banner): every life of app.log began with the same first KiB, all a checkpoint knew of
@@ -2350,19 +2373,7 @@ class TestLivesThatBeginAlike:
         could not tell it from a file that took the inode (an empty checkpoint says nothing),
         looked at it as a missed generation, found it empty and let it go: the writer's line
         was never read. Still empty and untouched since the save, it is that file renamed."""
-        (tmp_path / "logs").mkdir()
-        log = tmp_path / "logs" / "app.log"
-        log.touch()
-        first = Harness(tmp_path, pattern="app.log")
-        assert first.poll() == []
-        first.close()
-        os.rename(log, log.with_name("app.log.1"))
-        second = Harness(tmp_path, pattern="app.log")
-        assert second.poll() == []
-        append(log.with_name("app.log.1"), f"L0 {DENIAL}\n")  # the writer still holds it
-        read = second.poll()
-        second.close()
-        assert [line.split()[0] for line in read] == ["L0"]
+        assert _empty_renamed_while_stopped_then_written(tmp_path, emptied_again=False) == ["L0"]
 
     def test_an_empty_file_touched_while_read_then_renamed_while_stopped_is_followed(
         self, tmp_path
@@ -2374,22 +2385,7 @@ class TestLivesThatBeginAlike:
         "untouched since the save" and was let go: a late writer's lines were never read,
         and once compressed never named. An empty file's row keeps the time of the last
         look."""
-        (tmp_path / "logs").mkdir()
-        log = tmp_path / "logs" / "app.log"
-        log.touch()
-        first = Harness(tmp_path, pattern="app.log")
-        assert first.poll() == []
-        later = log.stat().st_mtime_ns + 5 * 10**9
-        os.utime(log, ns=(later, later))  # emptied again: a new time
-        assert first.poll() == []
-        first.close()
-        os.rename(log, log.with_name("app.log.1"))
-        second = Harness(tmp_path, pattern="app.log")
-        assert second.poll() == []
-        append(log.with_name("app.log.1"), f"L0 {DENIAL}\n")  # the writer still holds it
-        read = second.poll()
-        second.close()
-        assert [line.split()[0] for line in read] == ["L0"]
+        assert _empty_renamed_while_stopped_then_written(tmp_path, emptied_again=True) == ["L0"]
 
     def test_a_copy_of_the_next_file_at_the_path_in_the_making_is_not_a_life_s_copy(self, tmp_path):
         """Found by the model's banner layout, no crash: app.log rotated away (held) and

@@ -2789,8 +2789,7 @@ class _RangeReader:
     def _keep(self, data: memoryview) -> None:
         """Keep the last bytes read (``data``, from ``_position``); the blocks of those that go
         are marked first."""
-        if self._position + len(data) - self.KEEP_BYTES > self._position - len(self._kept):
-            self._mark_passed(data)
+        self._mark_passed(data)
         self._kept = (self._kept + bytes(data[-self.KEEP_BYTES :]))[-self.KEEP_BYTES :]
 
     def _mark_passed(self, data: memoryview) -> None:
